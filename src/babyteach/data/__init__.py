@@ -1,0 +1,1 @@
+"""Data stage: fetch (official URL or local mirror) → clean → tokenizer → token shards."""
