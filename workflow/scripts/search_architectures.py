@@ -16,7 +16,7 @@ space = params.space
 write_search(
     snakemake.output[0],  # noqa: F821
     search_architectures(
-        teacher=Architecture.from_mapping(dict(params.teacher), "search.teacher"),
+        teacher=Architecture.from_mapping(dict(params.teacher), "model.teacher"),
         n_peers=int(snakemake.wildcards.peers),  # noqa: F821
         space=SearchSpace(layers=space["layers"], heads=space["heads"], hidden=space["hidden"]),
         vocab_size=int(params.vocab_size),

@@ -240,7 +240,7 @@ class PackedBlocks:
     def __init__(self, shard_dir: Path, split: str, block_size: int = 128):
         if block_size < 3:
             raise InputError(
-                f"block_size: {block_size} leaves no room for text between <s> and </s>; use 3 or more"
+                f"model.block_size: {block_size} leaves no room for text between <s> and </s>; use 3 or more"
             )
         meta = read_meta(shard_dir)
         if split not in meta["splits"]:

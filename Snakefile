@@ -1,0 +1,36 @@
+# babyteach: the paper "When Babies Teach Babies" (BabyLM 2024) from one target.
+# This file is a table of contents; logic lives in src/babyteach, rules in workflow/rules.
+import os
+
+from snakemake.utils import min_version
+
+min_version("8.20")
+
+
+# Resolved beside this file so that `snakemake -d <workdir>` finds it too.
+configfile: os.path.join(workflow.basedir, "config.yaml")
+
+
+include: "workflow/rules/common.smk"
+include: "workflow/rules/data.smk"
+include: "workflow/rules/tokenizer.smk"
+include: "workflow/rules/search.smk"
+
+
+rule all:
+    default_target: True
+    input:
+        data_outputs(),
+        search_outputs(),
+
+
+rule data:
+    """Every output of the data stage: fetched datasets, cleaned corpus, statistics, tokenizer, shards."""
+    input:
+        data_outputs(),
+
+
+rule search:
+    """Searched student architectures for every configured peer count (Table 3's input)."""
+    input:
+        search_outputs(),

@@ -1,0 +1,86 @@
+"""``babyteach <subcommand>``: single steps of the workflow outside Snakemake.
+
+Each subcommand calls the same function the workflow's rule calls, with the same
+arguments, so a step can be rerun or debugged by hand::
+
+    babyteach fetch blimp-fast results/raw/blimp-fast --mirror ../shared/data
+    babyteach clean results/raw/babylm-2024-10M results/2024-10M/clean results/2024-10M/stats/corpus.csv
+    babyteach train-tokenizer results/2024-10M/clean results/2024-10M/tokenizer --vocab-size 50265
+    babyteach tokenize results/2024-10M/clean results/2024-10M/tokenizer results/2024-10M/shards
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+from babyteach.errors import InputError
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="babyteach", description=__doc__.splitlines()[0])
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    fetch = commands.add_parser("fetch", help="fetch one dataset (official URL or local mirror)")
+    fetch.add_argument("dataset", help="registry name, e.g. blimp-fast or babylm-2024-10M")
+    fetch.add_argument("dest", type=Path, help="folder to create")
+    fetch.add_argument("--mirror", default=None, help="local mirror folder (default: $BABYTEACH_DATA_MIRROR)")
+    fetch.add_argument("--retries", type=int, default=3)
+    fetch.add_argument("--timeout-s", type=float, default=60.0)
+
+    clean = commands.add_parser("clean", help="clean a fetched BabyLM corpus and count its words")
+    clean.add_argument("raw_dir", type=Path)
+    clean.add_argument("clean_dir", type=Path)
+    clean.add_argument("stats_csv", type=Path)
+    clean.add_argument("--release", default="2024", choices=["2023", "2024"])
+    clean.add_argument("--on-decode-error", default="strict", choices=["strict", "replace"])
+    clean.add_argument("--max-lines-per-file", type=int, default=None)
+
+    tokenizer = commands.add_parser("train-tokenizer", help="train the byte-level BPE tokenizer")
+    tokenizer.add_argument("clean_dir", type=Path)
+    tokenizer.add_argument("out_dir", type=Path)
+    tokenizer.add_argument("--vocab-size", type=int, default=50265)
+    tokenizer.add_argument("--min-frequency", type=int, default=2)
+
+    tokenize = commands.add_parser("tokenize", help="encode train and dev into token shards")
+    tokenize.add_argument("clean_dir", type=Path)
+    tokenize.add_argument("tokenizer_dir", type=Path)
+    tokenize.add_argument("out_dir", type=Path)
+    tokenize.add_argument("--batch-lines", type=int, default=10000)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the ``babyteach`` command; returns the exit status."""
+    args = _parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        if args.command == "fetch":
+            from babyteach.data.fetch import fetch_dataset, mirror_from
+
+            fetch_dataset(args.dataset, args.dest, mirror_from(args.mirror), args.retries, args.timeout_s)
+        elif args.command == "clean":
+            from babyteach.data.clean import clean_corpus
+
+            clean_corpus(
+                args.raw_dir, args.clean_dir, args.stats_csv, args.release,
+                args.on_decode_error, args.max_lines_per_file,
+            )
+        elif args.command == "train-tokenizer":
+            from babyteach.data.tokenizer import train_tokenizer
+
+            train_tokenizer(args.clean_dir, args.out_dir, args.vocab_size, args.min_frequency)
+        elif args.command == "tokenize":
+            from babyteach.data.shards import write_shards
+
+            write_shards(args.clean_dir, args.tokenizer_dir, args.out_dir, batch_lines=args.batch_lines)
+    except InputError as error:
+        print(f"babyteach {args.command}: error: {error}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,29 @@
+"""The ``babyteach`` command runs single steps with the same functions as the rules."""
+
+from __future__ import annotations
+
+import json
+
+from babyteach.cli import main
+from conftest import REPO
+
+
+def test_fetch_then_clean_from_the_mirror(tmp_path, data_mirror):
+    assert main(["fetch", "supplement-fast", str(tmp_path / "supp"), "--mirror", str(data_mirror)]) == 0
+    manifest = json.loads((tmp_path / "supp/MANIFEST.json").read_text())
+    assert sorted(f["path"] for f in manifest["files"]) == [
+        "hypernym.jsonl", "qa_congruence_easy.jsonl", "qa_congruence_tricky.jsonl",
+        "subject_aux_inversion.jsonl", "turn_taking.jsonl",
+    ]
+
+
+def test_bad_input_exits_2_with_the_problem_named(tmp_path, capsys):
+    assert main(["fetch", "blimp-typo", str(tmp_path / "x")]) == 2
+    assert "blimp-typo" in capsys.readouterr().err
+    assert not (tmp_path / "x").exists()
+
+
+def test_readme_test_command_is_what_ci_runs():
+    ci_command = (REPO / ".ci/run").read_text().strip().splitlines()[-1]
+    assert ci_command.startswith("python3.11 -m venv")
+    assert f"\n{ci_command}\n" in (REPO / "README.md").read_text()

@@ -1,0 +1,70 @@
+"""Configuration: every key described and defaulted, bad keys and types fail at start-up."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+import yaml
+
+from conftest import REPO
+from workflow_helpers import run_snakemake
+
+SCHEMA = yaml.safe_load((REPO / "workflow/schemas/config.schema.yaml").read_text())
+
+
+def _walk_properties(schema: dict, prefix: str = ""):
+    for key, sub in schema.get("properties", {}).items():
+        yield f"{prefix}{key}", sub
+        yield from _walk_properties(sub, f"{prefix}{key}.")
+
+
+def test_every_schema_key_has_description_and_default():
+    keys = list(_walk_properties(SCHEMA))
+    assert len(keys) > 10
+    missing = [k for k, sub in keys if "description" not in sub or "default" not in sub]
+    assert missing == []
+
+
+def test_every_object_rejects_unknown_keys():
+    objects = [k for k, sub in _walk_properties(SCHEMA) if sub.get("type") == "object"]
+    assert SCHEMA["additionalProperties"] is False
+    assert all(sub.get("additionalProperties") is False for k, sub in _walk_properties(SCHEMA) if k in objects)
+
+
+def test_every_config_yaml_key_is_commented():
+    lines = (REPO / "config.yaml").read_text().splitlines()
+    uncommented = []
+    for i, line in enumerate(lines):
+        if re.match(r"^\s*[A-Za-z_]+:", line):
+            commented_here = "#" in line
+            commented_above = i > 0 and lines[i - 1].lstrip().startswith("#")
+            is_section = line.rstrip().endswith(":")
+            if not (commented_here or commented_above or is_section):
+                uncommented.append(line)
+    assert uncommented == []
+
+
+@pytest.mark.parametrize("configfile", [None, "config/demo.yaml", "config/track-100M.yaml"])
+def test_dry_run_plans_the_whole_dag(tmp_path, configfile):
+    args = ["-n", "all"] + (["--configfile", str(REPO / configfile)] if configfile else [])
+    result = run_snakemake(tmp_path, *args)
+    for rule in ("fetch_data", "clean_corpus", "train_tokenizer", "tokenize_corpus"):
+        assert rule in result.stdout
+
+
+@pytest.mark.parametrize(
+    ("config", "named"),
+    [
+        ({"tokenizer": {"vocab_size": "big"}}, "vocab_size"),
+        ({"corpus": {"track": "1B"}}, "track"),
+        ({"tokenizr": {"vocab_size": 100}}, "tokenizr"),
+        ({"download": {"retries": 0}}, "retries"),
+        ({"evaluation_data": ["blimp-typo"]}, "evaluation_data"),
+    ],
+)
+def test_bad_config_fails_at_start_up_naming_the_key(tmp_path, config, named):
+    result = run_snakemake(tmp_path, "-n", config=config, check=False)
+    assert result.returncode != 0
+    assert named in result.stdout + result.stderr
+    assert not (tmp_path / "results").exists()

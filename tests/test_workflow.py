@@ -1,0 +1,96 @@
+"""End to end through Snakemake: the data stage and the search on a micro config, from the mirror."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+from transformers import AutoTokenizer
+
+from babyteach.data.shards import PackedBlocks, decode_lines
+from conftest import REPO
+from workflow_helpers import run_snakemake
+
+MICRO = {
+    "corpus": {"max_lines_per_file": 200},
+    "tokenizer": {"vocab_size": 400},
+    "model": {"block_size": 32, "teacher": {"layers": 2, "heads": 2, "hidden": 32}},
+    "search": {
+        "peer_counts": [2],
+        "space": {"layers": [1, 2], "heads": [1, 2], "hidden": [8, 16, 24, 32]},
+        "init_points": 2,
+        "n_iter": 2,
+    },
+    "evaluation_data": ["blimp-fast", "ewok-fast"],
+}
+
+
+@pytest.fixture(scope="module")
+def micro_run(tmp_path_factory, data_mirror):
+    workdir = tmp_path_factory.mktemp("micro")
+    config = {**MICRO, "data_mirror": str(data_mirror)}
+    run_snakemake(workdir, "--cores", "2", "all", config=config)
+    return workdir, config
+
+
+def test_stats_count_the_cleaned_files(micro_run):
+    workdir, _ = micro_run
+    corpus = workdir / "results/2024-10M"
+    stats = pd.read_csv(corpus / "stats/corpus.csv")
+    assert len(stats) == 6 * 3
+    for row in stats.itertuples():
+        lines = (corpus / "clean" / f"{row.domain}.{row.split}").read_text(encoding="utf-8").splitlines()
+        assert row.lines == len(lines) <= 200
+        assert row.words == sum(len(line.split()) for line in lines)
+
+
+def test_shards_decode_back_to_the_cleaned_train_text(micro_run):
+    workdir, _ = micro_run
+    corpus = workdir / "results/2024-10M"
+    tokenizer = AutoTokenizer.from_pretrained(corpus / "tokenizer")
+    assert len(tokenizer) == 400 and tokenizer.mask_token == "<mask>"
+    expected = []
+    for domain in sorted({p.stem for p in (corpus / "clean").glob("*.train")}):
+        expected += (corpus / "clean" / f"{domain}.train").read_text(encoding="utf-8").splitlines()
+    assert list(decode_lines(corpus / "shards", "train", corpus / "tokenizer")) == expected
+    blocks = PackedBlocks(corpus / "shards", "dev", block_size=32)
+    first = blocks[0]
+    assert first[0] == tokenizer.bos_token_id and first[-1] == tokenizer.eos_token_id
+    assert np.all(first[1:-1] != tokenizer.pad_token_id)
+
+
+def test_search_result_targets_the_teacher(micro_run):
+    workdir, _ = micro_run
+    result = json.loads((workdir / "results/search/peers-2.json").read_text())
+    teacher_params = result["teacher"]["params"]
+    assert [p["target"] for p in result["peers"]] == pytest.approx([teacher_params / 2, teacher_params / 3])
+
+
+def test_fetched_evaluation_data_is_verified(micro_run):
+    workdir, _ = micro_run
+    manifest = json.loads((workdir / "results/raw/blimp-fast/MANIFEST.json").read_text())
+    assert len(manifest["files"]) == 67
+    assert (workdir / "results/raw/ewok-fast/ewok_fast.zip").is_file()
+
+
+def test_rerun_has_nothing_to_do(micro_run):
+    workdir, config = micro_run
+    result = run_snakemake(workdir, "-n", "all", config=config)
+    assert "Nothing to be done" in result.stdout + result.stderr
+
+
+def test_changing_the_vocabulary_reruns_only_tokenizer_and_shards(micro_run, tmp_path):
+    workdir, config = micro_run
+    changed = {**config, "tokenizer": {"vocab_size": 500}}
+    result = run_snakemake(workdir, "-n", "all", config=changed)
+    planned = result.stdout
+    assert "rule train_tokenizer" in planned and "rule tokenize_corpus" in planned
+    assert "rule clean_corpus" not in planned and "rule fetch_data" not in planned
+
+
+def test_lint_reports_nothing(tmp_path):
+    result = run_snakemake(tmp_path, "--lint", check=False)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "Lints for" not in result.stdout + result.stderr

@@ -1,0 +1,31 @@
+"""Running the Snakemake workflow from tests: in a temporary working directory, on the mirror."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import yaml
+
+from conftest import REPO
+
+
+def run_snakemake(
+    workdir: Path, *args: str, config: dict | None = None, check: bool = True, timeout: float = 900
+) -> subprocess.CompletedProcess:
+    """Run ``snakemake`` on this repository's Snakefile in ``workdir``.
+
+    ``config`` is written to ``workdir/test-config.yaml`` and passed with ``--configfile``
+    (merged over config.yaml). Output is captured; with ``check`` a failure raises with it.
+    """
+    workdir.mkdir(parents=True, exist_ok=True)
+    command = [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "-d", str(workdir)]
+    if config is not None:
+        config_file = workdir / "test-config.yaml"
+        config_file.write_text(yaml.safe_dump(config))
+        command += ["--configfile", str(config_file)]
+    result = subprocess.run(command + list(args), capture_output=True, text=True, timeout=timeout)
+    if check and result.returncode != 0:
+        raise AssertionError(f"snakemake failed ({result.returncode}):\n{result.stdout}\n{result.stderr}")
+    return result

@@ -1,0 +1,58 @@
+# Helpers shared by all .smk files: config validation, paths, input functions.
+import os
+from pathlib import Path
+
+from snakemake.utils import validate
+
+validate(config, workflow.source_path("../schemas/config.schema.yaml"))
+
+# Scripts import babyteach from this checkout even in a --use-conda environment that only
+# holds the dependencies: jobs inherit the environment of the Snakemake process.
+# PYTHONPATH is set here, not required from the user, so it is no `envvars:` entry.
+os.environ.update(
+    PYTHONPATH=os.pathsep.join(
+        filter(None, [str(Path(workflow.basedir) / "src"), os.environ.get("PYTHONPATH")])
+    )
+)
+
+from babyteach.data.corpora import CorpusId  # noqa: E402
+from babyteach.data.fetch import DATASETS, mirror_from  # noqa: E402
+
+CORPUS = CorpusId(config["corpus"]["release"], config["corpus"]["track"])
+DATA_MIRROR = mirror_from(config["data_mirror"])
+
+
+wildcard_constraints:
+    corpus=r"(2023|2024)-(10M|100M)",
+    dataset="|".join(sorted(DATASETS)),
+    peers=r"\d+",
+
+
+def data_mirror_param():
+    """The resolved mirror folder as a string, for params (None: official URLs)."""
+    return str(DATA_MIRROR) if DATA_MIRROR else None
+
+
+def corpus_dataset(wildcards):
+    """The fetched raw corpus folder of the {corpus} wildcard."""
+    return f"results/raw/babylm-{wildcards.corpus}"
+
+
+def corpus_release(wildcards):
+    """The BabyLM release ("2023" or "2024") of the {corpus} wildcard."""
+    return CorpusId.parse(wildcards.corpus).release
+
+
+def data_outputs():
+    """Every output of the data stage for the configured corpus and evaluation data."""
+    return [
+        *expand("results/raw/{dataset}", dataset=config["evaluation_data"]),
+        f"results/{CORPUS.name}/stats/corpus.csv",
+        f"results/{CORPUS.name}/tokenizer",
+        f"results/{CORPUS.name}/shards",
+    ]
+
+
+def search_outputs():
+    """The architecture-search result of every configured peer count."""
+    return expand("results/search/peers-{peers}.json", peers=config["search"]["peer_counts"])
