@@ -12,11 +12,11 @@ arguments, so a step can be rerun or debugged by hand::
 from __future__ import annotations
 
 import argparse
-import logging
 import sys
 from pathlib import Path
 
 from babyteach.errors import InputError
+from babyteach.logs import log_to
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -55,7 +55,7 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``babyteach`` command; returns the exit status."""
     args = _parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    log_to(None)
     try:
         if args.command == "fetch":
             from babyteach.data.fetch import fetch_dataset, mirror_from

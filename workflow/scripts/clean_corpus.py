@@ -1,15 +1,11 @@
 """Rule clean_corpus: raw BabyLM domain files → cleaned splits + line/word counts (Table 5)."""
 
-import logging
 from pathlib import Path
 
-logging.basicConfig(
-    filename=snakemake.log[0],  # noqa: F821 (injected by Snakemake)
-    level=logging.INFO,
-    format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-)
+from babyteach.data.clean import clean_corpus
+from babyteach.logs import log_to
 
-from babyteach.data.clean import clean_corpus  # noqa: E402
+log_to(snakemake.log[0])  # noqa: F821 (injected by Snakemake)
 
 clean_corpus(
     Path(snakemake.input.raw),  # noqa: F821

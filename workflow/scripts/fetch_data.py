@@ -1,15 +1,11 @@
 """Rule fetch_data: one registry dataset (official URL or local mirror) → results/raw/{dataset}/."""
 
-import logging
 from pathlib import Path
 
-logging.basicConfig(
-    filename=snakemake.log[0],  # noqa: F821 (injected by Snakemake)
-    level=logging.INFO,
-    format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-)
+from babyteach.data.fetch import fetch_dataset
+from babyteach.logs import log_to
 
-from babyteach.data.fetch import fetch_dataset  # noqa: E402
+log_to(snakemake.log[0])  # noqa: F821 (injected by Snakemake)
 
 fetch_dataset(
     snakemake.wildcards.dataset,  # noqa: F821

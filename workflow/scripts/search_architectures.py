@@ -1,15 +1,10 @@
 """Rule search: one Bayesian architecture search per peer count → JSON (Table 3)."""
 
-import logging
-
+from babyteach.logs import log_to
 from babyteach.models import Architecture
 from babyteach.search import SearchSpace, search_architectures, write_search
 
-logging.basicConfig(
-    filename=snakemake.log[0],  # noqa: F821 (injected by Snakemake)
-    level=logging.INFO,
-    format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-)
+log_to(snakemake.log[0])  # noqa: F821 (injected by Snakemake)
 
 params = snakemake.params  # noqa: F821
 space = params.space

@@ -1,15 +1,11 @@
 """Rule tokenize_corpus: cleaned train/dev splits + tokenizer → token shards (.npy + meta.json)."""
 
-import logging
 from pathlib import Path
 
-logging.basicConfig(
-    filename=snakemake.log[0],  # noqa: F821 (injected by Snakemake)
-    level=logging.INFO,
-    format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-)
+from babyteach.data.shards import write_shards
+from babyteach.logs import log_to
 
-from babyteach.data.shards import write_shards  # noqa: E402
+log_to(snakemake.log[0])  # noqa: F821 (injected by Snakemake)
 
 write_shards(
     Path(snakemake.input.clean),  # noqa: F821

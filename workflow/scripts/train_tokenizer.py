@@ -1,15 +1,11 @@
 """Rule train_tokenizer: cleaned train split → byte-level BPE tokenizer folder (RoBERTa's recipe)."""
 
-import logging
 from pathlib import Path
 
-logging.basicConfig(
-    filename=snakemake.log[0],  # noqa: F821 (injected by Snakemake)
-    level=logging.INFO,
-    format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-)
+from babyteach.data.tokenizer import train_tokenizer
+from babyteach.logs import log_to
 
-from babyteach.data.tokenizer import train_tokenizer  # noqa: E402
+log_to(snakemake.log[0])  # noqa: F821 (injected by Snakemake)
 
 train_tokenizer(
     Path(snakemake.input.clean),  # noqa: F821
