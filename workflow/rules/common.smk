@@ -11,7 +11,9 @@ validate(config, workflow.source_path("../schemas/config.schema.yaml"))
 # PYTHONPATH is set here, not required from the user, so it is no `envvars:` entry.
 os.environ.update(
     PYTHONPATH=os.pathsep.join(
-        filter(None, [str(Path(workflow.basedir) / "src"), os.environ.get("PYTHONPATH")])
+        filter(
+            None, [str(Path(workflow.basedir) / "src"), os.environ.get("PYTHONPATH")]
+        )
     )
 )
 
@@ -55,4 +57,6 @@ def data_outputs():
 
 def search_outputs():
     """The architecture-search result of every configured peer count."""
-    return expand("results/search/peers-{peers}.json", peers=config["search"]["peer_counts"])
+    return expand(
+        "results/search/peers-{peers}.json", peers=config["search"]["peer_counts"]
+    )

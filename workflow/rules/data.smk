@@ -9,16 +9,16 @@ rule fetch_data:
         "logs/fetch_data/{dataset}.log",
     benchmark:
         "benchmarks/fetch_data/{dataset}.tsv"
-    params:
-        mirror=data_mirror_param(),
-        retries=config["download"]["retries"],
-        timeout_s=config["download"]["timeout_s"],
+    conda:
+        "../envs/babyteach.yaml"
     threads: 1
     resources:
         mem_mb=2000,
         runtime=60,
-    conda:
-        "../envs/babyteach.yaml"
+    params:
+        mirror=data_mirror_param(),
+        retries=config["download"]["retries"],
+        timeout_s=config["download"]["timeout_s"],
     script:
         "../scripts/fetch_data.py"
 
@@ -34,15 +34,15 @@ rule clean_corpus:
         "logs/clean_corpus/{corpus}.log",
     benchmark:
         "benchmarks/clean_corpus/{corpus}.tsv"
-    params:
-        release=corpus_release,
-        on_decode_error=config["corpus"]["on_decode_error"],
-        max_lines_per_file=config["corpus"]["max_lines_per_file"],
+    conda:
+        "../envs/babyteach.yaml"
     threads: 1
     resources:
         mem_mb=4000,
         runtime=60,
-    conda:
-        "../envs/babyteach.yaml"
+    params:
+        release=corpus_release,
+        on_decode_error=config["corpus"]["on_decode_error"],
+        max_lines_per_file=config["corpus"]["max_lines_per_file"],
     script:
         "../scripts/clean_corpus.py"

@@ -9,6 +9,12 @@ rule search_architectures:
         "logs/search_architectures/peers-{peers}.log",
     benchmark:
         "benchmarks/search_architectures/peers-{peers}.tsv"
+    conda:
+        "../envs/babyteach.yaml"
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=30,
     params:
         teacher=config["model"]["teacher"],
         space=config["search"]["space"],
@@ -17,11 +23,5 @@ rule search_architectures:
         init_points=config["search"]["init_points"],
         n_iter=config["search"]["n_iter"],
         seed=config["search"]["seed"],
-    threads: 1
-    resources:
-        mem_mb=2000,
-        runtime=30,
-    conda:
-        "../envs/babyteach.yaml"
     script:
         "../scripts/search_architectures.py"

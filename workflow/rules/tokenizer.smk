@@ -11,15 +11,15 @@ rule train_tokenizer:
         "logs/train_tokenizer/{corpus}.log",
     benchmark:
         "benchmarks/train_tokenizer/{corpus}.tsv"
-    params:
-        vocab_size=config["tokenizer"]["vocab_size"],
-        min_frequency=config["tokenizer"]["min_frequency"],
+    conda:
+        "../envs/babyteach.yaml"
     threads: 2
     resources:
         mem_mb=8000,
         runtime=120,
-    conda:
-        "../envs/babyteach.yaml"
+    params:
+        vocab_size=config["tokenizer"]["vocab_size"],
+        min_frequency=config["tokenizer"]["min_frequency"],
     script:
         "../scripts/train_tokenizer.py"
 
@@ -35,13 +35,13 @@ rule tokenize_corpus:
         "logs/tokenize_corpus/{corpus}.log",
     benchmark:
         "benchmarks/tokenize_corpus/{corpus}.tsv"
-    params:
-        batch_lines=config["shards"]["encode_batch_lines"],
+    conda:
+        "../envs/babyteach.yaml"
     threads: 2
     resources:
         mem_mb=8000,
         runtime=120,
-    conda:
-        "../envs/babyteach.yaml"
+    params:
+        batch_lines=config["shards"]["encode_batch_lines"],
     script:
         "../scripts/tokenize_corpus.py"
