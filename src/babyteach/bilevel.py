@@ -1,0 +1,158 @@
+"""DWML's outer loop: the hypergradient of the peer weights ω and its mirror-descent step.
+
+``METHODS.md`` (DWML) models the inner loop by one SGD step of size γ,
+``θ'(ω) = θ − γ ∇_θ L1(θ, ω)``, and descends ``ω ↦ L2(θ'(ω), ω)`` on the simplex::
+
+    g = hypergradient(peers, (train_inputs, train_targets), (dev_inputs, dev_targets),
+                      weights, alpha=0.5, gamma=current_lr)                  # (M,)
+    weights = mirror_descent_step(weights, g, eta_schedule(update, n_updates))
+
+Each peer is a ``torch.nn.Module``; ``logits_fn(module, inputs)`` returns its logits at
+the masked positions ``(n_masked, vocab)`` (default :func:`mlm_logits`, for the project's
+``RobertaForMaskedLM`` peers and an inputs mapping with ``input_ids``, ``attention_mask``,
+``positions``). Peers are evaluated at other parameter values with
+``torch.func.functional_call``; their own parameters and ``.grad`` are never changed.
+Train/eval mode is the caller's: with dropout on, ``g`` is as stochastic as the losses.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+import torch
+from torch import nn
+from torch.func import functional_call
+
+from babyteach.losses import ensemble_loss, per_peer_coefficients
+from babyteach.models import masked_logits
+
+#: ``(inputs, targets)``: whatever ``logits_fn`` takes, and the targets ``(n_masked,)``.
+Batch = tuple[Any, torch.Tensor]
+LogitsFn = Callable[[nn.Module, Any], torch.Tensor]
+HYPERGRADIENT_MODES = ("unrolled", "first_order")
+
+
+def mlm_logits(model: nn.Module, inputs: Mapping[str, torch.Tensor]) -> torch.Tensor:
+    """Masked-position logits of a ``RobertaForMaskedLM`` (see :func:`babyteach.models.masked_logits`)."""
+    return masked_logits(model, inputs["input_ids"], inputs.get("attention_mask"), inputs["positions"])
+
+
+class _Bound(nn.Module):
+    """``logits_fn`` bound to one peer, so ``functional_call`` can swap the peer's parameters."""
+
+    def __init__(self, model: nn.Module, logits_fn: LogitsFn) -> None:
+        super().__init__()
+        self.model = model
+        self.logits_fn = logits_fn
+
+    def forward(self, inputs: Any) -> torch.Tensor:
+        return self.logits_fn(self.model, inputs)
+
+
+def _peer_logits(
+    models: Sequence[nn.Module], params: Sequence[dict[str, torch.Tensor]], inputs: Any, logits_fn: LogitsFn
+) -> list[torch.Tensor]:
+    """Each peer's logits with its parameters replaced by ``params[i]`` (tied weights stay tied)."""
+    return [
+        functional_call(_Bound(model, logits_fn), {f"model.{name}": value for name, value in p.items()}, (inputs,))
+        for model, p in zip(models, params, strict=True)
+    ]
+
+
+def hypergradient(
+    models: Sequence[nn.Module],
+    batch_train: Batch,
+    batch_dev: Batch,
+    weights: torch.Tensor,
+    alpha: float,
+    gamma: float,
+    mode: str = "unrolled",
+    *,
+    tau: float = 1.0,
+    logits_fn: LogitsFn = mlm_logits,
+    supervised: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None,
+) -> torch.Tensor:
+    """The hypergradient ``g`` (M,) of ``METHODS.md``'s Eq. 3::
+
+        g_k = ∂L2/∂ω_k (θ', ω) − γ ⟨ ∇_θ L2(θ', ω), ∇_θ La_k(θ) ⟩
+
+    with ``La_k`` from :func:`babyteach.losses.per_peer_coefficients` on ``batch_train``
+    and ``L2`` from :func:`babyteach.losses.ensemble_loss` on ``batch_dev``.
+    ``mode="unrolled"``: ``θ' = θ − γ Σ_k ω_k ∇_θ La_k(θ)`` (one virtual SGD step on L1);
+    ``mode="first_order"``: ``θ' = θ``. ``supervised(logits, targets)``, if given, replaces
+    each peer's ``CE`` in ``La_k`` (KD_DWML passes a KD loss against the teacher).
+
+    Cost: one forward of every peer on each batch and M + 1 backward passes (one per
+    ``La_k``, one for ``L2``); the M gradients ``∇_θ La_k`` are held at once, so memory is
+    M copies of all peers' trainable parameters.
+    """
+    if mode not in HYPERGRADIENT_MODES:
+        raise ValueError(f"mode must be one of {HYPERGRADIENT_MODES}, got {mode!r}")
+    m = len(models)
+    if weights.shape != (m,):
+        raise ValueError(f"expected weights of shape ({m},), got {tuple(weights.shape)}")
+    weights = weights.detach()
+    params = [{name: p for name, p in model.named_parameters() if p.requires_grad} for model in models]
+    flat = [p for peer in params for p in peer.values()]
+
+    # M backward passes: ∇_θ La_k(θ) for every k, over all peers' parameters
+    train_inputs, train_targets = batch_train
+    train_logits = _peer_logits(models, params, train_inputs, logits_fn)
+    supervised_losses = None if supervised is None else [supervised(z, train_targets) for z in train_logits]
+    coefficients = per_peer_coefficients(train_logits, train_targets, alpha, tau, supervised_losses)  # (M,)
+    coefficient_grads = []
+    for k in range(m):
+        grads = torch.autograd.grad(coefficients[k], flat, retain_graph=k < m - 1, allow_unused=True)
+        coefficient_grads.append([torch.zeros_like(p) if g is None else g for p, g in zip(flat, grads, strict=True)])
+
+    # θ': the virtual step on L1 (∇_θ L1 = Σ_k ω_k ∇_θ La_k), or θ itself
+    shifted = []
+    for index, p in enumerate(flat):
+        step = sum(weights[k] * coefficient_grads[k][index] for k in range(m)) if mode == "unrolled" else 0
+        shifted.append((p.detach() - gamma * step).requires_grad_())
+    shifted_params, start = [], 0
+    for peer in params:
+        shifted_params.append(dict(zip(peer, shifted[start : start + len(peer)], strict=True)))
+        start += len(peer)
+
+    # one more backward pass: ∂L2/∂ω and ∇_θ L2 at (θ', ω)
+    dev_inputs, dev_targets = batch_dev
+    omega = weights.clone().requires_grad_()
+    outer = ensemble_loss(_peer_logits(models, shifted_params, dev_inputs, logits_fn), omega, dev_targets)
+    grad_omega, *grad_theta = torch.autograd.grad(outer, [omega, *shifted], allow_unused=True)
+    grad_theta = [torch.zeros_like(p) if g is None else g for p, g in zip(shifted, grad_theta, strict=True)]
+
+    inner = torch.stack(
+        [sum((a * b).sum() for a, b in zip(grad_theta, coefficient_grads[k], strict=True)) for k in range(m)]
+    )  # (M,): ⟨∇_θ L2(θ'), ∇_θ La_k(θ)⟩
+    return (grad_omega - gamma * inner).detach()
+
+
+def mirror_descent_step(
+    weights: torch.Tensor, g: torch.Tensor, eta: float, clip: float | None = None
+) -> torch.Tensor:
+    """Exponentiated-gradient step on the simplex (``METHODS.md``, Eq. 4).
+
+    ``ω_k ← ω_k exp(−η g_k) / Σ_j ω_j exp(−η g_j)``, with ``g`` first clipped to
+    ``[−clip, clip]`` when ``clip`` is given. Computed as a softmax of ``log ω − η g``, so
+    large ``η g`` cannot overflow; a zero weight stays zero. Returns a new tensor.
+    """
+    if weights.shape != g.shape or weights.dim() != 1:
+        raise ValueError(f"expected weights and g of one shape (M,), got {tuple(weights.shape)} and {tuple(g.shape)}")
+    g = g.detach()
+    if clip is not None:
+        g = g.clamp(-clip, clip)
+    return torch.softmax(weights.detach().log() - eta * g, dim=0)
+
+
+def eta_schedule(step: int, total: int, eta0: float = 0.25, eta_min: float = 0.0025) -> float:
+    """Cosine annealing of the mirror-descent step size from ``eta0`` (step 0) to ``eta_min`` (step ``total``).
+
+    ``η = η_min + (η_0 − η_min)(1 + cos(π · step / total)) / 2``; defaults are the paper's
+    code's (``METHODS.md``).
+    """
+    if total < 1 or not 0 <= step <= total:
+        raise ValueError(f"need total ≥ 1 and 0 ≤ step ≤ total, got step {step}, total {total}")
+    return eta_min + (eta0 - eta_min) * (1 + math.cos(math.pi * step / total)) / 2
