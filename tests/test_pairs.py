@@ -1,0 +1,276 @@
+"""Minimal-pair evaluation: loaders on the mirror files, batched PLL against a direct reference,
+strict-inequality aggregation (ties are wrong), and the result JSON."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+import torch
+from transformers import AutoTokenizer
+
+from babyteach.data.fetch import BLIMP_UIDS, SUPPLEMENT_TASKS, fetch_dataset
+from babyteach.data.tokenizer import train_tokenizer
+from babyteach.errors import InputError
+from babyteach.evaluate.pairs import (
+    EWOK_DOMAINS,
+    RESULTS_VERSION,
+    aggregate,
+    evaluate_pairs,
+    load_model_and_tokenizer,
+    load_pairs,
+    score_sentences,
+)
+from babyteach.models import Architecture, build_model
+
+TRAIN_TEXT = [
+    "the cat saw a dog in the garden.",
+    "a dog saw the cat on the mat.",
+    "who will the teacher help after lunch?",
+    "the children played with a red ball.",
+]
+
+# Sentences of different lengths, with words the tiny vocabulary splits into several tokens.
+SENTENCES = [
+    "the cat saw a dog.",
+    "Zebras quickly jumped over the unbelievable fence!",
+    "a dog",
+    "A: What did you break?\nB: I broke a bowl.",
+]
+PREFIXES = ["", "Ali is in the bakery.", "", "the cat saw"]
+
+
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A saved tiny random RoBERTa with a byte-level BPE tokenizer of ~300 tokens (many sub-words)."""
+    root = tmp_path_factory.mktemp("pairs")
+    (root / "clean").mkdir()
+    (root / "clean" / "tiny.train").write_text("\n".join(TRAIN_TEXT * 30) + "\n", encoding="utf-8")
+    train_tokenizer(root / "clean", root / "model", vocab_size=300)
+    tokenizer = AutoTokenizer.from_pretrained(root / "model")
+    build_model(Architecture(2, 2, 32), len(tokenizer), block_size=128, seed=0).save_pretrained(root / "model")
+    return root / "model"
+
+
+@pytest.fixture(scope="module")
+def model_and_tokenizer(model_dir: Path):
+    return load_model_and_tokenizer(model_dir, device="cpu")
+
+
+def reference_pll(model, tokenizer, sentence: str, prefix: str, variant: str) -> float:
+    """Unbatched PLL, minicons-style: one copy per scored token, full ``model(...)`` forward each.
+
+    With a prefix, the scored tokens are those after the prefix's own tokens (``<s>`` + prefix),
+    as minicons' ``conditional_score`` counts them.
+    """
+    text = f"{prefix} {sentence}" if prefix else sentence
+    encoding = tokenizer(text)
+    ids = encoding["input_ids"]
+    words = encoding.word_ids()
+    first = len(tokenizer(prefix)["input_ids"]) - 1 if prefix else 1  # drop the prefix's </s>
+    scored = list(range(first, len(ids) - 1))  # never <s> or </s>
+    total = 0.0
+    for position in scored:
+        masked = list(ids)
+        masked[position] = tokenizer.mask_token_id
+        if variant == "pll-word-l2r":
+            for right in scored:
+                if right > position and words[right] == words[position]:
+                    masked[right] = tokenizer.mask_token_id
+        with torch.no_grad():
+            logits = model(input_ids=torch.tensor([masked])).logits[0, position]
+        total += torch.log_softmax(logits, dim=-1)[ids[position]].item()
+    return total
+
+
+@pytest.mark.parametrize("variant", ["pll", "pll-word-l2r"])
+def test_batched_pll_equals_unbatched_reference(model_and_tokenizer, variant):
+    model, tokenizer = model_and_tokenizer
+    # batch_size 7: batches mix sentences of different lengths and split one sentence's copies.
+    got = score_sentences(model, tokenizer, SENTENCES, PREFIXES, variant=variant, batch_size=7)
+    expected = [reference_pll(model, tokenizer, s, p, variant) for s, p in zip(SENTENCES, PREFIXES)]
+    assert got == pytest.approx(expected, abs=1e-4)
+    assert all(score < 0 for score in got)
+
+
+def test_word_l2r_differs_from_plain_pll_on_multi_token_words(model_and_tokenizer):
+    model, tokenizer = model_and_tokenizer
+    sentence = ["Zebras quickly jumped over the unbelievable fence!"]
+    assert len(tokenizer.tokenize(" unbelievable")) > 1
+    pll = score_sentences(model, tokenizer, sentence, variant="pll")[0]
+    l2r = score_sentences(model, tokenizer, sentence, variant="pll-word-l2r")[0]
+    assert abs(pll - l2r) > 1e-3
+
+
+def test_prefix_tokens_are_not_scored(model_and_tokenizer):
+    model, tokenizer = model_and_tokenizer
+    with_context = score_sentences(model, tokenizer, ["a dog"], ["the cat saw the cat saw"])[0]
+    whole = score_sentences(model, tokenizer, ["the cat saw the cat saw a dog"])[0]
+    assert with_context > whole  # fewer terms, each a log-probability < 0
+
+
+def write_blimp_like(folder: Path, rows_by_uid: dict[str, list[str]]) -> Path:
+    """A blimp-fast-style folder: one ``<UID>.jsonl`` per UID (the given raw lines, else one pair)."""
+    folder.mkdir(parents=True)
+    for k, uid in enumerate(BLIMP_UIDS):
+        # Lexically identical pairs with the same first word: the same tokens, permuted.
+        row = {"sentence_good": "the cat saw a dog.", "sentence_bad": "the dog saw a cat.",
+               "linguistics_term": f"term_{k % 3}", "UID": uid, "pair_id": 0}  # fmt: skip
+        lines = rows_by_uid.get(uid, [json.dumps(row)])
+        (folder / f"{uid}.jsonl").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return folder
+
+
+def test_constant_model_scores_zero_with_every_pair_tied(model_dir: Path, tmp_path: Path):
+    constant = tmp_path / "constant"
+    shutil.copytree(model_dir, constant)
+    model, tokenizer = load_model_and_tokenizer(constant, device="cpu")
+    head = model.lm_head
+    for parameter in (head.layer_norm.weight, head.layer_norm.bias, head.bias):
+        torch.nn.init.zeros_(parameter)  # logits are 0 for every input
+    model.save_pretrained(constant)
+    data = write_blimp_like(tmp_path / "blimp-fast", {})
+    result = evaluate_pairs(constant, "blimp-fast", data, tmp_path / "out.json", per_item=True)
+    n = len(BLIMP_UIDS)
+    assert result["n_pairs"] == n
+    assert result["ties"] == n
+    assert result["accuracy"] == 0.0 and result["macro_accuracy"] == 0.0
+    assert all(t["ties"] == 1 and t["accuracy"] == 0.0 for t in result["tasks"].values())
+    assert all(item["good"] == item["bad"] for item in result["items"])
+    assert json.loads((tmp_path / "out.json").read_text()) == result
+
+
+def test_aggregate_per_task_group_and_macro():
+    records = [
+        {"task": "a", "group": "g1", "good": -1.0, "bad": -2.0},  # correct
+        {"task": "a", "group": "g1", "good": -3.0, "bad": -3.0},  # tie: wrong
+        {"task": "a", "group": "g2", "good": -5.0, "bad": -4.0},  # wrong
+        {"task": "b", "group": "g2", "good": -0.5, "bad": -9.0},  # correct
+    ]
+    result = aggregate(records)
+    assert result["tasks"] == {
+        "a": {"n": 3, "correct": 1, "ties": 1, "accuracy": pytest.approx(1 / 3)},
+        "b": {"n": 1, "correct": 1, "ties": 0, "accuracy": 1.0},
+    }
+    assert result["groups"] == {
+        "g1": {"n": 2, "correct": 1, "ties": 1, "accuracy": 0.5},
+        "g2": {"n": 2, "correct": 1, "ties": 0, "accuracy": 0.5},
+    }
+    assert (result["n_pairs"], result["correct"], result["ties"]) == (4, 2, 1)
+    assert result["accuracy"] == 0.5
+    assert result["macro_accuracy"] == pytest.approx((1 / 3 + 1) / 2)
+
+
+def test_blimp_fast_loader_on_mirror_files(data_mirror: Path, tmp_path: Path):
+    fetch_dataset("blimp-fast", tmp_path / "blimp-fast", mirror=data_mirror)
+    pairs = load_pairs("blimp-fast", tmp_path / "blimp-fast", max_per_task=3)
+    assert len(pairs) == 3 * len(BLIMP_UIDS)
+    assert [p.task for p in pairs[::3]] == list(BLIMP_UIDS)
+    first = json.loads((tmp_path / "blimp-fast" / "adjunct_island.jsonl").read_text().split("\n")[0])
+    assert (pairs[0].good, pairs[0].bad, pairs[0].group) == (
+        first["sentence_good"], first["sentence_bad"], first["linguistics_term"]
+    )
+    assert pairs[0].prefix == "" and [p.line for p in pairs[:3]] == [1, 2, 3]
+
+
+def test_original_blimp_zip_loader_skips_junk_members(data_mirror: Path, tmp_path: Path):
+    fetch_dataset("blimp", tmp_path / "blimp", mirror=data_mirror)
+    pairs = load_pairs("blimp", tmp_path / "blimp", max_per_task=2)
+    assert len(pairs) == 2 * len(BLIMP_UIDS)
+    assert {p.task for p in pairs} == set(BLIMP_UIDS)
+    assert pairs[0].good == "Who should Derek hug after shocking Richard?"
+
+
+def test_supplement_keeps_dialogue_newlines(data_mirror: Path, tmp_path: Path):
+    fetch_dataset("supplement-fast", tmp_path / "supp", mirror=data_mirror)
+    pairs = load_pairs("supplement-fast", tmp_path / "supp")
+    assert len(pairs) == 250
+    assert [p.task for p in pairs[::50]] == list(SUPPLEMENT_TASKS)
+    qa = [p for p in pairs if p.task == "qa_congruence_easy"]
+    assert qa[0].good == "A: What did you break?\nB: I broke a bowl."
+    assert all("\n" in p.good and "\n" in p.bad for p in qa)
+    assert all(p.group == p.task for p in pairs)
+
+
+def test_ewok_read_in_memory_from_the_encrypted_zip(data_mirror: Path, tmp_path: Path, model_dir: Path):
+    fetch_dataset("ewok-fast", tmp_path / "ewok", mirror=data_mirror)
+    before = sorted(p for p in tmp_path.rglob("*"))
+    pairs = load_pairs("ewok-fast", tmp_path / "ewok")
+    assert len(pairs) == 1100
+    assert [p.task for p in pairs[::100]] == list(EWOK_DOMAINS)
+    assert all(p.prefix and p.group == p.task for p in pairs)
+    result = evaluate_pairs(model_dir, "ewok-fast", tmp_path / "ewok", tmp_path / "out" / "e.json", max_per_task=1)
+    assert result["n_pairs"] == len(EWOK_DOMAINS) and set(result["groups"]) == set(EWOK_DOMAINS)
+    after = sorted(p for p in tmp_path.rglob("*") if "out" not in p.relative_to(tmp_path).parts)
+    assert after == before  # nothing extracted
+    assert "Ali" not in (tmp_path / "out" / "e.json").read_text()  # no text in the results
+
+
+def test_malformed_line_names_file_and_line_and_writes_nothing(model_dir: Path, tmp_path: Path):
+    good = json.dumps({"sentence_good": "a b.", "sentence_bad": "b a.", "linguistics_term": "t"})
+    data = write_blimp_like(tmp_path / "data", {"passive_1": [good, good, '{"sentence_good": "x",']})
+    with pytest.raises(InputError, match=r"passive_1\.jsonl, line 3: not valid JSON"):
+        load_pairs("blimp-fast", data)
+    out = tmp_path / "out.json"
+    with pytest.raises(InputError, match=r"passive_1\.jsonl, line 3"):
+        evaluate_pairs(model_dir, "blimp-fast", data, out)
+    assert not out.exists() and list(tmp_path.glob(".out.json*")) == []
+
+
+def test_missing_field_names_file_line_and_field(tmp_path: Path):
+    data = write_blimp_like(tmp_path / "data", {"wh_island": ['{"sentence_good": "a.", "sentence_bad": "b."}']})
+    with pytest.raises(InputError, match=r"wh_island\.jsonl, line 1: field 'linguistics_term'"):
+        load_pairs("blimp-fast", data)
+
+
+def test_sentence_without_tokens_names_task_and_line(model_dir: Path, tmp_path: Path):
+    empty = json.dumps({"sentence_good": "the cat.", "sentence_bad": "", "linguistics_term": "t"})
+    data = write_blimp_like(tmp_path / "data", {"causative": ["", empty]})  # blank line 1 skipped
+    out = tmp_path / "out.json"
+    with pytest.raises(InputError, match=r"task causative line 2 \(bad\).*tokenizes to nothing"):
+        evaluate_pairs(model_dir, "blimp-fast", data, out)
+    assert not out.exists()
+
+
+def test_model_folder_problems_are_input_errors(model_dir: Path, tmp_path: Path):
+    no_tokenizer = tmp_path / "no_tokenizer"
+    no_tokenizer.mkdir()
+    for name in ("config.json", "model.safetensors"):
+        shutil.copy(model_dir / name, no_tokenizer / name)
+    with pytest.raises(InputError, match="no tokenizer"):
+        load_model_and_tokenizer(no_tokenizer)
+
+    small = tmp_path / "small_vocab"
+    shutil.copytree(model_dir, small)
+    build_model(Architecture(1, 1, 8), vocab_size=100, block_size=16, seed=0).save_pretrained(small)
+    with pytest.raises(InputError, match="tokenizer has 300 tokens but the model's vocabulary only 100"):
+        load_model_and_tokenizer(small)
+
+
+def test_result_json_fields(model_dir: Path, tmp_path: Path):
+    # BLiMP has pairs whose two sentences are the same string: a tie for any model, counted wrong.
+    same = json.dumps({"sentence_good": "the cat saw a dog.", "sentence_bad": "the cat saw a dog.",
+                       "linguistics_term": "term_0"})  # fmt: skip
+    data = write_blimp_like(tmp_path / "data", {"passive_1": [same]})
+    result = evaluate_pairs(model_dir, "blimp-fast", data, tmp_path / "r.json", variant="pll", max_per_task=1)
+    assert result["identical_pairs"] == 1
+    assert result["tasks"]["passive_1"] == {"n": 1, "correct": 0, "ties": 1, "accuracy": 0.0}
+    assert result["version"] == RESULTS_VERSION
+    assert (result["family"], result["data_dir"], result["model_dir"], result["variant"]) == (
+        "blimp-fast", "data", "model", "pll"
+    )
+    assert set(result["tasks"]) == set(BLIMP_UIDS) and set(result["groups"]) == {"term_0", "term_1", "term_2"}
+    assert "items" not in result
+    with pytest.raises(InputError, match="unknown scoring variant"):
+        evaluate_pairs(model_dir, "blimp-fast", data, tmp_path / "x.json", variant="mean")
+    with pytest.raises(InputError, match="unknown benchmark family"):
+        load_pairs("glue", data)
+
+
+def test_sentence_longer_than_the_model_is_an_input_error(model_and_tokenizer):
+    model, tokenizer = model_and_tokenizer
+    long = "zebras " * 40  # ~ 200 tokens with the tiny vocabulary; the model holds 128
+    with pytest.raises(InputError, match=r"my pair: \d+ tokens .* more than the model's 128"):
+        score_sentences(model, tokenizer, ["a dog.", long], names=["ok", "my pair"])
