@@ -274,3 +274,18 @@ def test_sentence_longer_than_the_model_is_an_input_error(model_and_tokenizer):
     long = "zebras " * 40  # ~ 200 tokens with the tiny vocabulary; the model holds 128
     with pytest.raises(InputError, match=r"my pair: \d+ tokens .* more than the model's 128"):
         score_sentences(model, tokenizer, ["a dog.", long], names=["ok", "my pair"])
+
+
+def test_cli_fetches_and_scores_supplement(model_dir: Path, tmp_path: Path, data_mirror: Path):
+    from babyteach.cli import main
+
+    assert main(["fetch", "supplement-fast", str(tmp_path / "supp"), "--mirror", str(data_mirror)]) == 0
+    out = tmp_path / "supp.json"
+    args = ["evaluate-pairs", str(model_dir), "supplement-fast", str(tmp_path / "supp"), str(out), "--max-per-task", "3"]
+    assert main(args) == 0
+    result = json.loads(out.read_text())
+    assert result["n_pairs"] == 15 and set(result["tasks"]) == {
+        "hypernym", "qa_congruence_easy", "qa_congruence_tricky", "subject_aux_inversion", "turn_taking",
+    }
+    assert main([*args[:3], str(tmp_path / "missing"), str(tmp_path / "x.json")]) == 2
+    assert not (tmp_path / "x.json").exists()

@@ -7,6 +7,7 @@ arguments, so a step can be rerun or debugged by hand::
     babyteach clean results/raw/babylm-2024-10M results/2024-10M/clean results/2024-10M/stats/corpus.csv
     babyteach train-tokenizer results/2024-10M/clean results/2024-10M/tokenizer --vocab-size 50265
     babyteach tokenize results/2024-10M/clean results/2024-10M/tokenizer results/2024-10M/shards
+    babyteach evaluate-pairs MODEL_DIR blimp-fast results/raw/blimp-fast blimp-fast.json
 """
 
 from __future__ import annotations
@@ -49,6 +50,15 @@ def _parser() -> argparse.ArgumentParser:
     tokenize.add_argument("tokenizer_dir", type=Path)
     tokenize.add_argument("out_dir", type=Path)
     tokenize.add_argument("--batch-lines", type=int, default=10000)
+
+    pairs = commands.add_parser("evaluate-pairs", help="zero-shot BLiMP/supplement/EWoK accuracy of a saved model")
+    pairs.add_argument("model_dir", type=Path, help="save_pretrained folder with its tokenizer")
+    pairs.add_argument("family", help="benchmark family, e.g. blimp-fast, supplement-fast, ewok-fast")
+    pairs.add_argument("data_dir", type=Path, help="the fetched dataset folder (babyteach fetch)")
+    pairs.add_argument("out_json", type=Path)
+    pairs.add_argument("--variant", default="pll-word-l2r", choices=["pll-word-l2r", "pll"])
+    pairs.add_argument("--max-per-task", type=int, default=None)
+    pairs.add_argument("--per-item", action="store_true", help="also write every pair's two scores")
     return parser
 
 
@@ -76,6 +86,14 @@ def main(argv: list[str] | None = None) -> int:
             from babyteach.data.shards import write_shards
 
             write_shards(args.clean_dir, args.tokenizer_dir, args.out_dir, batch_lines=args.batch_lines)
+        elif args.command == "evaluate-pairs":
+            from babyteach.evaluate.pairs import evaluate_pairs
+
+            result = evaluate_pairs(
+                args.model_dir, args.family, args.data_dir, args.out_json,
+                variant=args.variant, max_per_task=args.max_per_task, per_item=args.per_item,
+            )
+            print(f"{args.family}: macro accuracy {result['macro_accuracy']:.4f} over {result['n_pairs']} pairs")
     except InputError as error:
         print(f"babyteach {args.command}: error: {error}", file=sys.stderr)
         return 2
