@@ -1,0 +1,622 @@
+"""The training loop, one for every method: AMP, checkpoints, exact resume, logging, outputs.
+
+Train one or more students with a method of :data:`babyteach.methods.METHODS` on the token
+shards, single process (CPU or one GPU)::
+
+    from babyteach.models import Architecture
+    from babyteach.train import TrainConfig, train
+
+    cfg = TrainConfig(token_budget=100_000_000, batch_size=32, lr=5e-4)
+    summary = train("kd", {"peer1": Architecture(4, 4, 256), "peer2": Architecture(2, 4, 256)},
+                    shard_dir=Path("results/2024-10M/shards"),
+                    tokenizer_dir=Path("results/2024-10M/tokenizer"),
+                    out_dir=Path("results/2024-10M/models/kd"),
+                    ckpt_dir=Path("checkpoints/kd"),                       # outside declared outputs
+                    cfg=cfg,
+                    teacher_dir=Path("results/2024-10M/models/baseline/teacher"))
+
+Students trained together share every batch (KD: one teacher forward per micro-batch for
+all of them); each has its own AdamW optimiser and warmup + cosine schedule. Run it again
+with the same arguments after a kill and it resumes from the last checkpoint in
+``ckpt_dir`` and ends with the same weights as an uninterrupted run. Multi-process
+(``torchrun``) training is not supported: under ``WORLD_SIZE > 1`` :func:`train` refuses
+to start rather than train the ranks without gradient synchronisation.
+
+Outputs, written as one directory at the end (``out_dir`` appears complete or not at all)::
+
+    out_dir/<student>/           save_pretrained model + tokenizer files + README.md model card
+    out_dir/metrics.jsonl        one line per logged step: step, tokens, lr, loss per student
+    out_dir/train_summary.json   steps, tokens, wall time, final dev loss per student, config
+
+Numerics: fp32 on CPU; on CUDA bf16 autocast (``precision="auto"``), TF32 matmuls and fused
+AdamW. Masking draws come from a generator seeded per micro-batch and the global RNG
+(dropout) is checkpointed, so resumed runs are exact on deterministic hardware.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import math
+import os
+import shutil
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+from transformers import AutoModelForMaskedLM, RobertaForMaskedLM, get_scheduler
+
+from babyteach.data.masking import mask_tokens
+from babyteach.data.shards import PackedBlocks, read_meta
+from babyteach.data.tokenizer import MASK, load_tokenizer
+from babyteach.errors import InputError
+from babyteach.io import atomic_path, write_json_atomic
+from babyteach.losses import cross_entropy
+from babyteach.methods import Method, MLMBatch, StepContext, make_method
+from babyteach.models import POSITION_OFFSET, Architecture, build_model, count_parameters, masked_logits
+
+log = logging.getLogger(__name__)
+
+CHECKPOINT_FILE = "checkpoint.pt"
+CHECKPOINT_VERSION = 1
+#: Version of the ``train_summary.json`` and ``metrics.jsonl`` formats.
+SUMMARY_VERSION = 1
+PRECISIONS = ("auto", "fp32")
+DEVICES = ("auto", "cpu", "cuda")
+#: Config fields that may change between a run and its resumption. The run stays valid, but only
+#: an unchanged device and compile setting give bit-identical weights (kernels differ in rounding).
+RESUMABLE_CHANGES = frozenset({"checkpoint_every", "log_every", "compile", "device"})
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Hyperparameters of one training run; validated at construction (``InputError``)."""
+
+    token_budget: int | None = field(
+        default=None,
+        metadata={"help": "training tokens (block positions incl. <s>/</s>); steps = budget // tokens per step. "
+                  "Give exactly one of token_budget and epochs"},
+    )
+    epochs: float | None = field(
+        default=None,
+        metadata={"help": "passes over the train blocks; steps = floor(epochs × batches per epoch / grad_accum)"},
+    )
+    block_size: int = field(default=128, metadata={"help": "tokens per training block incl. <s> and </s>"})
+    batch_size: int = field(default=32, metadata={"help": "blocks per micro-batch"})
+    grad_accum: int = field(default=1, metadata={"help": "micro-batches per optimiser step"})
+    lr: float = field(default=5e-4, metadata={"help": "peak AdamW learning rate"})
+    weight_decay: float = field(
+        default=0.01, metadata={"help": "AdamW decoupled weight decay on matrices (not biases, LayerNorms)"}
+    )
+    adam_beta1: float = field(default=0.9, metadata={"help": "AdamW β1"})
+    adam_beta2: float = field(default=0.98, metadata={"help": "AdamW β2 (RoBERTa: 0.98)"})
+    adam_eps: float = field(default=1e-6, metadata={"help": "AdamW ε (RoBERTa: 1e-6)"})
+    warmup_fraction: float = field(
+        default=0.06, metadata={"help": "share of the steps with linear warmup, then cosine decay to 0"}
+    )
+    clip_norm: float | None = field(
+        default=1.0, metadata={"help": "gradient-norm clipping threshold per student (None: no clipping)"}
+    )
+    mask_prob: float = field(default=0.15, metadata={"help": "share of non-special tokens predicted (MLM)"})
+    seed: int = field(default=0, metadata={"help": "seed of initialisation, data order, masking and dropout"})
+    checkpoint_every: int = field(default=1000, metadata={"help": "steps between checkpoints (one also at the end)"})
+    log_every: int = field(default=10, metadata={"help": "steps between metrics.jsonl lines (the last step always)"})
+    dev_blocks: int = field(default=256, metadata={"help": "first dev blocks used for the final dev loss"})
+    precision: str = field(
+        default="auto",
+        metadata={"help": "'auto': bf16 autocast on CUDA, fp32 on CPU; 'fp32': no autocast (CUDA matmuls in TF32)"},
+    )
+    compile: bool = field(default=False, metadata={"help": "torch.compile the students' encoders and heads"})
+    device: str = field(default="auto", metadata={"help": "'auto' (CUDA if available), 'cpu' or 'cuda'"})
+
+    def __post_init__(self) -> None:
+        if (self.token_budget is None) == (self.epochs is None):
+            raise InputError("train: give exactly one of token_budget and epochs")
+        if self.token_budget is not None:
+            _require(_is_int(self.token_budget) and self.token_budget > 0, "token_budget", "a positive integer")
+        if self.epochs is not None:
+            _require(self.epochs > 0, "epochs", "positive")
+        _require(_is_int(self.block_size) and self.block_size >= 3, "block_size", "an integer of at least 3")
+        for name in ("batch_size", "grad_accum", "checkpoint_every", "log_every", "dev_blocks"):
+            _require(_is_int(getattr(self, name)) and getattr(self, name) >= 1, name, "a positive integer")
+        _require(_is_int(self.seed) and self.seed >= 0, "seed", "a non-negative integer")
+        _require(self.lr > 0 and math.isfinite(self.lr), "lr", "positive and finite")
+        _require(self.weight_decay >= 0, "weight_decay", "non-negative")
+        _require(0 <= self.adam_beta1 < 1 and 0 <= self.adam_beta2 < 1, "adam_beta1/adam_beta2", "in [0, 1)")
+        _require(self.adam_eps > 0, "adam_eps", "positive")
+        _require(0 <= self.warmup_fraction < 1, "warmup_fraction", "in [0, 1)")
+        _require(self.clip_norm is None or self.clip_norm > 0, "clip_norm", "positive or None")
+        _require(0 < self.mask_prob < 1, "mask_prob", "in (0, 1)")
+        _require(self.precision in PRECISIONS, "precision", f"one of {PRECISIONS}")
+        _require(self.device in DEVICES, "device", f"one of {DEVICES}")
+
+    @classmethod
+    def help(cls) -> dict[str, str]:
+        """Field name → its help text."""
+        return {f.name: f.metadata["help"] for f in fields(cls)}
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _require(ok: bool, name: str, what: str) -> None:
+    if not ok:
+        raise InputError(f"train.{name}: must be {what}")
+
+
+class NonFiniteLossError(RuntimeError):
+    """A student's loss became NaN or infinite; the last good checkpoint is kept."""
+
+
+# --------------------------------------------------------------------------------------------
+# Planning: how many steps, which micro-batch comes when
+
+
+@dataclass(frozen=True)
+class Plan:
+    """The exact length of a run."""
+
+    steps: int  # optimiser steps
+    tokens_per_step: int  # batch_size × grad_accum × block_size
+    batches_per_epoch: int  # full micro-batches per pass over the train blocks
+
+    @property
+    def tokens(self) -> int:
+        """Tokens the run trains on: ``steps × tokens_per_step``."""
+        return self.steps * self.tokens_per_step
+
+
+def plan_steps(cfg: TrainConfig, n_blocks: int) -> Plan:
+    """Steps of a run over ``n_blocks`` train blocks of ``cfg.block_size`` tokens.
+
+    Every micro-batch is full (an epoch's last partial batch is skipped), so the tokens seen
+    are exactly ``steps × batch_size × grad_accum × block_size``: with a token budget the
+    largest such number not above it, with epochs ``floor(epochs × batches_per_epoch /
+    grad_accum)`` steps.
+    """
+    batches_per_epoch = n_blocks // cfg.batch_size
+    if batches_per_epoch < 1:
+        raise InputError(
+            f"train.batch_size: {cfg.batch_size} blocks per batch, but the train split has only {n_blocks} "
+            f"blocks of {cfg.block_size} tokens; lower batch_size"
+        )
+    tokens_per_step = cfg.batch_size * cfg.grad_accum * cfg.block_size
+    if cfg.token_budget is not None:
+        steps = cfg.token_budget // tokens_per_step
+    else:
+        steps = math.floor(cfg.epochs * batches_per_epoch / cfg.grad_accum)
+    if steps < 1:
+        raise InputError(
+            f"train: the budget ({cfg.token_budget or cfg.epochs} {'tokens' if cfg.token_budget else 'epochs'}) "
+            f"is less than one step of {tokens_per_step} tokens; raise it or lower batch_size/grad_accum"
+        )
+    return Plan(steps=steps, tokens_per_step=tokens_per_step, batches_per_epoch=batches_per_epoch)
+
+
+class _TrainStream:
+    """The run's micro-batches by index (counted from 0 across epochs): epoch ``e`` visits the
+    blocks in ``blocks.order(seed, e)``, ``batch_size`` at a time, its last partial batch skipped.
+    Indexing is random access, so a resumed run continues at exactly the next micro-batch."""
+
+    def __init__(self, blocks: PackedBlocks, cfg: TrainConfig, plan: Plan) -> None:
+        self.blocks, self.seed, self.batch_size = blocks, cfg.seed, cfg.batch_size
+        self.batches_per_epoch = plan.batches_per_epoch
+        self._epoch, self._order = -1, np.empty(0, dtype=np.int64)
+
+    def __getitem__(self, index: int) -> torch.Tensor:
+        """Micro-batch ``index``, ``(batch_size, block_size)``."""
+        epoch, within = divmod(index, self.batches_per_epoch)
+        if epoch != self._epoch:
+            self._epoch, self._order = epoch, self.blocks.order(self.seed, epoch)
+        chunk = self._order[within * self.batch_size : (within + 1) * self.batch_size]
+        return torch.from_numpy(self.blocks.get_blocks(chunk))
+
+
+#: Masking streams of :func:`_mask_generator`.
+TRAIN_STREAM, DEV_STREAM = 0, 1
+
+
+def _mask_generator(seed: int, index: int, stream: int = TRAIN_STREAM) -> torch.Generator:
+    """A CPU generator whose state depends only on (seed, stream, index): resumable masking."""
+    state = np.random.SeedSequence([seed, stream, index]).generate_state(2, dtype=np.uint32)
+    return torch.Generator().manual_seed(int(state[0]) << 32 | int(state[1]))
+
+
+def _mask(ids: torch.Tensor, generator: torch.Generator, cfg: TrainConfig, meta: Mapping[str, Any],
+          device: torch.device) -> MLMBatch:
+    """Mask ``ids`` on the CPU (device-independent draws) and move the result to ``device``."""
+    special = sorted(meta["special_tokens"].values())
+    masked = mask_tokens(ids, generator, cfg.mask_prob, meta["special_tokens"][MASK], meta["vocab_size"], special)
+    positions = torch.zeros(ids.numel(), dtype=torch.bool)
+    positions[masked.positions] = True
+    return MLMBatch(
+        input_ids=masked.input_ids.to(device, non_blocking=True),
+        positions=positions.view(ids.shape).to(device, non_blocking=True),  # (batch, seq)
+        targets=masked.targets.to(device, non_blocking=True),  # (n_masked,)
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# Set-up
+
+
+def _device(cfg: TrainConfig) -> torch.device:
+    if cfg.device == "cuda" and not torch.cuda.is_available():
+        raise InputError("train.device: 'cuda' requested but no CUDA device is available")
+    if cfg.device == "cpu" or (cfg.device == "auto" and not torch.cuda.is_available()):
+        return torch.device("cpu")
+    return torch.device("cuda")
+
+
+def _check_single_process() -> None:
+    world_size = int(os.environ.get("WORLD_SIZE", "1"))
+    if world_size > 1:
+        raise InputError(
+            f"train: WORLD_SIZE={world_size}, but multi-process (torchrun/DDP) training is not supported yet; "
+            "run a single process"
+        )
+
+
+def load_teacher(teacher_dir: Path, vocab_size: int, block_size: int, device: torch.device) -> RobertaForMaskedLM:
+    """The frozen teacher: a saved model folder, in eval mode, without gradients."""
+    teacher_dir = Path(teacher_dir)
+    if not (teacher_dir / "config.json").is_file():
+        raise InputError(f"{teacher_dir}: no saved model (config.json) found; train the baseline teacher first")
+    teacher = AutoModelForMaskedLM.from_pretrained(teacher_dir, dtype=torch.float32)
+    if teacher.config.vocab_size != vocab_size:
+        raise InputError(
+            f"{teacher_dir}: teacher vocabulary ({teacher.config.vocab_size}) differs from the shards' "
+            f"({vocab_size}); the teacher must be trained with the same tokenizer"
+        )
+    if teacher.config.max_position_embeddings < block_size + POSITION_OFFSET:
+        raise InputError(
+            f"{teacher_dir}: the teacher takes blocks of at most "
+            f"{teacher.config.max_position_embeddings - POSITION_OFFSET} tokens, the run uses {block_size}"
+        )
+    teacher.eval().requires_grad_(False)
+    return teacher.to(device)
+
+
+def _optimizer(modules: list[nn.Module], cfg: TrainConfig, device: torch.device) -> torch.optim.AdamW:
+    """AdamW with weight decay on matrices only; parameters shared between modules counted once."""
+    params: dict[int, nn.Parameter] = {}
+    for module in modules:
+        for p in module.parameters():
+            params.setdefault(id(p), p)
+    decay = [p for p in params.values() if p.dim() >= 2]
+    no_decay = [p for p in params.values() if p.dim() < 2]
+    return torch.optim.AdamW(
+        [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
+        lr=cfg.lr, betas=(cfg.adam_beta1, cfg.adam_beta2), eps=cfg.adam_eps, fused=device.type == "cuda",
+    )
+
+
+@dataclass
+class _Peer:
+    """One student with everything that is optimised and checkpointed with it."""
+
+    model: RobertaForMaskedLM
+    extra: nn.Module | None
+    optimizer: torch.optim.Optimizer
+    scheduler: Any
+
+    def modules(self) -> list[nn.Module]:
+        return [self.model] + ([self.extra] if self.extra is not None else [])
+
+    def parameters(self) -> list[nn.Parameter]:
+        return list({id(p): p for m in self.modules() for p in m.parameters()}.values())
+
+
+def _run_fingerprint(method: Method, students: Mapping[str, Architecture], cfg: TrainConfig,
+                     plan: Plan, teacher_dir: Path | None) -> dict[str, Any]:
+    """What a checkpoint must match to be resumed."""
+    config = {k: v for k, v in asdict(cfg).items() if k not in RESUMABLE_CHANGES}
+    return {
+        "method": method.name,
+        "method_options": method.options(),
+        "students": {name: arch.to_dict() for name, arch in students.items()},
+        "config": config,
+        "steps": plan.steps,
+        "teacher_dir": str(teacher_dir) if teacher_dir is not None else None,
+    }
+
+
+# --------------------------------------------------------------------------------------------
+# Checkpoints
+
+
+def _save_checkpoint(ckpt_dir: Path, state: dict[str, Any]) -> None:
+    with atomic_path(Path(ckpt_dir) / CHECKPOINT_FILE) as tmp:
+        torch.save(state, tmp)
+
+
+def _load_checkpoint(ckpt_dir: Path) -> dict[str, Any] | None:
+    path = Path(ckpt_dir) / CHECKPOINT_FILE
+    if not path.is_file():
+        return None
+    return torch.load(path, map_location="cpu", weights_only=True)
+
+
+def _checkpoint_state(step: int, fingerprint: dict[str, Any], peers: Mapping[str, _Peer], method: Method,
+                      metrics: list[dict[str, Any]], wall_time: float) -> dict[str, Any]:
+    return {
+        "version": CHECKPOINT_VERSION,
+        "step": step,
+        "fingerprint": fingerprint,
+        "peers": {
+            name: {
+                "model": peer.model.state_dict(),
+                "extra": peer.extra.state_dict() if peer.extra is not None else None,
+                "optimizer": peer.optimizer.state_dict(),
+                "scheduler": peer.scheduler.state_dict(),
+            }
+            for name, peer in peers.items()
+        },
+        "method_state": method.state_dict(),
+        "rng": {
+            "torch": torch.get_rng_state(),
+            "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None,
+        },
+        "metrics": metrics,
+        "wall_time_s": wall_time,
+    }
+
+
+def _restore(state: dict[str, Any], peers: Mapping[str, _Peer], method: Method) -> None:
+    for name, peer in peers.items():
+        saved = state["peers"][name]
+        peer.model.load_state_dict(saved["model"])
+        if peer.extra is not None:
+            peer.extra.load_state_dict(saved["extra"])
+        peer.optimizer.load_state_dict(saved["optimizer"])
+        peer.scheduler.load_state_dict(saved["scheduler"])
+    method.load_state_dict(state["method_state"])
+    torch.set_rng_state(state["rng"]["torch"])
+    if state["rng"]["cuda"] is not None and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["rng"]["cuda"])
+
+
+# --------------------------------------------------------------------------------------------
+# The loop
+
+
+#: Called after every step with (step, students, losses); tests use it to interrupt or poison a run.
+StepHook = Callable[[int, Mapping[str, RobertaForMaskedLM], Mapping[str, float]], None]
+
+
+def train(
+    method: str,
+    students: Mapping[str, Architecture],
+    shard_dir: Path,
+    tokenizer_dir: Path,
+    out_dir: Path,
+    ckpt_dir: Path,
+    cfg: TrainConfig,
+    teacher_dir: Path | None = None,
+    method_options: Mapping[str, Any] | None = None,
+    on_step: StepHook | None = None,
+) -> dict[str, Any]:
+    """Train ``students`` (name → architecture) with ``method``; write ``out_dir``; return the summary.
+
+    ``method_options`` are the method's hyperparameters (e.g. ``{"lam": 0.5, "tau": 2.0}``
+    for KD). A matching checkpoint in ``ckpt_dir`` is resumed; one from a different run
+    (method, students, config) is an ``InputError``. Student ``i`` (in the order given) is
+    initialised with seed ``cfg.seed + i``. A non-finite loss raises
+    :class:`NonFiniteLossError` naming the step and the student, before the optimiser step,
+    so the last checkpoint stays good. Returns the content of ``train_summary.json``.
+    """
+    _check_single_process()
+    if not students:
+        raise InputError("train: no students given")
+    the_method = make_method(method, **dict(method_options or {}))
+    if the_method.needs_teacher and teacher_dir is None:
+        raise InputError(f"train: method {method!r} distils from a teacher; pass teacher_dir")
+    shard_dir, tokenizer_dir, out_dir, ckpt_dir = map(Path, (shard_dir, tokenizer_dir, out_dir, ckpt_dir))
+    meta = read_meta(shard_dir)
+    vocab_size = int(meta["vocab_size"])
+    if load_tokenizer(tokenizer_dir).get_vocab_size() != vocab_size:
+        raise InputError(
+            f"{tokenizer_dir}: the tokenizer's vocabulary differs from that of the shards in {shard_dir} "
+            f"({vocab_size}); tokenize the corpus with this tokenizer"
+        )
+    block_size = cfg.block_size
+    blocks = PackedBlocks(shard_dir, "train", block_size)
+    plan = plan_steps(cfg, len(blocks))
+    stream = _TrainStream(blocks, cfg, plan)
+    device = _device(cfg)
+    bf16 = device.type == "cuda" and cfg.precision == "auto"
+    if device.type == "cuda":
+        torch.set_float32_matmul_precision("high")  # TF32 matmuls for whatever runs outside autocast
+
+    # Students, training-only modules, optimisers and schedules.
+    models = {
+        name: build_model(arch, vocab_size, block_size, seed=cfg.seed + i).to(device)
+        for i, (name, arch) in enumerate(students.items())
+    }
+    torch.manual_seed(cfg.seed)  # initialises the method's extra modules; then drives dropout
+    extras = {name: module.to(device) for name, module in the_method.extra_modules(models).items()}
+    peers: dict[str, _Peer] = {}
+    warmup = round(cfg.warmup_fraction * plan.steps)
+    for name, model in models.items():
+        modules = [model] + ([extras[name]] if name in extras else [])
+        optimizer = _optimizer(modules, cfg, device)
+        scheduler = get_scheduler("cosine", optimizer, num_warmup_steps=warmup, num_training_steps=plan.steps)
+        peers[name] = _Peer(model, extras.get(name), optimizer, scheduler)
+    teacher = load_teacher(teacher_dir, vocab_size, block_size, device) if the_method.needs_teacher else None
+
+    fingerprint = _run_fingerprint(the_method, students, cfg, plan, teacher_dir)
+    step, metrics, wall_before = 0, [], 0.0
+    state = _load_checkpoint(ckpt_dir)
+    if state is not None:
+        if state.get("version") != CHECKPOINT_VERSION or state["fingerprint"] != fingerprint:
+            raise InputError(
+                f"{ckpt_dir / CHECKPOINT_FILE}: the checkpoint belongs to a different run (method, students or "
+                "config differ); delete it to start afresh or restore the original settings"
+            )
+        _restore(state, peers, the_method)
+        step, metrics, wall_before = state["step"], state["metrics"], state["wall_time_s"]
+        log.info("resumed from %s at step %d of %d", ckpt_dir / CHECKPOINT_FILE, step, plan.steps)
+        del state
+    log.info(
+        "%s: %d student(s), %d steps × %d tokens = %d tokens (%d warmup steps) on %s%s",
+        the_method.name, len(peers), plan.steps, plan.tokens_per_step, plan.tokens, warmup, device,
+        " with bf16 autocast" if bf16 else "",
+    )
+    if cfg.compile:
+        for model in models.values():
+            model.roberta.compile()
+            model.lm_head.compile()
+
+    started = time.monotonic()
+    autocast = torch.autocast("cuda", dtype=torch.bfloat16) if bf16 else contextlib.nullcontext()
+    for model in models.values():
+        model.train()
+    for module in extras.values():
+        module.train()
+    while step < plan.steps:
+        step += 1
+        for peer in peers.values():
+            peer.optimizer.zero_grad(set_to_none=True)
+        step_losses = torch.zeros(len(peers), dtype=torch.float32, device=device)
+        for micro in range(cfg.grad_accum):
+            index = (step - 1) * cfg.grad_accum + micro
+            batch = _mask(stream[index], _mask_generator(cfg.seed, index), cfg, meta, device)
+            with autocast:
+                losses = the_method.step_loss(StepContext(batch, models, extras, teacher))
+            if set(losses) != set(peers):
+                raise RuntimeError(f"method {method!r} returned losses for {sorted(losses)}, not {sorted(peers)}")
+            total = sum(losses[name] for name in peers) / cfg.grad_accum
+            total.backward()
+            step_losses += torch.stack([losses[name].detach().float() for name in peers]) / cfg.grad_accum
+        values = dict(zip(peers, step_losses.tolist(), strict=True))  # one device sync per step
+        for name, value in values.items():
+            if not math.isfinite(value):
+                raise NonFiniteLossError(
+                    f"step {step}: the loss of student {name!r} is {value}; training stopped before the update. "
+                    f"The last good checkpoint is in {ckpt_dir} (resume re-runs from it); lower train.lr or "
+                    "check the data"
+                )
+        lr = peers[next(iter(peers))].scheduler.get_last_lr()[0]
+        for peer in peers.values():
+            if cfg.clip_norm is not None:
+                torch.nn.utils.clip_grad_norm_(peer.parameters(), cfg.clip_norm)
+            peer.optimizer.step()
+            peer.scheduler.step()
+        if step % cfg.log_every == 0 or step == plan.steps:
+            metrics.append({"step": step, "tokens": step * plan.tokens_per_step, "lr": lr, "loss": values})
+            log.info("step %d/%d lr %.3g loss %s", step, plan.steps, lr,
+                     " ".join(f"{n}={v:.4f}" for n, v in values.items()))
+        if step % cfg.checkpoint_every == 0 or step == plan.steps:
+            wall = wall_before + time.monotonic() - started
+            _save_checkpoint(ckpt_dir, _checkpoint_state(step, fingerprint, peers, the_method, metrics, wall))
+        if on_step is not None:
+            on_step(step, models, values)
+    wall_time = wall_before + time.monotonic() - started
+
+    dev_loss, dev_blocks = _dev_loss(models, shard_dir, cfg, meta, device, autocast)
+    summary = {
+        "format_version": SUMMARY_VERSION,
+        "method": the_method.name,
+        "method_options": the_method.options(),
+        "students": {
+            name: {
+                "architecture": arch.to_dict(),
+                "parameters": count_parameters(arch, vocab_size, block_size),
+                "final_dev_loss": dev_loss[name],
+            }
+            for name, arch in students.items()
+        },
+        "steps": plan.steps,
+        "tokens": plan.tokens,
+        "tokens_per_step": plan.tokens_per_step,
+        "warmup_steps": warmup,
+        "block_size": block_size,
+        "dev_blocks": dev_blocks,
+        "wall_time_s": wall_time,
+        "device": str(device),
+        "teacher_dir": str(teacher_dir) if teacher_dir is not None else None,
+        "config": asdict(cfg),
+    }
+    _write_outputs(out_dir, models, students, tokenizer_dir, metrics, summary)
+    return summary
+
+
+def _dev_loss(models: Mapping[str, RobertaForMaskedLM], shard_dir: Path, cfg: TrainConfig,
+              meta: Mapping[str, Any], device: torch.device, autocast: Any) -> tuple[dict[str, float], int]:
+    """Each student's mean masked CE on the first ``cfg.dev_blocks`` dev blocks, masked with a fixed seed.
+
+    The same blocks and masks for every student and every run with the same seed; the mean
+    is over all masked positions of the subset (dropout off). Returns the losses and the
+    number of blocks used.
+    """
+    dev = PackedBlocks(shard_dir, "dev", cfg.block_size)
+    n = min(cfg.dev_blocks, len(dev))
+    if n == 0:
+        raise InputError(f"{shard_dir}: the dev split has no block of {cfg.block_size} tokens; the dev loss needs one")
+    generator = _mask_generator(cfg.seed, 0, DEV_STREAM)
+    totals = {name: 0.0 for name in models}
+    count = 0
+    for model in models.values():
+        model.eval()
+    with torch.no_grad():
+        for first in range(0, n, cfg.batch_size):
+            ids = torch.from_numpy(dev.get_blocks(np.arange(first, min(first + cfg.batch_size, n))))
+            batch = _mask(ids, generator, cfg, meta, device)
+            count += batch.targets.numel()
+            for name, model in models.items():
+                with autocast:
+                    logits = masked_logits(model, batch.input_ids, None, batch.positions)  # (n_masked, vocab)
+                totals[name] += cross_entropy(logits.float(), batch.targets).item() * batch.targets.numel()
+    return {name: total / count for name, total in totals.items()}, n
+
+
+def _model_card(name: str, arch: Architecture, summary: Mapping[str, Any]) -> str:
+    student = summary["students"][name]
+    options = ", ".join(f"{k}={v}" for k, v in summary["method_options"].items()) or "none"
+    return "\n".join([
+        f"# {name}",
+        "",
+        "A RoBERTa-style masked language model trained by the babyteach workflow",
+        "(reproducing \"When Babies Teach Babies\", BabyLM 2024).",
+        "",
+        "| | |",
+        "|---|---|",
+        f"| method | {summary['method']} (options: {options}) |",
+        f"| architecture | {arch.describe()}: {arch.layers} layers, {arch.heads} heads, hidden {arch.hidden} |",
+        f"| parameters | {student['parameters']:,} |",
+        f"| block size | {summary['block_size']} tokens |",
+        f"| tokens seen | {summary['tokens']:,} |",
+        f"| optimiser steps | {summary['steps']:,} |",
+        f"| seed | {summary['config']['seed']} |",
+        f"| final dev loss | {student['final_dev_loss']:.4f} nats (masked CE on the first "
+        f"{summary['dev_blocks']} dev blocks) |",
+        "",
+        "Load it with `AutoModelForMaskedLM.from_pretrained(folder)` and "
+        "`AutoTokenizer.from_pretrained(folder)`.",
+        "",
+    ])
+
+
+def _write_outputs(out_dir: Path, models: Mapping[str, RobertaForMaskedLM], students: Mapping[str, Architecture],
+                   tokenizer_dir: Path, metrics: list[dict[str, Any]], summary: dict[str, Any]) -> None:
+    """Write the whole ``out_dir`` at once (atomic rename of a finished temporary folder)."""
+    with atomic_path(out_dir) as tmp:
+        tmp.mkdir()
+        for name, model in models.items():
+            folder = tmp / name
+            model.save_pretrained(folder)
+            for path in sorted(Path(tokenizer_dir).iterdir()):
+                if path.is_file():
+                    shutil.copy2(path, folder / path.name)
+            (folder / "README.md").write_text(_model_card(name, students[name], summary), encoding="utf-8")
+        lines = "".join(json.dumps(record, sort_keys=True) + "\n" for record in metrics)
+        (tmp / "metrics.jsonl").write_text(lines, encoding="utf-8")
+        write_json_atomic(tmp / "train_summary.json", summary)
+    log.info("wrote %s", out_dir)
