@@ -15,6 +15,7 @@ include: "workflow/rules/common.smk"
 include: "workflow/rules/data.smk"
 include: "workflow/rules/tokenizer.smk"
 include: "workflow/rules/search.smk"
+include: "workflow/rules/train.smk"
 
 
 rule all:
@@ -22,6 +23,7 @@ rule all:
     input:
         data_outputs(),
         search_outputs(),
+        train_outputs(),
 
 
 rule data:
@@ -34,3 +36,9 @@ rule search:
     """Searched student architectures for every configured peer count (Table 3's input)."""
     input:
         search_outputs(),
+
+
+rule train:
+    """The baseline/teacher for every seed and the KD and SD students of the largest peer count."""
+    input:
+        train_outputs(),

@@ -49,7 +49,8 @@ def test_every_config_yaml_key_is_commented():
 def test_dry_run_plans_the_whole_dag(tmp_path, configfile):
     args = ["-n", "all"] + (["--configfile", str(REPO / configfile)] if configfile else [])
     result = run_snakemake(tmp_path, *args)
-    for rule in ("fetch_data", "clean_corpus", "train_tokenizer", "tokenize_corpus"):
+    for rule in ("fetch_data", "clean_corpus", "train_tokenizer", "tokenize_corpus", "search_architectures",
+                 "train_baseline", "train_students"):
         assert rule in result.stdout
 
 
@@ -61,6 +62,9 @@ def test_dry_run_plans_the_whole_dag(tmp_path, configfile):
         ({"tokenizr": {"vocab_size": 100}}, "tokenizr"),
         ({"download": {"retries": 0}}, "retries"),
         ({"evaluation_data": ["blimp-typo"]}, "evaluation_data"),
+        ({"training": {"token_budget": 1000}}, "exactly one of token_budget and epochs"),
+        ({"kd": {"lam": 1.5}}, "lam"),
+        ({"seeds": [-1]}, "seeds"),
     ],
 )
 def test_bad_config_fails_at_start_up_naming_the_key(tmp_path, config, named):

@@ -9,7 +9,7 @@ import sys
 import numpy as np
 import pandas as pd
 import pytest
-from transformers import AutoTokenizer
+from transformers import AutoModelForMaskedLM, AutoTokenizer
 
 from babyteach.data.shards import PackedBlocks, decode_lines
 from conftest import REPO
@@ -26,6 +26,11 @@ MICRO = {
         "n_iter": 2,
     },
     "evaluation_data": ["blimp-fast", "ewok-fast"],
+    "seeds": [0],
+    "training": {
+        "epochs": None, "token_budget": 2000, "batch_size": 4, "lr": 0.002,
+        "checkpoint_every": 5, "log_every": 2, "dev_blocks": 4,
+    },
 }
 
 
@@ -83,13 +88,44 @@ def test_rerun_has_nothing_to_do(micro_run):
     assert "Nothing to be done" in result.stdout + result.stderr
 
 
-def test_changing_the_vocabulary_reruns_only_tokenizer_and_shards(micro_run, tmp_path):
+def test_changing_the_vocabulary_reruns_only_what_depends_on_it(micro_run, tmp_path):
     workdir, config = micro_run
     changed = {**config, "tokenizer": {"vocab_size": 500}}
     result = run_snakemake(workdir, "-n", "all", config=changed)
     planned = result.stdout
     assert "rule train_tokenizer" in planned and "rule tokenize_corpus" in planned
+    assert "rule train_baseline" in planned
     assert "rule clean_corpus" not in planned and "rule fetch_data" not in planned
+
+
+def test_changing_a_kd_option_reruns_only_kd(micro_run):
+    workdir, config = micro_run
+    result = run_snakemake(workdir, "-n", "all", config={**config, "kd": {"lam": 0.7}})
+    planned = result.stdout
+    assert "output: results/2024-10M/train/kd/peers-2/seed-0" in planned
+    assert "output: results/2024-10M/train/sd/" not in planned and "rule train_baseline" not in planned
+
+
+def test_trained_models_load_and_report_their_budget(micro_run):
+    workdir, _ = micro_run
+    runs = workdir / "results/2024-10M/train"
+    expected = {"baseline/seed-0": ["teacher"], "kd/peers-2/seed-0": ["peer-1", "peer-2"],
+                "sd/peers-2/seed-0": ["peer-1", "peer-2"]}
+    search = json.loads((workdir / "results/search/peers-2.json").read_text())
+    for run, models in expected.items():
+        summary = json.loads((runs / run / "train_summary.json").read_text())
+        assert summary["tokens"] == summary["steps"] * summary["tokens_per_step"] <= 2000
+        assert summary["tokens"] > 2000 - summary["tokens_per_step"]
+        for name in models:
+            model = AutoModelForMaskedLM.from_pretrained(runs / run / name)
+            AutoTokenizer.from_pretrained(runs / run / name)
+            if name.startswith("peer-"):
+                arch = search["peers"][int(name[5:]) - 1]["arch"]
+                assert model.config.num_hidden_layers == arch["layers"]
+                assert model.config.hidden_size == arch["hidden"]
+    kd = json.loads((runs / "kd/peers-2/seed-0/train_summary.json").read_text())
+    assert kd["teacher_dir"].endswith("train/baseline/seed-0/teacher")
+    assert (workdir / "checkpoints/2024-10M/train/baseline/seed-0").is_dir()
 
 
 def test_lint_reports_nothing(tmp_path):

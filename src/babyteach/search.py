@@ -29,11 +29,13 @@ optimum, so the report can show how close the search came.
 
 from __future__ import annotations
 
+import json
 import logging
 import warnings
 from collections.abc import Iterable
 from dataclasses import dataclass
 from os import PathLike
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -320,3 +322,18 @@ def write_search(path: str | PathLike[str], result: dict[str, Any]) -> None:
     """Write a :func:`search_architectures` result as JSON, atomically."""
     write_json_atomic(path, result)
 
+
+
+def students_from_search(path: str | PathLike[str]) -> dict[str, Architecture]:
+    """The searched peers of a :func:`write_search` file as ``{"peer-1": arch, …}`` (peer 1 largest).
+
+    Every method with the same teacher and peer count trains these same architectures.
+    """
+    try:
+        result = json.loads(Path(path).read_text(encoding="utf-8"))
+        return {
+            f"peer-{peer['peer']}": Architecture(**{k: int(v) for k, v in peer["arch"].items()})
+            for peer in result["peers"]
+        }
+    except (OSError, ValueError, KeyError, TypeError) as error:
+        raise InputError(f"{path}: not a readable architecture-search result ({error}); rerun the search rule") from error

@@ -117,7 +117,9 @@ class TrainConfig:
 
     def __post_init__(self) -> None:
         if (self.token_budget is None) == (self.epochs is None):
-            raise InputError("train: give exactly one of token_budget and epochs")
+            raise InputError(
+                "training: give exactly one of token_budget and epochs (set the other to null)"
+            )
         if self.token_budget is not None:
             _require(_is_int(self.token_budget) and self.token_budget > 0, "token_budget", "a positive integer")
         if self.epochs is not None:
@@ -148,7 +150,7 @@ def _is_int(value: Any) -> bool:
 
 def _require(ok: bool, name: str, what: str) -> None:
     if not ok:
-        raise InputError(f"train.{name}: must be {what}")
+        raise InputError(f"training.{name}: must be {what}")
 
 
 class NonFiniteLossError(RuntimeError):

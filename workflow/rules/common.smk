@@ -19,15 +19,20 @@ os.environ.update(
 
 from babyteach.data.corpora import CorpusId  # noqa: E402
 from babyteach.data.fetch import DATASETS, mirror_from  # noqa: E402
+from babyteach.train import TrainConfig  # noqa: E402
 
 CORPUS = CorpusId(config["corpus"]["release"], config["corpus"]["track"])
 DATA_MIRROR = mirror_from(config["data_mirror"])
+# Cross-key checks the schema cannot express (e.g. exactly one of epochs and token_budget),
+# at start-up rather than in the first training job.
+TrainConfig(**config["training"], block_size=config["model"]["block_size"])
 
 
 wildcard_constraints:
     corpus=r"(2023|2024)-(10M|100M)",
     dataset="|".join(sorted(DATASETS)),
     peers=r"\d+",
+    seed=r"\d+",
 
 
 def data_mirror_param():
@@ -60,3 +65,42 @@ def search_outputs():
     return expand(
         "results/search/peers-{peers}.json", peers=config["search"]["peer_counts"]
     )
+
+
+def checkpoint_dir(wildcards, output):
+    """Resumable trainer state of a run: under checkpoints/, outside the declared outputs."""
+    return str(Path("checkpoints") / Path(output[0]).relative_to("results"))
+
+
+def method_options(wildcards):
+    """The hyperparameters of the {method} wildcard (config section of the same name)."""
+    return config[wildcards.method]
+
+
+def student_training_inputs(wildcards):
+    """Shards, tokenizer, searched architectures and, for KD, the baseline teacher of the same seed."""
+    inputs = {
+        "shards": f"results/{wildcards.corpus}/shards",
+        "tokenizer": f"results/{wildcards.corpus}/tokenizer",
+        "search": f"results/search/peers-{wildcards.peers}.json",
+    }
+    if wildcards.method == "kd":
+        inputs["teacher"] = (
+            f"results/{wildcards.corpus}/train/baseline/seed-{wildcards.seed}"
+        )
+    return inputs
+
+
+def train_outputs():
+    """Baseline for every seed; KD and SD students for the largest peer count and every seed."""
+    peers = max(config["search"]["peer_counts"])
+    return [
+        *expand(
+            f"results/{CORPUS.name}/train/baseline/seed-{{seed}}", seed=config["seeds"]
+        ),
+        *expand(
+            f"results/{CORPUS.name}/train/{{method}}/peers-{peers}/seed-{{seed}}",
+            method=["kd", "sd"],
+            seed=config["seeds"],
+        ),
+    ]

@@ -1,0 +1,54 @@
+# Training: the RoBERTa-base baseline (also the teacher) and the single-model student methods.
+
+
+rule train_baseline:
+    """Train the baseline/teacher architecture with plain MLM (METHODS.md, Baseline)."""
+    input:
+        shards="results/{corpus}/shards",
+        tokenizer="results/{corpus}/tokenizer",
+    output:
+        directory("results/{corpus}/train/baseline/seed-{seed}"),
+    log:
+        "logs/{corpus}/train/baseline/seed-{seed}.log",
+    benchmark:
+        "benchmarks/{corpus}/train/baseline/seed-{seed}.tsv"
+    conda:
+        "../envs/babyteach.yaml"
+    threads: 2
+    resources:
+        mem_mb=16000,
+        runtime=600,
+    params:
+        teacher=config["model"]["teacher"],
+        block_size=config["model"]["block_size"],
+        training=config["training"],
+        checkpoint_dir=checkpoint_dir,
+    script:
+        "../scripts/train_baseline.py"
+
+
+rule train_students:
+    """Train the searched peers of p with one single-model method (KD or SD), each on its own."""
+    input:
+        unpack(student_training_inputs),
+    output:
+        directory("results/{corpus}/train/{method}/peers-{peers}/seed-{seed}"),
+    log:
+        "logs/{corpus}/train/{method}/peers-{peers}/seed-{seed}.log",
+    benchmark:
+        "benchmarks/{corpus}/train/{method}/peers-{peers}/seed-{seed}.tsv"
+    wildcard_constraints:
+        method="kd|sd",
+    conda:
+        "../envs/babyteach.yaml"
+    threads: 2
+    resources:
+        mem_mb=16000,
+        runtime=600,
+    params:
+        block_size=config["model"]["block_size"],
+        training=config["training"],
+        method_options=method_options,
+        checkpoint_dir=checkpoint_dir,
+    script:
+        "../scripts/train_students.py"
