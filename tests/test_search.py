@@ -12,6 +12,7 @@ import pytest
 from babyteach.errors import InputError
 from babyteach.models import Architecture, count_parameters
 from babyteach.search import (
+    students_from_search,
     PAPER_SPACE,
     PAPER_TEACHER,
     SearchSpace,
@@ -178,3 +179,18 @@ def test_script_writes_json(tmp_path, monkeypatch):
     written = json.loads(out.read_text())
     assert [p["target"] for p in written["peers"]] == [8868 / 2, 8868 / 3]
     assert "peer 1" in log.read_text()
+
+
+def test_students_from_search_reads_peers_in_order_and_names_bad_files(tmp_path):
+    path = tmp_path / "peers-2.json"
+    path.write_text(json.dumps({"peers": [
+        {"peer": 1, "arch": {"layers": 2, "heads": 2, "hidden": 32}},
+        {"peer": 2, "arch": {"layers": 1, "heads": 1, "hidden": 16}},
+    ]}))
+    assert students_from_search(path) == {
+        "peer-1": Architecture(layers=2, heads=2, hidden=32),
+        "peer-2": Architecture(layers=1, heads=1, hidden=16),
+    }
+    path.write_text("{truncated")
+    with pytest.raises(InputError, match="peers-2.json"):
+        students_from_search(path)
