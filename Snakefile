@@ -16,6 +16,7 @@ include: "workflow/rules/data.smk"
 include: "workflow/rules/tokenizer.smk"
 include: "workflow/rules/search.smk"
 include: "workflow/rules/train.smk"
+include: "workflow/rules/evaluate.smk"
 
 
 rule all:
@@ -24,6 +25,7 @@ rule all:
         data_outputs(),
         search_outputs(),
         train_outputs(),
+        zero_shot_outputs(),
 
 
 rule data:
@@ -42,3 +44,9 @@ rule train:
     """The baseline/teacher for every seed and the KD and SD students of the largest peer count."""
     input:
         train_outputs(),
+
+
+rule evaluate:
+    """Zero-shot BLiMP / supplement / EWoK accuracy of every trained model."""
+    input:
+        zero_shot_outputs(),

@@ -50,7 +50,7 @@ def test_dry_run_plans_the_whole_dag(tmp_path, configfile):
     args = ["-n", "all"] + (["--configfile", str(REPO / configfile)] if configfile else [])
     result = run_snakemake(tmp_path, *args)
     for rule in ("fetch_data", "clean_corpus", "train_tokenizer", "tokenize_corpus", "search_architectures",
-                 "train_baseline", "train_students"):
+                 "train_baseline", "train_students", "evaluate_zero_shot"):
         assert rule in result.stdout
 
 

@@ -18,7 +18,7 @@ from workflow_helpers import run_snakemake
 MICRO = {
     "corpus": {"max_lines_per_file": 200},
     "tokenizer": {"vocab_size": 400},
-    "model": {"block_size": 32, "teacher": {"layers": 2, "heads": 2, "hidden": 32}},
+    "model": {"block_size": 128, "teacher": {"layers": 2, "heads": 2, "hidden": 32}},
     "search": {
         "peer_counts": [2],
         "space": {"layers": [1, 2], "heads": [1, 2], "hidden": [8, 16, 24, 32]},
@@ -28,9 +28,10 @@ MICRO = {
     "evaluation_data": ["blimp-fast", "ewok-fast"],
     "seeds": [0],
     "training": {
-        "epochs": None, "token_budget": 2000, "batch_size": 4, "lr": 0.002,
+        "epochs": None, "token_budget": 4000, "batch_size": 4, "lr": 0.002,
         "checkpoint_every": 5, "log_every": 2, "dev_blocks": 4,
     },
+    "evaluation": {"max_per_task": 2},
 }
 
 
@@ -62,7 +63,7 @@ def test_shards_decode_back_to_the_cleaned_train_text(micro_run):
     for domain in sorted({p.stem for p in (corpus / "clean").glob("*.train")}):
         expected += (corpus / "clean" / f"{domain}.train").read_text(encoding="utf-8").splitlines()
     assert list(decode_lines(corpus / "shards", "train", corpus / "tokenizer")) == expected
-    blocks = PackedBlocks(corpus / "shards", "dev", block_size=32)
+    blocks = PackedBlocks(corpus / "shards", "dev", block_size=128)
     first = blocks[0]
     assert first[0] == tokenizer.bos_token_id and first[-1] == tokenizer.eos_token_id
     assert np.all(first[1:-1] != tokenizer.pad_token_id)
@@ -114,8 +115,8 @@ def test_trained_models_load_and_report_their_budget(micro_run):
     search = json.loads((workdir / "results/search/peers-2.json").read_text())
     for run, models in expected.items():
         summary = json.loads((runs / run / "train_summary.json").read_text())
-        assert summary["tokens"] == summary["steps"] * summary["tokens_per_step"] <= 2000
-        assert summary["tokens"] > 2000 - summary["tokens_per_step"]
+        assert summary["tokens"] == summary["steps"] * summary["tokens_per_step"] <= 4000
+        assert summary["tokens"] > 4000 - summary["tokens_per_step"]
         for name in models:
             model = AutoModelForMaskedLM.from_pretrained(runs / run / name)
             AutoTokenizer.from_pretrained(runs / run / name)
@@ -140,3 +141,17 @@ def test_snakefmt_check_passes():
         cwd=REPO, capture_output=True, text=True,
     )
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_every_trained_model_is_evaluated_zero_shot(micro_run):
+    workdir, _ = micro_run
+    evals = workdir / "results/2024-10M/eval"
+    models = ["baseline/seed-0/teacher", *(f"{m}/peers-2/seed-0/peer-{i}" for m in ("kd", "sd") for i in (1, 2))]
+    for model in models:
+        blimp = json.loads((evals / model / "blimp-fast.json").read_text())
+        ewok = json.loads((evals / model / "ewok-fast.json").read_text())
+        assert blimp["n_pairs"] == 67 * 2 and len(blimp["tasks"]) == 67
+        assert ewok["n_pairs"] == 11 * 2 and len(ewok["groups"]) == 11
+        for result in (blimp, ewok):
+            accuracies = [task["accuracy"] for task in result["tasks"].values()]
+            assert result["macro_accuracy"] == pytest.approx(sum(accuracies) / len(accuracies))

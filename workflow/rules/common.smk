@@ -19,6 +19,7 @@ os.environ.update(
 
 from babyteach.data.corpora import CorpusId  # noqa: E402
 from babyteach.data.fetch import DATASETS, mirror_from  # noqa: E402
+from babyteach.evaluate.pairs import FAMILIES  # noqa: E402
 from babyteach.train import TrainConfig  # noqa: E402
 
 CORPUS = CorpusId(config["corpus"]["release"], config["corpus"]["track"])
@@ -33,6 +34,9 @@ wildcard_constraints:
     dataset="|".join(sorted(DATASETS)),
     peers=r"\d+",
     seed=r"\d+",
+    run=r"baseline/seed-\d+|(kd|sd)/peers-\d+/seed-\d+",
+    model=r"teacher|peer-\d+",
+    family="|".join(sorted(FAMILIES)),
 
 
 def data_mirror_param():
@@ -91,16 +95,29 @@ def student_training_inputs(wildcards):
     return inputs
 
 
+def trained_models():
+    """(run, model) of every model `train` produces: run is the folder under results/<corpus>/train."""
+    peers = max(config["search"]["peer_counts"])
+    models = []
+    for seed in config["seeds"]:
+        models.append((f"baseline/seed-{seed}", "teacher"))
+        for method in ("kd", "sd"):
+            run = f"{method}/peers-{peers}/seed-{seed}"
+            models += [(run, f"peer-{i}") for i in range(1, peers + 1)]
+    return models
+
+
 def train_outputs():
     """Baseline for every seed; KD and SD students for the largest peer count and every seed."""
-    peers = max(config["search"]["peer_counts"])
+    runs = dict.fromkeys(run for run, _ in trained_models())
+    return [f"results/{CORPUS.name}/train/{run}" for run in runs]
+
+
+def zero_shot_outputs():
+    """One zero-shot result per trained model and configured minimal-pair dataset."""
+    families = [name for name in config["evaluation_data"] if name in FAMILIES]
     return [
-        *expand(
-            f"results/{CORPUS.name}/train/baseline/seed-{{seed}}", seed=config["seeds"]
-        ),
-        *expand(
-            f"results/{CORPUS.name}/train/{{method}}/peers-{peers}/seed-{{seed}}",
-            method=["kd", "sd"],
-            seed=config["seeds"],
-        ),
+        f"results/{CORPUS.name}/eval/{run}/{model}/{family}.json"
+        for run, model in trained_models()
+        for family in families
     ]

@@ -1,0 +1,18 @@
+"""Rule evaluate_zero_shot: one saved model + one fetched minimal-pair dataset → accuracy JSON."""
+
+from pathlib import Path
+
+from babyteach.evaluate.pairs import evaluate_pairs
+from babyteach.logs import log_to
+
+log_to(snakemake.log[0])  # noqa: F821 (injected by Snakemake)
+
+evaluate_pairs(
+    Path(snakemake.input.run) / snakemake.wildcards.model,  # noqa: F821
+    snakemake.wildcards.family,  # noqa: F821
+    Path(snakemake.input.data),  # noqa: F821
+    Path(snakemake.output[0]),  # noqa: F821
+    variant=snakemake.params.variant,  # noqa: F821
+    max_per_task=snakemake.params.max_per_task,  # noqa: F821
+    batch_size=snakemake.params.batch_size,  # noqa: F821
+)
