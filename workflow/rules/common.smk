@@ -1,20 +1,19 @@
 # Helpers shared by all .smk files: config validation, paths, input functions.
 import os
+import sys
 from pathlib import Path
 
 from snakemake.utils import validate
 
 validate(config, workflow.source_path("../schemas/config.schema.yaml"))
 
-# Scripts import babyteach from this checkout even in a --use-conda environment that only
-# holds the dependencies: jobs inherit the environment of the Snakemake process.
-# PYTHONPATH is set here, not required from the user, so it is no `envvars:` entry.
+# This file and the rule scripts import babyteach from this checkout, also in a --use-conda
+# environment that only holds the dependencies: jobs inherit the environment of the
+# Snakemake process. PYTHONPATH is set here, not required from the user (no `envvars:`).
+SRC = str(Path(workflow.basedir) / "src")
+sys.path.insert(0, SRC)
 os.environ.update(
-    PYTHONPATH=os.pathsep.join(
-        filter(
-            None, [str(Path(workflow.basedir) / "src"), os.environ.get("PYTHONPATH")]
-        )
-    )
+    PYTHONPATH=os.pathsep.join(filter(None, [SRC, os.environ.get("PYTHONPATH")]))
 )
 
 from babyteach.data.corpora import CorpusId  # noqa: E402
