@@ -14,8 +14,8 @@ from transformers import AutoTokenizer
 from babyteach.data.fetch import BLIMP_UIDS, SUPPLEMENT_TASKS, fetch_dataset
 from babyteach.data.tokenizer import train_tokenizer
 from babyteach.errors import InputError
+from babyteach.evaluate.families import EWOK_DOMAINS
 from babyteach.evaluate.pairs import (
-    EWOK_DOMAINS,
     RESULTS_VERSION,
     aggregate,
     evaluate_pairs,

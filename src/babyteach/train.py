@@ -43,7 +43,7 @@ import os
 import shutil
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -60,6 +60,7 @@ from babyteach.io import atomic_path, write_json_atomic
 from babyteach.losses import cross_entropy
 from babyteach.methods import Method, MLMBatch, StepContext, make_method
 from babyteach.models import POSITION_OFFSET, Architecture, build_model, count_parameters, masked_logits
+from babyteach.train_config import TrainConfig
 
 log = logging.getLogger(__name__)
 
@@ -67,90 +68,9 @@ CHECKPOINT_FILE = "checkpoint.pt"
 CHECKPOINT_VERSION = 1
 #: Version of the ``train_summary.json`` and ``metrics.jsonl`` formats.
 SUMMARY_VERSION = 1
-PRECISIONS = ("auto", "fp32")
-DEVICES = ("auto", "cpu", "cuda")
 #: Config fields that may change between a run and its resumption. The run stays valid, but only
 #: an unchanged device and compile setting give bit-identical weights (kernels differ in rounding).
 RESUMABLE_CHANGES = frozenset({"checkpoint_every", "log_every", "compile", "device"})
-
-
-@dataclass(frozen=True)
-class TrainConfig:
-    """Hyperparameters of one training run; validated at construction (``InputError``)."""
-
-    token_budget: int | None = field(
-        default=None,
-        metadata={"help": "training tokens (block positions incl. <s>/</s>); steps = budget // tokens per step. "
-                  "Give exactly one of token_budget and epochs"},
-    )
-    epochs: float | None = field(
-        default=None,
-        metadata={"help": "passes over the train blocks; steps = floor(epochs × batches per epoch / grad_accum)"},
-    )
-    block_size: int = field(default=128, metadata={"help": "tokens per training block incl. <s> and </s>"})
-    batch_size: int = field(default=32, metadata={"help": "blocks per micro-batch"})
-    grad_accum: int = field(default=1, metadata={"help": "micro-batches per optimiser step"})
-    lr: float = field(default=5e-4, metadata={"help": "peak AdamW learning rate"})
-    weight_decay: float = field(
-        default=0.01, metadata={"help": "AdamW decoupled weight decay on matrices (not biases, LayerNorms)"}
-    )
-    adam_beta1: float = field(default=0.9, metadata={"help": "AdamW β1"})
-    adam_beta2: float = field(default=0.98, metadata={"help": "AdamW β2 (RoBERTa: 0.98)"})
-    adam_eps: float = field(default=1e-6, metadata={"help": "AdamW ε (RoBERTa: 1e-6)"})
-    warmup_fraction: float = field(
-        default=0.06, metadata={"help": "share of the steps with linear warmup, then cosine decay to 0"}
-    )
-    clip_norm: float | None = field(
-        default=1.0, metadata={"help": "gradient-norm clipping threshold per student (None: no clipping)"}
-    )
-    mask_prob: float = field(default=0.15, metadata={"help": "share of non-special tokens predicted (MLM)"})
-    seed: int = field(default=0, metadata={"help": "seed of initialisation, data order, masking and dropout"})
-    checkpoint_every: int = field(default=1000, metadata={"help": "steps between checkpoints (one also at the end)"})
-    log_every: int = field(default=10, metadata={"help": "steps between metrics.jsonl lines (the last step always)"})
-    dev_blocks: int = field(default=256, metadata={"help": "first dev blocks used for the final dev loss"})
-    precision: str = field(
-        default="auto",
-        metadata={"help": "'auto': bf16 autocast on CUDA, fp32 on CPU; 'fp32': no autocast (CUDA matmuls in TF32)"},
-    )
-    compile: bool = field(default=False, metadata={"help": "torch.compile the students' encoders and heads"})
-    device: str = field(default="auto", metadata={"help": "'auto' (CUDA if available), 'cpu' or 'cuda'"})
-
-    def __post_init__(self) -> None:
-        if (self.token_budget is None) == (self.epochs is None):
-            raise InputError(
-                "training: give exactly one of token_budget and epochs (set the other to null)"
-            )
-        if self.token_budget is not None:
-            _require(_is_int(self.token_budget) and self.token_budget > 0, "token_budget", "a positive integer")
-        if self.epochs is not None:
-            _require(self.epochs > 0, "epochs", "positive")
-        _require(_is_int(self.block_size) and self.block_size >= 3, "block_size", "an integer of at least 3")
-        for name in ("batch_size", "grad_accum", "checkpoint_every", "log_every", "dev_blocks"):
-            _require(_is_int(getattr(self, name)) and getattr(self, name) >= 1, name, "a positive integer")
-        _require(_is_int(self.seed) and self.seed >= 0, "seed", "a non-negative integer")
-        _require(self.lr > 0 and math.isfinite(self.lr), "lr", "positive and finite")
-        _require(self.weight_decay >= 0, "weight_decay", "non-negative")
-        _require(0 <= self.adam_beta1 < 1 and 0 <= self.adam_beta2 < 1, "adam_beta1/adam_beta2", "in [0, 1)")
-        _require(self.adam_eps > 0, "adam_eps", "positive")
-        _require(0 <= self.warmup_fraction < 1, "warmup_fraction", "in [0, 1)")
-        _require(self.clip_norm is None or self.clip_norm > 0, "clip_norm", "positive or None")
-        _require(0 < self.mask_prob < 1, "mask_prob", "in (0, 1)")
-        _require(self.precision in PRECISIONS, "precision", f"one of {PRECISIONS}")
-        _require(self.device in DEVICES, "device", f"one of {DEVICES}")
-
-    @classmethod
-    def help(cls) -> dict[str, str]:
-        """Field name → its help text."""
-        return {f.name: f.metadata["help"] for f in fields(cls)}
-
-
-def _is_int(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
-def _require(ok: bool, name: str, what: str) -> None:
-    if not ok:
-        raise InputError(f"training.{name}: must be {what}")
 
 
 class NonFiniteLossError(RuntimeError):

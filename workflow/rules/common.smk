@@ -18,8 +18,8 @@ os.environ.update(
 
 from babyteach.data.corpora import CorpusId  # noqa: E402
 from babyteach.data.fetch import DATASETS, mirror_from  # noqa: E402
-from babyteach.evaluate.pairs import FAMILIES  # noqa: E402
-from babyteach.train import TrainConfig  # noqa: E402
+from babyteach.evaluate.families import FAMILIES  # noqa: E402
+from babyteach.train_config import TrainConfig  # noqa: E402
 
 CORPUS = CorpusId(config["corpus"]["release"], config["corpus"]["track"])
 DATA_MIRROR = mirror_from(config["data_mirror"])

@@ -1,5 +1,5 @@
 """Evaluation stage: zero-shot minimal pairs (BLiMP, supplement, EWoK) scored by pseudo-log-likelihood.
 
-See :mod:`babyteach.evaluate.pairs` for the benchmark families, the PLL variants and the
-result JSON.
+See :mod:`babyteach.evaluate.families` for the benchmark families and
+:mod:`babyteach.evaluate.pairs` for the PLL variants and the result JSON.
 """

@@ -1,6 +1,7 @@
 """Zero-shot minimal-pair evaluation (BLiMP, BLiMP supplement, EWoK) by pseudo-log-likelihood.
 
-Every benchmark family is described once, as data, in :data:`FAMILIES`: where its pairs live in
+Every benchmark family is described once, as data, in
+:data:`babyteach.evaluate.families.FAMILIES`: where its pairs live in
 a fetched dataset folder, which fields hold the good and bad sentence, the optional context and
 the group. A model prefers the good sentence when its score is **strictly** greater; ties count
 as wrong and are reported (``METHODS.md``, "Evaluation scoring (zero-shot)")::
@@ -35,14 +36,15 @@ import logging
 import time
 import zipfile
 from collections.abc import Iterable, Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
 import numpy as np
 import torch
 
-from babyteach.data.fetch import BLIMP_UIDS, SUPPLEMENT_TASKS, open_ewok_zip
+from babyteach.data.fetch import open_ewok_zip
 from babyteach.errors import InputError
+from babyteach.evaluate.families import FAMILIES, Family
 from babyteach.io import write_json_atomic
 
 log = logging.getLogger(__name__)
@@ -56,67 +58,6 @@ DEFAULT_VARIANT = "pll-word-l2r"
 
 #: Masked copies per encoder forward pass.
 DEFAULT_BATCH_SIZE = 512
-
-#: The eleven EWoK domains (file stems in ewok_filtered / ewok_fast).
-EWOK_DOMAINS: tuple[str, ...] = (
-    "agent-properties", "material-dynamics", "material-properties", "physical-dynamics",
-    "physical-interactions", "physical-relations", "quantitative-properties", "social-interactions",
-    "social-properties", "social-relations", "spatial-relations",
-)  # fmt: skip
-
-
-# --- benchmark families as data ----------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Family:
-    """One benchmark family: where its tasks are and how a pair is read from a json line."""
-
-    name: str
-    tasks: tuple[str, ...] = field(metadata={"help": "task names = file stems (.jsonl), one file per task"})
-    good: str = field(metadata={"help": "field of the sentence (or target) the model should prefer"})
-    bad: str = field(metadata={"help": "field of the dispreferred sentence (or target)"})
-    group: str | None = field(metadata={"help": "field naming the phenomenon/domain; None: the task"})
-    prefix: str | None = field(default=None, metadata={"help": "context field, scored-on but not scored"})
-    archive: str | None = field(
-        default=None, metadata={"help": "zip in the dataset folder holding the files; None: plain files"}
-    )
-    encrypted: bool = field(default=False, metadata={"help": "the zip is an EWoK zip (password, in memory)"})
-
-    def __post_init__(self) -> None:
-        if not self.tasks or len(set(self.tasks)) != len(self.tasks):
-            raise ValueError(f"family {self.name}: tasks must be non-empty and unique")
-        if self.encrypted and not self.archive:
-            raise ValueError(f"family {self.name}: an encrypted family needs an archive")
-
-
-def _blimp(name: str, archive: str | None = None) -> Family:
-    return Family(name, BLIMP_UIDS, "sentence_good", "sentence_bad", "linguistics_term", archive=archive)
-
-
-def _supplement(name: str) -> Family:
-    return Family(name, SUPPLEMENT_TASKS, "sentence_good", "sentence_bad", None)
-
-
-def _ewok(name: str, archive: str) -> Family:
-    return Family(name, EWOK_DOMAINS, "Target1", "Target2", "Domain", prefix="Context1", archive=archive,
-                  encrypted=True)  # fmt: skip
-
-
-#: Every family by name; the names are those of the fetched datasets (``babyteach fetch``).
-FAMILIES: dict[str, Family] = {
-    f.name: f
-    for f in (
-        _blimp("blimp", archive="BLiMP.zip"),
-        _blimp("blimp-filtered"),
-        _blimp("blimp-fast"),
-        _supplement("blimp-supplement"),
-        _supplement("supplement-fast"),
-        _ewok("ewok-filtered", "ewok_filtered.zip"),
-        _ewok("ewok-fast", "ewok_fast.zip"),
-    )
-}
-
 
 @dataclass(frozen=True)
 class Pair:
