@@ -8,13 +8,12 @@ import runpy
 from types import SimpleNamespace
 
 import pytest
+import yaml
 
 from babyteach.errors import InputError
 from babyteach.models import Architecture, count_parameters
 from babyteach.search import (
     students_from_search,
-    PAPER_SPACE,
-    PAPER_TEACHER,
     SearchSpace,
     grid_optimum,
     int_range,
@@ -144,11 +143,15 @@ def test_bad_space_names_its_key(fields, key):
 
 
 def test_paper_defaults():
-    assert PAPER_TEACHER == Architecture(12, 12, 768)
-    assert PAPER_SPACE.layers == (1, 12)
-    assert PAPER_SPACE.heads == (1, 2, 4, 8, 12)
-    assert PAPER_SPACE.hidden == int_range(64, 768, 64) == tuple(range(64, 769, 64))
-    assert PAPER_TEACHER in PAPER_SPACE.architectures()
+    # The paper's teacher and space live in config.yaml (and its schema defaults) only.
+    config = yaml.safe_load((REPO / "config.yaml").read_text())
+    teacher = Architecture.from_mapping(config["model"]["teacher"], "model.teacher")
+    space = SearchSpace(**config["search"]["space"])
+    assert teacher == Architecture(12, 12, 768)
+    assert space.layers == (1, 12)
+    assert space.heads == (1, 2, 4, 8, 12)
+    assert space.hidden == int_range(64, 768, 64) == tuple(range(64, 769, 64))
+    assert teacher in space.architectures()
 
 
 def test_script_writes_json(tmp_path, monkeypatch):

@@ -7,7 +7,7 @@ For ``p`` students and a teacher of ``N`` parameters, student ``i = 1..p`` targe
 the closed-form :func:`babyteach.models.count_parameters`::
 
     space = SearchSpace(layers=(1, 12), heads=(1, 2, 4, 8, 12), hidden=int_range(64, 768, 64))
-    result = search_architectures(PAPER_TEACHER, n_peers=4, space=space, vocab_size=16384,
+    result = search_architectures(Architecture(12, 12, 768), n_peers=4, space=space, vocab_size=16384,
                                   block_size=128, init_points=10, n_iter=40, seed=0)
     write_search("results/search/4.json", result)
 
@@ -53,10 +53,6 @@ SEARCH_VERSION = 1
 
 #: Exploration weight of the upper-confidence-bound acquisition (bayes_opt's default).
 UCB_KAPPA = 2.576
-
-#: The paper's teacher: RoBERTa-base.
-PAPER_TEACHER = Architecture(layers=12, heads=12, hidden=768)
-
 
 def int_range(low: int, high: int, step: int) -> tuple[int, ...]:
     """``low, low + step, …`` up to and including ``high`` (if it lies on the grid)."""
@@ -156,10 +152,6 @@ class SearchSpace:
             "hidden": list(self.hidden),
             "unusable_hidden": [h for h in self.hidden if h not in self.usable_hidden],
         }
-
-
-#: The paper's search space (RoBERTa-base teacher): 1–12 layers, 1–12 heads, width 64–768.
-PAPER_SPACE = SearchSpace(layers=(1, 12), heads=(1, 2, 4, 8, 12), hidden=int_range(64, 768, 64))
 
 
 def _relative_error(params: int, target: float) -> float:
