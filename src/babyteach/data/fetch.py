@@ -455,15 +455,11 @@ class _Net:
         def action() -> str:
             with self.open(url) as response, open(target, "wb") as out:
                 total = int(response.headers.get("Content-Length") or 0) or None
-                digest = hashlib.sha256()
                 with tqdm(total=total, unit="B", unit_scale=True, desc=target.name, mininterval=1.0) as bar:
-                    while chunk := response.read(_CHUNK):
-                        out.write(chunk)
-                        digest.update(chunk)
-                        bar.update(len(chunk))
+                    sha256 = _stream_hashed(response, out, on_chunk=bar.update)
                 if total is not None and out.tell() != total:
                     raise EOFError(f"got {out.tell()} of {total} bytes")
-                return digest.hexdigest()
+                return sha256
 
         return self.attempt(url, action)
 
@@ -567,15 +563,22 @@ def _pick_members(dataset: Dataset, members: dict[str, Callable[[], IO[bytes]]])
 # --- shared helpers ----------------------------------------------------------------------------
 
 
+def _stream_hashed(src: IO[bytes], out: IO[bytes], on_chunk: Callable[[int], object] | None = None) -> str:
+    """Copy ``src`` to ``out`` in chunks (``on_chunk`` sees each chunk's size); return the sha256."""
+    digest = hashlib.sha256()
+    while chunk := src.read(_CHUNK):
+        out.write(chunk)
+        digest.update(chunk)
+        if on_chunk is not None:
+            on_chunk(len(chunk))
+    return digest.hexdigest()
+
+
 def _copy_hashed(opener: Callable[[], IO[bytes]], target: Path) -> str:
     """Stream a file to ``target`` and return its sha256."""
-    digest = hashlib.sha256()
     target.parent.mkdir(parents=True, exist_ok=True)
     with opener() as src, open(target, "wb") as out:
-        while chunk := src.read(_CHUNK):
-            out.write(chunk)
-            digest.update(chunk)
-    return digest.hexdigest()
+        return _stream_hashed(src, out)
 
 
 def _write_manifest(dataset: Dataset, folder: Path, source: dict[str, object], digests: dict[str, str]) -> None:
