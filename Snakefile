@@ -26,6 +26,7 @@ rule all:
         search_outputs(),
         train_outputs(),
         zero_shot_outputs(),
+        [ablation_outputs(ablation) for ablation in ABLATIONS],
 
 
 rule data:
@@ -41,7 +42,7 @@ rule search:
 
 
 rule train:
-    """The baseline/teacher for every seed and the KD and SD students of the largest peer count."""
+    """The baseline/teacher for every seed and every student method (KD, SD, DML, DWML, KD_DWML) at the largest peer count."""
     input:
         train_outputs(),
 
@@ -50,3 +51,27 @@ rule evaluate:
     """Zero-shot BLiMP / supplement / EWoK accuracy of every trained model."""
     input:
         zero_shot_outputs(),
+
+
+rule ablation_peers:
+    """DWML with each searched peer count (search.peer_counts), trained and evaluated."""
+    input:
+        ablation_outputs("peers"),
+
+
+rule ablation_alpha:
+    """DWML at the largest peer count for each ablations.alphas value, trained and evaluated."""
+    input:
+        ablation_outputs("alpha"),
+
+
+rule ablation_weights:
+    """Fixed (DML, ω = 1/M) against dynamic (DWML) peer weights, trained and evaluated."""
+    input:
+        ablation_outputs("weights"),
+
+
+rule ablations:
+    """Every ablation point, trained and evaluated."""
+    input:
+        [ablation_outputs(ablation) for ablation in ABLATIONS],

@@ -50,7 +50,7 @@ def test_dry_run_plans_the_whole_dag(tmp_path, configfile):
     args = ["-n", "all"] + (["--configfile", str(REPO / configfile)] if configfile else [])
     result = run_snakemake(tmp_path, *args)
     for rule in ("fetch_data", "clean_corpus", "train_tokenizer", "tokenize_corpus", "search_architectures",
-                 "train_baseline", "train_students", "evaluate_zero_shot"):
+                 "train_baseline", "train_students", "train_mutual", "evaluate_zero_shot"):
         assert rule in result.stdout
 
 
@@ -65,6 +65,10 @@ def test_dry_run_plans_the_whole_dag(tmp_path, configfile):
         ({"training": {"token_budget": 1000}}, "exactly one of token_budget and epochs"),
         ({"kd": {"lam": 1.5}}, "lam"),
         ({"seeds": [-1]}, "seeds"),
+        ({"mutual": {"alpha": 1.5}}, "alpha"),
+        ({"mutual": {"weight_update_every": 0}}, "weight_update_every"),
+        ({"mutual": {"hypergradient": "exact"}}, "hypergradient"),
+        ({"ablations": {"alphas": [0.5, 2]}}, "alphas"),
     ],
 )
 def test_bad_config_fails_at_start_up_naming_the_key(tmp_path, config, named):
@@ -72,3 +76,15 @@ def test_bad_config_fails_at_start_up_naming_the_key(tmp_path, config, named):
     assert result.returncode != 0
     assert named in result.stdout + result.stderr
     assert not (tmp_path / "results").exists()
+
+
+def test_ablation_targets_plan_their_points(tmp_path):
+    # paper config: p in (1, 2, 4), alphas (0.3, 0.5, 0.7), seeds 0-2
+    def trained(target: str) -> set[str]:
+        result = run_snakemake(tmp_path, "-n", target)
+        return {line.split("train/", 1)[1] for line in result.stdout.splitlines()
+                if "output: results/2024-10M/train/" in line and "baseline" not in line}
+
+    assert trained("ablation_peers") == {f"dwml/peers-{p}/alpha-0.5/seed-{s}" for p in (1, 2, 4) for s in (0, 1, 2)}
+    assert trained("ablation_alpha") == {f"dwml/peers-4/alpha-{a}/seed-{s}" for a in (0.3, 0.5, 0.7) for s in (0, 1, 2)}
+    assert trained("ablation_weights") == {f"{m}/peers-4/alpha-0.5/seed-{s}" for m in ("dml", "dwml") for s in (0, 1, 2)}

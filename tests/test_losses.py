@@ -14,6 +14,7 @@ from babyteach.losses import (
     kd_loss,
     kl_divergence,
     mutual_loss,
+    mutual_loss_terms,
     per_peer_coefficients,
     sd_loss,
 )
@@ -157,6 +158,27 @@ def test_mutual_loss_equals_pairwise_double_loop_in_value_and_gradient(m, alpha,
     ref_grads = torch.autograd.grad(ref, logits)
     for g, r in zip(got_grads, ref_grads):
         torch.testing.assert_close(g, r, rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.parametrize("m", [1, 2, 4])
+def test_mutual_loss_terms_are_each_peers_own_share(m):
+    # T_i = (1 − α) ω_i CE(z_i, y) + α Σ_{j≠i} ω_j KL(sg(p_j) ‖ p_i), written out per peer
+    logits, targets, weights = random_peers(m, seed=2)
+    alpha, tau = 0.3, 1.5
+    terms = mutual_loss_terms(logits, targets, weights, alpha, tau)
+    assert terms.shape == (m,)
+    for i, z_i in enumerate(logits):
+        log_q = F.log_softmax(z_i / tau, dim=-1)
+        expected = (1 - alpha) * weights[i] * F.cross_entropy(z_i, targets)
+        for j, z_j in enumerate(logits):
+            if j != i:
+                log_p = F.log_softmax(z_j.detach() / tau, dim=-1)
+                expected = expected + alpha * weights[j] * (log_p.exp() * (log_p - log_q)).sum(-1).mean()
+        torch.testing.assert_close(terms[i], expected, rtol=1e-12, atol=1e-12)
+        # the share of peer i moves only peer i
+        grads = torch.autograd.grad(terms[i], logits, retain_graph=True, allow_unused=True)
+        assert all(g is None or not g.any() for k, g in enumerate(grads) if k != i)
+    torch.testing.assert_close(terms.sum(), mutual_loss(logits, targets, weights, alpha, tau))
 
 
 def test_mutual_loss_hand_value_two_peers():

@@ -4,60 +4,24 @@ non-finite losses, SD's saved model, config validation."""
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
 import torch
 from transformers import AutoModelForMaskedLM, AutoTokenizer
 
 from babyteach import methods as methods_module
-from babyteach.data.shards import PackedBlocks, write_shards
-from babyteach.data.tokenizer import train_tokenizer
+from babyteach.data.shards import PackedBlocks
 from babyteach.errors import InputError
 from babyteach.losses import cross_entropy, kd_loss, sd_loss
 from babyteach.methods import METHODS, MLMBatch, StepContext, make_method
-from babyteach.models import Architecture, build_model, count_parameters, masked_logits
-from babyteach.train import CHECKPOINT_FILE, NonFiniteLossError, TrainConfig, plan_steps, train
-
-TINY = Architecture(layers=2, heads=2, hidden=16)
-SMALL = Architecture(layers=1, heads=2, hidden=32)
-BLOCK = 16
-SENTENCES = [
-    "the cat sat on the mat .",
-    "the dog sat on the rug .",
-    "a bird flew over the house .",
-    "the cat saw the dog and the bird .",
-]
+from babyteach.models import build_model, count_parameters, masked_logits
+from babyteach.train import CHECKPOINT_FILE, NonFiniteLossError, TrainConfig, plan_steps
+from train_helpers import BLOCK, SMALL, TINY, config, data, parameters_of, read_metrics, run  # noqa: F401 (data: fixture)
 
 
-@pytest.fixture(scope="module")
-def data(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
-    """A tiny repetitive corpus, its tokenizer (300 entries) and its shards."""
-    root = tmp_path_factory.mktemp("train_data")
-    clean = root / "clean"
-    clean.mkdir()
-    (clean / "toy.train").write_text("\n".join(SENTENCES * 40) + "\n", encoding="utf-8")
-    (clean / "toy.dev").write_text("\n".join(SENTENCES * 4) + "\n", encoding="utf-8")
-    train_tokenizer(clean, root / "tokenizer", vocab_size=300)
-    write_shards(clean, root / "tokenizer", root / "shards")
-    return root / "shards", root / "tokenizer"
-
-
-def config(**overrides) -> TrainConfig:
-    values = dict(token_budget=30 * 8 * BLOCK, block_size=BLOCK, batch_size=8, lr=3e-3, warmup_fraction=0.1,
-                  checkpoint_every=100, log_every=1, dev_blocks=16, seed=0)
-    values.update(overrides)
-    return TrainConfig(**values)
-
-
-def run(data, tmp_path: Path, method: str, students: dict[str, Architecture], cfg: TrainConfig, tag: str = "run",
-        **kwargs) -> dict:
-    shards, tokenizer = data
-    return train(method, students, shards, tokenizer, tmp_path / tag / "out", tmp_path / tag / "ckpt", cfg, **kwargs)
-
-
-def read_metrics(out_dir: Path) -> list[dict]:
-    return [json.loads(line) for line in (out_dir / "metrics.jsonl").read_text().splitlines()]
+def without_timing(metrics: list[dict]) -> list[dict]:
+    """Metrics lines without the measured throughput, which differs between runs."""
+    return [{k: v for k, v in line.items() if k != "tokens_per_s"} for line in metrics]
 
 
 class Recorder:
@@ -168,10 +132,6 @@ def test_kd_needs_a_saved_teacher_and_training_refuses_several_processes(data, t
     assert not (tmp_path / "run").exists()
 
 
-def parameters_of(out: Path, name: str) -> dict[str, torch.Tensor]:
-    return dict(AutoModelForMaskedLM.from_pretrained(out / name).named_parameters())
-
-
 def test_interrupted_run_resumes_to_the_same_weights(data, tmp_path):
     # SD (extra modules in the optimiser) with two students, gradient accumulation, dropout and
     # an epoch boundary (12 micro-batches per epoch, 2 per step): everything resume restores.
@@ -198,7 +158,7 @@ def test_interrupted_run_resumes_to_the_same_weights(data, tmp_path):
     for name in students:
         exits_a, exits_b = ckpt_a["peers"][name]["extra"], ckpt_b["peers"][name]["extra"]
         assert all(torch.equal(exits_a[k], exits_b[k]) for k in exits_a)
-    assert read_metrics(whole / "out") == read_metrics(resumed / "out")
+    assert without_timing(read_metrics(whole / "out")) == without_timing(read_metrics(resumed / "out"))
 
 
 def test_rerun_of_a_finished_run_rewrites_its_outputs_and_other_runs_are_rejected(data, tmp_path):

@@ -32,7 +32,10 @@ MICRO = {
         "checkpoint_every": 5, "log_every": 2, "dev_blocks": 4,
     },
     "evaluation": {"max_per_task": 2},
+    "mutual": {"weight_update_every": 2},
+    "ablations": {"alphas": [0.5]},  # the main alpha: the alpha ablation adds no run here
 }
+MUTUAL_RUNS = [f"{method}/peers-2/alpha-0.5/seed-0" for method in ("dml", "dwml", "kd_dwml")]
 
 
 @pytest.fixture(scope="module")
@@ -99,19 +102,39 @@ def test_changing_the_vocabulary_reruns_only_what_depends_on_it(micro_run, tmp_p
     assert "rule clean_corpus" not in planned and "rule fetch_data" not in planned
 
 
-def test_changing_a_kd_option_reruns_only_kd(micro_run):
+def test_changing_a_kd_option_reruns_only_the_methods_with_a_teacher_term(micro_run):
     workdir, config = micro_run
     result = run_snakemake(workdir, "-n", "all", config={**config, "kd": {"lam": 0.7}})
     planned = result.stdout
     assert "output: results/2024-10M/train/kd/peers-2/seed-0" in planned
+    assert "output: results/2024-10M/train/kd_dwml/peers-2/alpha-0.5/seed-0" in planned
     assert "output: results/2024-10M/train/sd/" not in planned and "rule train_baseline" not in planned
+    assert "output: results/2024-10M/train/dwml/" not in planned
+    assert "output: results/2024-10M/train/dml/" not in planned
+
+
+def test_changing_an_outer_loop_option_leaves_dml_alone(micro_run):
+    workdir, config = micro_run
+    result = run_snakemake(workdir, "-n", "all", config={**config, "mutual": {"weight_update_every": 3}})
+    planned = result.stdout
+    assert "output: results/2024-10M/train/dwml/peers-2/alpha-0.5/seed-0" in planned
+    assert "output: results/2024-10M/train/kd_dwml/peers-2/alpha-0.5/seed-0" in planned
+    assert "output: results/2024-10M/train/dml/" not in planned and "rule train_students" not in planned
+
+
+def test_a_new_ablation_point_trains_only_itself(micro_run):
+    workdir, config = micro_run
+    result = run_snakemake(workdir, "-n", "ablation_alpha", config={**config, "ablations": {"alphas": [0.5, 0.7]}})
+    trained = [line for line in result.stdout.splitlines() if "output: results/2024-10M/train/" in line]
+    assert trained == ["    output: results/2024-10M/train/dwml/peers-2/alpha-0.7/seed-0"]
+    assert "rule search_architectures" not in result.stdout  # the search result is shared
 
 
 def test_trained_models_load_and_report_their_budget(micro_run):
     workdir, _ = micro_run
     runs = workdir / "results/2024-10M/train"
     expected = {"baseline/seed-0": ["teacher"], "kd/peers-2/seed-0": ["peer-1", "peer-2"],
-                "sd/peers-2/seed-0": ["peer-1", "peer-2"]}
+                "sd/peers-2/seed-0": ["peer-1", "peer-2"], **{run: ["peer-1", "peer-2"] for run in MUTUAL_RUNS}}
     search = json.loads((workdir / "results/search/peers-2.json").read_text())
     for run, models in expected.items():
         summary = json.loads((runs / run / "train_summary.json").read_text())
@@ -126,6 +149,13 @@ def test_trained_models_load_and_report_their_budget(micro_run):
                 assert model.config.hidden_size == arch["hidden"]
     kd = json.loads((runs / "kd/peers-2/seed-0/train_summary.json").read_text())
     assert kd["teacher_dir"].endswith("train/baseline/seed-0/teacher")
+    dwml = json.loads((runs / MUTUAL_RUNS[1] / "train_summary.json").read_text())
+    assert dwml["method_options"]["alpha"] == 0.5 and dwml["method_options"]["weight_update_every"] == 2
+    assert dwml["outer_steps"] == dwml["steps"] // 2
+    weights = pd.read_csv(runs / MUTUAL_RUNS[1] / "peer_weights.csv")
+    assert len(weights) == dwml["outer_steps"] + 1
+    assert json.loads((runs / MUTUAL_RUNS[2] / "train_summary.json").read_text())["teacher_dir"].endswith(
+        "train/baseline/seed-0/teacher")
     assert (workdir / "checkpoints/2024-10M/train/baseline/seed-0").is_dir()
 
 
@@ -146,7 +176,8 @@ def test_snakefmt_check_passes():
 def test_every_trained_model_is_evaluated_zero_shot(micro_run):
     workdir, _ = micro_run
     evals = workdir / "results/2024-10M/eval"
-    models = ["baseline/seed-0/teacher", *(f"{m}/peers-2/seed-0/peer-{i}" for m in ("kd", "sd") for i in (1, 2))]
+    models = ["baseline/seed-0/teacher", *(f"{m}/peers-2/seed-0/peer-{i}" for m in ("kd", "sd") for i in (1, 2)),
+              *(f"{run}/peer-{i}" for run in MUTUAL_RUNS for i in (1, 2))]
     for model in models:
         blimp = json.loads((evals / model / "blimp-fast.json").read_text())
         ewok = json.loads((evals / model / "ewok-fast.json").read_text())

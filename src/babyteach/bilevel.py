@@ -61,7 +61,7 @@ def _peer_logits(
     ]
 
 
-def hypergradient(
+def hypergradient_and_outer_loss(
     models: Sequence[nn.Module],
     batch_train: Batch,
     batch_dev: Batch,
@@ -73,8 +73,8 @@ def hypergradient(
     tau: float = 1.0,
     logits_fn: LogitsFn = mlm_logits,
     supervised: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None,
-) -> torch.Tensor:
-    """The hypergradient ``g`` (M,) of ``METHODS.md``'s Eq. 3::
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The hypergradient ``g`` (M,) of ``METHODS.md``'s Eq. 3, and the outer loss ``L2(θ', ω)``::
 
         g_k = ∂L2/∂ω_k (θ', ω) − γ ⟨ ∇_θ L2(θ', ω), ∇_θ La_k(θ) ⟩
 
@@ -127,7 +127,21 @@ def hypergradient(
     inner = torch.stack(
         [sum((a * b).sum() for a, b in zip(grad_theta, coefficient_grads[k], strict=True)) for k in range(m)]
     )  # (M,): ⟨∇_θ L2(θ'), ∇_θ La_k(θ)⟩
-    return (grad_omega - gamma * inner).detach()
+    return (grad_omega - gamma * inner).detach(), outer.detach()
+
+
+def hypergradient(
+    models: Sequence[nn.Module],
+    batch_train: Batch,
+    batch_dev: Batch,
+    weights: torch.Tensor,
+    alpha: float,
+    gamma: float,
+    mode: str = "unrolled",
+    **options: Any,
+) -> torch.Tensor:
+    """The hypergradient ``g`` (M,) alone; see :func:`hypergradient_and_outer_loss`."""
+    return hypergradient_and_outer_loss(models, batch_train, batch_dev, weights, alpha, gamma, mode, **options)[0]
 
 
 def mirror_descent_step(

@@ -7,6 +7,7 @@ through its own distribution::
 
     loss = kd_loss(student_logits, teacher_logits, targets, lam=0.5, tau=2.0)
     inner = mutual_loss([z1, z2, z3], targets, weights, alpha=0.5)      # DWML L1(θ, ω)
+    terms = mutual_loss_terms([z1, z2, z3], targets, weights, alpha=0.5)  # its per-peer shares, (M,)
     coefs = per_peer_coefficients([z1, z2, z3], targets, alpha=0.5)     # La_k(θ), shape (M,)
     outer = ensemble_loss([z1, z2, z3], weights, dev_targets)           # DWML L2(θ, ω)
 
@@ -130,6 +131,37 @@ def _supervised_terms(
     return torch.stack(list(supervised))
 
 
+def mutual_loss_terms(
+    logits: Sequence[torch.Tensor],
+    targets: torch.Tensor,
+    weights: torch.Tensor,
+    alpha: float,
+    tau: float = 1.0,
+    supervised: Sequence[torch.Tensor] | None = None,
+) -> torch.Tensor:
+    """Peer i's share of the DWML inner loss, for every i, as an ``(M,)`` tensor::
+
+        T_i = (1 − α) ω_i S_i  +  α Σ_{j≠i} ω_j KL(sg(p_j) ‖ p_i),      Σ_i T_i = L1(θ, ω)
+
+    The targets ``sg(p_j)`` are detached, so ``T_i`` reaches only peer i's parameters: the
+    training loop optimises each peer on its own term and logs it. See :func:`mutual_loss`
+    for the O(M) evaluation of the peer term.
+    """
+    _check_peers(logits, weights)
+    log_q = [F.log_softmax(z / tau, dim=-1) for z in logits]  # M × (n, vocab), with gradient
+    p = [lq.detach().exp() for lq in log_q]  # M × (n, vocab), the detached targets sg(p_j)
+    n = logits[0].shape[0]
+    neg_entropy = torch.stack([(pj * lq.detach()).sum() / n for pj, lq in zip(p, log_q, strict=True)])  # (M,)
+    weighted_neg_entropy = weights * neg_entropy  # (M,): ω_j (−H_j)
+    mixture = sum(w * pj for w, pj in zip(weights, p, strict=True))  # (n, vocab): P = Σ_j ω_j p_j
+    cross = torch.stack(
+        [((mixture - w * pi) * lq).sum() / n for w, pi, lq in zip(weights, p, log_q, strict=True)]
+    )  # (M,): ⟨m_i, log p_i⟩ with m_i = P − ω_i p_i
+    peer_terms = (weighted_neg_entropy.sum() - weighted_neg_entropy) - cross
+    supervised_terms = weights * _supervised_terms(logits, targets, supervised)
+    return (1 - alpha) * supervised_terms + alpha * peer_terms
+
+
 def mutual_loss(
     logits: Sequence[torch.Tensor],
     targets: torch.Tensor,
@@ -153,21 +185,12 @@ def mutual_loss(
         Σ_{j≠i} ω_j KL(p_j ‖ p_i) = Σ_{j≠i} ω_j (−H_j) − ⟨m_i, log p_i⟩,   m_i = P − ω_i p_i,
 
     a soft-target cross-entropy against the unnormalised mixture ``m_i`` of the others
-    (``P = Σ_j ω_j sg(p_j)`` is built once) plus a constant. Summed over i, the constants
-    give ``(M − 1) Σ_j ω_j (−H_j)``. The constant carries no gradient to θ (the targets are
-    detached) but makes the value equal the pairwise sum exactly, and keeps ``∂L1/∂ω_k``
-    equal to :func:`per_peer_coefficients`' ``La_k`` (``ω`` is not detached).
+    (``P = Σ_j ω_j sg(p_j)`` is built once) plus a constant. The constant carries no
+    gradient to θ (the targets are detached) but makes the value equal the pairwise sum
+    exactly, and keeps ``∂L1/∂ω_k`` equal to :func:`per_peer_coefficients`' ``La_k`` (``ω``
+    is not detached). The sum of :func:`mutual_loss_terms`.
     """
-    _check_peers(logits, weights)
-    log_q = [F.log_softmax(z / tau, dim=-1) for z in logits]  # M × (n, vocab), with gradient
-    p = [lq.detach().exp() for lq in log_q]  # M × (n, vocab), the detached targets sg(p_j)
-    n = logits[0].shape[0]
-    neg_entropy = torch.stack([(pj * lq.detach()).sum() / n for pj, lq in zip(p, log_q, strict=True)])  # (M,)
-    mixture = sum(w * pj for w, pj in zip(weights, p, strict=True))  # (n, vocab): P = Σ_j ω_j p_j
-    cross = sum(((mixture - w * pi) * lq).sum() / n for w, pi, lq in zip(weights, p, log_q, strict=True))
-    peer_term = (len(logits) - 1) * (weights * neg_entropy).sum() - cross
-    supervised_term = (weights * _supervised_terms(logits, targets, supervised)).sum()
-    return (1 - alpha) * supervised_term + alpha * peer_term
+    return mutual_loss_terms(logits, targets, weights, alpha, tau, supervised).sum()
 
 
 def per_peer_coefficients(

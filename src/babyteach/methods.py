@@ -10,9 +10,15 @@ students, asks the method for its training-only modules, and on every micro-batc
     ctx = StepContext(batch, students, extras, teacher)
     losses = method.step_loss(ctx)                   # {"peer1": tensor(..), "peer2": tensor(..)}
 
-Adding a method (DML, DWML, KD_DWML) is adding one :class:`Method` subclass and one
-:data:`METHODS` entry. A method that keeps state across steps (DWML's peer weights ω)
-returns it from :meth:`Method.state_dict`, which the loop checkpoints and restores.
+Adding a method is adding one :class:`Method` subclass and one :data:`METHODS` entry. A
+method that keeps state across steps (DWML's peer weights ω) returns it from
+:meth:`Method.state_dict`, which the loop checkpoints and restores. A method with an outer
+loop (DWML, KD_DWML) sets ``has_outer_step``; the loop then draws held-out batches from
+the dev split and, at the first micro-batch of every step where :meth:`Method.outer_step_due`,
+calls :meth:`Method.outer_step` before the inner losses, logging the record it returns::
+
+    if method.outer_step_due(step):
+        record = method.outer_step(OuterStep(ctx, dev_batch, gamma=lr, step=step, total_steps=steps))
 Formulas and defaults are those of ``METHODS.md``; the losses are the pure functions of
 :mod:`babyteach.losses`.
 """
@@ -20,7 +26,8 @@ Formulas and defaults are those of ``METHODS.md``; the losses are the pure funct
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Mapping
+import math
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from typing import Any, ClassVar
 
@@ -28,8 +35,9 @@ import torch
 from torch import nn
 from transformers import RobertaForMaskedLM
 
+from babyteach.bilevel import HYPERGRADIENT_MODES, eta_schedule, hypergradient_and_outer_loss, mirror_descent_step
 from babyteach.errors import InputError
-from babyteach.losses import cross_entropy, kd_loss, sd_loss
+from babyteach.losses import cross_entropy, kd_loss, mutual_loss_terms, sd_loss
 from babyteach.models import SDExits, masked_logits
 
 
@@ -51,7 +59,7 @@ class StepContext:
     """
 
     batch: MLMBatch
-    students: Mapping[str, RobertaForMaskedLM]
+    students: Mapping[str, RobertaForMaskedLM]  # in peer order: ω_k belongs to the k-th
     extras: Mapping[str, nn.Module]
     teacher: RobertaForMaskedLM | None = None
     _teacher_logits: torch.Tensor | None = field(default=None, repr=False)
@@ -71,6 +79,19 @@ class StepContext:
 
 
 @dataclass(frozen=True)
+class OuterStep:
+    """What an outer (peer-weight) step sees: the step's first train micro-batch (its
+    :class:`StepContext`, whose teacher pass the inner loss then reuses), one held-out dev
+    batch, and the inner learning rate γ of this step."""
+
+    ctx: StepContext
+    dev_batch: MLMBatch
+    gamma: float
+    step: int  # the optimiser step, counted from 1
+    total_steps: int
+
+
+@dataclass(frozen=True)
 class Method(ABC):
     """How a training step computes each student's loss. Subclasses are frozen dataclasses
     whose fields are the method's hyperparameters (each with a ``help``)."""
@@ -78,6 +99,11 @@ class Method(ABC):
     name: ClassVar[str]
     #: Whether the method distils from a trained teacher (``train(..., teacher_dir=...)``).
     needs_teacher: ClassVar[bool] = False
+    #: Whether the method has an outer step on held-out dev batches (:meth:`outer_step`).
+    has_outer_step: ClassVar[bool] = False
+
+    def start(self, peers: Sequence[str], device: torch.device) -> None:
+        """Called once before training with the peer names in order (their ω index) and the device."""
 
     def extra_modules(self, students: Mapping[str, RobertaForMaskedLM]) -> dict[str, nn.Module]:
         """Training-only modules per student, optimised with that student and never saved."""
@@ -86,6 +112,22 @@ class Method(ABC):
     @abstractmethod
     def step_loss(self, ctx: StepContext) -> dict[str, torch.Tensor]:
         """The scalar loss of every student on ``ctx.batch``, keyed by student name."""
+
+    def outer_step_due(self, step: int) -> bool:
+        """Whether optimiser step ``step`` (from 1) begins with an outer step."""
+        return False
+
+    def outer_step(self, outer: OuterStep) -> dict[str, float]:
+        """Run one outer step; return the record to log (one row of ``peer_weights.csv``)."""
+        raise NotImplementedError(f"method {self.name!r} has no outer step")
+
+    def initial_record(self) -> dict[str, float]:
+        """The row logged before the first outer step (step 0)."""
+        raise NotImplementedError(f"method {self.name!r} has no outer step")
+
+    def peer_summary(self) -> dict[str, dict[str, Any]]:
+        """Per-peer facts for the summary and model cards (e.g. DWML's final ω)."""
+        return {}
 
     def state_dict(self) -> dict[str, Any]:
         """State kept across steps, saved in checkpoints (none for single-model methods)."""
@@ -98,7 +140,7 @@ class Method(ABC):
 
     def options(self) -> dict[str, Any]:
         """The hyperparameters, JSON-able, for model cards and summaries."""
-        return {f.name: getattr(self, f.name) for f in fields(self)}
+        return {f.name: getattr(self, f.name) for f in fields(self) if f.init}
 
 
 @dataclass(frozen=True)
@@ -165,6 +207,162 @@ class SD(Method):
         return losses
 
 
+@dataclass(frozen=True)
+class DML(Method):
+    """Deep mutual learning (Zhang et al. 2018): DWML's inner loss with ω fixed at 1/M.
+
+    Every peer learns from the labels and from each other peer's detached distribution
+    (:func:`babyteach.losses.mutual_loss_terms`; each peer optimises its own share).
+    """
+
+    name: ClassVar[str] = "dml"
+    alpha: float = field(default=0.5, metadata={"help": "α: weight of the peer (KL) terms against the labels, in [0, 1]"})
+    tau: float = field(default=1.0, metadata={"help": "softmax temperature τ > 0 of the peer terms"})
+    #: Mutable holder (the dataclass is frozen): the peer names and ω, set by :meth:`start`.
+    _state: dict[str, Any] = field(default_factory=dict, init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        _check_unit("mutual.alpha", self.alpha)
+        _check_positive("mutual.tau", self.tau)
+
+    def start(self, peers: Sequence[str], device: torch.device) -> None:
+        self._state["peers"] = list(peers)
+        self._state["weights"] = torch.full((len(peers),), 1.0 / len(peers), dtype=torch.float32, device=device)
+
+    @property
+    def weights(self) -> torch.Tensor:
+        """ω, ``(M,)`` on the training device, in the order of the peers given to :meth:`start`."""
+        if "weights" not in self._state:
+            raise RuntimeError(f"method {self.name!r}: start() was not called")
+        return self._state["weights"]
+
+    def supervised_losses(self, ctx: StepContext, logits: Sequence[torch.Tensor]) -> list[torch.Tensor] | None:
+        """Each peer's supervised term ``S_i`` (None: plain CE against the labels)."""
+        return None
+
+    def step_loss(self, ctx: StepContext) -> dict[str, torch.Tensor]:
+        names = list(ctx.students)
+        if names != self._state.get("peers"):
+            raise RuntimeError(f"method {self.name!r} was started for peers {self._state.get('peers')}, got {names}")
+        logits = [ctx.student_logits(name) for name in names]  # M × (n_masked, vocab)
+        terms = mutual_loss_terms(
+            logits, ctx.batch.targets, self.weights, self.alpha, self.tau, self.supervised_losses(ctx, logits)
+        )  # (M,)
+        return dict(zip(names, terms, strict=True))
+
+    def peer_summary(self) -> dict[str, dict[str, Any]]:
+        return {name: {"peer_weight": w} for name, w in zip(self._state["peers"], self.weights.tolist(), strict=True)}
+
+
+@dataclass(frozen=True)
+class DWML(DML):
+    """Dynamically weighted mutual learning (the paper's method; ``METHODS.md``, DWML).
+
+    The inner loss is DML's with weights ω; every ``weight_update_every`` steps an outer
+    step on a held-out dev batch computes the hypergradient of the ensemble loss ``L2``
+    (Eq. 3, ``unrolled`` or ``first_order``) and moves ω by mirror descent (Eq. 4) with a
+    cosine-annealed step size η.
+    """
+
+    name: ClassVar[str] = "dwml"
+    has_outer_step: ClassVar[bool] = True
+    weight_update_every: int = field(default=10, metadata={"help": "optimiser steps between outer (ω) steps, ≥ 1"})
+    hypergradient: str = field(default="unrolled", metadata={"help": f"hypergradient mode, one of {HYPERGRADIENT_MODES}"})
+    eta0: float = field(default=0.25, metadata={"help": "initial mirror-descent step size η₀ > 0"})
+    eta_min: float = field(default=0.0025, metadata={"help": "final mirror-descent step size, 0 ≤ η_min ≤ η₀"})
+    clip: float | None = field(default=None, metadata={"help": "clip g to [−clip, clip] before the step (None: off)"})
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if not (isinstance(self.weight_update_every, int) and self.weight_update_every >= 1):
+            raise InputError(f"mutual.weight_update_every: {self.weight_update_every!r} must be an integer ≥ 1")
+        if self.hypergradient not in HYPERGRADIENT_MODES:
+            raise InputError(f"mutual.hypergradient: {self.hypergradient!r} must be one of {HYPERGRADIENT_MODES}")
+        _check_positive("mutual.eta0", self.eta0)
+        if not 0 <= self.eta_min <= self.eta0:
+            raise InputError(f"mutual.eta_min: {self.eta_min} must lie in [0, eta0 = {self.eta0}]")
+        if self.clip is not None:
+            _check_positive("mutual.clip", self.clip)
+
+    def outer_step_due(self, step: int) -> bool:
+        return step % self.weight_update_every == 0
+
+    def outer_step(self, outer: OuterStep) -> dict[str, float]:
+        ctx, names = outer.ctx, self._state["peers"]
+        update = outer.step // self.weight_update_every  # this outer step's number, from 1
+        eta = eta_schedule(update - 1, max(1, outer.total_steps // self.weight_update_every), self.eta0, self.eta_min)
+        supervised = self.supervised_loss_fn(ctx)
+        g, outer_loss = hypergradient_and_outer_loss(
+            [ctx.students[name] for name in names],
+            (_mlm_inputs(ctx.batch), ctx.batch.targets),
+            (_mlm_inputs(outer.dev_batch), outer.dev_batch.targets),
+            self.weights,
+            self.alpha,
+            outer.gamma,
+            self.hypergradient,
+            tau=self.tau,
+            supervised=supervised,
+        )  # g: (M,)
+        self._state["weights"] = mirror_descent_step(self.weights, g.float(), eta, self.clip)
+        return self._record(outer.step, update, eta, outer.gamma, float(outer_loss), g.tolist())
+
+    def initial_record(self) -> dict[str, float]:
+        return self._record(0, 0, math.nan, math.nan, math.nan, [math.nan] * len(self._state["peers"]))
+
+    def _record(self, step: int, update: int, eta: float, gamma: float, outer_loss: float,
+                g: Sequence[float]) -> dict[str, float]:
+        """One row of ``peer_weights.csv``: ω after the step and the g that moved it."""
+        names = self._state["peers"]
+        return {
+            "step": step, "update": update, "eta": eta, "gamma": gamma, "outer_loss": outer_loss,
+            **{f"weight.{name}": w for name, w in zip(names, self.weights.tolist(), strict=True)},
+            **{f"hypergradient.{name}": value for name, value in zip(names, g, strict=True)},
+        }
+
+    def supervised_loss_fn(self, ctx: StepContext) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None:
+        """``S(logits, targets)`` of the hypergradient's ``La_k`` (None: CE)."""
+        return None
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"weights": self.weights.detach().cpu()}
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        weights = state.get("weights")
+        if weights is None or weights.shape != self.weights.shape:
+            raise InputError(f"method {self.name!r}: the checkpoint holds no peer weights for {len(self.weights)} peers")
+        self._state["weights"] = weights.to(self.weights.device, self.weights.dtype)
+
+
+@dataclass(frozen=True)
+class KDDWML(DWML):
+    """DWML with each peer's supervised term the KD loss against the trained teacher
+    (``METHODS.md``, KD_DWML); the teacher's forward pass is shared by all peers and by the
+    outer step of the same micro-batch."""
+
+    name: ClassVar[str] = "kd_dwml"
+    needs_teacher: ClassVar[bool] = True
+    lam: float = field(default=0.5, metadata={"help": "KD weight λ of the teacher term in S_i, in [0, 1]"})
+    kd_tau: float = field(default=2.0, metadata={"help": "KD temperature τ > 0 of the teacher term"})
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        _check_unit("kd.lam", self.lam)
+        _check_positive("kd.tau", self.kd_tau)
+
+    def supervised_losses(self, ctx: StepContext, logits: Sequence[torch.Tensor]) -> list[torch.Tensor]:
+        teacher = ctx.teacher_logits()
+        return [kd_loss(z, teacher, ctx.batch.targets, self.lam, self.kd_tau) for z in logits]
+
+    def supervised_loss_fn(self, ctx: StepContext) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
+        teacher = ctx.teacher_logits()
+        return lambda logits, targets: kd_loss(logits, teacher, targets, self.lam, self.kd_tau)
+
+
+def _mlm_inputs(batch: MLMBatch) -> dict[str, torch.Tensor]:
+    """A batch as :func:`babyteach.bilevel.mlm_logits` reads it."""
+    return {"input_ids": batch.input_ids, "positions": batch.positions}
+
+
 def _check_unit(key: str, value: float) -> None:
     if not 0.0 <= value <= 1.0:
         raise InputError(f"{key}: {value} must lie in [0, 1]")
@@ -176,7 +374,7 @@ def _check_positive(key: str, value: float) -> None:
 
 
 #: Method name → its class. The only place that names the methods.
-METHODS: dict[str, type[Method]] = {cls.name: cls for cls in (Baseline, KD, SD)}
+METHODS: dict[str, type[Method]] = {cls.name: cls for cls in (Baseline, KD, SD, DML, DWML, KDDWML)}
 
 
 def make_method(name: str, **options: Any) -> Method:
@@ -184,7 +382,7 @@ def make_method(name: str, **options: Any) -> Method:
     if name not in METHODS:
         raise InputError(f"unknown training method {name!r}; known methods: {sorted(METHODS)}")
     cls = METHODS[name]
-    known = {f.name for f in fields(cls)}
+    known = {f.name for f in fields(cls) if f.init}
     unknown = sorted(set(options) - known)
     if unknown:
         raise InputError(f"method {name!r} has no option(s) {unknown}; its options are {sorted(known)}")

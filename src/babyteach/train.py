@@ -25,8 +25,11 @@ to start rather than train the ranks without gradient synchronisation.
 Outputs, written as one directory at the end (``out_dir`` appears complete or not at all)::
 
     out_dir/<student>/           save_pretrained model + tokenizer files + README.md model card
-    out_dir/metrics.jsonl        one line per logged step: step, tokens, lr, loss per student
-    out_dir/train_summary.json   steps, tokens, wall time, final dev loss per student, config
+    out_dir/metrics.jsonl        one line per logged step: step, tokens, lr, tokens/s, loss and
+                                 gradient norm (before clipping) per student
+    out_dir/peer_weights.csv     methods with an outer step (DWML, KD_DWML): ω after every outer
+                                 step with its hypergradient, η, γ and outer loss (Figure 3)
+    out_dir/train_summary.json   steps, tokens, wall time, final dev loss (and ω) per student, config
 
 Numerics: fp32 on CPU; on CUDA bf16 autocast (``precision="auto"``), TF32 matmuls and fused
 AdamW. Masking draws come from a generator seeded per micro-batch and the global RNG
@@ -48,6 +51,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 import torch
 from torch import nn
 from transformers import AutoModelForMaskedLM, RobertaForMaskedLM, get_scheduler
@@ -58,16 +62,17 @@ from babyteach.data.tokenizer import MASK, load_tokenizer
 from babyteach.errors import InputError
 from babyteach.io import atomic_path, write_json_atomic
 from babyteach.losses import cross_entropy
-from babyteach.methods import Method, MLMBatch, StepContext, make_method
+from babyteach.methods import Method, MLMBatch, OuterStep, StepContext, make_method
 from babyteach.models import POSITION_OFFSET, Architecture, build_model, count_parameters, masked_logits
 from babyteach.train_config import TrainConfig
 
 log = logging.getLogger(__name__)
 
 CHECKPOINT_FILE = "checkpoint.pt"
-CHECKPOINT_VERSION = 1
+PEER_WEIGHTS_FILE = "peer_weights.csv"
+CHECKPOINT_VERSION = 2
 #: Version of the ``train_summary.json`` and ``metrics.jsonl`` formats.
-SUMMARY_VERSION = 1
+SUMMARY_VERSION = 2
 #: Config fields that may change between a run and its resumption. The run stays valid, but only
 #: an unchanged device and compile setting give bit-identical weights (kernels differ in rounding).
 RESUMABLE_CHANGES = frozenset({"checkpoint_every", "log_every", "compile", "device"})
@@ -122,14 +127,14 @@ def plan_steps(cfg: TrainConfig, n_blocks: int) -> Plan:
     return Plan(steps=steps, tokens_per_step=tokens_per_step, batches_per_epoch=batches_per_epoch)
 
 
-class _TrainStream:
-    """The run's micro-batches by index (counted from 0 across epochs): epoch ``e`` visits the
+class _BlockStream:
+    """A split's micro-batches by index (counted from 0 across epochs): epoch ``e`` visits the
     blocks in ``blocks.order(seed, e)``, ``batch_size`` at a time, its last partial batch skipped.
     Indexing is random access, so a resumed run continues at exactly the next micro-batch."""
 
-    def __init__(self, blocks: PackedBlocks, cfg: TrainConfig, plan: Plan) -> None:
-        self.blocks, self.seed, self.batch_size = blocks, cfg.seed, cfg.batch_size
-        self.batches_per_epoch = plan.batches_per_epoch
+    def __init__(self, blocks: PackedBlocks, seed: int, batch_size: int) -> None:
+        self.blocks, self.seed, self.batch_size = blocks, seed, batch_size
+        self.batches_per_epoch = len(blocks) // batch_size
         self._epoch, self._order = -1, np.empty(0, dtype=np.int64)
 
     def __getitem__(self, index: int) -> torch.Tensor:
@@ -141,8 +146,8 @@ class _TrainStream:
         return torch.from_numpy(self.blocks.get_blocks(chunk))
 
 
-#: Masking streams of :func:`_mask_generator`.
-TRAIN_STREAM, DEV_STREAM = 0, 1
+#: Masking streams of :func:`_mask_generator`: train batches, the final dev loss, outer-step dev batches.
+TRAIN_STREAM, DEV_STREAM, OUTER_STREAM = 0, 1, 2
 
 
 def _mask_generator(seed: int, index: int, stream: int = TRAIN_STREAM) -> torch.Generator:
@@ -183,6 +188,26 @@ def _check_single_process() -> None:
         raise InputError(
             f"train: WORLD_SIZE={world_size}, but multi-process (torchrun/DDP) training is not supported yet; "
             "run a single process"
+        )
+
+
+def _outer_stream(shard_dir: Path, cfg: TrainConfig) -> _BlockStream:
+    """Held-out batches for outer steps: the dev split in a seeded order, never train blocks."""
+    dev = PackedBlocks(shard_dir, "dev", cfg.block_size)
+    if len(dev) < cfg.batch_size:
+        raise InputError(
+            f"{shard_dir}: the dev split has {len(dev)} blocks of {cfg.block_size} tokens, fewer than one outer "
+            f"batch (training.batch_size = {cfg.batch_size}); lower training.batch_size or use a larger dev split"
+        )
+    return _BlockStream(dev, cfg.seed, cfg.batch_size)
+
+
+def _check_outer_record(record: Mapping[str, float], step: int, ckpt_dir: Path) -> None:
+    bad = sorted(key for key, value in record.items() if not math.isfinite(value))
+    if bad:
+        raise NonFiniteLossError(
+            f"step {step}: the outer (peer-weight) step gave non-finite {bad}; training stopped. The last good "
+            f"checkpoint is in {ckpt_dir}; lower mutual.eta0 or set mutual.clip"
         )
 
 
@@ -267,7 +292,8 @@ def _load_checkpoint(ckpt_dir: Path) -> dict[str, Any] | None:
 
 
 def _checkpoint_state(step: int, fingerprint: dict[str, Any], peers: Mapping[str, _Peer], method: Method,
-                      metrics: list[dict[str, Any]], wall_time: float) -> dict[str, Any]:
+                      metrics: list[dict[str, Any]], outer_log: list[dict[str, float]],
+                      wall_time: float) -> dict[str, Any]:
     return {
         "version": CHECKPOINT_VERSION,
         "step": step,
@@ -287,6 +313,7 @@ def _checkpoint_state(step: int, fingerprint: dict[str, Any], peers: Mapping[str
             "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None,
         },
         "metrics": metrics,
+        "outer_log": outer_log,
         "wall_time_s": wall_time,
     }
 
@@ -351,7 +378,8 @@ def train(
     block_size = cfg.block_size
     blocks = PackedBlocks(shard_dir, "train", block_size)
     plan = plan_steps(cfg, len(blocks))
-    stream = _TrainStream(blocks, cfg, plan)
+    stream = _BlockStream(blocks, cfg.seed, cfg.batch_size)
+    outer_stream = _outer_stream(shard_dir, cfg) if the_method.has_outer_step else None
     device = _device(cfg)
     bf16 = device.type == "cuda" and cfg.precision == "auto"
     if device.type == "cuda":
@@ -372,9 +400,11 @@ def train(
         scheduler = get_scheduler("cosine", optimizer, num_warmup_steps=warmup, num_training_steps=plan.steps)
         peers[name] = _Peer(model, extras.get(name), optimizer, scheduler)
     teacher = load_teacher(teacher_dir, vocab_size, block_size, device) if the_method.needs_teacher else None
+    the_method.start(list(models), device)
 
     fingerprint = _run_fingerprint(the_method, students, cfg, plan, teacher_dir)
     step, metrics, wall_before = 0, [], 0.0
+    outer_log = [the_method.initial_record()] if the_method.has_outer_step else []
     state = _load_checkpoint(ckpt_dir)
     if state is not None:
         if state.get("version") != CHECKPOINT_VERSION or state["fingerprint"] != fingerprint:
@@ -384,6 +414,7 @@ def train(
             )
         _restore(state, peers, the_method)
         step, metrics, wall_before = state["step"], state["metrics"], state["wall_time_s"]
+        outer_log = state["outer_log"]
         log.info("resumed from %s at step %d of %d", ckpt_dir / CHECKPOINT_FILE, step, plan.steps)
         del state
     log.info(
@@ -397,6 +428,7 @@ def train(
             model.lm_head.compile()
 
     started = time.monotonic()
+    last_log = (step, started)  # for tokens/s between metrics lines
     autocast = torch.autocast("cuda", dtype=torch.bfloat16) if bf16 else contextlib.nullcontext()
     for model in models.values():
         model.train()
@@ -404,14 +436,26 @@ def train(
         module.train()
     while step < plan.steps:
         step += 1
+        lr = peers[next(iter(peers))].scheduler.get_last_lr()[0]  # this step's learning rate (γ of DWML)
         for peer in peers.values():
             peer.optimizer.zero_grad(set_to_none=True)
         step_losses = torch.zeros(len(peers), dtype=torch.float32, device=device)
         for micro in range(cfg.grad_accum):
             index = (step - 1) * cfg.grad_accum + micro
             batch = _mask(stream[index], _mask_generator(cfg.seed, index), cfg, meta, device)
+            ctx = StepContext(batch, models, extras, teacher)
+            if micro == 0 and outer_stream is not None and the_method.outer_step_due(step):
+                update = len(outer_log) - 1  # outer steps so far: dev batch `update` is next
+                dev_batch = _mask(outer_stream[update], _mask_generator(cfg.seed, update, OUTER_STREAM), cfg, meta,
+                                  device)
+                # forked RNG: the outer step's dropout leaves the inner steps' draws as they would be
+                # without it, so DWML with ω held fixed is DML exactly
+                with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []), autocast:
+                    record = the_method.outer_step(OuterStep(ctx, dev_batch, lr, step, plan.steps))
+                _check_outer_record(record, step, ckpt_dir)
+                outer_log.append(record)
             with autocast:
-                losses = the_method.step_loss(StepContext(batch, models, extras, teacher))
+                losses = the_method.step_loss(ctx)
             if set(losses) != set(peers):
                 raise RuntimeError(f"method {method!r} returned losses for {sorted(losses)}, not {sorted(peers)}")
             total = sum(losses[name] for name in peers) / cfg.grad_accum
@@ -425,24 +469,31 @@ def train(
                     f"The last good checkpoint is in {ckpt_dir} (resume re-runs from it); lower train.lr or "
                     "check the data"
                 )
-        lr = peers[next(iter(peers))].scheduler.get_last_lr()[0]
-        for peer in peers.values():
-            if cfg.clip_norm is not None:
-                torch.nn.utils.clip_grad_norm_(peer.parameters(), cfg.clip_norm)
+        grad_norms = {}
+        for name, peer in peers.items():
+            # the norm before clipping; with clipping off, an infinite threshold leaves the gradients as they are
+            grad_norms[name] = torch.nn.utils.clip_grad_norm_(peer.parameters(), cfg.clip_norm or math.inf)
             peer.optimizer.step()
             peer.scheduler.step()
         if step % cfg.log_every == 0 or step == plan.steps:
-            metrics.append({"step": step, "tokens": step * plan.tokens_per_step, "lr": lr, "loss": values})
-            log.info("step %d/%d lr %.3g loss %s", step, plan.steps, lr,
+            now = time.monotonic()
+            tokens_per_s = (step - last_log[0]) * plan.tokens_per_step / max(now - last_log[1], 1e-9)
+            last_log = (step, now)
+            norms = {name: float(norm) for name, norm in grad_norms.items()}
+            metrics.append({"step": step, "tokens": step * plan.tokens_per_step, "lr": lr, "loss": values,
+                            "grad_norm": norms, "tokens_per_s": tokens_per_s})
+            log.info("step %d/%d lr %.3g %.0f tok/s loss %s", step, plan.steps, lr, tokens_per_s,
                      " ".join(f"{n}={v:.4f}" for n, v in values.items()))
         if step % cfg.checkpoint_every == 0 or step == plan.steps:
             wall = wall_before + time.monotonic() - started
-            _save_checkpoint(ckpt_dir, _checkpoint_state(step, fingerprint, peers, the_method, metrics, wall))
+            _save_checkpoint(ckpt_dir, _checkpoint_state(step, fingerprint, peers, the_method, metrics, outer_log,
+                                                         wall))
         if on_step is not None:
             on_step(step, models, values)
     wall_time = wall_before + time.monotonic() - started
 
     dev_loss, dev_blocks = _dev_loss(models, shard_dir, cfg, meta, device, autocast)
+    peer_facts = the_method.peer_summary()
     summary = {
         "format_version": SUMMARY_VERSION,
         "method": the_method.name,
@@ -452,6 +503,7 @@ def train(
                 "architecture": arch.to_dict(),
                 "parameters": count_parameters(arch, vocab_size, block_size),
                 "final_dev_loss": dev_loss[name],
+                **peer_facts.get(name, {}),
             }
             for name, arch in students.items()
         },
@@ -461,12 +513,13 @@ def train(
         "warmup_steps": warmup,
         "block_size": block_size,
         "dev_blocks": dev_blocks,
+        "outer_steps": max(len(outer_log) - 1, 0),
         "wall_time_s": wall_time,
         "device": str(device),
         "teacher_dir": str(teacher_dir) if teacher_dir is not None else None,
         "config": asdict(cfg),
     }
-    _write_outputs(out_dir, models, students, tokenizer_dir, metrics, summary)
+    _write_outputs(out_dir, models, students, tokenizer_dir, metrics, outer_log, summary)
     return summary
 
 
@@ -519,6 +572,7 @@ def _model_card(name: str, arch: Architecture, summary: Mapping[str, Any]) -> st
         f"| seed | {summary['config']['seed']} |",
         f"| final dev loss | {student['final_dev_loss']:.4f} nats (masked CE on the first "
         f"{summary['dev_blocks']} dev blocks) |",
+        *([f"| final peer weight ω | {student['peer_weight']:.4f} |"] if "peer_weight" in student else []),
         "",
         "Load it with `AutoModelForMaskedLM.from_pretrained(folder)` and "
         "`AutoTokenizer.from_pretrained(folder)`.",
@@ -527,7 +581,8 @@ def _model_card(name: str, arch: Architecture, summary: Mapping[str, Any]) -> st
 
 
 def _write_outputs(out_dir: Path, models: Mapping[str, RobertaForMaskedLM], students: Mapping[str, Architecture],
-                   tokenizer_dir: Path, metrics: list[dict[str, Any]], summary: dict[str, Any]) -> None:
+                   tokenizer_dir: Path, metrics: list[dict[str, Any]], outer_log: list[dict[str, float]],
+                   summary: dict[str, Any]) -> None:
     """Write the whole ``out_dir`` at once (atomic rename of a finished temporary folder)."""
     with atomic_path(out_dir) as tmp:
         tmp.mkdir()
@@ -540,5 +595,7 @@ def _write_outputs(out_dir: Path, models: Mapping[str, RobertaForMaskedLM], stud
             (folder / "README.md").write_text(_model_card(name, students[name], summary), encoding="utf-8")
         lines = "".join(json.dumps(record, sort_keys=True) + "\n" for record in metrics)
         (tmp / "metrics.jsonl").write_text(lines, encoding="utf-8")
+        if outer_log:
+            pd.DataFrame(outer_log).to_csv(tmp / PEER_WEIGHTS_FILE, index=False)
         write_json_atomic(tmp / "train_summary.json", summary)
     log.info("wrote %s", out_dir)

@@ -1,5 +1,6 @@
 # Helpers shared by all .smk files: config validation, paths, input functions.
 import os
+import re
 import sys
 from pathlib import Path
 
@@ -33,7 +34,8 @@ wildcard_constraints:
     dataset="|".join(sorted(DATASETS)),
     peers=r"\d+",
     seed=r"\d+",
-    run=r"baseline/seed-\d+|(kd|sd)/peers-\d+/seed-\d+",
+    run=r"baseline/seed-\d+|(kd|sd)/peers-\d+/seed-\d+|(dml|dwml|kd_dwml)/peers-\d+/alpha-[0-9.]+/seed-\d+",
+    alpha=r"(0|1)(\.\d+)?",
     model=r"teacher|peer-\d+",
     family="|".join(sorted(FAMILIES)),
 
@@ -75,48 +77,117 @@ def checkpoint_dir(wildcards, output):
     return str(Path("checkpoints") / Path(output[0]).relative_to("results"))
 
 
+#: Methods that train all searched peers together (METHODS.md); their runs carry alpha.
+MUTUAL_METHODS = ("dml", "dwml", "kd_dwml")
+
+
 def method_options(wildcards):
-    """The hyperparameters of the {method} wildcard (config section of the same name)."""
-    return config[wildcards.method]
+    """The hyperparameters of the {method} wildcard, from its config section.
+
+    Mutual methods read `mutual` with alpha from the {alpha} wildcard (DML only alpha and
+    tau, so DWML-only keys never rerun it); KD_DWML adds the teacher term of `kd`.
+    """
+    if wildcards.method not in MUTUAL_METHODS:
+        return config[wildcards.method]
+    options = {**config["mutual"], "alpha": float(wildcards.alpha)}
+    if wildcards.method == "dml":
+        return {key: options[key] for key in ("alpha", "tau")}
+    if wildcards.method == "kd_dwml":
+        options.update(lam=config["kd"]["lam"], kd_tau=config["kd"]["tau"])
+    return options
 
 
 def student_training_inputs(wildcards):
-    """Shards, tokenizer, searched architectures and, for KD, the baseline teacher of the same seed."""
+    """Shards, tokenizer, searched architectures and, for KD and KD_DWML, the baseline teacher of the same seed."""
     inputs = {
         "shards": f"results/{wildcards.corpus}/shards",
         "tokenizer": f"results/{wildcards.corpus}/tokenizer",
         "search": f"results/search/peers-{wildcards.peers}.json",
     }
-    if wildcards.method == "kd":
+    if wildcards.method in ("kd", "kd_dwml"):
         inputs["teacher"] = (
             f"results/{wildcards.corpus}/train/baseline/seed-{wildcards.seed}"
         )
     return inputs
 
 
-def trained_models():
-    """(run, model) of every model `train` produces: run is the folder under results/<corpus>/train."""
-    peers = max(config["search"]["peer_counts"])
+def student_run(method, peers, seed, alpha=None):
+    """The folder under results/<corpus>/train of one student run."""
+    if method in MUTUAL_METHODS:
+        alpha = config["mutual"]["alpha"] if alpha is None else alpha
+        return f"{method}/peers-{peers}/alpha-{alpha:g}/seed-{seed}"
+    return f"{method}/peers-{peers}/seed-{seed}"
+
+
+def models_of_runs(runs):
+    """(run, model) of every saved model of the given runs, teacher or peer-1..p."""
     models = []
-    for seed in config["seeds"]:
-        models.append((f"baseline/seed-{seed}", "teacher"))
-        for method in ("kd", "sd"):
-            run = f"{method}/peers-{peers}/seed-{seed}"
+    for run in dict.fromkeys(runs):
+        if run.startswith("baseline/"):
+            models.append((run, "teacher"))
+        else:
+            peers = int(re.search(r"peers-(\d+)", run).group(1))
             models += [(run, f"peer-{i}") for i in range(1, peers + 1)]
     return models
 
 
+def main_runs():
+    """Baseline for every seed; every student method at the largest peer count and the main alpha."""
+    peers = max(config["search"]["peer_counts"])
+    runs = []
+    for seed in config["seeds"]:
+        runs.append(f"baseline/seed-{seed}")
+        runs += [
+            student_run(method, peers, seed) for method in ("kd", "sd", *MUTUAL_METHODS)
+        ]
+    return runs
+
+
+def ablation_runs(ablation):
+    """The runs of one ablation: peers (DWML per peer count), alpha (DWML per alpha) or weights (DML vs DWML)."""
+    peers = max(config["search"]["peer_counts"])
+    runs = []
+    for seed in config["seeds"]:
+        if ablation == "peers":
+            runs += [
+                student_run("dwml", p, seed) for p in config["search"]["peer_counts"]
+            ]
+        elif ablation == "alpha":
+            runs += [
+                student_run("dwml", peers, seed, alpha)
+                for alpha in config["ablations"]["alphas"]
+            ]
+        elif ablation == "weights":
+            runs += [student_run(method, peers, seed) for method in ("dml", "dwml")]
+        else:
+            raise ValueError(f"unknown ablation {ablation!r}")
+    return runs
+
+
+ABLATIONS = ("peers", "alpha", "weights")
+
+
+def run_outputs(runs):
+    """The training output folders of the given runs."""
+    return [f"results/{CORPUS.name}/train/{run}" for run in dict.fromkeys(runs)]
+
+
 def train_outputs():
-    """Baseline for every seed; KD and SD students for the largest peer count and every seed."""
-    runs = dict.fromkeys(run for run, _ in trained_models())
-    return [f"results/{CORPUS.name}/train/{run}" for run in runs]
+    """Every model of the main comparison (Table 2): baseline and all student methods."""
+    return run_outputs(main_runs())
 
 
-def zero_shot_outputs():
-    """One zero-shot result per trained model and configured minimal-pair dataset."""
+def zero_shot_outputs(runs=None):
+    """One zero-shot result per model of ``runs`` (default: the main runs) and minimal-pair dataset."""
     families = [name for name in config["evaluation_data"] if name in FAMILIES]
     return [
         f"results/{CORPUS.name}/eval/{run}/{model}/{family}.json"
-        for run, model in trained_models()
+        for run, model in models_of_runs(main_runs() if runs is None else runs)
         for family in families
     ]
+
+
+def ablation_outputs(ablation):
+    """The trained models of one ablation and their zero-shot results."""
+    runs = ablation_runs(ablation)
+    return run_outputs(runs) + zero_shot_outputs(runs)

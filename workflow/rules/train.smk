@@ -1,4 +1,5 @@
-# Training: the RoBERTa-base baseline (also the teacher) and the single-model student methods.
+# Training: the RoBERTa-base baseline (also the teacher), the single-model student methods
+# (KD, SD: each peer on its own) and the mutual methods (DML, DWML, KD_DWML: peers together).
 
 
 rule train_baseline:
@@ -39,6 +40,35 @@ rule train_students:
         "benchmarks/{corpus}/train/{method}/peers-{peers}/seed-{seed}.tsv"
     wildcard_constraints:
         method="kd|sd",
+    conda:
+        "../envs/babyteach.yaml"
+    threads: 2
+    resources:
+        mem_mb=16000,
+        runtime=600,
+    params:
+        block_size=config["model"]["block_size"],
+        training=config["training"],
+        method_options=method_options,
+        checkpoint_dir=checkpoint_dir,
+    script:
+        "../scripts/train_students.py"
+
+
+rule train_mutual:
+    """Train the searched peers of p together with a mutual method (DML, DWML or KD_DWML) at one alpha."""
+    input:
+        unpack(student_training_inputs),
+    output:
+        directory(
+            "results/{corpus}/train/{method}/peers-{peers}/alpha-{alpha}/seed-{seed}"
+        ),
+    log:
+        "logs/{corpus}/train/{method}/peers-{peers}/alpha-{alpha}/seed-{seed}.log",
+    benchmark:
+        "benchmarks/{corpus}/train/{method}/peers-{peers}/alpha-{alpha}/seed-{seed}.tsv"
+    wildcard_constraints:
+        method="dml|dwml|kd_dwml",
     conda:
         "../envs/babyteach.yaml"
     threads: 2

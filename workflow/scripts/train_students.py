@@ -1,4 +1,4 @@
-"""Rule train_students: token shards + searched peers (+ teacher for KD) → one model folder per peer."""
+"""Rules train_students and train_mutual: token shards + searched peers (+ teacher for KD, KD_DWML) → one model folder per peer."""
 
 from pathlib import Path
 

@@ -1,0 +1,180 @@
+"""Mutual learning in the training loop: DML, DWML (outer step, ω log, resume) and KD_DWML."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+import torch
+
+from babyteach.bilevel import eta_schedule, hypergradient_and_outer_loss, mirror_descent_step
+from babyteach.errors import InputError
+from babyteach.losses import kd_loss, mutual_loss_terms
+from babyteach.methods import MLMBatch, OuterStep, StepContext, make_method
+from babyteach.models import build_model, masked_logits
+from babyteach.train import CHECKPOINT_FILE, PEER_WEIGHTS_FILE, NonFiniteLossError
+from train_helpers import BLOCK, SMALL, TINY, config, data, parameters_of, read_metrics, run  # noqa: F401 (data: fixture)
+
+PEERS = {"peer-1": SMALL, "peer-2": TINY}
+
+
+def losses_of(out) -> list[dict]:
+    return [line["loss"] for line in read_metrics(out)]
+
+
+def test_dwml_without_outer_steps_is_dml_step_for_step(data, tmp_path):
+    cfg = config(token_budget=6 * 8 * BLOCK)
+    run(data, tmp_path, "dml", PEERS, cfg, tag="dml", method_options={"alpha": 0.3})
+    summary = run(data, tmp_path, "dwml", PEERS, cfg, tag="dwml",
+                  method_options={"alpha": 0.3, "weight_update_every": 7})  # 6 steps: never due
+    assert summary["outer_steps"] == 0
+    assert losses_of(tmp_path / "dml" / "out") == losses_of(tmp_path / "dwml" / "out")
+    for name in PEERS:
+        a, b = parameters_of(tmp_path / "dml" / "out", name), parameters_of(tmp_path / "dwml" / "out", name)
+        assert all(torch.equal(a[k], b[k]) for k in a)
+        assert summary["students"][name]["peer_weight"] == pytest.approx(0.5)
+
+
+def test_one_peer_without_peer_terms_is_the_baseline(data, tmp_path):
+    # M = 1: no other peer to learn from, ω = (1); with α = 0 the loss is exactly CE
+    cfg = config(token_budget=4 * 8 * BLOCK)
+    run(data, tmp_path, "baseline", {"peer-1": TINY}, cfg, tag="baseline")
+    run(data, tmp_path, "dwml", {"peer-1": TINY}, cfg, tag="dwml",
+        method_options={"alpha": 0.0, "weight_update_every": 2})
+    assert losses_of(tmp_path / "baseline" / "out") == losses_of(tmp_path / "dwml" / "out")
+    a, b = parameters_of(tmp_path / "baseline" / "out", "peer-1"), parameters_of(tmp_path / "dwml" / "out", "peer-1")
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    weights = pd.read_csv(tmp_path / "dwml" / "out" / PEER_WEIGHTS_FILE)
+    assert (weights["weight.peer-1"] == 1.0).all()
+
+
+def test_dwml_logs_and_applies_the_outer_steps(data, tmp_path):
+    cfg = config(token_budget=8 * 8 * BLOCK)
+    options = {"alpha": 0.5, "weight_update_every": 2, "eta0": 5.0, "eta_min": 0.5}
+    summary = run(data, tmp_path, "dwml", PEERS, cfg, method_options=options)
+    out = tmp_path / "run" / "out"
+    log = pd.read_csv(out / PEER_WEIGHTS_FILE)
+    assert list(log["step"]) == [0, 2, 4, 6, 8] and list(log["update"]) == [0, 1, 2, 3, 4]
+    weights = log[["weight.peer-1", "weight.peer-2"]].to_numpy()
+    assert weights[0] == pytest.approx([0.5, 0.5])
+    assert weights.sum(axis=1) == pytest.approx([1.0] * 5)
+    assert abs(weights[-1, 0] - 0.5) > 1e-3  # ω moved away from uniform
+    # each row is the previous ω moved by that row's g and η (Eq. 4)
+    grads = log[["hypergradient.peer-1", "hypergradient.peer-2"]].to_numpy()
+    for row in range(1, 5):
+        assert log["eta"][row] == pytest.approx(eta_schedule(row - 1, 4, 5.0, 0.5))
+        expected = mirror_descent_step(torch.tensor(weights[row - 1]), torch.tensor(grads[row]), log["eta"][row])
+        assert weights[row] == pytest.approx(expected.numpy(), rel=1e-5)
+    assert (log["outer_loss"][1:] > 0).all() and (log["gamma"][1:] > 0).all()
+    final = {name: summary["students"][name]["peer_weight"] for name in PEERS}
+    assert [final["peer-1"], final["peer-2"]] == pytest.approx(weights[-1], rel=1e-6)
+    card = (out / "peer-2" / "README.md").read_text()
+    assert f"| final peer weight ω | {final['peer-2']:.4f} |" in card
+
+
+def test_interrupted_dwml_run_resumes_to_the_same_weights_and_omega(data, tmp_path):
+    cfg = config(token_budget=6 * 8 * BLOCK, checkpoint_every=2)
+    options = {"weight_update_every": 1, "eta0": 2.0}
+    run(data, tmp_path, "dwml", PEERS, cfg, tag="whole", method_options=options)
+
+    def kill(step, models, losses):
+        if step == 3:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        run(data, tmp_path, "dwml", PEERS, cfg, tag="killed", method_options=options, on_step=kill)
+    assert torch.load(tmp_path / "killed" / "ckpt" / CHECKPOINT_FILE, weights_only=True)["step"] == 2
+    run(data, tmp_path, "dwml", PEERS, cfg, tag="killed", method_options=options)
+    whole, resumed = tmp_path / "whole" / "out", tmp_path / "killed" / "out"
+    pd.testing.assert_frame_equal(pd.read_csv(whole / PEER_WEIGHTS_FILE), pd.read_csv(resumed / PEER_WEIGHTS_FILE))
+    for name in PEERS:
+        a, b = parameters_of(whole, name), parameters_of(resumed, name)
+        assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def tiny_batch(seed: int) -> MLMBatch:
+    gen = torch.Generator().manual_seed(seed)
+    ids = torch.randint(5, 300, (2, BLOCK), generator=gen)
+    positions = torch.zeros(2, BLOCK, dtype=torch.bool)
+    positions[:, 1::4] = True
+    targets = torch.randint(5, 300, (int(positions.sum()),), generator=gen)
+    return MLMBatch(input_ids=ids, positions=positions, targets=targets)
+
+
+def test_kd_dwml_step_and_outer_step_follow_the_spec_with_one_teacher_pass():
+    students = {name: build_model(arch, 300, BLOCK, seed=i).eval() for i, (name, arch) in enumerate(PEERS.items())}
+    teacher = build_model(TINY, 300, BLOCK, seed=9).eval()
+    passes = []
+    teacher.roberta.register_forward_hook(lambda *args: passes.append(1))
+    method = make_method("kd_dwml", alpha=0.4, lam=0.3, kd_tau=2.0, weight_update_every=1, eta0=1.0)
+    method.start(list(students), torch.device("cpu"))
+    batch, dev = tiny_batch(0), tiny_batch(1)
+    ctx = StepContext(batch, students, {}, teacher)
+    record = method.outer_step(OuterStep(ctx, dev, gamma=0.1, step=1, total_steps=4))
+    losses = method.step_loss(ctx)
+    assert len(passes) == 1  # one teacher pass for the outer step and both peers' inner losses
+
+    # the outer step, computed by hand from the pieces of METHODS.md
+    z_teacher = masked_logits(teacher, batch.input_ids, None, batch.positions)
+    uniform = torch.tensor([0.5, 0.5])
+    g, outer = hypergradient_and_outer_loss(
+        list(students.values()),
+        ({"input_ids": batch.input_ids, "positions": batch.positions}, batch.targets),
+        ({"input_ids": dev.input_ids, "positions": dev.positions}, dev.targets),
+        uniform, 0.4, 0.1, "unrolled", supervised=lambda z, y: kd_loss(z, z_teacher, y, 0.3, 2.0),
+    )
+    new = mirror_descent_step(uniform, g, eta_schedule(0, 4, 1.0, 0.0025))
+    assert [record["weight.peer-1"], record["weight.peer-2"]] == pytest.approx(new.tolist(), rel=1e-5)
+    assert [record["hypergradient.peer-1"], record["hypergradient.peer-2"]] == pytest.approx(g.tolist(), rel=1e-5)
+    assert record["outer_loss"] == pytest.approx(float(outer), rel=1e-6)
+    # the inner loss already uses the new ω, with KD as each peer's supervised term
+    z = [masked_logits(m, batch.input_ids, None, batch.positions) for m in students.values()]
+    expected = mutual_loss_terms(z, batch.targets, new, 0.4, 1.0,
+                                 [kd_loss(zi, z_teacher, batch.targets, 0.3, 2.0) for zi in z])
+    torch.testing.assert_close(torch.stack([losses["peer-1"], losses["peer-2"]]), expected)
+
+
+def test_kd_dwml_trains_with_a_teacher(data, tmp_path):
+    cfg = config(token_budget=4 * 8 * BLOCK)
+    run(data, tmp_path, "baseline", {"teacher": TINY}, cfg, tag="teacher")
+    summary = run(data, tmp_path, "kd_dwml", PEERS, cfg, tag="students",
+                  method_options={"weight_update_every": 2}, teacher_dir=tmp_path / "teacher" / "out" / "teacher")
+    assert summary["outer_steps"] == 2
+    assert sum(s["peer_weight"] for s in summary["students"].values()) == pytest.approx(1.0)
+    with pytest.raises(InputError, match="distils from a teacher"):
+        run(data, tmp_path, "kd_dwml", PEERS, cfg, tag="no-teacher")
+    with pytest.raises(InputError, match="train the baseline teacher first"):
+        run(data, tmp_path, "kd_dwml", PEERS, cfg, tag="bad-teacher", teacher_dir=tmp_path / "nowhere")
+
+
+@pytest.mark.parametrize(
+    "method,options,key",
+    [
+        ("dml", {"alpha": 1.5}, "mutual.alpha"),
+        ("dwml", {"alpha": -0.1}, "mutual.alpha"),
+        ("dwml", {"weight_update_every": 0}, "mutual.weight_update_every"),
+        ("dwml", {"hypergradient": "second_order"}, "mutual.hypergradient"),
+        ("dwml", {"eta_min": 1.0}, "mutual.eta_min"),
+        ("kd_dwml", {"lam": 2.0}, "kd.lam"),
+    ],
+)
+def test_bad_mutual_options_name_the_config_key(method, options, key):
+    with pytest.raises(InputError, match=key.replace(".", r"\.")):
+        make_method(method, **options)
+
+
+def test_dev_split_too_small_for_an_outer_batch_fails_before_training(data, tmp_path):
+    cfg = config(token_budget=64 * 8 * BLOCK, batch_size=64)  # the toy dev split has fewer blocks
+    with pytest.raises(InputError, match=r"fewer than one outer batch \(training\.batch_size = 64\)"):
+        run(data, tmp_path, "dwml", PEERS, cfg, on_step=lambda *args: pytest.fail("trained"))
+    run(data, tmp_path, "dml", PEERS, config(token_budget=64 * BLOCK, batch_size=64), tag="dml")  # DML: no dev
+
+
+def test_non_finite_outer_step_stops_the_run(data, tmp_path):
+    def poison(step, models, losses):
+        if step == 1:
+            with torch.no_grad():
+                models["peer-2"].lm_head.decoder.bias.fill_(float("nan"))
+
+    cfg = config(token_budget=4 * 8 * BLOCK)
+    with pytest.raises(NonFiniteLossError, match="step 2: the outer"):
+        run(data, tmp_path, "dwml", PEERS, cfg, method_options={"weight_update_every": 2}, on_step=poison)
