@@ -25,7 +25,7 @@ rule all:
         data_outputs(),
         search_outputs(),
         train_outputs(),
-        zero_shot_outputs(),
+        evaluation_outputs(),
         [ablation_outputs(ablation) for ablation in ABLATIONS],
 
 
@@ -48,9 +48,9 @@ rule train:
 
 
 rule evaluate:
-    """Zero-shot BLiMP / supplement / EWoK accuracy of every trained model."""
+    """Zero-shot BLiMP / supplement / EWoK accuracy and (Super)GLUE fine-tuning of every model of `train`."""
     input:
-        zero_shot_outputs(),
+        evaluation_outputs(),
 
 
 rule ablation_peers:

@@ -50,7 +50,8 @@ def test_dry_run_plans_the_whole_dag(tmp_path, configfile):
     args = ["-n", "all"] + (["--configfile", str(REPO / configfile)] if configfile else [])
     result = run_snakemake(tmp_path, *args)
     for rule in ("fetch_data", "clean_corpus", "train_tokenizer", "tokenize_corpus", "search_architectures",
-                 "train_baseline", "train_students", "train_mutual", "evaluate_zero_shot"):
+                 "train_baseline", "train_students", "train_mutual", "evaluate_zero_shot",
+                 "evaluate_finetune"):
         assert rule in result.stdout
 
 
@@ -69,6 +70,8 @@ def test_dry_run_plans_the_whole_dag(tmp_path, configfile):
         ({"mutual": {"weight_update_every": 0}}, "weight_update_every"),
         ({"mutual": {"hypergradient": "exact"}}, "hypergradient"),
         ({"ablations": {"alphas": [0.5, 2]}}, "alphas"),
+        ({"finetune": {"tasks": ["mnli-mm"]}}, "mnli"),
+        ({"finetune": {"lr": 0}}, "lr"),
     ],
 )
 def test_bad_config_fails_at_start_up_naming_the_key(tmp_path, config, named):

@@ -25,13 +25,15 @@ MICRO = {
         "init_points": 2,
         "n_iter": 2,
     },
-    "evaluation_data": ["blimp-fast", "ewok-fast"],
+    "evaluation_data": ["blimp-fast", "ewok-fast", "glue-filtered"],
     "seeds": [0],
     "training": {
         "epochs": None, "token_budget": 4000, "batch_size": 4, "lr": 0.002,
         "checkpoint_every": 5, "log_every": 2, "dev_blocks": 4,
     },
     "evaluation": {"max_per_task": 2},
+    "finetune": {"tasks": ["cola", "mrpc"], "max_train_examples": 16, "max_eval_examples": 16, "max_epochs": 1,
+                 "batch_size": 8},
     "mutual": {"weight_update_every": 2},
     "ablations": {"alphas": [0.5]},  # the main alpha: the alpha ablation adds no run here
 }
@@ -186,3 +188,17 @@ def test_every_trained_model_is_evaluated_zero_shot(micro_run):
         for result in (blimp, ewok):
             accuracies = [task["accuracy"] for task in result["tasks"].values()]
             assert result["macro_accuracy"] == pytest.approx(sum(accuracies) / len(accuracies))
+
+
+def test_every_trained_model_is_fine_tuned_on_the_configured_tasks(micro_run):
+    workdir, _ = micro_run
+    evals = workdir / "results/2024-10M/eval"
+    results = sorted(evals.glob("**/glue.json"))
+    assert len(results) == 1 + 2 * 5  # the teacher and 2 peers of each of the 5 student methods
+    for path in results:
+        glue = json.loads(path.read_text())
+        assert glue["tasks_included"] == ["cola", "mrpc"]
+        assert glue["tasks"]["cola"]["metric"] == "mcc" and glue["tasks"]["mrpc"]["metric"] == "f1"
+        assert glue["tasks"]["cola"]["n_valid"] == 16
+        values = [glue["tasks"][task]["value"] for task in glue["tasks_included"]]
+        assert glue["macro_average"] == pytest.approx(sum(values) / 2)

@@ -20,6 +20,7 @@ os.environ.update(
 from babyteach.data.corpora import CorpusId  # noqa: E402
 from babyteach.data.fetch import DATASETS, mirror_from  # noqa: E402
 from babyteach.evaluate.families import FAMILIES  # noqa: E402
+from babyteach.evaluate.glue import FinetuneConfig  # noqa: E402
 from babyteach.train_config import TrainConfig  # noqa: E402
 
 CORPUS = CorpusId(config["corpus"]["release"], config["corpus"]["track"])
@@ -27,6 +28,7 @@ DATA_MIRROR = mirror_from(config["data_mirror"])
 # Cross-key checks the schema cannot express (e.g. exactly one of epochs and token_budget),
 # at start-up rather than in the first training job.
 TrainConfig(**config["training"], block_size=config["model"]["block_size"])
+FinetuneConfig.from_mapping(config["finetune"])
 
 
 wildcard_constraints:
@@ -187,7 +189,22 @@ def zero_shot_outputs(runs=None):
     ]
 
 
+def finetune_outputs(runs=None):
+    """One (Super)GLUE result per model of ``runs`` (default: the main runs), if glue-filtered is evaluated."""
+    if "glue-filtered" not in config["evaluation_data"]:
+        return []
+    return [
+        f"results/{CORPUS.name}/eval/{run}/{model}/glue.json"
+        for run, model in models_of_runs(main_runs() if runs is None else runs)
+    ]
+
+
+def evaluation_outputs(runs=None):
+    """Every evaluation result (zero-shot and fine-tuning) of the models of ``runs`` (default: main)."""
+    return zero_shot_outputs(runs) + finetune_outputs(runs)
+
+
 def ablation_outputs(ablation):
-    """The trained models of one ablation and their zero-shot results."""
+    """The trained models of one ablation and their evaluation results."""
     runs = ablation_runs(ablation)
-    return run_outputs(runs) + zero_shot_outputs(runs)
+    return run_outputs(runs) + evaluation_outputs(runs)

@@ -1,4 +1,5 @@
-# Evaluation: zero-shot minimal pairs (BLiMP, BLiMP supplement, EWoK) of every trained model.
+# Evaluation of every trained model: zero-shot minimal pairs (BLiMP, BLiMP supplement, EWoK)
+# and (Super)GLUE fine-tuning.
 
 
 rule evaluate_zero_shot:
@@ -24,3 +25,27 @@ rule evaluate_zero_shot:
         batch_size=config["evaluation"]["batch_size"],
     script:
         "../scripts/evaluate_zero_shot.py"
+
+
+rule evaluate_finetune:
+    """Fine-tune one saved model on each (Super)GLUE task and score it on the valid files."""
+    input:
+        run="results/{corpus}/train/{run}",
+        data="results/raw/glue-filtered",
+    output:
+        "results/{corpus}/eval/{run}/{model}/glue.json",
+    log:
+        "logs/{corpus}/eval/{run}/{model}/glue.log",
+    benchmark:
+        "benchmarks/{corpus}/eval/{run}/{model}/glue.tsv"
+    conda:
+        "../envs/babyteach.yaml"
+    threads: 2
+    resources:
+        gpu=1,
+        mem_mb=16000,
+        runtime=240,
+    params:
+        finetune=config["finetune"],
+    script:
+        "../scripts/evaluate_finetune.py"

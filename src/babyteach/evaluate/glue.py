@@ -1,0 +1,660 @@
+"""(Super)GLUE fine-tuning evaluation: fine-tune a copy of a saved model per task, score on ``valid``.
+
+Every task is described once, as data, in :data:`TASKS`: which fields of a json line make the
+first and second text segment, how many labels it has and which metric BabyLM reports for it
+(``METHODS.md``, "Evaluation scoring", GLUE bullet): accuracy, except the Matthews correlation
+coefficient for CoLA and binary F1 (positive class 1) for MRPC and QQP. Accuracy is reported
+alongside for every task::
+
+    from babyteach.evaluate.glue import FinetuneConfig, finetune_model
+    finetune_model(Path("results/2024-10M/train/baseline/model"), Path("results/raw/glue-filtered"),
+                   Path("results/2024-10M/eval/baseline/model/glue.json"),
+                   FinetuneConfig(tasks=("cola", "mrpc"), max_train_examples=64, max_epochs=1))
+
+The data folder holds BabyLM's ``glue_filtered`` files ``<task>.train.jsonl`` and
+``<task>.valid.jsonl``. BabyLM 2024 ships no test files: a model is trained on ``train`` and the
+reported number is measured on ``valid``. ``mnli-mm`` has no train file of its own; it is
+evaluated with the model being fine-tuned on ``mnli`` (at every epoch, and reported at the epoch
+``mnli`` selects), never fine-tuned separately.
+
+Procedure per trained task (the BabyLM 2024 fine-tuning defaults, :class:`FinetuneConfig`):
+``AutoModelForSequenceClassification`` on the saved masked LM (RoBERTa's classification head
+reads the ``<s>`` position), AdamW with a linear learning-rate decay, batches padded to their
+longest member. After every epoch the valid metric is computed; training stops when it has not
+improved for ``patience`` epochs, or after ``max_epochs``. The reported numbers are those of the
+best epoch (the first epoch with the highest valid metric), as BabyLM's pipeline reports the
+best checkpoint. The metric is selected and reported on the same ``valid`` file, because that
+is the only labelled evaluation data BabyLM distributes; numbers are therefore slightly
+optimistic, exactly as in the BabyLM pipeline.
+
+A task whose train or valid file is missing is skipped with a warning and marked
+``{"status": "missing", "missing_files": [...]}``; it never counts as a zero. The macro average
+is over the tasks that were evaluated, and the result lists them.
+
+Every task is seeded on its own (``torch.manual_seed(seed)`` before the classification head is
+initialised, a seeded generator for the shuffling), so a task's numbers do not depend on which
+other tasks are run, and two CPU runs with the same config give identical results (CUDA
+kernels are not bitwise deterministic; expect differences in the last digits there).
+
+torch and transformers are imported inside the functions that run models, so the workflow can
+import :class:`FinetuneConfig` and :data:`TASKS` at start-up without paying for them.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import math
+import random
+import string
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from babyteach.errors import InputError
+from babyteach.io import write_json_atomic
+
+if TYPE_CHECKING:
+    import torch
+
+log = logging.getLogger(__name__)
+
+#: Version of the result JSON written by :func:`finetune_model`; bump when its fields change.
+FORMAT_VERSION = 1
+
+DEVICES = ("auto", "cpu", "cuda")
+
+
+# --- metrics -----------------------------------------------------------------------------------
+
+
+def _check_lengths(predictions: Sequence[int], labels: Sequence[int]) -> None:
+    if len(predictions) != len(labels) or not labels:
+        raise ValueError(
+            f"need equally many predictions and labels, at least one; got {len(predictions)} and {len(labels)}"
+        )
+
+
+def accuracy(predictions: Sequence[int], labels: Sequence[int]) -> float:
+    """Share of predictions equal to the label, in [0, 1]."""
+    _check_lengths(predictions, labels)
+    return sum(int(p == y) for p, y in zip(predictions, labels, strict=True)) / len(labels)
+
+
+def matthews_corrcoef(predictions: Sequence[int], labels: Sequence[int]) -> float:
+    """Matthews correlation coefficient (Matthews 1975; K classes: Gorodkin 2004), in [-1, 1].
+
+    With n examples, c correct, t_k examples of class k and p_k predictions of class k::
+
+        MCC = (c·n − Σ_k p_k·t_k) / sqrt((n² − Σ_k p_k²) · (n² − Σ_k t_k²))
+
+    For two classes this is (TP·TN − FP·FN) / sqrt((TP+FP)(TP+FN)(TN+FP)(TN+FN)). When a
+    factor of the denominator is 0 (all predictions, or all labels, one class) the MCC is
+    defined as 0, as in scikit-learn: such a predictor carries no information.
+    """
+    _check_lengths(predictions, labels)
+    n = len(labels)
+    correct = sum(int(p == y) for p, y in zip(predictions, labels, strict=True))
+    classes = set(predictions) | set(labels)
+    predicted = {k: 0 for k in classes}
+    true = {k: 0 for k in classes}
+    for p, y in zip(predictions, labels, strict=True):
+        predicted[p] += 1
+        true[y] += 1
+    numerator = correct * n - sum(predicted[k] * true[k] for k in classes)
+    denominator = (n * n - sum(v * v for v in predicted.values())) * (n * n - sum(v * v for v in true.values()))
+    return numerator / math.sqrt(denominator) if denominator > 0 else 0.0
+
+
+def f1_binary(predictions: Sequence[int], labels: Sequence[int], positive: int = 1) -> float:
+    """F1 of the ``positive`` class: 2·TP / (2·TP + FP + FN), in [0, 1].
+
+    The harmonic mean of precision and recall. When there is no positive label and no positive
+    prediction the score is 0 (scikit-learn's ``zero_division=0``): a model that never says
+    "paraphrase" gets no credit.
+    """
+    _check_lengths(predictions, labels)
+    tp = sum(int(p == positive and y == positive) for p, y in zip(predictions, labels, strict=True))
+    fp = sum(int(p == positive and y != positive) for p, y in zip(predictions, labels, strict=True))
+    fn = sum(int(p != positive and y == positive) for p, y in zip(predictions, labels, strict=True))
+    return 2 * tp / (2 * tp + fp + fn) if tp + fp + fn > 0 else 0.0
+
+
+#: Metric name (``GlueTask.metric``) → function of (predictions, labels).
+METRICS = {"accuracy": accuracy, "mcc": matthews_corrcoef, "f1": f1_binary}
+
+
+# --- tasks as data -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class GlueTask:
+    """One (Super)GLUE task: how a json line becomes a text (pair) and how predictions are scored.
+
+    ``first`` and ``second`` are :meth:`str.format` templates over the line's fields, so a
+    segment can combine fields (MultiRC's question and answer, WSC's two spans) without a
+    code path of its own.
+    """
+
+    name: str = field(metadata={"help": "task name = file stem: <name>.train.jsonl / <name>.valid.jsonl"})
+    first: str = field(metadata={"help": "template of the first segment, e.g. '{premise}'"})
+    second: str | None = field(metadata={"help": "template of the second segment; None: single sentence"})
+    num_labels: int = field(metadata={"help": "labels are the integers 0 .. num_labels - 1"})
+    metric: str = field(default="accuracy", metadata={"help": "reported metric: a key of METRICS"})
+    train_from: str | None = field(
+        default=None,
+        metadata={"help": "no train file: evaluated with the model fine-tuned on this task"},
+    )
+
+    def __post_init__(self) -> None:
+        if self.metric not in METRICS:
+            raise ValueError(f"task {self.name}: unknown metric {self.metric!r}; valid: {list(METRICS)}")
+        if self.num_labels < 2:
+            raise ValueError(f"task {self.name}: num_labels must be at least 2")
+
+    @property
+    def fields(self) -> tuple[str, ...]:
+        """The json fields the templates read, in order of first use."""
+        names: list[str] = []
+        for template in (self.first, self.second or ""):
+            for _, name, _, _ in string.Formatter().parse(template):
+                if name and name not in names:
+                    names.append(name)
+        return tuple(names)
+
+    def texts(self, row: Mapping[str, str]) -> tuple[str, str | None]:
+        """The (first, second) segment of a json row that has all :attr:`fields` as strings."""
+        return self.first.format_map(row), (None if self.second is None else self.second.format_map(row))
+
+
+#: Every task, in BabyLM's order. MultiRC pairs the paragraph with "question answer"; WSC pairs
+#: the text with the question whether the pronoun (span2) refers to the noun phrase (span1),
+#: as BabyLM's 2024 pipeline builds them.
+TASKS: dict[str, GlueTask] = {
+    t.name: t
+    for t in (
+        GlueTask("boolq", "{question}", "{passage}", 2),
+        GlueTask("cola", "{sentence}", None, 2, metric="mcc"),
+        GlueTask("mnli", "{premise}", "{hypothesis}", 3),  # 0 entailment, 1 neutral, 2 contradiction
+        GlueTask("mnli-mm", "{premise}", "{hypothesis}", 3, train_from="mnli"),
+        GlueTask("mrpc", "{sentence1}", "{sentence2}", 2, metric="f1"),
+        GlueTask("multirc", "{paragraph}", "{question} {answer}", 2),
+        GlueTask("qnli", "{question}", "{sentence}", 2),
+        GlueTask("qqp", "{question1}", "{question2}", 2, metric="f1"),
+        GlueTask("rte", "{sentence1}", "{sentence2}", 2),
+        GlueTask("sst2", "{sentence}", None, 2),
+        GlueTask("wsc", "{text}", 'Does "{span2_text}" refer to "{span1_text}"?', 2),
+    )
+}
+for _task in TASKS.values():
+    if _task.train_from is not None and (_task.train_from not in TASKS or TASKS[_task.train_from].train_from):
+        raise ValueError(f"task {_task.name}: train_from must name a task that has its own train file")
+
+
+# --- configuration -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class FinetuneConfig:
+    """Fine-tuning hyperparameters (config section ``finetune``); validated at construction.
+
+    The defaults are BabyLM 2024's fine-tuning pipeline (HF Trainer defaults where it sets
+    nothing: no warmup, no weight decay, gradient clipping at 1.0).
+    """
+
+    tasks: tuple[str, ...] = field(
+        default=tuple(TASKS),
+        metadata={"help": "tasks to fine-tune and evaluate (mnli-mm needs mnli); default: all eleven"},
+    )
+    lr: float = field(default=5e-5, metadata={"help": "peak AdamW learning rate, decayed linearly to 0"})
+    batch_size: int = field(default=64, metadata={"help": "examples per training step (and per eval batch)"})
+    max_epochs: int = field(default=10, metadata={"help": "most passes over the train file per task"})
+    patience: int = field(
+        default=3, metadata={"help": "stop after this many epochs without a better valid metric"}
+    )
+    max_length: int = field(
+        default=128, metadata={"help": "tokens per example incl. special tokens; longer pairs are truncated"}
+    )
+    seed: int = field(default=12, metadata={"help": "seed of the classification head, dropout, shuffling, subsets"})
+    warmup_fraction: float = field(
+        default=0.0, metadata={"help": "share of the max_epochs steps with linear warmup before the decay"}
+    )
+    weight_decay: float = field(
+        default=0.0, metadata={"help": "AdamW decoupled weight decay on matrices (not biases, LayerNorms)"}
+    )
+    clip_norm: float | None = field(
+        default=1.0, metadata={"help": "gradient-norm clipping threshold (None: no clipping)"}
+    )
+    max_train_examples: int | None = field(
+        default=None, metadata={"help": "train on a seeded random subset of N examples per task (None: all)"}
+    )
+    max_eval_examples: int | None = field(
+        default=None, metadata={"help": "evaluate on a seeded random subset of N valid examples (None: all)"}
+    )
+    device: str = field(default="auto", metadata={"help": "'auto' (CUDA if available), 'cpu' or 'cuda'"})
+
+    def __post_init__(self) -> None:
+        tasks = self.tasks
+        if isinstance(tasks, str) or not isinstance(tasks, Sequence) or not tasks:
+            raise InputError(f"finetune.tasks: must be a non-empty list of task names, got {tasks!r}")
+        unknown = [t for t in tasks if t not in TASKS]
+        _require(not unknown, "tasks", f"names from {list(TASKS)} (unknown: {unknown})")
+        _require(len(set(tasks)) == len(tasks), "tasks", "a list without repeats")
+        for name in tasks:
+            source = TASKS[name].train_from
+            _require(
+                source is None or source in tasks, "tasks",
+                f"a list that includes {source!r} when it includes {name!r} ({name} is evaluated "
+                f"with the model fine-tuned on {source})",
+            )  # fmt: skip
+        object.__setattr__(self, "tasks", tuple(t for t in TASKS if t in tasks))  # canonical order
+        _require(_is_number(self.lr) and 0 < self.lr < math.inf, "lr", "a positive finite number")
+        for name in ("batch_size", "max_epochs", "patience"):
+            _require(_is_int(getattr(self, name)) and getattr(self, name) >= 1, name, "a positive integer")
+        _require(_is_int(self.max_length) and self.max_length >= 4, "max_length", "an integer of at least 4")
+        _require(_is_int(self.seed) and self.seed >= 0, "seed", "a non-negative integer")
+        _require(_is_number(self.warmup_fraction) and 0 <= self.warmup_fraction < 1, "warmup_fraction", "in [0, 1)")
+        _require(_is_number(self.weight_decay) and self.weight_decay >= 0, "weight_decay", "a non-negative number")
+        _require(self.clip_norm is None or (_is_number(self.clip_norm) and self.clip_norm > 0),
+                 "clip_norm", "a positive number or null")  # fmt: skip
+        for name in ("max_train_examples", "max_eval_examples"):
+            value = getattr(self, name)
+            _require(value is None or (_is_int(value) and value >= 1), name, "a positive integer or null")
+        _require(self.device in DEVICES, "device", f"one of {DEVICES}")
+
+    @classmethod
+    def from_mapping(cls, mapping: Mapping[str, Any] | None) -> FinetuneConfig:
+        """Build from the ``finetune`` config section; unknown keys raise :class:`InputError`."""
+        mapping = dict(mapping or {})
+        unknown = sorted(set(mapping) - {f.name for f in fields(cls)})
+        if unknown:
+            raise InputError(f"finetune: unknown keys {unknown}; valid keys: {[f.name for f in fields(cls)]}")
+        return cls(**mapping)
+
+    @classmethod
+    def help(cls) -> dict[str, str]:
+        """Field name → its help text."""
+        return {f.name: f.metadata["help"] for f in fields(cls)}
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-able form (``tasks`` as a list)."""
+        return {**asdict(self), "tasks": list(self.tasks)}
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _require(ok: bool, name: str, what: str) -> None:
+    if not ok:
+        raise InputError(f"finetune.{name}: must be {what}")
+
+
+# --- data --------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Example:
+    """One labelled text (pair) of a task file."""
+
+    first: str
+    second: str | None
+    label: int
+
+
+def load_examples(task: GlueTask, path: Path) -> list[Example]:
+    """The examples of one ``<task>.<split>.jsonl`` file, in file order; blank lines are skipped.
+
+    A line that is not a JSON object, lacks a field the task reads, or has a label outside
+    ``0 .. num_labels - 1`` raises :class:`InputError` naming the file and line.
+    """
+    path = Path(path)
+    examples: list[Example] = []
+    with open(path, "rb") as handle:
+        for number, raw in enumerate(handle, start=1):
+            if not raw.strip():
+                continue
+            examples.append(_parse(task, path, number, raw))
+    if not examples:
+        raise InputError(f"{path}: no examples (the file is empty); re-fetch dataset 'glue-filtered'")
+    return examples
+
+
+def _parse(task: GlueTask, path: Path, number: int, raw: bytes) -> Example:
+    where = f"{path}, line {number}"
+    try:
+        row = json.loads(raw)
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise InputError(f"{where}: not valid JSON ({err}); re-fetch dataset 'glue-filtered'") from None
+    if not isinstance(row, dict):
+        raise InputError(f"{where}: expected a JSON object, got {type(row).__name__}")
+    for name in task.fields:
+        if not isinstance(row.get(name), str):
+            raise InputError(
+                f"{where}: field {name!r} missing or not a string; task {task.name!r} reads {list(task.fields)}"
+            )
+    label = row.get("label")
+    if not _is_int(label) or not 0 <= label < task.num_labels:
+        raise InputError(
+            f"{where}: label {label!r} is not one of task {task.name!r}'s labels "
+            f"{list(range(task.num_labels))}; fix or drop this line"
+        )
+    first, second = task.texts(row)
+    return Example(first, second, label)
+
+
+def _subset(examples: list[Example], limit: int | None, seed: int) -> list[Example]:
+    """A seeded random subset of ``limit`` examples, kept in file order (all when None or fewer)."""
+    if limit is None or limit >= len(examples):
+        return examples
+    keep = sorted(random.Random(seed).sample(range(len(examples)), limit))
+    return [examples[i] for i in keep]
+
+
+def _files(task: GlueTask, data_dir: Path) -> dict[str, Path]:
+    """The files a task needs: ``train`` (its own or its source task's) and ``valid``.
+
+    A task evaluated with another task's model also needs that task's valid file, which
+    selects the epoch.
+    """
+    source = task.train_from or task.name
+    files = {"train": data_dir / f"{source}.train.jsonl", "valid": data_dir / f"{task.name}.valid.jsonl"}
+    if task.train_from:
+        files["source_valid"] = data_dir / f"{source}.valid.jsonl"
+    return files
+
+
+# --- model -------------------------------------------------------------------------------------
+
+
+def load_tokenizer(model_dir: Path):
+    """The tokenizer saved with the model in ``model_dir``, after checking the folder.
+
+    Mirrors :func:`babyteach.evaluate.pairs.load_model_and_tokenizer`'s checks: a folder without
+    a saved model or tokenizer, a tokenizer larger than the model's vocabulary, or one without
+    a ``<pad>`` token raises :class:`InputError`.
+    """
+    from transformers import AutoConfig, AutoTokenizer
+
+    model_dir = Path(model_dir)
+    if not (model_dir / "config.json").is_file():
+        raise InputError(f"{model_dir}: no saved model (config.json missing); train or copy the model there first")
+    if not any((model_dir / name).is_file() for name in ("tokenizer.json", "tokenizer_config.json", "vocab.json")):
+        raise InputError(
+            f"{model_dir}: no tokenizer saved with the model (tokenizer.json missing); save the tokenizer "
+            "next to the weights (tokenizer.save_pretrained(folder)) so fine-tuning uses the training vocabulary"
+        )
+    tokenizer = AutoTokenizer.from_pretrained(model_dir)
+    config = AutoConfig.from_pretrained(model_dir)
+    if len(tokenizer) > config.vocab_size:
+        raise InputError(
+            f"{model_dir}: the tokenizer has {len(tokenizer)} tokens but the model's vocabulary only "
+            f"{config.vocab_size}; save the training tokenizer with the model"
+        )
+    if tokenizer.pad_token_id is None:
+        raise InputError(f"{model_dir}: the tokenizer defines no <pad> token; batches cannot be padded")
+    return tokenizer
+
+
+def _max_length(model_dir: Path, wanted: int) -> int:
+    """``wanted``, capped at the longest input the model's position embeddings allow."""
+    from transformers import AutoConfig
+
+    config = AutoConfig.from_pretrained(model_dir)
+    # RoBERTa numbers positions from pad_token_id + 1.
+    limit = config.max_position_embeddings - (config.pad_token_id or 0) - 1
+    if wanted > limit:
+        log.warning("%s: finetune.max_length %d exceeds the model's %d positions; using %d",
+                    model_dir, wanted, limit, limit)  # fmt: skip
+        return limit
+    return wanted
+
+
+@dataclass
+class _Encoded:
+    """Token ids of a list of examples (unpadded) and their labels."""
+
+    ids: list[list[int]]
+    labels: list[int]
+
+
+def _encode(tokenizer, examples: list[Example], max_length: int) -> _Encoded:
+    """``tokenizer(first, second)`` per example, truncated to ``max_length`` tokens, not padded."""
+    firsts = [e.first for e in examples]
+    if examples[0].second is None:
+        ids = tokenizer(firsts, truncation=True, max_length=max_length)["input_ids"]
+    else:
+        seconds = [e.second for e in examples]
+        ids = tokenizer(firsts, seconds, truncation="longest_first", max_length=max_length)["input_ids"]
+    return _Encoded(list(ids), [e.label for e in examples])
+
+
+def _pad(ids: list[list[int]], rows: Sequence[int], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Input ids and attention mask of ``rows``, right-padded to the longest of them: (batch, seq)."""
+    import torch
+
+    seq = max(len(ids[r]) for r in rows)
+    input_ids = torch.full((len(rows), seq), pad_id, dtype=torch.long)
+    attention = torch.zeros((len(rows), seq), dtype=torch.long)
+    for i, r in enumerate(rows):
+        input_ids[i, : len(ids[r])] = torch.tensor(ids[r], dtype=torch.long)
+        attention[i, : len(ids[r])] = 1
+    return input_ids, attention
+
+
+def _autocast(device: torch.device):
+    """bf16 autocast on CUDA; full precision on CPU."""
+    import torch
+
+    return torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else contextlib.nullcontext()
+
+
+def predict(model, data: _Encoded, batch_size: int, pad_id: int) -> list[int]:
+    """Predicted label per example (argmax of the logits), in the input order.
+
+    Examples are batched longest first so that little padding is computed.
+    """
+    import torch
+
+    device = next(model.parameters()).device
+    order = sorted(range(len(data.ids)), key=lambda i: -len(data.ids[i]))
+    predictions = [0] * len(order)
+    model.eval()
+    with torch.inference_mode(), _autocast(device):
+        for start in range(0, len(order), batch_size):
+            rows = order[start : start + batch_size]
+            input_ids, attention = _pad(data.ids, rows, pad_id)
+            logits = model(input_ids=input_ids.to(device), attention_mask=attention.to(device)).logits
+            for row, label in zip(rows, logits.argmax(dim=-1).tolist(), strict=True):  # (batch,)
+                predictions[row] = label
+    return predictions
+
+
+def _score(task: GlueTask, predictions: list[int], labels: list[int]) -> dict[str, float]:
+    return {"metric": METRICS[task.metric](predictions, labels), "accuracy": accuracy(predictions, labels)}
+
+
+def _fine_tune(
+    model_dir: Path,
+    tokenizer,
+    task: GlueTask,
+    train: _Encoded,
+    valid: dict[str, _Encoded],
+    cfg: FinetuneConfig,
+    device: torch.device,
+) -> dict[str, Any]:
+    """Fine-tune a fresh copy of the model on ``train``; score every ``valid`` set after each epoch.
+
+    ``valid`` maps a task name to its encoded valid set: ``task`` itself (which selects the
+    epoch) and the tasks evaluated with its model (mnli-mm). Returns per-epoch scores per
+    valid set, the mean train loss per epoch, the best epoch (1-based) and the epochs run.
+    """
+    import torch
+    from transformers import AutoModelForSequenceClassification, get_scheduler
+
+    torch.manual_seed(cfg.seed)  # the new classification head and the dropout masks
+    model = AutoModelForSequenceClassification.from_pretrained(
+        model_dir, num_labels=task.num_labels, dtype=torch.float32
+    ).to(device)
+    decay = [p for p in model.parameters() if p.ndim >= 2]
+    no_decay = [p for p in model.parameters() if p.ndim < 2]
+    optimizer = torch.optim.AdamW(
+        [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
+        lr=cfg.lr,
+    )
+    n = len(train.ids)
+    steps_per_epoch = math.ceil(n / cfg.batch_size)
+    total_steps = steps_per_epoch * cfg.max_epochs  # the schedule spans max_epochs, as HF Trainer's
+    scheduler = get_scheduler(
+        "linear", optimizer, num_warmup_steps=round(cfg.warmup_fraction * total_steps),
+        num_training_steps=total_steps,
+    )  # fmt: skip
+    generator = torch.Generator().manual_seed(cfg.seed)
+    pad_id = tokenizer.pad_token_id
+    curves: dict[str, list[dict[str, float]]] = {name: [] for name in valid}
+    train_loss: list[float] = []
+    best_epoch, best, stale = 0, -math.inf, 0
+    for epoch in range(1, cfg.max_epochs + 1):
+        model.train()
+        order = torch.randperm(n, generator=generator).tolist()
+        loss_sum = 0.0
+        for start in range(0, n, cfg.batch_size):
+            rows = order[start : start + cfg.batch_size]
+            input_ids, attention = _pad(train.ids, rows, pad_id)
+            with _autocast(device):
+                logits = model(input_ids=input_ids.to(device), attention_mask=attention.to(device)).logits
+            labels = torch.tensor([train.labels[r] for r in rows], device=device)  # (batch,)
+            loss = torch.nn.functional.cross_entropy(logits.float(), labels)  # logits (batch, num_labels)
+            loss.backward()
+            if cfg.clip_norm is not None:
+                torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.clip_norm)
+            optimizer.step()
+            scheduler.step()
+            optimizer.zero_grad(set_to_none=True)
+            loss_sum += loss.item() * len(rows)
+        train_loss.append(loss_sum / n)
+        for name, data in valid.items():
+            curves[name].append(_score(TASKS[name], predict(model, data, cfg.batch_size, pad_id), data.labels))
+        current = curves[task.name][-1]["metric"]
+        log.info("%s epoch %d: train loss %.4f, valid %s %.4f (accuracy %.4f)", task.name, epoch,
+                 train_loss[-1], task.metric, current, curves[task.name][-1]["accuracy"])  # fmt: skip
+        if current > best:
+            best_epoch, best, stale = epoch, current, 0
+        else:
+            stale += 1
+            if stale >= cfg.patience:
+                log.info("%s: no better valid %s for %d epochs; stopping", task.name, task.metric, stale)
+                break
+    return {"curves": curves, "train_loss": train_loss, "best_epoch": best_epoch, "epochs_run": len(train_loss)}
+
+
+# --- the evaluation entry point ----------------------------------------------------------------
+
+
+def finetune_model(model_dir: Path, data_dir: Path, out_json: Path, cfg: FinetuneConfig | None = None) -> dict:
+    """Fine-tune the model in ``model_dir`` on each task of ``cfg.tasks``; write one result JSON.
+
+    ``data_dir`` holds ``<task>.train.jsonl`` / ``<task>.valid.jsonl``. All files are read and
+    checked before any training, so bad data fails fast. The JSON (written atomically; nothing
+    is written on error) holds ``format_version``, ``model_dir``, ``data_dir``, ``config``,
+    ``device``, ``max_length`` (after capping at the model's positions), ``tasks`` (per task
+    either ``status: "ok"`` with ``metric``, ``value``, ``accuracy`` at the best epoch, ``n_train``,
+    ``n_valid``, ``epochs_run``, ``best_epoch``, ``valid_curve`` (metric per epoch),
+    ``valid_accuracy_curve``, ``train_loss`` (per epoch), ``trained_on`` and ``wall_time_s``; or
+    ``status: "missing"`` with ``missing_files``), ``macro_average`` (mean of the reported
+    metric over the evaluated tasks), ``tasks_included``, ``tasks_missing`` and
+    ``wall_time_s``. Values are fractions (MCC in [-1, 1]). Returns the same dict.
+    """
+    import torch
+
+    cfg = cfg or FinetuneConfig()
+    model_dir, data_dir = Path(model_dir), Path(data_dir)
+    started = time.perf_counter()
+    tokenizer = load_tokenizer(model_dir)
+    if not data_dir.is_dir():
+        raise InputError(f"{data_dir}: data folder missing; fetch dataset 'glue-filtered' into it")
+    max_length = _max_length(model_dir, cfg.max_length)
+    if cfg.device == "auto":
+        device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    else:
+        device = torch.device(cfg.device)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise InputError("finetune.device: 'cuda' requested but no CUDA device is available; use 'auto'")
+
+    # 1. Which tasks have their files; read and check all of them before training anything.
+    results: dict[str, dict[str, Any]] = {}
+    train_sets: dict[str, list[Example]] = {}
+    valid_sets: dict[str, list[Example]] = {}
+    for name in cfg.tasks:
+        task = TASKS[name]
+        files = _files(task, data_dir)
+        missing = sorted({p.name for p in files.values() if not p.is_file()})
+        if missing:
+            log.warning("%s: skipped, missing %s in %s (not scored, not in the macro average)",
+                        name, ", ".join(missing), data_dir)  # fmt: skip
+            results[name] = {"status": "missing", "missing_files": missing}
+            continue
+        source = TASKS[task.train_from or name]
+        if source.name not in train_sets:
+            train_sets[source.name] = _subset(load_examples(source, files["train"]), cfg.max_train_examples, cfg.seed)
+        valid_sets[name] = _subset(load_examples(task, files["valid"]), cfg.max_eval_examples, cfg.seed)
+    if not valid_sets:
+        raise InputError(
+            f"{data_dir}: none of the tasks {list(cfg.tasks)} has its train and valid files; "
+            "fetch dataset 'glue-filtered' there or choose other finetune.tasks"
+        )
+
+    # 2. Fine-tune once per trained task; its dependants (mnli-mm) are scored with its model.
+    log.info("%s: fine-tuning on %s (device %s, max_length %d)", model_dir, ", ".join(train_sets), device, max_length)
+    for source, train_examples in train_sets.items():
+        task_started = time.perf_counter()
+        names = [source] + [n for n in valid_sets if TASKS[n].train_from == source]
+        valid = {n: _encode(tokenizer, valid_sets[n], max_length) for n in names}
+        run = _fine_tune(model_dir, tokenizer, TASKS[source], _encode(tokenizer, train_examples, max_length),
+                         valid, cfg, device)  # fmt: skip
+        wall = time.perf_counter() - task_started
+        for name in names:
+            curve, best = run["curves"][name], run["best_epoch"]
+            results[name] = {
+                "status": "ok",
+                "metric": TASKS[name].metric,
+                "value": curve[best - 1]["metric"],
+                "accuracy": curve[best - 1]["accuracy"],
+                "n_train": len(train_examples),
+                "n_valid": len(valid_sets[name]),
+                "epochs_run": run["epochs_run"],
+                "best_epoch": best,
+                "valid_curve": [c["metric"] for c in curve],
+                "valid_accuracy_curve": [c["accuracy"] for c in curve],
+                "train_loss": run["train_loss"],
+                "trained_on": source,
+                "wall_time_s": wall,  # of the whole fine-tuning run, shared by its dependants
+            }
+            log.info("%s: %s %.4f, accuracy %.4f (best epoch %d of %d)", name, TASKS[name].metric,
+                     results[name]["value"], results[name]["accuracy"], best, run["epochs_run"])  # fmt: skip
+
+    included = [n for n in cfg.tasks if results[n]["status"] == "ok"]
+    result = {
+        "format_version": FORMAT_VERSION,
+        "model_dir": str(model_dir),
+        "data_dir": str(data_dir),
+        "config": cfg.to_dict(),
+        "device": device.type,
+        "max_length": max_length,
+        "tasks": {n: results[n] for n in cfg.tasks},
+        "macro_average": sum(results[n]["value"] for n in included) / len(included),
+        "tasks_included": included,
+        "tasks_missing": [n for n in cfg.tasks if results[n]["status"] == "missing"],
+        "wall_time_s": time.perf_counter() - started,
+    }
+    write_json_atomic(out_json, result)
+    log.info("%s: (Super)GLUE macro average %.4f over %d tasks (%s missing)", model_dir,
+             result["macro_average"], len(included), ", ".join(result["tasks_missing"]) or "none")  # fmt: skip
+    return result
