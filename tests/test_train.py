@@ -121,13 +121,13 @@ def test_kd_runs_the_teacher_once_per_micro_batch_for_all_students(data, baselin
     assert set(read_metrics(saved)[-1]["loss"]) == {"peer1", "peer2"}
 
 
-def test_kd_needs_a_saved_teacher_and_training_refuses_several_processes(data, tmp_path, monkeypatch):
+def test_kd_needs_a_saved_teacher_and_processes_need_an_even_batch_split(data, tmp_path, monkeypatch):
     with pytest.raises(InputError, match="pass teacher_dir"):
         run(data, tmp_path, "kd", {"peer1": TINY}, config())
     with pytest.raises(InputError, match="no saved model"):
         run(data, tmp_path, "kd", {"peer1": TINY}, config(), teacher_dir=tmp_path)
-    monkeypatch.setenv("WORLD_SIZE", "2")
-    with pytest.raises(InputError, match="WORLD_SIZE=2"):
+    monkeypatch.setenv("WORLD_SIZE", "3")
+    with pytest.raises(InputError, match=r"training\.batch_size: 8 blocks cannot be split evenly over 3 processes"):
         run(data, tmp_path, "baseline", {"peer1": TINY}, config())
     assert not (tmp_path / "run").exists()
 

@@ -89,6 +89,9 @@ class OuterStep:
     gamma: float
     step: int  # the optimiser step, counted from 1
     total_steps: int
+    #: Mean over the data-parallel processes of a value each computed on its own rows
+    #: (identity in a single process), so every process applies the same ω update.
+    average: Callable[[torch.Tensor], torch.Tensor] = lambda tensor: tensor
 
 
 @dataclass(frozen=True)
@@ -303,7 +306,8 @@ class DWML(DML):
             tau=self.tau,
             supervised=supervised,
         )  # g: (M,)
-        self._state["weights"] = mirror_descent_step(self.weights, g.float(), eta, self.clip)
+        g, outer_loss = outer.average(g.float()), outer.average(outer_loss.float())
+        self._state["weights"] = mirror_descent_step(self.weights, g, eta, self.clip)
         return self._record(outer.step, update, eta, outer.gamma, float(outer_loss), g.tolist())
 
     def initial_record(self) -> dict[str, float]:

@@ -92,8 +92,10 @@ def build_config(
     pad_token_id: int = 1,
     bos_token_id: int = 0,
     eos_token_id: int = 2,
+    dropout: float = 0.1,
 ) -> RobertaConfig:
-    """The ``RobertaConfig`` of ``arch``: one token type, SDPA attention, tied embeddings.
+    """The ``RobertaConfig`` of ``arch``: one token type, SDPA attention, tied embeddings,
+    ``dropout`` on hidden states and attention probabilities (RoBERTa: 0.1).
 
     ``block_size`` is the longest sequence the model will see (special tokens included);
     RoBERTa's position ids start at ``pad_token_id + 1``, hence ``block_size + 2`` rows.
@@ -113,15 +115,18 @@ def build_config(
         eos_token_id=eos_token_id,
         tie_word_embeddings=True,
         attn_implementation="sdpa",
+        hidden_dropout_prob=dropout,
+        attention_probs_dropout_prob=dropout,
     )
 
 
-def build_model(arch: Architecture, vocab_size: int, block_size: int, seed: int) -> RobertaForMaskedLM:
+def build_model(arch: Architecture, vocab_size: int, block_size: int, seed: int,
+                dropout: float = 0.1) -> RobertaForMaskedLM:
     """A randomly initialised ``RobertaForMaskedLM`` (no download); same seed, same weights.
 
     The global torch RNG is left as it was.
     """
-    config = build_config(arch, vocab_size, block_size)
+    config = build_config(arch, vocab_size, block_size, dropout=dropout)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         return RobertaForMaskedLM(config)

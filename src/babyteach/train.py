@@ -18,9 +18,22 @@ shards, single process (CPU or one GPU)::
 Students trained together share every batch (KD: one teacher forward per micro-batch for
 all of them); each has its own AdamW optimiser and warmup + cosine schedule. Run it again
 with the same arguments after a kill and it resumes from the last checkpoint in
-``ckpt_dir`` and ends with the same weights as an uninterrupted run. Multi-process
-(``torchrun``) training is not supported: under ``WORLD_SIZE > 1`` :func:`train` refuses
-to start rather than train the ranks without gradient synchronisation.
+``ckpt_dir`` and ends with the same weights as an uninterrupted run.
+
+Data-parallel: call the same function in every process of ``torchrun`` (``RANK`` /
+``WORLD_SIZE`` / ``LOCAL_RANK`` are read from the environment; NCCL on CUDA, one GPU per
+process, gloo on CPU)::
+
+    torchrun --standalone --nproc_per_node 4 my_training_script.py   # which calls train(...)
+
+Every process masks the same global micro-batch of ``cfg.batch_size`` blocks and trains on
+its ``batch_size / W`` rows; each student's gradients are summed over the processes once per
+optimiser step (one flat all-reduce per student, after accumulation), weighted so that the
+update equals a single process's on the whole batch: the loss is a mean over the masked
+positions of the global batch, whatever their split. Dropout draws use seed ``seed + rank``.
+Only rank 0 logs, checkpoints and writes ``out_dir``; the checkpoint keeps every rank's
+random state, so a resume with the same number of processes is exact. DWML's outer step
+averages the processes' hypergradients, so ω stays identical on every rank.
 
 Outputs, written as one directory at the end (``out_dir`` appears complete or not at all)::
 
@@ -53,7 +66,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import torch
+import torch.distributed as dist
 from torch import nn
+from torch._utils import _flatten_dense_tensors, _unflatten_dense_tensors
 from transformers import AutoModelForMaskedLM, RobertaForMaskedLM, get_scheduler
 
 from babyteach.data.masking import mask_tokens
@@ -156,17 +171,43 @@ def _mask_generator(seed: int, index: int, stream: int = TRAIN_STREAM) -> torch.
     return torch.Generator().manual_seed(int(state[0]) << 32 | int(state[1]))
 
 
-def _mask(ids: torch.Tensor, generator: torch.Generator, cfg: TrainConfig, meta: Mapping[str, Any],
-          device: torch.device) -> MLMBatch:
-    """Mask ``ids`` on the CPU (device-independent draws) and move the result to ``device``."""
+def _mask_on_cpu(ids: torch.Tensor, generator: torch.Generator, cfg: TrainConfig,
+                 meta: Mapping[str, Any]) -> MLMBatch:
+    """Mask ``ids`` on the CPU: the draws do not depend on the device or the process."""
     special = sorted(meta["special_tokens"].values())
     masked = mask_tokens(ids, generator, cfg.mask_prob, meta["special_tokens"][MASK], meta["vocab_size"], special)
     positions = torch.zeros(ids.numel(), dtype=torch.bool)
     positions[masked.positions] = True
+    return MLMBatch(input_ids=masked.input_ids, positions=positions.view(ids.shape), targets=masked.targets)
+
+
+def _to_device(batch: MLMBatch, device: torch.device) -> MLMBatch:
     return MLMBatch(
-        input_ids=masked.input_ids.to(device, non_blocking=True),
-        positions=positions.view(ids.shape).to(device, non_blocking=True),  # (batch, seq)
-        targets=masked.targets.to(device, non_blocking=True),  # (n_masked,)
+        input_ids=batch.input_ids.to(device, non_blocking=True),
+        positions=batch.positions.to(device, non_blocking=True),  # (batch, seq)
+        targets=batch.targets.to(device, non_blocking=True),  # (n_masked,)
+    )
+
+
+def _mask(ids: torch.Tensor, generator: torch.Generator, cfg: TrainConfig, meta: Mapping[str, Any],
+          device: torch.device) -> MLMBatch:
+    """Mask ``ids`` on the CPU (device-independent draws) and move the result to ``device``."""
+    return _to_device(_mask_on_cpu(ids, generator, cfg, meta), device)
+
+
+def _rows_of_rank(batch: MLMBatch, rank: int, world_size: int) -> MLMBatch:
+    """Process ``rank``'s equal share of the rows of a masked batch, with its targets.
+
+    ``targets`` are in row-major order of ``positions``, so a row range's targets are one slice.
+    """
+    rows = batch.input_ids.shape[0] // world_size
+    per_row = batch.positions.sum(dim=1)  # (batch,): masked positions per row
+    first = int(per_row[: rank * rows].sum())
+    count = int(per_row[rank * rows : (rank + 1) * rows].sum())
+    return MLMBatch(
+        input_ids=batch.input_ids[rank * rows : (rank + 1) * rows],
+        positions=batch.positions[rank * rows : (rank + 1) * rows],
+        targets=batch.targets[first : first + count],
     )
 
 
@@ -182,13 +223,71 @@ def _device(cfg: TrainConfig) -> torch.device:
     return torch.device("cuda")
 
 
-def _check_single_process() -> None:
+@dataclass(frozen=True)
+class _Processes:
+    """This process's place among the data-parallel processes (a lone process: rank 0 of 1)."""
+
+    rank: int = 0
+    world_size: int = 1
+
+    @property
+    def is_main(self) -> bool:
+        """Whether this process logs, checkpoints and writes the outputs."""
+        return self.rank == 0
+
+    def share(self, batch: MLMBatch) -> tuple[MLMBatch, float]:
+        """This process's rows of a global batch, and the factor that turns the mean loss over
+        its masked positions into its share of the global mean's gradient (after averaging)."""
+        if self.world_size == 1:
+            return batch, 1.0
+        local = _rows_of_rank(batch, self.rank, self.world_size)
+        return local, local.targets.numel() * self.world_size / batch.targets.numel()
+
+    def sum(self, tensor: torch.Tensor) -> torch.Tensor:
+        """``tensor`` summed over the processes, in place."""
+        if self.world_size > 1:
+            dist.all_reduce(tensor)
+        return tensor
+
+    def average_gradients(self, parameters: list[nn.Parameter]) -> None:
+        """Mean of the gradients over the processes: one all-reduce of one flat buffer."""
+        if self.world_size == 1:
+            return
+        grads = [p.grad if p.grad is not None else torch.zeros_like(p) for p in parameters]
+        flat = _flatten_dense_tensors(grads)
+        dist.all_reduce(flat)
+        flat /= self.world_size
+        for p, g in zip(parameters, _unflatten_dense_tensors(flat, grads), strict=True):
+            p.grad = g
+
+    def gather(self, value: Any) -> list[Any]:
+        """``value`` of every process, in rank order."""
+        if self.world_size == 1:
+            return [value]
+        values: list[Any] = [None] * self.world_size
+        dist.all_gather_object(values, value)
+        return values
+
+
+def _start_processes(cfg: TrainConfig) -> tuple[_Processes, torch.device, bool]:
+    """Join the torchrun process group (when ``WORLD_SIZE > 1``): the processes, this process's
+    device (``cuda:LOCAL_RANK`` on GPUs) and whether the group was created here."""
     world_size = int(os.environ.get("WORLD_SIZE", "1"))
-    if world_size > 1:
+    device = _device(cfg)
+    if world_size == 1:
+        return _Processes(), device, False
+    if cfg.batch_size % world_size:
         raise InputError(
-            f"train: WORLD_SIZE={world_size}, but multi-process (torchrun/DDP) training is not supported yet; "
-            "run a single process"
+            f"training.batch_size: {cfg.batch_size} blocks cannot be split evenly over {world_size} processes; "
+            f"use a multiple of {world_size}"
         )
+    if device.type == "cuda":
+        device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
+        torch.cuda.set_device(device)
+    created = not dist.is_initialized()
+    if created:
+        dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+    return _Processes(dist.get_rank(), dist.get_world_size()), device, created
 
 
 def _outer_stream(shard_dir: Path, cfg: TrainConfig) -> _BlockStream:
@@ -293,7 +392,7 @@ def _load_checkpoint(ckpt_dir: Path) -> dict[str, Any] | None:
 
 def _checkpoint_state(step: int, fingerprint: dict[str, Any], peers: Mapping[str, _Peer], method: Method,
                       metrics: list[dict[str, Any]], outer_log: list[dict[str, float]],
-                      wall_time: float) -> dict[str, Any]:
+                      rng: list[dict[str, Any]], wall_time: float) -> dict[str, Any]:
     return {
         "version": CHECKPOINT_VERSION,
         "step": step,
@@ -308,17 +407,27 @@ def _checkpoint_state(step: int, fingerprint: dict[str, Any], peers: Mapping[str
             for name, peer in peers.items()
         },
         "method_state": method.state_dict(),
-        "rng": {
-            "torch": torch.get_rng_state(),
-            "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None,
-        },
+        "rng": rng,  # one state per process, in rank order
         "metrics": metrics,
         "outer_log": outer_log,
         "wall_time_s": wall_time,
     }
 
 
-def _restore(state: dict[str, Any], peers: Mapping[str, _Peer], method: Method) -> None:
+def _rng_state() -> dict[str, Any]:
+    """This process's random state (dropout draws); the data order and masks are seeded per batch."""
+    return {
+        "torch": torch.get_rng_state(),
+        "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None,
+    }
+
+
+def _averager(procs: _Processes) -> Callable[[torch.Tensor], torch.Tensor]:
+    """Mean over the processes of a tensor that each computed on its own rows."""
+    return lambda tensor: procs.sum(tensor.clone()) / procs.world_size
+
+
+def _restore(state: dict[str, Any], peers: Mapping[str, _Peer], method: Method, procs: _Processes) -> None:
     for name, peer in peers.items():
         saved = state["peers"][name]
         peer.model.load_state_dict(saved["model"])
@@ -327,9 +436,16 @@ def _restore(state: dict[str, Any], peers: Mapping[str, _Peer], method: Method) 
         peer.optimizer.load_state_dict(saved["optimizer"])
         peer.scheduler.load_state_dict(saved["scheduler"])
     method.load_state_dict(state["method_state"])
-    torch.set_rng_state(state["rng"]["torch"])
-    if state["rng"]["cuda"] is not None and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["rng"]["cuda"])
+    if len(state["rng"]) != procs.world_size:
+        # a different number of processes: the run continues validly, but not draw for draw
+        log.warning("checkpoint written by %d process(es), resumed by %d: dropout draws are reseeded",
+                    len(state["rng"]), procs.world_size)
+        torch.manual_seed(state["step"] * 1000 + procs.rank)
+        return
+    rng = state["rng"][procs.rank]
+    torch.set_rng_state(rng["torch"])
+    if rng["cuda"] is not None and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(rng["cuda"])
 
 
 # --------------------------------------------------------------------------------------------
@@ -361,7 +477,6 @@ def train(
     :class:`NonFiniteLossError` naming the step and the student, before the optimiser step,
     so the last checkpoint stays good. Returns the content of ``train_summary.json``.
     """
-    _check_single_process()
     if not students:
         raise InputError("train: no students given")
     the_method = make_method(method, **dict(method_options or {}))
@@ -380,18 +495,35 @@ def train(
     plan = plan_steps(cfg, len(blocks))
     stream = _BlockStream(blocks, cfg.seed, cfg.batch_size)
     outer_stream = _outer_stream(shard_dir, cfg) if the_method.has_outer_step else None
-    device = _device(cfg)
+    procs, device, created_group = _start_processes(cfg)
+    try:
+        return _train(the_method, students, shard_dir, tokenizer_dir, out_dir, ckpt_dir, cfg, teacher_dir, on_step,
+                      meta, plan, stream, outer_stream, procs, device)
+    finally:
+        if created_group:
+            dist.destroy_process_group()
+
+
+def _train(the_method: Method, students: Mapping[str, Architecture], shard_dir: Path, tokenizer_dir: Path,
+           out_dir: Path, ckpt_dir: Path, cfg: TrainConfig, teacher_dir: Path | None, on_step: StepHook | None,
+           meta: Mapping[str, Any], plan: Plan, stream: _BlockStream, outer_stream: _BlockStream | None,
+           procs: _Processes, device: torch.device) -> dict[str, Any]:
+    """The body of :func:`train` once inputs are checked and the processes have started."""
+    if not procs.is_main:
+        log.setLevel(logging.WARNING)  # one process reports progress
+    vocab_size, block_size, method = int(meta["vocab_size"]), cfg.block_size, the_method.name
     bf16 = device.type == "cuda" and cfg.precision == "auto"
     if device.type == "cuda":
         torch.set_float32_matmul_precision("high")  # TF32 matmuls for whatever runs outside autocast
 
     # Students, training-only modules, optimisers and schedules.
     models = {
-        name: build_model(arch, vocab_size, block_size, seed=cfg.seed + i).to(device)
+        name: build_model(arch, vocab_size, block_size, seed=cfg.seed + i, dropout=cfg.dropout).to(device)
         for i, (name, arch) in enumerate(students.items())
     }
-    torch.manual_seed(cfg.seed)  # initialises the method's extra modules; then drives dropout
+    torch.manual_seed(cfg.seed)  # initialises the method's extra modules, alike in every process
     extras = {name: module.to(device) for name, module in the_method.extra_modules(models).items()}
+    torch.manual_seed(cfg.seed + procs.rank)  # dropout: its own draws in each process
     peers: dict[str, _Peer] = {}
     warmup = round(cfg.warmup_fraction * plan.steps)
     for name, model in models.items():
@@ -412,7 +544,7 @@ def train(
                 f"{ckpt_dir / CHECKPOINT_FILE}: the checkpoint belongs to a different run (method, students or "
                 "config differ); delete it to start afresh or restore the original settings"
             )
-        _restore(state, peers, the_method)
+        _restore(state, peers, the_method, procs)
         step, metrics, wall_before = state["step"], state["metrics"], state["wall_time_s"]
         outer_log = state["outer_log"]
         log.info("resumed from %s at step %d of %d", ckpt_dir / CHECKPOINT_FILE, step, plan.steps)
@@ -422,6 +554,9 @@ def train(
         the_method.name, len(peers), plan.steps, plan.tokens_per_step, plan.tokens, warmup, device,
         " with bf16 autocast" if bf16 else "",
     )
+    if procs.world_size > 1:
+        log.info("data-parallel over %d processes, %d blocks each per micro-batch", procs.world_size,
+                 cfg.batch_size // procs.world_size)
     if cfg.compile:
         for model in models.values():
             model.roberta.compile()
@@ -442,25 +577,33 @@ def train(
         step_losses = torch.zeros(len(peers), dtype=torch.float32, device=device)
         for micro in range(cfg.grad_accum):
             index = (step - 1) * cfg.grad_accum + micro
-            batch = _mask(stream[index], _mask_generator(cfg.seed, index), cfg, meta, device)
-            ctx = StepContext(batch, models, extras, teacher)
+            local, scale = procs.share(_mask_on_cpu(stream[index], _mask_generator(cfg.seed, index), cfg, meta))
+            ctx = StepContext(_to_device(local, device), models, extras, teacher)
             if micro == 0 and outer_stream is not None and the_method.outer_step_due(step):
                 update = len(outer_log) - 1  # outer steps so far: dev batch `update` is next
-                dev_batch = _mask(outer_stream[update], _mask_generator(cfg.seed, update, OUTER_STREAM), cfg, meta,
-                                  device)
+                dev_local, _ = procs.share(
+                    _mask_on_cpu(outer_stream[update], _mask_generator(cfg.seed, update, OUTER_STREAM), cfg, meta)
+                )
+                dev_batch = _to_device(dev_local, device)
                 # forked RNG: the outer step's dropout leaves the inner steps' draws as they would be
                 # without it, so DWML with ω held fixed is DML exactly
                 with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []), autocast:
-                    record = the_method.outer_step(OuterStep(ctx, dev_batch, lr, step, plan.steps))
+                    record = the_method.outer_step(
+                        OuterStep(ctx, dev_batch, lr, step, plan.steps, average=_averager(procs))
+                    )
                 _check_outer_record(record, step, ckpt_dir)
                 outer_log.append(record)
             with autocast:
                 losses = the_method.step_loss(ctx)
             if set(losses) != set(peers):
                 raise RuntimeError(f"method {method!r} returned losses for {sorted(losses)}, not {sorted(peers)}")
-            total = sum(losses[name] for name in peers) / cfg.grad_accum
+            total = sum(losses[name] for name in peers) * (scale / cfg.grad_accum)
             total.backward()
-            step_losses += torch.stack([losses[name].detach().float() for name in peers]) / cfg.grad_accum
+            # this process's share of each student's mean loss over the global micro-batch
+            step_losses += torch.stack([losses[name].detach().float() for name in peers]) * (
+                scale / procs.world_size / cfg.grad_accum
+            )
+        procs.sum(step_losses)
         values = dict(zip(peers, step_losses.tolist(), strict=True))  # one device sync per step
         for name, value in values.items():
             if not math.isfinite(value):
@@ -471,11 +614,12 @@ def train(
                 )
         grad_norms = {}
         for name, peer in peers.items():
+            procs.average_gradients(peer.parameters())
             # the norm before clipping; with clipping off, an infinite threshold leaves the gradients as they are
             grad_norms[name] = torch.nn.utils.clip_grad_norm_(peer.parameters(), cfg.clip_norm or math.inf)
             peer.optimizer.step()
             peer.scheduler.step()
-        if step % cfg.log_every == 0 or step == plan.steps:
+        if procs.is_main and (step % cfg.log_every == 0 or step == plan.steps):
             now = time.monotonic()
             tokens_per_s = (step - last_log[0]) * plan.tokens_per_step / max(now - last_log[1], 1e-9)
             last_log = (step, now)
@@ -486,8 +630,10 @@ def train(
                      " ".join(f"{n}={v:.4f}" for n, v in values.items()))
         if step % cfg.checkpoint_every == 0 or step == plan.steps:
             wall = wall_before + time.monotonic() - started
-            _save_checkpoint(ckpt_dir, _checkpoint_state(step, fingerprint, peers, the_method, metrics, outer_log,
-                                                         wall))
+            rng = procs.gather(_rng_state())  # every process takes part; rank 0 writes
+            if procs.is_main:
+                _save_checkpoint(ckpt_dir, _checkpoint_state(step, fingerprint, peers, the_method, metrics, outer_log,
+                                                             rng, wall))
         if on_step is not None:
             on_step(step, models, values)
     wall_time = wall_before + time.monotonic() - started
@@ -519,7 +665,10 @@ def train(
         "teacher_dir": str(teacher_dir) if teacher_dir is not None else None,
         "config": asdict(cfg),
     }
-    _write_outputs(out_dir, models, students, tokenizer_dir, metrics, outer_log, summary)
+    if procs.is_main:
+        _write_outputs(out_dir, models, students, tokenizer_dir, metrics, outer_log, summary)
+    if procs.world_size > 1:
+        dist.barrier()  # out_dir is complete before any process returns
     return summary
 
 

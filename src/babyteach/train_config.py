@@ -31,7 +31,9 @@ class TrainConfig:
         metadata={"help": "passes over the train blocks; steps = floor(epochs × batches per epoch / grad_accum)"},
     )
     block_size: int = field(default=128, metadata={"help": "tokens per training block incl. <s> and </s>"})
-    batch_size: int = field(default=32, metadata={"help": "blocks per micro-batch"})
+    batch_size: int = field(
+        default=32, metadata={"help": "blocks per micro-batch, over all processes (each of W takes batch_size / W)"}
+    )
     grad_accum: int = field(default=1, metadata={"help": "micro-batches per optimiser step"})
     lr: float = field(default=5e-4, metadata={"help": "peak AdamW learning rate"})
     weight_decay: float = field(
@@ -47,6 +49,9 @@ class TrainConfig:
         default=1.0, metadata={"help": "gradient-norm clipping threshold per student (None: no clipping)"}
     )
     mask_prob: float = field(default=0.15, metadata={"help": "share of non-special tokens predicted (MLM)"})
+    dropout: float = field(
+        default=0.1, metadata={"help": "dropout on hidden states and attention probabilities (RoBERTa: 0.1)"}
+    )
     seed: int = field(default=0, metadata={"help": "seed of initialisation, data order, masking and dropout"})
     checkpoint_every: int = field(default=1000, metadata={"help": "steps between checkpoints (one also at the end)"})
     log_every: int = field(default=10, metadata={"help": "steps between metrics.jsonl lines (the last step always)"})
@@ -78,6 +83,7 @@ class TrainConfig:
         _require(0 <= self.warmup_fraction < 1, "warmup_fraction", "in [0, 1)")
         _require(self.clip_norm is None or self.clip_norm > 0, "clip_norm", "positive or None")
         _require(0 < self.mask_prob < 1, "mask_prob", "in (0, 1)")
+        _require(0 <= self.dropout < 1, "dropout", "in [0, 1)")
         _require(self.precision in PRECISIONS, "precision", f"one of {PRECISIONS}")
         _require(self.device in DEVICES, "device", f"one of {DEVICES}")
 
