@@ -7,6 +7,9 @@ from snakemake.utils import min_version
 min_version("8.20")
 
 
+report: "workflow/report/workflow.rst"
+
+
 # Resolved beside this file so that `snakemake -d <workdir>` finds it too.
 configfile: os.path.join(workflow.basedir, "config.yaml")
 
@@ -17,6 +20,7 @@ include: "workflow/rules/tokenizer.smk"
 include: "workflow/rules/search.smk"
 include: "workflow/rules/train.smk"
 include: "workflow/rules/evaluate.smk"
+include: "workflow/rules/report.smk"
 
 
 rule all:
@@ -27,6 +31,8 @@ rule all:
         train_outputs(),
         evaluation_outputs(),
         [ablation_outputs(ablation) for ablation in ABLATIONS],
+        table_outputs(),
+        figure_outputs(),
 
 
 rule data:
@@ -75,3 +81,93 @@ rule ablations:
     """Every ablation point, trained and evaluated."""
     input:
         [ablation_outputs(ablation) for ablation in ABLATIONS],
+
+
+rule tables:
+    """Every table this configuration can build (results/tables/*.tex and *.csv)."""
+    input:
+        table_outputs(),
+
+
+rule table1:
+    """Main results: RoBERTa-base and DWML beside the published BabyLM baselines."""
+    input:
+        table_outputs(["table1"]),
+
+
+rule table2:
+    """Every method's peers on BLiMP, supplement and EWoK, with the RoBERTa-base row."""
+    input:
+        table_outputs(["table2"]),
+
+
+rule table3:
+    """Pretraining hyperparameters and the searched architectures of every peer count."""
+    input:
+        table_outputs(["table3"]),
+
+
+rule table4:
+    """(Super)GLUE fine-tuning hyperparameters."""
+    input:
+        table_outputs(["table4"]),
+
+
+rule table5:
+    """Corpus contents: lines and words per domain and split."""
+    input:
+        table_outputs(["table5"]),
+
+
+rule table6:
+    """BLiMP accuracy per phenomenon and method."""
+    input:
+        table_outputs(["table6"]),
+
+
+rule table7:
+    """BLiMP supplement accuracy per task and method."""
+    input:
+        table_outputs(["table7"]),
+
+
+rule table8:
+    """EWoK accuracy per domain and method."""
+    input:
+        table_outputs(["table8"]),
+
+
+rule table9:
+    """GPU utilisation, training FLOPs, wall time and tokens per model, relative to RoBERTa-base."""
+    input:
+        table_outputs(["table9"]),
+
+
+rule figures:
+    """Every figure (results/figures/*.pdf and *.png)."""
+    input:
+        figure_outputs(),
+
+
+rule figure2:
+    """Ablations of DWML: accuracy vs number of peers, vs alpha, and learned weight vs accuracy."""
+    input:
+        figure_outputs(["figure2"]),
+
+
+rule figure3:
+    """Peer-weight (omega) trajectories during DWML and KD_DWML."""
+    input:
+        figure_outputs(["figure3"]),
+
+
+rule figure4:
+    """GPU utilisation over time per method (an explicit no-GPU panel on CPU runs)."""
+    input:
+        figure_outputs(["figure4"]),
+
+
+rule figure_training_loss:
+    """Training loss curves per method with the final dev loss."""
+    input:
+        figure_outputs(["training_loss"]),

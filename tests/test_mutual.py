@@ -11,8 +11,8 @@ from babyteach.errors import InputError
 from babyteach.losses import kd_loss, mutual_loss_terms
 from babyteach.methods import MLMBatch, OuterStep, StepContext, make_method
 from babyteach.models import build_model, masked_logits
-from babyteach.train import CHECKPOINT_FILE, PEER_WEIGHTS_FILE, NonFiniteLossError
-from train_helpers import BLOCK, SMALL, TINY, config, data, parameters_of, read_metrics, run  # noqa: F401 (data: fixture)
+from babyteach.train import PEER_WEIGHTS_FILE, NonFiniteLossError
+from train_helpers import BLOCK, SMALL, TINY, checkpoint_of, config, data, parameters_of, read_metrics, run  # noqa: F401 (data: fixture)
 
 PEERS = {"peer-1": SMALL, "peer-2": TINY}
 
@@ -82,7 +82,7 @@ def test_interrupted_dwml_run_resumes_to_the_same_weights_and_omega(data, tmp_pa
 
     with pytest.raises(KeyboardInterrupt):
         run(data, tmp_path, "dwml", PEERS, cfg, tag="killed", method_options=options, on_step=kill)
-    assert torch.load(tmp_path / "killed" / "ckpt" / CHECKPOINT_FILE, weights_only=True)["step"] == 2
+    assert torch.load(checkpoint_of(tmp_path / "killed" / "ckpt"), weights_only=True)["step"] == 2
     run(data, tmp_path, "dwml", PEERS, cfg, tag="killed", method_options=options)
     whole, resumed = tmp_path / "whole" / "out", tmp_path / "killed" / "out"
     pd.testing.assert_frame_equal(pd.read_csv(whole / PEER_WEIGHTS_FILE), pd.read_csv(resumed / PEER_WEIGHTS_FILE))

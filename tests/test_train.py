@@ -14,9 +14,9 @@ from babyteach.data.shards import PackedBlocks
 from babyteach.errors import InputError
 from babyteach.losses import cross_entropy, kd_loss, sd_loss
 from babyteach.methods import METHODS, MLMBatch, StepContext, make_method
-from babyteach.models import build_model, count_parameters, masked_logits
-from babyteach.train import CHECKPOINT_FILE, NonFiniteLossError, TrainConfig, plan_steps
-from train_helpers import BLOCK, SMALL, TINY, config, data, parameters_of, read_metrics, run  # noqa: F401 (data: fixture)
+from babyteach.models import build_model, count_parameters, flops_per_token, masked_logits
+from babyteach.train import NonFiniteLossError, TrainConfig, plan_steps
+from train_helpers import BLOCK, SMALL, TINY, checkpoint_of, config, data, parameters_of, read_metrics, run  # noqa: F401 (data: fixture)
 
 
 def without_timing(metrics: list[dict]) -> list[dict]:
@@ -56,7 +56,12 @@ def test_budget_gives_exact_steps_tokens_and_outputs(data, baseline):
     out, summary, _ = baseline
     assert summary["steps"] == 30 and summary["tokens"] == 30 * 8 * BLOCK and summary["tokens_per_step"] == 8 * BLOCK
     assert json.loads((out / "train_summary.json").read_text()) == summary
-    assert sorted(p.name for p in out.iterdir()) == ["metrics.jsonl", "teacher", "train_summary.json"]
+    assert sorted(p.name for p in out.iterdir()) == ["gpu.csv", "metrics.jsonl", "teacher", "train_summary.json"]
+    # this machine has no GPU: the sampler says why, and its CSV has the header only
+    assert summary["gpu"]["gpus"] == 0 and summary["gpu"]["reason"]
+    assert (out / "gpu.csv").read_text().splitlines() == ["time_s,gpu,util_pct,mem_used_mib,mem_total_mib,power_w"]
+    # analytic FLOPs: the head counted on the masked share of the tokens
+    assert summary["students"]["teacher"]["training_flops"] == flops_per_token(TINY, 300, BLOCK, 0.15) * 30 * 8 * BLOCK
     metrics = read_metrics(out)
     assert [r["step"] for r in metrics] == list(range(1, 31))
     assert metrics[-1]["tokens"] == summary["tokens"]
@@ -67,7 +72,8 @@ def test_budget_gives_exact_steps_tokens_and_outputs(data, baseline):
     assert student["parameters"] == count_parameters(TINY, 300, BLOCK)
     assert 0 < student["final_dev_loss"] < metrics[0]["loss"]["teacher"]
     card = (out / "teacher" / "README.md").read_text()
-    for fact in ("baseline", "L2-H2-D16", f"{student['parameters']:,}", f"{summary['tokens']:,}", "| seed | 0 |"):
+    for fact in ("baseline", "L2-H2-D16", f"{student['parameters']:,}", f"{summary['tokens']:,}", "| seed | 0 |",
+                 f"{student['training_flops']:.3e}", "on cpu × 1"):
         assert fact in card
 
 
@@ -146,22 +152,22 @@ def test_interrupted_run_resumes_to_the_same_weights(data, tmp_path):
     with pytest.raises(KeyboardInterrupt):
         run(data, tmp_path, "sd", students, cfg, tag="killed", on_step=kill)
     assert not (tmp_path / "killed" / "out").exists()
-    assert torch.load(tmp_path / "killed" / "ckpt" / CHECKPOINT_FILE, weights_only=True)["step"] == 3
+    assert torch.load(checkpoint_of(tmp_path / "killed" / "ckpt"), weights_only=True)["step"] == 3
     run(data, tmp_path, "sd", students, cfg, tag="killed")
 
     whole, resumed = tmp_path / "whole", tmp_path / "killed"
     for name in students:
         a, b = parameters_of(whole / "out", name), parameters_of(resumed / "out", name)
         assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a), name
-    ckpt_a = torch.load(whole / "ckpt" / CHECKPOINT_FILE, weights_only=True)
-    ckpt_b = torch.load(resumed / "ckpt" / CHECKPOINT_FILE, weights_only=True)
+    ckpt_a = torch.load(checkpoint_of(whole / "ckpt"), weights_only=True)
+    ckpt_b = torch.load(checkpoint_of(resumed / "ckpt"), weights_only=True)
     for name in students:
         exits_a, exits_b = ckpt_a["peers"][name]["extra"], ckpt_b["peers"][name]["extra"]
         assert all(torch.equal(exits_a[k], exits_b[k]) for k in exits_a)
     assert without_timing(read_metrics(whole / "out")) == without_timing(read_metrics(resumed / "out"))
 
 
-def test_rerun_of_a_finished_run_rewrites_its_outputs_and_other_runs_are_rejected(data, tmp_path):
+def test_rerun_of_a_finished_run_rewrites_its_outputs_and_changed_settings_start_a_new_run(data, tmp_path):
     cfg = config(token_budget=2 * 8 * BLOCK)
     first = run(data, tmp_path, "baseline", {"a": TINY}, cfg)
     out = tmp_path / "run" / "out"
@@ -172,8 +178,28 @@ def test_rerun_of_a_finished_run_rewrites_its_outputs_and_other_runs_are_rejecte
     assert again == first
     assert (out / "metrics.jsonl").is_file()
     assert all(torch.equal(weights[k], v) for k, v in parameters_of(out, "a").items())
-    with pytest.raises(InputError, match="different run"):
-        run(data, tmp_path, "baseline", {"a": TINY}, config(token_budget=2 * 8 * BLOCK, lr=1e-3))
+    # another learning rate (Snakemake reruns the job after a config change): a run of its own,
+    # from step 0, beside the first run's checkpoint
+    steps = []
+    run(data, tmp_path, "baseline", {"a": TINY}, config(token_budget=2 * 8 * BLOCK, lr=1e-3),
+        on_step=lambda step, *args: steps.append(step))
+    assert steps == [1, 2]
+    assert len(list((tmp_path / "run" / "ckpt").glob("run-*/checkpoint.pt"))) == 2
+
+
+def test_a_damaged_checkpoint_is_an_error_not_a_fresh_start(data, tmp_path):
+    cfg = config(token_budget=4 * 8 * BLOCK, checkpoint_every=2)
+
+    def kill(step, models, losses):
+        if step == 3:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        run(data, tmp_path, "baseline", {"a": TINY}, cfg, on_step=kill)
+    path = checkpoint_of(tmp_path / "run" / "ckpt")
+    path.write_bytes(path.read_bytes()[:100])  # truncated, e.g. by a full disk outside our atomic write
+    with pytest.raises(InputError, match=r"cannot read the checkpoint .* Delete it to start this run afresh"):
+        run(data, tmp_path, "baseline", {"a": TINY}, cfg, on_step=lambda *args: pytest.fail("trained"))
 
 
 def test_non_finite_loss_stops_naming_step_and_student_and_keeps_the_checkpoint(data, tmp_path):
@@ -186,7 +212,7 @@ def test_non_finite_loss_stops_naming_step_and_student_and_keeps_the_checkpoint(
     with pytest.raises(NonFiniteLossError, match=r"step 4: the loss of student 'b' is nan"):
         run(data, tmp_path, "baseline", {"a": TINY, "b": TINY}, cfg, on_step=poison)
     assert not (tmp_path / "run" / "out").exists()
-    state = torch.load(tmp_path / "run" / "ckpt" / CHECKPOINT_FILE, weights_only=True)
+    state = torch.load(checkpoint_of(tmp_path / "run" / "ckpt"), weights_only=True)
     assert state["step"] == 3
     assert all(torch.isfinite(t).all() for peer in state["peers"].values() for t in peer["model"].values())
 
@@ -199,7 +225,7 @@ def test_sd_saves_only_the_base_model(data, tmp_path):
     reference = build_model(TINY, 300, BLOCK, seed=0)
     assert set(model.state_dict()) == set(reference.state_dict())
     assert sum(p.numel() for p in model.parameters()) == summary["students"]["s"]["parameters"]
-    state = torch.load(tmp_path / "run" / "ckpt" / CHECKPOINT_FILE, weights_only=True)
+    state = torch.load(checkpoint_of(tmp_path / "run" / "ckpt"), weights_only=True)
     assert state["peers"]["s"]["extra"]  # the exits were trained (and checkpointed), not saved
 
 

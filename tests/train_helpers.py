@@ -12,7 +12,7 @@ from transformers import AutoModelForMaskedLM
 from babyteach.data.shards import write_shards
 from babyteach.data.tokenizer import train_tokenizer
 from babyteach.models import Architecture
-from babyteach.train import TrainConfig, train
+from babyteach.train import CHECKPOINT_FILE, TrainConfig, train
 
 TINY = Architecture(layers=2, heads=2, hidden=16)
 SMALL = Architecture(layers=1, heads=2, hidden=32)
@@ -61,3 +61,9 @@ def read_metrics(out_dir: Path) -> list[dict]:
 def parameters_of(out: Path, name: str) -> dict[str, torch.Tensor]:
     """The parameters of saved model ``name`` of a run's output folder."""
     return dict(AutoModelForMaskedLM.from_pretrained(out / name).named_parameters())
+
+
+def checkpoint_of(ckpt_dir: Path) -> Path:
+    """The one run checkpoint under a ``ckpt_dir`` (``run-<hash>/checkpoint.pt``)."""
+    (path,) = Path(ckpt_dir).glob(f"run-*/{CHECKPOINT_FILE}")
+    return path

@@ -18,7 +18,10 @@ shards, single process (CPU or one GPU)::
 Students trained together share every batch (KD: one teacher forward per micro-batch for
 all of them); each has its own AdamW optimiser and warmup + cosine schedule. Run it again
 with the same arguments after a kill and it resumes from the last checkpoint in
-``ckpt_dir`` and ends with the same weights as an uninterrupted run.
+``ckpt_dir`` and ends with the same weights as an uninterrupted run. Each run's checkpoint
+lives in ``ckpt_dir/run-<hash of method, students and config>``
+(:func:`run_checkpoint_dir`), so changed settings start a new run instead of resuming an
+unrelated one.
 
 Data-parallel: call the same function in every process of ``torchrun`` (``RANK`` /
 ``WORLD_SIZE`` / ``LOCAL_RANK`` are read from the environment; NCCL on CUDA, one GPU per
@@ -42,7 +45,10 @@ Outputs, written as one directory at the end (``out_dir`` appears complete or no
                                  gradient norm (before clipping) per student
     out_dir/peer_weights.csv     methods with an outer step (DWML, KD_DWML): ω after every outer
                                  step with its hypergradient, η, γ and outer loss (Figure 3)
-    out_dir/train_summary.json   steps, tokens, wall time, final dev loss (and ω) per student, config
+    out_dir/gpu.csv              utilisation and memory of the visible GPUs every second (rank 0's
+                                 sampler, :mod:`babyteach.gpu`; header only on CPU machines)
+    out_dir/train_summary.json   steps, tokens, wall time, GPU summary, and per student the final dev
+                                 loss, analytic training FLOPs (and ω); the config
 
 Numerics: fp32 on CPU; on CUDA bf16 autocast (``precision="auto"``), TF32 matmuls and fused
 AdamW. Masking draws come from a generator seeded per micro-batch and the global RNG
@@ -52,6 +58,7 @@ AdamW. Masking draws come from a generator seeded per micro-batch and the global
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import logging
 import math
@@ -75,16 +82,25 @@ from babyteach.data.masking import mask_tokens
 from babyteach.data.shards import PackedBlocks, read_meta
 from babyteach.data.tokenizer import MASK, load_tokenizer
 from babyteach.errors import InputError
+from babyteach.gpu import GpuSampler
 from babyteach.io import atomic_path, write_json_atomic
 from babyteach.losses import cross_entropy
 from babyteach.methods import Method, MLMBatch, OuterStep, StepContext, make_method
-from babyteach.models import POSITION_OFFSET, Architecture, build_model, count_parameters, masked_logits
+from babyteach.models import (
+    POSITION_OFFSET,
+    Architecture,
+    build_model,
+    count_parameters,
+    flops_per_token,
+    masked_logits,
+)
 from babyteach.train_config import TrainConfig
 
 log = logging.getLogger(__name__)
 
 CHECKPOINT_FILE = "checkpoint.pt"
 PEER_WEIGHTS_FILE = "peer_weights.csv"
+GPU_FILE = "gpu.csv"
 CHECKPOINT_VERSION = 2
 #: Version of the ``train_summary.json`` and ``metrics.jsonl`` formats.
 SUMMARY_VERSION = 2
@@ -387,7 +403,23 @@ def _load_checkpoint(ckpt_dir: Path) -> dict[str, Any] | None:
     path = Path(ckpt_dir) / CHECKPOINT_FILE
     if not path.is_file():
         return None
-    return torch.load(path, map_location="cpu", weights_only=True)
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as error:  # torch raises several types for a truncated or foreign file
+        raise InputError(
+            f"{path}: cannot read the checkpoint ({type(error).__name__}: {error}); it is damaged. Delete it to "
+            "start this run afresh (training restarts from step 0)"
+        ) from error
+
+
+def run_checkpoint_dir(ckpt_dir: Path, fingerprint: Mapping[str, Any]) -> Path:
+    """The checkpoint folder of one run inside ``ckpt_dir``: ``run-<hash of its fingerprint>``.
+
+    A run with other settings (e.g. after a config change that makes Snakemake rerun the job)
+    gets its own folder and starts afresh, while a rerun with the original settings resumes.
+    """
+    digest = hashlib.sha256(json.dumps(fingerprint, sort_keys=True, default=str).encode()).hexdigest()
+    return Path(ckpt_dir) / f"run-{digest[:16]}"
 
 
 def _checkpoint_state(step: int, fingerprint: dict[str, Any], peers: Mapping[str, _Peer], method: Method,
@@ -471,8 +503,8 @@ def train(
     """Train ``students`` (name → architecture) with ``method``; write ``out_dir``; return the summary.
 
     ``method_options`` are the method's hyperparameters (e.g. ``{"lam": 0.5, "tau": 2.0}``
-    for KD). A matching checkpoint in ``ckpt_dir`` is resumed; one from a different run
-    (method, students, config) is an ``InputError``. Student ``i`` (in the order given) is
+    for KD). The checkpoint of the same run (method, students, config) in ``ckpt_dir`` is
+    resumed; a damaged one is an ``InputError`` (never silently ignored). Student ``i`` (in the order given) is
     initialised with seed ``cfg.seed + i``. A non-finite loss raises
     :class:`NonFiniteLossError` naming the step and the student, before the optimiser step,
     so the last checkpoint stays good. Returns the content of ``train_summary.json``.
@@ -535,14 +567,15 @@ def _train(the_method: Method, students: Mapping[str, Architecture], shard_dir: 
     the_method.start(list(models), device)
 
     fingerprint = _run_fingerprint(the_method, students, cfg, plan, teacher_dir)
+    ckpt_dir = run_checkpoint_dir(ckpt_dir, fingerprint)
     step, metrics, wall_before = 0, [], 0.0
     outer_log = [the_method.initial_record()] if the_method.has_outer_step else []
     state = _load_checkpoint(ckpt_dir)
     if state is not None:
         if state.get("version") != CHECKPOINT_VERSION or state["fingerprint"] != fingerprint:
             raise InputError(
-                f"{ckpt_dir / CHECKPOINT_FILE}: the checkpoint belongs to a different run (method, students or "
-                "config differ); delete it to start afresh or restore the original settings"
+                f"{ckpt_dir / CHECKPOINT_FILE}: the checkpoint was written by another version of babyteach or "
+                "belongs to another run; delete it to start this run afresh"
             )
         _restore(state, peers, the_method, procs)
         step, metrics, wall_before = state["step"], state["metrics"], state["wall_time_s"]
@@ -569,77 +602,83 @@ def _train(the_method: Method, students: Mapping[str, Architecture], shard_dir: 
         model.train()
     for module in extras.values():
         module.train()
-    while step < plan.steps:
-        step += 1
-        lr = peers[next(iter(peers))].scheduler.get_last_lr()[0]  # this step's learning rate (γ of DWML)
-        for peer in peers.values():
-            peer.optimizer.zero_grad(set_to_none=True)
-        step_losses = torch.zeros(len(peers), dtype=torch.float32, device=device)
-        for micro in range(cfg.grad_accum):
-            index = (step - 1) * cfg.grad_accum + micro
-            local, scale = procs.share(_mask_on_cpu(stream[index], _mask_generator(cfg.seed, index), cfg, meta))
-            ctx = StepContext(_to_device(local, device), models, extras, teacher)
-            if micro == 0 and outer_stream is not None and the_method.outer_step_due(step):
-                update = len(outer_log) - 1  # outer steps so far: dev batch `update` is next
-                dev_local, _ = procs.share(
-                    _mask_on_cpu(outer_stream[update], _mask_generator(cfg.seed, update, OUTER_STREAM), cfg, meta)
-                )
-                dev_batch = _to_device(dev_local, device)
-                # forked RNG: the outer step's dropout leaves the inner steps' draws as they would be
-                # without it, so DWML with ω held fixed is DML exactly
-                with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []), autocast:
-                    record = the_method.outer_step(
-                        OuterStep(ctx, dev_batch, lr, step, plan.steps, average=_averager(procs))
+    # rank 0 samples every GPU of its node; the CSV covers this process's part of the run
+    sampler = GpuSampler(ckpt_dir / GPU_FILE) if procs.is_main else contextlib.nullcontext()
+    with sampler:
+        while step < plan.steps:
+            step += 1
+            lr = peers[next(iter(peers))].scheduler.get_last_lr()[0]  # this step's learning rate (γ of DWML)
+            for peer in peers.values():
+                peer.optimizer.zero_grad(set_to_none=True)
+            step_losses = torch.zeros(len(peers), dtype=torch.float32, device=device)
+            for micro in range(cfg.grad_accum):
+                index = (step - 1) * cfg.grad_accum + micro
+                local, scale = procs.share(_mask_on_cpu(stream[index], _mask_generator(cfg.seed, index), cfg, meta))
+                ctx = StepContext(_to_device(local, device), models, extras, teacher)
+                if micro == 0 and outer_stream is not None and the_method.outer_step_due(step):
+                    update = len(outer_log) - 1  # outer steps so far: dev batch `update` is next
+                    dev_local, _ = procs.share(
+                        _mask_on_cpu(outer_stream[update], _mask_generator(cfg.seed, update, OUTER_STREAM), cfg, meta)
                     )
-                _check_outer_record(record, step, ckpt_dir)
-                outer_log.append(record)
-            with autocast:
-                losses = the_method.step_loss(ctx)
-            if set(losses) != set(peers):
-                raise RuntimeError(f"method {method!r} returned losses for {sorted(losses)}, not {sorted(peers)}")
-            total = sum(losses[name] for name in peers) * (scale / cfg.grad_accum)
-            total.backward()
-            # this process's share of each student's mean loss over the global micro-batch
-            step_losses += torch.stack([losses[name].detach().float() for name in peers]) * (
-                scale / procs.world_size / cfg.grad_accum
-            )
-        procs.sum(step_losses)
-        values = dict(zip(peers, step_losses.tolist(), strict=True))  # one device sync per step
-        for name, value in values.items():
-            if not math.isfinite(value):
-                raise NonFiniteLossError(
-                    f"step {step}: the loss of student {name!r} is {value}; training stopped before the update. "
-                    f"The last good checkpoint is in {ckpt_dir} (resume re-runs from it); lower train.lr or "
-                    "check the data"
+                    dev_batch = _to_device(dev_local, device)
+                    # forked RNG: the outer step's dropout leaves the inner steps' draws as they would be
+                    # without it, so DWML with ω held fixed is DML exactly
+                    with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []), autocast:
+                        record = the_method.outer_step(
+                            OuterStep(ctx, dev_batch, lr, step, plan.steps, average=_averager(procs))
+                        )
+                    _check_outer_record(record, step, ckpt_dir)
+                    outer_log.append(record)
+                with autocast:
+                    losses = the_method.step_loss(ctx)
+                if set(losses) != set(peers):
+                    raise RuntimeError(f"method {method!r} returned losses for {sorted(losses)}, not {sorted(peers)}")
+                total = sum(losses[name] for name in peers) * (scale / cfg.grad_accum)
+                total.backward()
+                # this process's share of each student's mean loss over the global micro-batch
+                step_losses += torch.stack([losses[name].detach().float() for name in peers]) * (
+                    scale / procs.world_size / cfg.grad_accum
                 )
-        grad_norms = {}
-        for name, peer in peers.items():
-            procs.average_gradients(peer.parameters())
-            # the norm before clipping; with clipping off, an infinite threshold leaves the gradients as they are
-            grad_norms[name] = torch.nn.utils.clip_grad_norm_(peer.parameters(), cfg.clip_norm or math.inf)
-            peer.optimizer.step()
-            peer.scheduler.step()
-        if procs.is_main and (step % cfg.log_every == 0 or step == plan.steps):
-            now = time.monotonic()
-            tokens_per_s = (step - last_log[0]) * plan.tokens_per_step / max(now - last_log[1], 1e-9)
-            last_log = (step, now)
-            norms = {name: float(norm) for name, norm in grad_norms.items()}
-            metrics.append({"step": step, "tokens": step * plan.tokens_per_step, "lr": lr, "loss": values,
-                            "grad_norm": norms, "tokens_per_s": tokens_per_s})
-            log.info("step %d/%d lr %.3g %.0f tok/s loss %s", step, plan.steps, lr, tokens_per_s,
-                     " ".join(f"{n}={v:.4f}" for n, v in values.items()))
-        if step % cfg.checkpoint_every == 0 or step == plan.steps:
-            wall = wall_before + time.monotonic() - started
-            rng = procs.gather(_rng_state())  # every process takes part; rank 0 writes
-            if procs.is_main:
-                _save_checkpoint(ckpt_dir, _checkpoint_state(step, fingerprint, peers, the_method, metrics, outer_log,
-                                                             rng, wall))
-        if on_step is not None:
-            on_step(step, models, values)
+            procs.sum(step_losses)
+            values = dict(zip(peers, step_losses.tolist(), strict=True))  # one device sync per step
+            for name, value in values.items():
+                if not math.isfinite(value):
+                    raise NonFiniteLossError(
+                        f"step {step}: the loss of student {name!r} is {value}; training stopped before the update. "
+                        f"The last good checkpoint is in {ckpt_dir} (resume re-runs from it); lower train.lr or "
+                        "check the data"
+                    )
+            grad_norms = {}
+            for name, peer in peers.items():
+                procs.average_gradients(peer.parameters())
+                # the norm before clipping; with clipping off, an infinite threshold leaves the gradients as they are
+                grad_norms[name] = torch.nn.utils.clip_grad_norm_(peer.parameters(), cfg.clip_norm or math.inf)
+                peer.optimizer.step()
+                peer.scheduler.step()
+            if procs.is_main and (step % cfg.log_every == 0 or step == plan.steps):
+                now = time.monotonic()
+                tokens_per_s = (step - last_log[0]) * plan.tokens_per_step / max(now - last_log[1], 1e-9)
+                last_log = (step, now)
+                norms = {name: float(norm) for name, norm in grad_norms.items()}
+                metrics.append({"step": step, "tokens": step * plan.tokens_per_step, "lr": lr, "loss": values,
+                                "grad_norm": norms, "tokens_per_s": tokens_per_s})
+                log.info("step %d/%d lr %.3g %.0f tok/s loss %s", step, plan.steps, lr, tokens_per_s,
+                         " ".join(f"{n}={v:.4f}" for n, v in values.items()))
+            if step % cfg.checkpoint_every == 0 or step == plan.steps:
+                wall = wall_before + time.monotonic() - started
+                rng = procs.gather(_rng_state())  # every process takes part; rank 0 writes
+                if procs.is_main:
+                    _save_checkpoint(ckpt_dir, _checkpoint_state(step, fingerprint, peers, the_method, metrics, outer_log,
+                                                                 rng, wall))
+            if on_step is not None:
+                on_step(step, models, values)
     wall_time = wall_before + time.monotonic() - started
 
     dev_loss, dev_blocks = _dev_loss(models, shard_dir, cfg, meta, device, autocast)
     peer_facts = the_method.peer_summary()
+    # the MLM head runs on the masked positions only, about mask_prob of the tokens
+    flops = {name: flops_per_token(arch, vocab_size, block_size, cfg.mask_prob) * plan.tokens
+             for name, arch in students.items()}
     summary = {
         "format_version": SUMMARY_VERSION,
         "method": the_method.name,
@@ -649,6 +688,7 @@ def _train(the_method: Method, students: Mapping[str, Architecture], shard_dir: 
                 "architecture": arch.to_dict(),
                 "parameters": count_parameters(arch, vocab_size, block_size),
                 "final_dev_loss": dev_loss[name],
+                "training_flops": flops[name],
                 **peer_facts.get(name, {}),
             }
             for name, arch in students.items()
@@ -662,11 +702,13 @@ def _train(the_method: Method, students: Mapping[str, Architecture], shard_dir: 
         "outer_steps": max(len(outer_log) - 1, 0),
         "wall_time_s": wall_time,
         "device": str(device),
+        "processes": procs.world_size,
+        "gpu": sampler.summary() if procs.is_main else None,
         "teacher_dir": str(teacher_dir) if teacher_dir is not None else None,
         "config": asdict(cfg),
     }
     if procs.is_main:
-        _write_outputs(out_dir, models, students, tokenizer_dir, metrics, outer_log, summary)
+        _write_outputs(out_dir, models, students, tokenizer_dir, metrics, outer_log, ckpt_dir / GPU_FILE, summary)
     if procs.world_size > 1:
         dist.barrier()  # out_dir is complete before any process returns
     return summary
@@ -718,6 +760,8 @@ def _model_card(name: str, arch: Architecture, summary: Mapping[str, Any]) -> st
         f"| block size | {summary['block_size']} tokens |",
         f"| tokens seen | {summary['tokens']:,} |",
         f"| optimiser steps | {summary['steps']:,} |",
+        f"| training FLOPs (analytic) | {student['training_flops']:.3e} |",
+        f"| wall time | {summary['wall_time_s']:.0f} s on {summary['device']} × {summary['processes']} |",
         f"| seed | {summary['config']['seed']} |",
         f"| final dev loss | {student['final_dev_loss']:.4f} nats (masked CE on the first "
         f"{summary['dev_blocks']} dev blocks) |",
@@ -731,7 +775,7 @@ def _model_card(name: str, arch: Architecture, summary: Mapping[str, Any]) -> st
 
 def _write_outputs(out_dir: Path, models: Mapping[str, RobertaForMaskedLM], students: Mapping[str, Architecture],
                    tokenizer_dir: Path, metrics: list[dict[str, Any]], outer_log: list[dict[str, float]],
-                   summary: dict[str, Any]) -> None:
+                   gpu_csv: Path, summary: dict[str, Any]) -> None:
     """Write the whole ``out_dir`` at once (atomic rename of a finished temporary folder)."""
     with atomic_path(out_dir) as tmp:
         tmp.mkdir()
@@ -746,5 +790,6 @@ def _write_outputs(out_dir: Path, models: Mapping[str, RobertaForMaskedLM], stud
         (tmp / "metrics.jsonl").write_text(lines, encoding="utf-8")
         if outer_log:
             pd.DataFrame(outer_log).to_csv(tmp / PEER_WEIGHTS_FILE, index=False)
+        shutil.copy2(gpu_csv, tmp / GPU_FILE)
         write_json_atomic(tmp / "train_summary.json", summary)
     log.info("wrote %s", out_dir)

@@ -208,3 +208,165 @@ def ablation_outputs(ablation):
     """The trained models of one ablation and their evaluation results."""
     runs = ablation_runs(ablation)
     return run_outputs(runs) + evaluation_outputs(runs)
+
+
+# --- the paper's tables and figures --------------------------------------------------
+
+
+def families_of(benchmark):
+    """The configured minimal-pair families that measure ``benchmark`` (blimp, supplement, ewok)."""
+    return [
+        name
+        for name in config["evaluation_data"]
+        if name in FAMILIES and FAMILIES[name].benchmark == benchmark
+    ]
+
+
+def eval_files(runs, families, glue=False):
+    """The evaluation results of the given runs' models for ``families`` (and glue.json)."""
+    stems = list(families) + (
+        ["glue"] if glue and "glue-filtered" in config["evaluation_data"] else []
+    )
+    return [
+        f"results/{CORPUS.name}/eval/{run}/{model}/{stem}.json"
+        for run, model in models_of_runs(runs)
+        for stem in stems
+    ]
+
+
+def baseline_runs():
+    """The baseline/teacher run of every seed."""
+    return [f"baseline/seed-{seed}" for seed in config["seeds"]]
+
+
+ZERO_SHOT_BENCHMARKS = ("blimp", "supplement", "ewok")
+
+
+def table_inputs(table):
+    """The named inputs of one table (``runs`` are training folders: their train_summary.json)."""
+    zero_shot = [f for b in ZERO_SHOT_BENCHMARKS for f in families_of(b)]
+    main = main_runs()
+    dwml_main = [
+        student_run("dwml", max(config["search"]["peer_counts"]), s)
+        for s in config["seeds"]
+    ]
+    if table == "table1":
+        return {"eval": eval_files(baseline_runs() + dwml_main, zero_shot, glue=True)}
+    if table == "table2":
+        return {"eval": eval_files(main, zero_shot), "search": max_peers_search()}
+    if table == "table3":
+        return {"search": search_outputs(), "runs": run_outputs(main)}
+    if table == "table4":
+        return {"glue": finetune_outputs()}
+    if table == "table5":
+        return {"corpus": f"results/{CORPUS.name}/stats/corpus.csv"}
+    if table in TABLE_BENCHMARK:
+        return {"eval": eval_files(main, families_of(TABLE_BENCHMARK[table]))}
+    if table == "table9":
+        return {"runs": run_outputs(main)}
+    raise ValueError(f"unknown table {table!r}")
+
+
+#: Tables of one zero-shot benchmark's phenomena / tasks / domains.
+TABLE_BENCHMARK = {"table6": "blimp", "table7": "supplement", "table8": "ewok"}
+
+
+def table_input_files(wildcards):
+    """Input function of the table rule: the named inputs of {table}."""
+    return table_inputs(wildcards.table)
+
+
+def table_params(wildcards):
+    """Params function of the table rule: the options of {table}."""
+    return table_options(wildcards.table)
+
+
+def table_options(table):
+    """The options of one table: the seeds, peer count and alpha the workflow ran."""
+    options = {}
+    if table in ("table1", "table2", "table6", "table7", "table8", "table9"):
+        options.update(seeds=config["seeds"], alpha=config["mutual"]["alpha"])
+    if table in ("table1", "table6", "table7", "table8", "table9"):
+        options["peers"] = max(config["search"]["peer_counts"])
+    return options
+
+
+def max_peers_search():
+    """The search result of the largest peer count (the main comparison's peers)."""
+    return f"results/search/peers-{max(config['search']['peer_counts'])}.json"
+
+
+def tables():
+    """The tables this config can build: those whose benchmarks are evaluated."""
+    names = ["table1", "table2", "table3", "table5", "table9"]
+    if "glue-filtered" in config["evaluation_data"]:
+        names.append("table4")
+    names += [t for t, b in TABLE_BENCHMARK.items() if families_of(b)]
+    return sorted(names)
+
+
+def table_outputs(names=None):
+    """The .tex and .csv of the given tables (default: every table this config can build)."""
+    return [
+        f"results/tables/{name}.{ext}"
+        for name in (tables() if names is None else names)
+        for ext in ("tex", "csv")
+    ]
+
+
+def figure_benchmark():
+    """The benchmark Figure 2 plots: BLiMP, else the first configured zero-shot benchmark."""
+    configured = [b for b in ZERO_SHOT_BENCHMARKS if families_of(b)]
+    if not configured:
+        raise ValueError(
+            "evaluation_data: Figure 2 needs a BLiMP, supplement or EWoK family"
+        )
+    return configured[0]
+
+
+def figure_inputs(figure):
+    """The named inputs of one figure (training runs are passed as their folders)."""
+    peers = max(config["search"]["peer_counts"])
+    dwml = [student_run("dwml", peers, s) for s in config["seeds"]]
+    if figure == "figure2":
+        families = families_of(figure_benchmark())
+        return {
+            "peers_evals": eval_files(ablation_runs("peers"), families),
+            "alpha_evals": eval_files(ablation_runs("alpha"), families),
+            "weight_summaries": run_outputs(dwml),
+            "weight_evals": eval_files(dwml, families),
+            "reference": eval_files(baseline_runs(), families),
+        }
+    if figure == "figure3":
+        weighted = [
+            student_run(m, peers, s)
+            for m in ("dwml", "kd_dwml")
+            for s in config["seeds"]
+        ]
+        return {"peer_weights": run_outputs(weighted)}
+    if figure == "figure4":
+        return {"gpu": run_outputs(main_runs()), "summaries": run_outputs(main_runs())}
+    if figure == "training_loss":
+        return {
+            "metrics": run_outputs(main_runs()),
+            "summaries": run_outputs(main_runs()),
+        }
+    raise ValueError(f"unknown figure {figure!r}")
+
+
+FIGURES = ("figure2", "figure3", "figure4", "training_loss")
+
+
+def figure_input_files(wildcards):
+    """Input function of the figure rule: the named inputs of {figure}."""
+    return figure_inputs(wildcards.figure)
+
+
+def figure_params(wildcards):
+    """Params function of the figure rule: Figure 2's benchmark."""
+    return {"benchmark": figure_benchmark()} if wildcards.figure == "figure2" else {}
+
+
+def figure_outputs(names=FIGURES):
+    """The PDF and PNG of the given figures (default: all)."""
+    return [f"results/figures/{name}.{ext}" for name in names for ext in ("pdf", "png")]

@@ -26,6 +26,7 @@ class Family:
     """One benchmark family: where its tasks are and how a pair is read from a json line."""
 
     name: str
+    benchmark: str = field(metadata={"help": "the benchmark the family measures: blimp, supplement or ewok"})
     tasks: tuple[str, ...] = field(metadata={"help": "task names = file stems (.jsonl), one file per task"})
     good: str = field(metadata={"help": "field of the sentence (or target) the model should prefer"})
     bad: str = field(metadata={"help": "field of the dispreferred sentence (or target)"})
@@ -44,15 +45,15 @@ class Family:
 
 
 def _blimp(name: str, archive: str | None = None) -> Family:
-    return Family(name, BLIMP_UIDS, "sentence_good", "sentence_bad", "linguistics_term", archive=archive)
+    return Family(name, "blimp", BLIMP_UIDS, "sentence_good", "sentence_bad", "linguistics_term", archive=archive)
 
 
 def _supplement(name: str) -> Family:
-    return Family(name, SUPPLEMENT_TASKS, "sentence_good", "sentence_bad", None)
+    return Family(name, "supplement", SUPPLEMENT_TASKS, "sentence_good", "sentence_bad", None)
 
 
 def _ewok(name: str, archive: str) -> Family:
-    return Family(name, EWOK_DOMAINS, "Target1", "Target2", "Domain", prefix="Context1", archive=archive,
+    return Family(name, "ewok", EWOK_DOMAINS, "Target1", "Target2", "Domain", prefix="Context1", archive=archive,
                   encrypted=True)  # fmt: skip
 
 
