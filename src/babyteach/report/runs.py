@@ -1,0 +1,528 @@
+"""Reading the workflow's result files: one place that knows their paths and formats.
+
+Every table and figure is built from per-model result files only, and the caller (a
+Snakemake rule) passes the **explicit list of paths** it depends on; nothing here globs the
+results folder, so the DAG's dependencies are exact. A path in such a list that does not
+exist is not an error: it becomes a *missing* row (score NaN, ``status == "missing"``) that
+the table shows as "--" and names in its notes; it never counts as a zero.
+
+Public API (stable; :mod:`babyteach.report.tables` and :mod:`babyteach.report.figures`
+import it)::
+
+    from babyteach.report.runs import (
+        RunId, ResultPath, parse_result_path,           # path -> typed record
+        load_zero_shot, load_glue, load_summary, load_search, load_eval, load_peer_weights,
+        eval_frame, summary_frame, check_consistent, aggregate_seeds,
+        BENCHMARK_OF_FAMILY, METHOD_LABELS, METHOD_ORDER,
+    )
+
+    rec = parse_result_path("results/2024-10M/eval/dwml/peers-4/alpha-0.5/seed-1/peer-2/blimp-filtered.json")
+    rec.run.corpus, rec.run.method, rec.run.peers, rec.run.alpha, rec.run.seed  # "2024-10M" "dwml" 4 0.5 1
+    rec.model, rec.family, rec.benchmark                                       # "peer-2" "blimp-filtered" "blimp"
+    rec.run.name, rec.run.group                 # "dwml/peers-4/alpha-0.5/seed-1", "dwml/peers-4/alpha-0.5"
+
+    df = eval_frame(paths)                      # one row per file (level="overall")
+    df = eval_frame(paths, level="group")       # one row per BLiMP phenomenon / EWoK domain / GLUE task
+    check_consistent(df)                        # InputError naming two files that mix variants/data
+    agg = aggregate_seeds(df, ["method", "peers", "alpha", "model", "benchmark"])
+    # -> mean, std (ddof=1; NaN for one seed), n_seeds, seeds, missing_runs per group
+
+Path layout (``<corpus>`` like ``2024-10M``; ``<run>`` one of ``baseline/seed-<s>``,
+``{kd,sd}/peers-<p>/seed-<s>``, ``{dml,dwml,kd_dwml}/peers-<p>/alpha-<a>/seed-<s>``;
+``<model>`` ``teacher`` or ``peer-<i>``)::
+
+    .../<corpus>/eval/<run>/<model>/<family>.json   zero-shot (family in BENCHMARK_OF_FAMILY)
+    .../<corpus>/eval/<run>/<model>/glue.json       (Super)GLUE fine-tuning
+    .../<corpus>/train/<run>/train_summary.json     training summary (also gpu.csv,
+                                                    peer_weights.csv, metrics.jsonl)
+    .../search/peers-<p>.json                       architecture search
+
+Columns of :func:`eval_frame`: ``path, corpus, method, peers, alpha, seed, run, group,
+model, family, benchmark, key, score, n, ties, metric, variant, data_version, status``.
+``score`` is a fraction in [0, 1] (GLUE: the task metric, MCC may be negative), ``key`` is
+``"macro"`` at ``level="overall"`` (zero-shot: macro accuracy over tasks, the BabyLM 2024
+aggregate; GLUE: ``macro_average``), the phenomenon/domain/GLUE task at ``level="group"`` and
+the BLiMP UID / supplement task / EWoK domain / GLUE task at ``level="task"``. ``variant`` is
+the scoring variant (``pll-word-l2r``; GLUE: ``"finetune"`` with the settings that change
+numbers), ``data_version`` the dataset folder, result-format version and subsampling
+(``max_per_task``; GLUE: examples limits and the tasks included).
+
+Columns of :func:`summary_frame` (one row per run and student): ``path, corpus, method,
+peers, alpha, seed, run, group, model, architecture, layers, heads, hidden, parameters,
+training_flops, final_dev_loss, peer_weight, steps, tokens, wall_time_s, device,
+processes, gpus, gpu_util_mean_pct, gpu_util_max_pct, gpu_mem_peak_mib, gpu_names,
+gpu_reason, status``. Fields absent from older summaries (``training_flops``, ``gpu``) are
+NaN/None.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from os import PathLike
+from pathlib import Path, PurePath
+from typing import Any
+
+import pandas as pd
+
+from babyteach.errors import InputError
+from babyteach.evaluate.families import FAMILIES
+
+__all__ = [
+    "BENCHMARKS",
+    "BENCHMARK_OF_FAMILY",
+    "METHOD_LABELS",
+    "METHOD_ORDER",
+    "MUTUAL_METHODS",
+    "ResultPath",
+    "RunId",
+    "aggregate_seeds",
+    "check_consistent",
+    "eval_frame",
+    "load_eval",
+    "load_glue",
+    "load_json",
+    "load_peer_weights",
+    "load_search",
+    "load_summary",
+    "load_zero_shot",
+    "parse_result_path",
+    "parse_search_path",
+    "summary_frame",
+]  # fmt: skip
+
+#: Benchmark of each result-file stem: the zero-shot families of
+#: :data:`babyteach.evaluate.families.FAMILIES` and ``glue``.
+BENCHMARK_OF_FAMILY: dict[str, str] = {name: family.benchmark for name, family in FAMILIES.items()} | {"glue": "glue"}
+
+#: Benchmarks in table order, with their display names.
+BENCHMARKS: dict[str, str] = {"blimp": "BLiMP", "supplement": "BLiMP suppl.", "ewok": "EWoK", "glue": "(Super)GLUE"}
+
+#: Methods in table order and how tables name them.
+METHOD_LABELS: dict[str, str] = {
+    "baseline": "RoBERTa-base", "sd": "SD", "kd": "KD", "dml": "DML", "kd_dwml": "KD_DWML", "dwml": "DWML",
+}  # fmt: skip
+METHOD_ORDER: tuple[str, ...] = tuple(METHOD_LABELS)
+
+#: Methods whose runs train all peers together and carry ``alpha`` in their path.
+MUTUAL_METHODS: tuple[str, ...] = ("dml", "dwml", "kd_dwml")
+
+#: Result-format versions this module reads.
+ZERO_SHOT_VERSIONS = (1,)
+GLUE_VERSIONS = (1,)
+SUMMARY_VERSIONS = (1, 2)
+SEARCH_VERSIONS = (1, 2)
+
+_RUN = (
+    r"(?P<run>baseline/seed-(?P<b_seed>\d+)"
+    r"|(?P<s_method>kd|sd)/peers-(?P<s_peers>\d+)/seed-(?P<s_seed>\d+)"
+    r"|(?P<m_method>dml|dwml|kd_dwml)/peers-(?P<m_peers>\d+)/alpha-(?P<m_alpha>[0-9.]+)/seed-(?P<m_seed>\d+))"
+)
+_RESULT = re.compile(
+    r"(?:^|/)(?P<corpus>(?:2023|2024)-(?:10M|100M))/(?P<kind>eval|train)/" + _RUN
+    + r"(?:/(?P<model>teacher|peer-\d+))?/(?P<file>[^/]+)$"
+)  # fmt: skip
+_SEARCH = re.compile(r"(?:^|/)search/peers-(?P<peers>\d+)\.json$")
+
+
+@dataclass(frozen=True, order=True)
+class RunId:
+    """One training run: corpus, method, peer count and alpha where the method has them, seed."""
+
+    corpus: str
+    method: str
+    peers: int | None
+    alpha: float | None
+    seed: int
+
+    @property
+    def group(self) -> str:
+        """The run without its seed (what seeds are averaged over), e.g. ``dwml/peers-4/alpha-0.5``."""
+        if self.method == "baseline":
+            return "baseline"
+        if self.alpha is None:
+            return f"{self.method}/peers-{self.peers}"
+        return f"{self.method}/peers-{self.peers}/alpha-{self.alpha:g}"
+
+    @property
+    def name(self) -> str:
+        """The run folder under ``results/<corpus>/train``, e.g. ``dwml/peers-4/alpha-0.5/seed-1``."""
+        return f"{self.group}/seed-{self.seed}"
+
+    @property
+    def models(self) -> tuple[str, ...]:
+        """The saved models of the run: ``teacher``, or ``peer-1`` .. ``peer-<peers>``."""
+        return ("teacher",) if self.method == "baseline" else tuple(f"peer-{i}" for i in range(1, self.peers + 1))
+
+    def eval_path(self, model: str, family: str, results: str | PathLike[str] = "results") -> Path:
+        """Where the workflow writes this run's ``family`` result for ``model``."""
+        return Path(results) / self.corpus / "eval" / self.name / model / f"{family}.json"
+
+    def summary_path(self, results: str | PathLike[str] = "results") -> Path:
+        """Where the workflow writes this run's ``train_summary.json``."""
+        return Path(results) / self.corpus / "train" / self.name / "train_summary.json"
+
+
+@dataclass(frozen=True)
+class ResultPath:
+    """A result file's path parsed into what it is the result of."""
+
+    path: Path
+    kind: str  # "eval" or "train"
+    run: RunId
+    model: str | None  # teacher / peer-<i>; None for run-level files (train_summary.json, ...)
+    file: str  # the file name
+    family: str | None  # eval files: the file stem (blimp-filtered, ..., glue)
+    benchmark: str | None  # eval files: blimp, supplement, ewok or glue
+
+
+def parse_result_path(path: str | PathLike[str]) -> ResultPath:
+    """Parse a result path of the workflow's layout (module docstring); InputError if it is not one."""
+    text = PurePath(path).as_posix()
+    m = _RESULT.search(text)
+    if not m:
+        raise InputError(
+            f"{path}: not a result path of the workflow's layout "
+            "(<corpus>/eval/<run>/<model>/<family>.json or <corpus>/train/<run>/<file>, "
+            "<run> like baseline/seed-0, kd/peers-4/seed-0 or dwml/peers-4/alpha-0.5/seed-0)"
+        )
+    if m["b_seed"] is not None:
+        run = RunId(m["corpus"], "baseline", None, None, int(m["b_seed"]))
+    elif m["s_method"] is not None:
+        run = RunId(m["corpus"], m["s_method"], int(m["s_peers"]), None, int(m["s_seed"]))
+    else:
+        try:
+            alpha = float(m["m_alpha"])
+        except ValueError:
+            raise InputError(f"{path}: alpha {m['m_alpha']!r} in the path is not a number") from None
+        run = RunId(m["corpus"], m["m_method"], int(m["m_peers"]), alpha, int(m["m_seed"]))
+    family = benchmark = None
+    if m["kind"] == "eval":
+        if m["model"] is None or not m["file"].endswith(".json"):
+            raise InputError(f"{path}: an eval result must be <corpus>/eval/<run>/<model>/<family>.json")
+        family = m["file"].removesuffix(".json")
+        if family not in BENCHMARK_OF_FAMILY:
+            raise InputError(f"{path}: unknown result family {family!r}; known: {', '.join(BENCHMARK_OF_FAMILY)}")
+        benchmark = BENCHMARK_OF_FAMILY[family]
+        if m["model"] not in run.models:
+            raise InputError(f"{path}: model {m['model']!r} does not exist in run {run.name} (models: "
+                             f"{', '.join(run.models)})")  # fmt: skip
+    return ResultPath(Path(path), m["kind"], run, m["model"], m["file"], family, benchmark)
+
+
+def parse_search_path(path: str | PathLike[str]) -> int:
+    """The peer count of a ``search/peers-<p>.json`` path."""
+    m = _SEARCH.search(PurePath(path).as_posix())
+    if not m:
+        raise InputError(f"{path}: not an architecture-search result (search/peers-<p>.json)")
+    return int(m["peers"])
+
+
+# --- loading with validation --------------------------------------------------------------------
+
+
+def load_json(path: str | PathLike[str]) -> dict[str, Any]:
+    """A JSON object from ``path``; InputError naming the file if it is missing or not a JSON object."""
+    path = Path(path)
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise InputError(f"{path}: result file missing; run the workflow step that writes it") from None
+    except (UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise InputError(f"{path}: not valid JSON ({err}); delete it and rerun the step that writes it") from None
+    if not isinstance(data, dict):
+        raise InputError(f"{path}: expected a JSON object, found {type(data).__name__}")
+    return data
+
+
+def _need(ok: bool, path: Path, what: str) -> None:
+    if not ok:
+        raise InputError(f"{path}: {what}; the file is not a result of this workflow version, rerun its step")
+
+
+def _is_num(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def load_zero_shot(path: str | PathLike[str]) -> dict[str, Any]:
+    """A zero-shot result (:func:`babyteach.evaluate.pairs.evaluate_pairs`), validated."""
+    path = Path(path)
+    data = load_json(path)
+    _need(data.get("version") in ZERO_SHOT_VERSIONS, path,
+          f"result version {data.get('version')!r} is not one of {ZERO_SHOT_VERSIONS}")  # fmt: skip
+    _need(data.get("family") in BENCHMARK_OF_FAMILY and data.get("family") != "glue", path,
+          f"unknown family {data.get('family')!r}")  # fmt: skip
+    if path.stem in BENCHMARK_OF_FAMILY and path.stem != data["family"]:
+        raise InputError(f"{path}: the file is named {path.stem!r} but holds family {data['family']!r}")
+    _need(isinstance(data.get("variant"), str), path, "no scoring 'variant'")
+    _need(isinstance(data.get("data_dir"), str), path, "no 'data_dir'")
+    _need(_is_num(data.get("macro_accuracy")), path, "no numeric 'macro_accuracy'")
+    for key in ("tasks", "groups"):
+        table = data.get(key)
+        _need(isinstance(table, dict) and table, path, f"no '{key}' table")
+        for name, entry in table.items():
+            _need(isinstance(entry, dict) and _is_num(entry.get("accuracy")), path,
+                  f"{key}[{name!r}] has no numeric accuracy")  # fmt: skip
+    return data
+
+
+def load_glue(path: str | PathLike[str]) -> dict[str, Any]:
+    """A (Super)GLUE result (:func:`babyteach.evaluate.glue.finetune_model`), validated."""
+    path = Path(path)
+    data = load_json(path)
+    _need(data.get("format_version") in GLUE_VERSIONS, path,
+          f"format_version {data.get('format_version')!r} is not one of {GLUE_VERSIONS}")  # fmt: skip
+    tasks = data.get("tasks")
+    _need(isinstance(tasks, dict), path, "no 'tasks' table")
+    for name, entry in tasks.items():
+        _need(isinstance(entry, dict) and entry.get("status") in ("ok", "missing"), path,
+              f"tasks[{name!r}] has no status ok|missing")  # fmt: skip
+        if entry["status"] == "ok":
+            _need(_is_num(entry.get("value")) and isinstance(entry.get("metric"), str), path,
+                  f"tasks[{name!r}] has no metric/value")  # fmt: skip
+    _need(data.get("macro_average") is None or _is_num(data.get("macro_average")), path, "bad 'macro_average'")
+    _need(isinstance(data.get("tasks_included", []), list), path, "bad 'tasks_included'")
+    return data
+
+
+def load_eval(path: str | PathLike[str]) -> dict[str, Any]:
+    """A zero-shot or GLUE result, chosen by the file name (``glue.json`` or ``<family>.json``)."""
+    return load_glue(path) if Path(path).stem == "glue" else load_zero_shot(path)
+
+
+def load_summary(path: str | PathLike[str]) -> dict[str, Any]:
+    """A ``train_summary.json`` (:mod:`babyteach.train`), validated."""
+    path = Path(path)
+    data = load_json(path)
+    _need(data.get("format_version") in SUMMARY_VERSIONS, path,
+          f"format_version {data.get('format_version')!r} is not one of {SUMMARY_VERSIONS}")  # fmt: skip
+    _need(isinstance(data.get("method"), str), path, "no 'method'")
+    students = data.get("students")
+    _need(isinstance(students, dict) and students, path, "no 'students' table")
+    for name, entry in students.items():
+        _need(isinstance(entry, dict) and _is_num(entry.get("parameters"))
+              and isinstance(entry.get("architecture"), dict), path,
+              f"students[{name!r}] has no architecture/parameters")  # fmt: skip
+    for key in ("steps", "tokens", "wall_time_s"):
+        _need(_is_num(data.get(key)), path, f"no numeric {key!r}")
+    return data
+
+
+def load_search(path: str | PathLike[str]) -> dict[str, Any]:
+    """An architecture-search result (:func:`babyteach.search.write_search`), validated."""
+    path = Path(path)
+    data = load_json(path)
+    _need(data.get("version") in SEARCH_VERSIONS, path,
+          f"version {data.get('version')!r} is not one of {SEARCH_VERSIONS}")  # fmt: skip
+    teacher = data.get("teacher")
+    _need(isinstance(teacher, dict) and _is_num(teacher.get("params")) and isinstance(teacher.get("arch"), dict),
+          path, "no teacher arch/params")  # fmt: skip
+    peers = data.get("peers")
+    _need(isinstance(peers, list) and peers, path, "no 'peers' list")
+    for i, peer in enumerate(peers, 1):
+        _need(isinstance(peer, dict) and peer.get("peer") == i and isinstance(peer.get("arch"), dict)
+              and all(_is_num(peer.get(k)) for k in ("params", "target", "rel_error")), path,
+              f"peers[{i - 1}] lacks peer/arch/params/target/rel_error")  # fmt: skip
+    return data
+
+
+def load_peer_weights(path: str | PathLike[str]) -> pd.DataFrame:
+    """A run's ``peer_weights.csv`` (DWML/KD_DWML): ``step``, ``update``, ``weight.peer-<i>``, ..."""
+    path = Path(path)
+    try:
+        frame = pd.read_csv(path)
+    except FileNotFoundError:
+        raise InputError(f"{path}: peer-weight file missing; only DWML and KD_DWML runs write one") from None
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as err:
+        raise InputError(f"{path}: not a readable CSV ({err})") from None
+    if "step" not in frame.columns or not any(c.startswith("weight.") for c in frame.columns):
+        raise InputError(f"{path}: expected columns step and weight.peer-<i>, found {', '.join(frame.columns)}")
+    return frame
+
+
+# --- tidy frames --------------------------------------------------------------------------------
+
+_RUN_COLUMNS = ["path", "corpus", "method", "peers", "alpha", "seed", "run", "group", "model"]
+EVAL_COLUMNS = [*_RUN_COLUMNS, "family", "benchmark", "key", "score", "n", "ties", "metric", "variant",
+                "data_version", "status"]  # fmt: skip
+
+
+def _run_fields(rec: ResultPath) -> dict[str, Any]:
+    r = rec.run
+    return {"path": str(rec.path), "corpus": r.corpus, "method": r.method, "peers": r.peers, "alpha": r.alpha,
+            "seed": r.seed, "run": r.name, "group": r.group, "model": rec.model}  # fmt: skip
+
+
+def _zero_shot_rows(data: Mapping[str, Any], level: str) -> list[dict[str, Any]]:
+    variant = data["variant"]
+    limit = data.get("max_per_task")
+    version = f"{data['data_dir']} (results v{data['version']}" + (f", max_per_task={limit})" if limit else ")")
+    common = {"variant": variant, "data_version": version, "metric": "accuracy", "status": "ok"}
+    if level == "overall":
+        return [{"key": "macro", "score": float(data["macro_accuracy"]), "n": data.get("n_pairs"),
+                 "ties": data.get("ties"), **common}]  # fmt: skip
+    table = data["groups"] if level == "group" else data["tasks"]
+    return [{"key": k, "score": float(v["accuracy"]), "n": v.get("n"), "ties": v.get("ties"), **common}
+            for k, v in table.items()]  # fmt: skip
+
+
+def _glue_rows(data: Mapping[str, Any], level: str) -> list[dict[str, Any]]:
+    cfg = data.get("config") or {}
+    variant = "finetune (" + ", ".join(
+        f"{k}={cfg[k]}" for k in ("lr", "batch_size", "max_epochs", "patience", "max_length", "seed") if k in cfg
+    ) + ")"
+    included = data.get("tasks_included") or sorted(k for k, v in data["tasks"].items() if v["status"] == "ok")
+    limits = ", ".join(f"{k}={cfg[k]}" for k in ("max_train_examples", "max_eval_examples") if cfg.get(k))
+    version = f"{PurePath(str(data.get('data_dir', '?'))).name} (results v{data['format_version']}" + (
+        f", {limits}" if limits else "") + f"; tasks {','.join(included)})"  # fmt: skip
+    common = {"variant": variant, "data_version": version, "ties": None}
+    if level == "overall":
+        value = data.get("macro_average")
+        ok = value is not None and bool(included)
+        return [{"key": "macro", "score": float(value) if ok else math.nan, "n": len(included),
+                 "metric": "macro", "status": "ok" if ok else "missing", **common}]  # fmt: skip
+    return [{"key": name, "score": float(v["value"]) if v["status"] == "ok" else math.nan,
+             "n": v.get("n_valid"), "metric": v.get("metric"), "status": v["status"], **common}
+            for name, v in data["tasks"].items()]  # fmt: skip
+
+
+def eval_frame(paths: Iterable[str | PathLike[str]], level: str = "overall") -> pd.DataFrame:
+    """A tidy frame of zero-shot/GLUE results, one row per file (``level="overall"``) or per group/task.
+
+    A path that does not exist gives one row with ``status == "missing"`` and NaN score (its run,
+    model and benchmark from the path), so tables can name what is absent. Paths that exist are
+    loaded with validation (InputError naming the file). Columns: :data:`EVAL_COLUMNS`.
+    """
+    if level not in ("overall", "group", "task"):
+        raise ValueError(f"level must be overall, group or task, not {level!r}")
+    rows = []
+    for path in dict.fromkeys(Path(p) for p in paths):
+        rec = parse_result_path(path)
+        if rec.kind != "eval":
+            raise InputError(f"{path}: not an evaluation result (expected <corpus>/eval/<run>/<model>/<family>.json)")
+        base = {**_run_fields(rec), "family": rec.family, "benchmark": rec.benchmark}
+        if not path.exists():
+            rows.append({**base, "key": "macro" if level == "overall" else None, "score": math.nan, "n": None,
+                         "ties": None, "metric": None, "variant": None, "data_version": None,
+                         "status": "missing"})  # fmt: skip
+            continue
+        if rec.benchmark == "glue":
+            rows += [{**base, **row} for row in _glue_rows(load_glue(path), level)]
+        else:
+            rows += [{**base, **row} for row in _zero_shot_rows(load_zero_shot(path), level)]
+    frame = pd.DataFrame(rows, columns=EVAL_COLUMNS)
+    return frame.astype({"score": float, "alpha": float, "peers": "Int64", "seed": "Int64"})
+
+
+SUMMARY_COLUMNS = [*_RUN_COLUMNS, "architecture", "layers", "heads", "hidden", "parameters", "training_flops",
+                   "final_dev_loss", "peer_weight", "steps", "tokens", "wall_time_s", "device", "processes", "gpus",
+                   "gpu_util_mean_pct", "gpu_util_max_pct", "gpu_mem_peak_mib", "gpu_names", "gpu_reason",
+                   "status"]  # fmt: skip
+
+
+def _gpu_fields(gpu: Any) -> dict[str, Any]:
+    empty = {"gpus": math.nan, "gpu_util_mean_pct": math.nan, "gpu_util_max_pct": math.nan,
+             "gpu_mem_peak_mib": math.nan, "gpu_names": None, "gpu_reason": None}  # fmt: skip
+    if not isinstance(gpu, dict):
+        return {**empty, "gpu_reason": "not recorded (summary without a 'gpu' entry)"}
+    per_gpu = [g for g in gpu.get("per_gpu") or [] if isinstance(g, dict)]
+    if not gpu.get("gpus") or not per_gpu:
+        return {**empty, "gpus": 0, "gpu_reason": gpu.get("reason") or "no GPU"}
+
+    def values(key: str) -> list[float]:
+        return [float(g[key]) for g in per_gpu if _is_num(g.get(key))]
+
+    util, peak, mem = values("util_mean_pct"), values("util_max_pct"), values("mem_peak_mib")
+    return {"gpus": int(gpu["gpus"]), "gpu_util_mean_pct": sum(util) / len(util) if util else math.nan,
+            "gpu_util_max_pct": max(peak) if peak else math.nan, "gpu_mem_peak_mib": max(mem) if mem else math.nan,
+            "gpu_names": ", ".join(sorted({str(g.get("name")) for g in per_gpu})), "gpu_reason": None}  # fmt: skip
+
+
+def summary_frame(paths: Iterable[str | PathLike[str]]) -> pd.DataFrame:
+    """A tidy frame of training summaries, one row per run and student (columns: :data:`SUMMARY_COLUMNS`).
+
+    A path that does not exist gives one row per expected model of the run with ``status == "missing"``.
+    ``gpu_util_mean_pct`` is the mean over the run's GPUs of their mean utilisation; ``gpus`` is 0 on CPU
+    (``gpu_reason`` says why) and NaN when the summary predates GPU logging.
+    """
+    rows = []
+    for path in dict.fromkeys(Path(p) for p in paths):
+        rec = parse_result_path(path)
+        if rec.kind != "train" or rec.file != "train_summary.json" or rec.model is not None:
+            raise InputError(f"{path}: not a training summary (expected <corpus>/train/<run>/train_summary.json)")
+        base = _run_fields(rec)
+        if not path.exists():
+            rows += [{**base, "model": m, "status": "missing"} for m in rec.run.models]
+            continue
+        data = load_summary(path)
+        if data["method"] != rec.run.method:
+            raise InputError(f"{path}: the summary is of method {data['method']!r} but the path says "
+                             f"{rec.run.method!r}")  # fmt: skip
+        gpu = _gpu_fields(data.get("gpu"))
+        for model, student in data["students"].items():
+            arch = student["architecture"]
+            rows.append({
+                **base, "model": model, "architecture": f"{arch.get('layers')}L/{arch.get('heads')}H/{arch.get('hidden')}",
+                "layers": arch.get("layers"), "heads": arch.get("heads"), "hidden": arch.get("hidden"),
+                "parameters": student["parameters"], "training_flops": student.get("training_flops", math.nan),
+                "final_dev_loss": student.get("final_dev_loss", math.nan),
+                "peer_weight": student.get("peer_weight", math.nan), "steps": data["steps"], "tokens": data["tokens"],
+                "wall_time_s": data["wall_time_s"], "device": data.get("device"),
+                "processes": data.get("processes", 1), **gpu, "status": "ok",
+            })  # fmt: skip
+    frame = pd.DataFrame(rows, columns=SUMMARY_COLUMNS)
+    return frame.astype({"alpha": float, "peers": "Int64", "seed": "Int64"}).astype({c: float for c in ("training_flops", "final_dev_loss", "peer_weight", "wall_time_s",
+                                            "gpu_util_mean_pct", "gpu_util_max_pct", "gpu_mem_peak_mib")})
+
+
+# --- checks and aggregation ---------------------------------------------------------------------
+
+
+def check_consistent(frame: pd.DataFrame, by: Sequence[str] = ("benchmark",)) -> None:
+    """Refuse to mix scoring variants or data versions within a table.
+
+    Within each group of ``by`` (default: per benchmark, so BLiMP filtered and EWoK fast may sit in one
+    table but BLiMP filtered and BLiMP fast may not), every present row must have the same ``variant``
+    and ``data_version``; otherwise InputError naming one file of each kind. Missing rows are ignored.
+    """
+    present = frame[frame["status"] == "ok"]
+    for _, part in present.groupby(list(by), dropna=False, sort=False):
+        for column, what in (("variant", "scoring variant"), ("data_version", "data version")):
+            first = part.iloc[0]
+            other = part[part[column] != first[column]]
+            if len(other):
+                second = other.iloc[0]
+                raise InputError(
+                    f"refusing to mix {what}s in one table: {first['path']} has {first[column]!r} but "
+                    f"{second['path']} has {second[column]!r}; rerun the evaluation of one of them with the "
+                    "same settings (config 'evaluation' / 'finetune' and evaluation_data)"
+                )
+
+
+def aggregate_seeds(frame: pd.DataFrame, by: Sequence[str], value: str = "score") -> pd.DataFrame:
+    """Mean and sample standard deviation of ``value`` over seeds, per group of ``by``.
+
+    Returns one row per group with the ``by`` columns and ``mean``, ``std`` (ddof=1; NaN with one
+    seed), ``n_seeds`` (seeds with a value), ``seeds`` (those seeds, sorted tuple) and ``missing``
+    (sorted tuple of the paths/runs absent from the group: rows whose ``value`` is NaN). A group whose
+    every row is missing has NaN mean. Groups keep their first-appearance order.
+    """
+    by = list(by)
+    out = []
+    for key, part in frame.groupby(by, dropna=False, sort=False):
+        ok = part[part[value].notna()]
+        values = ok[value].astype(float)
+        missing_rows = part[part[value].isna()]
+        missing = tuple(sorted(set(missing_rows["path"] if "path" in part else missing_rows.index.astype(str))))
+        out.append({
+            **dict(zip(by, key if isinstance(key, tuple) else (key,), strict=True)),
+            "mean": float(values.mean()) if len(values) else math.nan,
+            "std": float(values.std(ddof=1)) if len(values) > 1 else math.nan,
+            "n_seeds": int(ok["seed"].nunique()) if "seed" in ok else len(values),
+            "seeds": tuple(sorted(int(s) for s in ok["seed"].unique())) if "seed" in ok else (),
+            "missing": missing,
+        })  # fmt: skip
+    return pd.DataFrame(out, columns=[*by, "mean", "std", "n_seeds", "seeds", "missing"])

@@ -1,0 +1,399 @@
+"""The paper's figures (babyteach.report.figures) from tiny hand-written result files.
+
+Every fixture is written here in the workflow's real formats (train_summary.json, metrics.jsonl,
+peer_weights.csv, gpu.csv, zero-shot <family>.json); the tests read back what was drawn.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from babyteach.errors import InputError
+from babyteach.report.figures import (
+    FIGURES,
+    NO_GPU_TEXT,
+    ablation_points,
+    figure2,
+    figure2a,
+    figure2b,
+    figure2c,
+    figure3,
+    figure4,
+    loss_curves,
+    pearson_r,
+    training_loss,
+    weight_accuracy_points,
+    write_figure,
+)
+
+CORPUS = "2024-10M"
+DPI = 40  # small PNGs: the tests check content, not resolution
+GPU_HEADER = "time_s,gpu,util_pct,mem_used_mib,mem_total_mib,power_w\n"
+
+
+# --- fixture writers (the workflow's formats) ---------------------------------------------------
+
+
+def run_dir(root: Path, run: str) -> Path:
+    path = root / "results" / CORPUS / "train" / run
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def write_summary(root: Path, run: str, method: str, students: dict[str, dict], steps: int = 6,
+                  gpu: dict | None = None) -> Path:  # fmt: skip
+    entries = {
+        name: {"architecture": {"heads": 1, "hidden": 16, "layers": 1}, "parameters": 1000 * (i + 1), **extra}
+        for i, (name, extra) in enumerate(students.items())
+    }
+    summary = {"format_version": 2, "method": method, "students": entries, "steps": steps, "tokens": steps * 512,
+               "wall_time_s": 1.0, "device": "cpu"}  # fmt: skip
+    if gpu is not None:
+        summary["gpu"] = gpu
+    path = run_dir(root, run) / "train_summary.json"
+    path.write_text(json.dumps(summary), encoding="utf-8")
+    return path
+
+
+def write_eval(root: Path, run: str, model: str, accuracy: float, family: str = "blimp-filtered") -> Path:
+    path = root / "results" / CORPUS / "eval" / run / model / f"{family}.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    result = {"version": 1, "family": family, "variant": "pll-word-l2r", "data_dir": family, "max_per_task": None,
+              "macro_accuracy": accuracy, "accuracy": accuracy, "n_pairs": 10, "ties": 0,
+              "tasks": {"task_a": {"accuracy": accuracy, "correct": 1, "n": 2, "ties": 0}},
+              "groups": {"group_a": {"accuracy": accuracy, "correct": 1, "n": 2, "ties": 0}}}  # fmt: skip
+    path.write_text(json.dumps(result), encoding="utf-8")
+    return path
+
+
+def write_peer_weights(root: Path, run: str, steps: list[int], weights: dict[str, list[float]]) -> Path:
+    peers = list(weights)
+    lines = ["step,update,eta,gamma,outer_loss," + ",".join(f"weight.{p}" for p in peers) + ","
+             + ",".join(f"hypergradient.{p}" for p in peers)]  # fmt: skip
+    for k, step in enumerate(steps):
+        extra = ",,," if k == 0 else "0.25,0.001,5.9,"
+        grads = ",".join("" if k == 0 else "-0.01" for _ in peers)
+        lines.append(f"{step},{k}," + extra + ",".join(str(weights[p][k]) for p in peers) + "," + grads)
+    path = run_dir(root, run) / "peer_weights.csv"
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
+def write_metrics(root: Path, run: str, losses: dict[int, dict[str, float]]) -> Path:
+    lines = [json.dumps({"step": step, "tokens": step * 512, "lr": 0.001, "loss": loss,
+                         "grad_norm": {m: 1.0 for m in loss}, "tokens_per_s": 100.0})
+             for step, loss in losses.items()]  # fmt: skip
+    path = run_dir(root, run) / "metrics.jsonl"
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
+def write_gpu(root: Path, run: str, rows: list[tuple[float, int, float]]) -> Path:
+    path = run_dir(root, run) / "gpu.csv"
+    body = "".join(f"{t},{g},{u},1000,80000,\n" for t, g, u in rows)
+    path.write_text(GPU_HEADER + body, encoding="utf-8")
+    return path
+
+
+def outputs(tmp_path: Path, name: str) -> tuple[Path, Path]:
+    return tmp_path / "fig" / f"{name}.pdf", tmp_path / "fig" / f"{name}.png"
+
+
+def assert_written(pdf: Path, png: Path) -> None:
+    assert pdf.read_bytes().startswith(b"%PDF")
+    assert png.read_bytes().startswith(b"\x89PNG\r\n\x1a\n")
+    assert not [p for p in pdf.parent.iterdir() if p.name.startswith(".")]  # no atomic-write temporary left
+
+
+def line(ax, label: str):
+    (found,) = [ln for ln in ax.get_lines() if ln.get_label() == label]
+    return found
+
+
+def texts(fig) -> str:
+    parts = [t.get_text() for t in fig.texts]
+    for ax in fig.axes:
+        parts += [ax.get_title(), *(t.get_text() for t in ax.texts)]
+        if ax.get_legend():
+            parts += [t.get_text() for t in ax.get_legend().get_texts()]
+    return "\n".join(parts)
+
+
+def dwml(p: int, seed: int, alpha: float = 0.5) -> str:
+    return f"dwml/peers-{p}/alpha-{alpha:g}/seed-{seed}"
+
+
+# --- figure 3 --------------------------------------------------------------------------------------
+
+
+def test_figure3_lines_are_the_csv_columns(tmp_path):
+    steps = [0, 2, 4, 6]
+    weights = {"peer-1": [1 / 3, 0.40, 0.45, 0.50], "peer-2": [1 / 3, 0.35, 0.33, 0.30],
+               "peer-3": [1 / 3, 0.25, 0.22, 0.20]}  # fmt: skip
+    csv = write_peer_weights(tmp_path, dwml(3, 0), steps, weights)
+    pdf, png = outputs(tmp_path, "figure3")
+    fig = figure3([csv], pdf, png, dpi=DPI)
+    assert_written(pdf, png)
+    (ax,) = fig.axes
+    for peer, values in weights.items():
+        drawn = line(ax, peer)
+        np.testing.assert_allclose(drawn.get_xdata(), steps)
+        np.testing.assert_allclose(drawn.get_ydata(), values)
+    assert line(ax, "uniform 1/3").get_ydata()[0] == pytest.approx(1 / 3)
+    assert ax.get_xlabel() == "optimiser step" and ax.get_ylabel() == "peer weight ω"
+    assert "n = 1 seed" in ax.get_title() and "p = 3" in ax.get_title()
+    assert not ax.collections  # one seed: no ± std band
+
+
+def test_figure3_averages_seeds_with_a_std_band_one_panel_per_configuration(tmp_path):
+    a = write_peer_weights(tmp_path, dwml(2, 0), [0, 2], {"peer-1": [0.5, 0.6], "peer-2": [0.5, 0.4]})
+    b = write_peer_weights(tmp_path, dwml(2, 1), [0, 2], {"peer-1": [0.5, 0.8], "peer-2": [0.5, 0.2]})
+    c = write_peer_weights(tmp_path, "kd_dwml/peers-2/alpha-0.5/seed-0", [0, 2],
+                           {"peer-1": [0.5, 0.45], "peer-2": [0.5, 0.55]})  # fmt: skip
+    fig = figure3([a, b, c], *outputs(tmp_path, "figure3"), dpi=DPI)
+    kd_ax, ax = [ax for ax in fig.axes if ax.get_visible()]
+    assert kd_ax.get_title() == "KD_DWML, p = 2, α = 0.5 (n = 1 seed)"
+    assert ax.get_title() == "DWML, p = 2, α = 0.5 (n = 2 seeds)"
+    np.testing.assert_allclose(line(ax, "peer-1 ± std").get_ydata(), [0.5, 0.7])
+    np.testing.assert_allclose(line(ax, "peer-2 ± std").get_ydata(), [0.5, 0.3])
+    assert len(ax.collections) == 2 and not kd_ax.collections  # a band per peer where there are two seeds
+    band = ax.collections[0].get_paths()[0].vertices[:, 1]
+    assert band.max() == pytest.approx(0.7 + np.std([0.6, 0.8], ddof=1))
+    one, two = line(kd_ax, "peer-1"), line(kd_ax, "peer-2")
+    assert one.get_linestyle() != two.get_linestyle() and one.get_marker() != two.get_marker()  # grayscale
+
+
+# --- figure 2 --------------------------------------------------------------------------------------
+
+
+def ablation_fixture(tmp_path: Path) -> list[Path]:
+    """DWML at p = 2 and 3, seeds 0 and 1, α = 0.5; BLiMP plus an EWoK file the figure must ignore."""
+    scores = {(2, 0): [0.60, 0.70], (2, 1): [0.64, 0.66], (3, 0): [0.5, 0.6, 0.7], (3, 1): [0.6, 0.6, 0.9]}
+    paths = []
+    for (p, seed), values in scores.items():
+        for i, acc in enumerate(values, 1):
+            paths.append(write_eval(tmp_path, dwml(p, seed), f"peer-{i}", acc))
+            paths.append(write_eval(tmp_path, dwml(p, seed), f"peer-{i}", 0.1, family="ewok-filtered"))
+    return paths
+
+
+def test_figure2a_mean_and_best_peer_over_seeds(tmp_path):
+    evals = ablation_fixture(tmp_path)
+    points, missing, _ = ablation_points("figure2a", evals, "peers")
+    assert missing == []
+    by = {(r.peers, r.aggregate): r for r in points.itertuples()}
+    # p = 2: run means 65, 65 -> 65 ± 0; best 70, 66 -> 68 ± std
+    assert by[2, "mean"].mean == pytest.approx(65.0) and by[2, "mean"].std == pytest.approx(0.0)
+    assert by[2, "best"].mean == pytest.approx(68.0) and by[2, "best"].std == pytest.approx(np.std([70, 66], ddof=1))
+    # p = 3: run means 60, 70 -> 65; best 70, 90 -> 80
+    assert by[3, "mean"].mean == pytest.approx(65.0) and by[3, "best"].mean == pytest.approx(80.0)
+    assert by[3, "mean"].n_seeds == 2
+
+    ref = [write_eval(tmp_path, "baseline/seed-0", "teacher", 0.75)]
+    pdf, png = outputs(tmp_path, "figure2a")
+    fig = figure2a(evals, pdf, png, reference=ref, dpi=DPI)
+    assert_written(pdf, png)
+    (ax,) = fig.axes
+    data_lines = {c.get_label(): c.lines[0] for c in ax.containers}
+    assert set(data_lines) == {"mean over peers (n = 2 seeds, ± std)", "best peer (n = 2 seeds, ± std)"}
+    np.testing.assert_allclose(data_lines["best peer (n = 2 seeds, ± std)"].get_ydata(), [68.0, 80.0])
+    np.testing.assert_allclose(data_lines["best peer (n = 2 seeds, ± std)"].get_xdata(), [2, 3])
+    assert line(ax, "RoBERTa-base teacher (n = 1 seed)").get_ydata()[0] == pytest.approx(75.0)
+    assert ax.get_ylabel() == "BLiMP accuracy (%)" and ax.get_xlabel() == "number of peers p"
+
+
+def test_figure2a_a_run_with_a_missing_peer_has_no_value_and_is_noted(tmp_path):
+    evals = ablation_fixture(tmp_path)
+    gone = tmp_path / "results" / CORPUS / "eval" / dwml(3, 1) / "peer-3" / "blimp-filtered.json"
+    gone.unlink()
+    fig = figure2a(evals, *outputs(tmp_path, "figure2a"), peer_aggregate="mean", dpi=DPI)
+    (container,) = fig.axes[0].containers
+    np.testing.assert_allclose(container.lines[0].get_ydata(), [65.0, 60.0])  # p = 3: seed 0 only
+    assert "n = 1–2 seeds" in container.get_label()
+    assert str(gone) in texts(fig)
+
+
+def test_figure2b_accuracy_vs_alpha_and_mixed_peer_counts_refused(tmp_path):
+    evals = []
+    for alpha, values in ((0.3, [0.5, 0.6]), (0.5, [0.7, 0.8])):
+        evals += [write_eval(tmp_path, dwml(2, 0, alpha), f"peer-{i}", v) for i, v in enumerate(values, 1)]
+    fig = figure2b(evals, *outputs(tmp_path, "figure2b"), peer_aggregate="best", dpi=DPI)
+    (container,) = fig.axes[0].containers
+    np.testing.assert_allclose(container.lines[0].get_xdata(), [0.3, 0.5])
+    np.testing.assert_allclose(container.lines[0].get_ydata(), [60.0, 80.0])
+    assert fig.axes[0].get_xlabel().startswith("α")
+    evals.append(write_eval(tmp_path, dwml(3, 0), "peer-1", 0.5))
+    with pytest.raises(InputError, match="figure2b: the inputs mix peer counts"):
+        figure2b(evals, *outputs(tmp_path, "figure2b"))
+
+
+def weights_fixture(tmp_path: Path, weights: list[float], accs: list[float], seeds=(0,)) -> tuple[list, list]:
+    p = len(weights)
+    summaries, evals = [], []
+    for seed in seeds:
+        students = {f"peer-{i}": {"final_dev_loss": 5.0, "peer_weight": w} for i, w in enumerate(weights, 1)}
+        summaries.append(write_summary(tmp_path, dwml(p, seed), "dwml", students))
+        evals += [write_eval(tmp_path, dwml(p, seed), f"peer-{i}", a) for i, a in enumerate(accs, 1)]
+    return summaries, evals
+
+
+def test_figure2c_pearson_r_equals_the_hand_computed_value(tmp_path):
+    w, acc = [0.2, 0.3, 0.5], [0.50, 0.60, 0.64]
+    # by hand, accuracy in %: x̄ = 1/3, ȳ = 58; dx = (-2/15, -1/30, 1/6), dy = (-8, 2, 6)
+    # Σdxdy = 16/15 - 1/15 + 1 = 2; Σdx² = (16 + 1 + 25)/900 = 7/150; Σdy² = 64 + 4 + 36 = 104
+    expected = 2 / math.sqrt(7 / 150 * 104)
+    r, text = pearson_r(w, [a * 100 for a in acc])
+    assert r == pytest.approx(expected, rel=1e-12) and text == f"Pearson R = {expected:.3f} (3 points)"
+    summaries, evals = weights_fixture(tmp_path, w, acc)
+    pdf, png = outputs(tmp_path, "figure2c")
+    fig = figure2c(summaries, evals, pdf, png, dpi=DPI)
+    assert_written(pdf, png)
+    (ax,) = fig.axes
+    assert f"Pearson R = {expected:.3f}" in ax.get_title() and "n = 1 seed" in ax.get_title()
+    drawn = line(ax, "peer-2 (2,000 params)")
+    assert (drawn.get_xdata()[0], drawn.get_ydata()[0]) == (pytest.approx(0.3), pytest.approx(60.0))
+    assert ax.get_xlabel() == "final peer weight ω"
+
+
+def test_pearson_r_undefined_is_said_not_raised(tmp_path):
+    assert pearson_r([0.4, 0.6], [50, 60]) == (None, "Pearson R undefined (2 points; needs ≥ 3)")
+    assert pearson_r([0.2, 0.3, 0.5], [60, 60, 60])[1] == "Pearson R undefined (accuracy constant over 3 points)"
+    summaries, evals = weights_fixture(tmp_path, [0.45, 0.55], [0.5, 0.6])
+    fig = figure2c(summaries, evals, *outputs(tmp_path, "figure2c"), dpi=DPI)
+    assert "Pearson R undefined (2 points" in fig.axes[0].get_title()
+
+
+def test_figure2c_several_seeds_use_every_point_for_r(tmp_path):
+    summaries, evals = weights_fixture(tmp_path, [0.2, 0.3, 0.5], [0.5, 0.6, 0.62], seeds=(0, 1))
+    points, missing, run = weight_accuracy_points("figure2c", summaries, evals)
+    assert missing == [] and run.group == "dwml/peers-3/alpha-0.5"
+    assert list(points["model"]) == ["peer-1", "peer-1", "peer-2", "peer-2", "peer-3", "peer-3"]
+    np.testing.assert_allclose(points["score"], [50, 50, 60, 60, 62, 62])
+    assert pearson_r(points["peer_weight"], points["score"])[1].endswith("(6 points)")
+
+
+def test_figure2c_refuses_runs_without_learned_weights(tmp_path):
+    run = "dml/peers-2/alpha-0.5/seed-0"
+    summary = write_summary(tmp_path, run, "dml", {"peer-1": {"final_dev_loss": 5.0}, "peer-2": {}})
+    evals = [write_eval(tmp_path, run, f"peer-{i}", 0.5) for i in (1, 2)]
+    with pytest.raises(InputError, match="figure2c: .*no learned peer weights"):
+        figure2c([summary], evals, *outputs(tmp_path, "figure2c"))
+
+
+def test_figure2_three_panels(tmp_path):
+    evals = ablation_fixture(tmp_path)
+    summaries, wevals = weights_fixture(tmp_path, [0.2, 0.3, 0.5], [0.5, 0.6, 0.7], seeds=(0,))
+    pdf, png = outputs(tmp_path, "figure2")
+    alpha_evals = [p for p in evals if "peers-3" in str(p)]
+    fig = figure2(evals, alpha_evals, summaries, wevals, pdf, png, dpi=DPI)
+    assert_written(pdf, png)
+    assert [ax.get_title()[:3] for ax in fig.axes] == ["(a)", "(b)", "(c)"]
+
+
+# --- figure 4 --------------------------------------------------------------------------------------
+
+
+def test_figure4_cpu_runs_say_no_gpu_recorded(tmp_path):
+    reason = "NVML unavailable: no NVIDIA driver"
+    gpu = [write_gpu(tmp_path, run, []) for run in ("baseline/seed-0", dwml(2, 0))]  # header only, as on CPU
+    summary = write_summary(tmp_path, "baseline/seed-0", "baseline", {"teacher": {}}, gpu={"gpus": 0, "reason": reason})
+    pdf, png = outputs(tmp_path, "figure4")
+    fig = figure4(gpu, pdf, png, summaries=[summary], dpi=DPI)
+    assert_written(pdf, png)
+    panels = [ax for ax in fig.axes if ax.get_visible()]
+    shown = ["\n".join(t.get_text() for t in ax.texts).replace("\n", " ") for ax in panels]
+    assert len(panels) == 2 and all(NO_GPU_TEXT in text for text in shown)
+    assert reason in shown[0]  # from the summary
+    assert "header but no samples" in shown[1]  # no summary given: the file's own reason
+    assert not any(ax.get_lines() for ax in panels)
+
+
+def test_figure4_mean_over_gpus_and_over_seeds_on_a_common_grid(tmp_path):
+    rows = [(0.0, 0, 50.0), (0.0, 1, 70.0), (1.0, 0, 90.0), (1.0, 1, 100.0), (2.0, 0, 10.0), (2.0, 1, 30.0)]
+    two_gpus = write_gpu(tmp_path, "sd/peers-2/seed-0", rows)
+    a = write_gpu(tmp_path, "kd/peers-2/seed-0", [(0.0, 0, 40.0), (1.0, 0, 60.0), (2.0, 0, 80.0)])
+    b = write_gpu(tmp_path, "kd/peers-2/seed-1", [(0.0, 0, 60.0), (1.0, 0, 80.0)])
+    fig = figure4([two_gpus, a.parent, b], *outputs(tmp_path, "figure4"), dpi=DPI)  # a run folder stands for its file
+    sd_ax, kd_ax = [ax for ax in fig.axes if ax.get_visible()]
+    drawn = line(sd_ax, "mean over 2 GPUs (n = 1 seed)")
+    np.testing.assert_allclose(drawn.get_xdata(), [0, 1, 2])
+    np.testing.assert_allclose(drawn.get_ydata(), [60, 95, 20])
+    assert sd_ax.get_ylabel() == "GPU utilisation (%)" and sd_ax.get_xlabel() == "time since training start (s)"
+    np.testing.assert_allclose(line(kd_ax, "mean over 1 GPU (n = 1–2 seeds, ± std)").get_ydata(), [50, 70, 80])
+
+
+# --- training-loss curves --------------------------------------------------------------------------
+
+
+def test_training_loss_lines_and_final_dev_markers(tmp_path):
+    losses = {2: {"peer-1": 6.0, "peer-2": 7.0}, 4: {"peer-1": 5.0, "peer-2": 6.5}, 6: {"peer-1": 4.0, "peer-2": 6.0}}
+    metrics = write_metrics(tmp_path, "kd/peers-2/seed-0", losses)
+    summary = write_summary(tmp_path, "kd/peers-2/seed-0", "kd",
+                            {"peer-1": {"final_dev_loss": 4.5}, "peer-2": {"final_dev_loss": 6.2}})  # fmt: skip
+    base = write_metrics(tmp_path, "baseline/seed-0", {2: {"teacher": 5.5}, 4: {"teacher": 5.0}})
+    pdf, png = outputs(tmp_path, "training_loss")
+    fig = training_loss([metrics, base], pdf, png, summaries=[summary], dpi=DPI)
+    assert_written(pdf, png)
+    teacher_ax, kd_ax, kd_dev_ax = [ax for ax in fig.axes if ax.get_visible()]  # KD's dev loss: a right axis
+    assert teacher_ax.get_title() == "RoBERTa-base (n = 1 seed)" and kd_ax.get_title() == "KD, p = 2 (n = 1 seed)"
+    np.testing.assert_allclose(line(kd_ax, "peer-1").get_ydata(), [6.0, 5.0, 4.0])
+    np.testing.assert_allclose(line(kd_ax, "peer-2").get_xdata(), [2, 4, 6])
+    dev = sorted((c.lines[0].get_xdata()[0], c.lines[0].get_ydata()[0]) for c in kd_dev_ax.containers)
+    assert dev == [(6, pytest.approx(4.5)), (6, pytest.approx(6.2))]
+    assert kd_dev_ax.get_ylabel() == "final dev loss, masked CE (nats)"
+    assert not teacher_ax.containers  # no summary given for the baseline: no dev marker
+    assert "final dev loss (right axis)" in texts(fig) and kd_ax.get_xlabel() == "optimiser step"
+    assert "nats" in kd_ax.get_ylabel()
+
+    groups, _ = loss_curves("training_loss", [metrics], x="tokens", smooth=2)
+    (entry,) = groups.values()
+    smoothed = entry["curves"]["peer-1"]
+    np.testing.assert_allclose(smoothed.index, [1024, 2048, 3072])
+    np.testing.assert_allclose(smoothed["mean"], [6.0, 5.5, 4.5])  # trailing mean over 2 logged points
+
+
+# --- no data, dispatcher ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", sorted(FIGURES))
+def test_no_input_files_is_an_input_error_naming_the_figure(tmp_path, name):
+    spec = FIGURES[name]
+    inputs = {key: [] for key in spec.inputs if key not in spec.optional}
+    with pytest.raises(InputError, match=f"^{name}"):
+        write_figure(name, inputs, *outputs(tmp_path, name))
+    assert not (tmp_path / "fig").exists() or not any((tmp_path / "fig").iterdir())
+
+
+def test_inputs_without_data_are_input_errors_naming_the_figure(tmp_path):
+    empty_weights = write_peer_weights(tmp_path, dwml(2, 0), [], {"peer-1": [], "peer-2": []})
+    with pytest.raises(InputError, match="figure3: none of the 1 peer_weights.csv files listed has rows"):
+        figure3([empty_weights], *outputs(tmp_path, "figure3"))
+    ewok = [write_eval(tmp_path, dwml(2, 0), "peer-1", 0.5, family="ewok-filtered")]
+    with pytest.raises(InputError, match="figure2a: none of the 1 evaluation files is a BLiMP result"):
+        figure2a(ewok, *outputs(tmp_path, "figure2a"))
+    gone = [tmp_path / "results" / CORPUS / "train" / "kd/peers-2/seed-0" / "gpu.csv"]
+    with pytest.raises(InputError, match="figure4: every gpu.csv listed is missing"):
+        figure4(gone, *outputs(tmp_path, "figure4"))
+    with pytest.raises(InputError, match="training_loss: none of the 1 metrics.jsonl"):
+        training_loss([gone[0].with_name("metrics.jsonl")], *outputs(tmp_path, "training_loss"))
+
+
+def test_write_figure_dispatches_and_checks_names(tmp_path):
+    csv = write_peer_weights(tmp_path, dwml(2, 0), [0, 2], {"peer-1": [0.5, 0.6], "peer-2": [0.5, 0.4]})
+    pdf, png = outputs(tmp_path, "figure3")
+    fig = write_figure("figure3", {"peer_weights": str(csv)}, pdf, png, {"dpi": DPI})  # one path, not a list
+    assert_written(pdf, png)
+    np.testing.assert_allclose(line(fig.axes[0], "peer-1").get_ydata(), [0.5, 0.6])
+    with pytest.raises(InputError, match="unknown figure 'figure9'"):
+        write_figure("figure9", {}, pdf, png)
+    with pytest.raises(InputError, match="figure3: unknown input"):
+        write_figure("figure3", {"peer_weights": [csv], "gpu": [csv]}, pdf, png)
+    with pytest.raises(InputError, match="figure2c: input.* evals not given"):
+        write_figure("figure2c", {"summaries": [csv]}, pdf, png)
+    with pytest.raises(InputError, match="figure3: unknown option"):
+        write_figure("figure3", {"peer_weights": [csv]}, pdf, png, {"smooth": 3})
