@@ -51,7 +51,7 @@ def test_dry_run_plans_the_whole_dag(tmp_path, configfile):
     result = run_snakemake(tmp_path, *args)
     for rule in ("fetch_data", "clean_corpus", "train_tokenizer", "tokenize_corpus", "search_architectures",
                  "train_baseline", "train_students", "train_mutual", "evaluate_zero_shot",
-                 "evaluate_finetune"):
+                 "evaluate_finetune", "table", "figure"):
         assert rule in result.stdout
 
 

@@ -9,6 +9,7 @@ import torch
 import torch.nn.functional as F
 
 from babyteach.losses import (
+    SoftTargets,
     cross_entropy,
     ensemble_loss,
     kd_loss,
@@ -263,3 +264,16 @@ def test_peer_checks():
         mutual_loss(logits, targets, weights[:2], 0.5)
     with pytest.raises(ValueError, match="one shape"):
         ensemble_loss([logits[0], logits[1][:2]], weights[:2], targets)
+
+
+def test_shared_soft_targets_give_the_same_kd_loss_and_gradient():
+    student = t(STUDENT).requires_grad_()
+    shared = SoftTargets.of(t(TEACHER), tau=2.0)
+    got = kd_loss(student, shared, torch.tensor(TARGETS), lam=0.3, tau=2.0)
+    expected = (1 - 0.3) * hand_ce(STUDENT, TARGETS) + 0.3 * 4.0 * hand_kl(TEACHER, STUDENT, 2.0)
+    assert got.item() == pytest.approx(expected, rel=1e-12)
+    ref_student = t(STUDENT).requires_grad_()
+    ref = kd_loss(ref_student, t(TEACHER), torch.tensor(TARGETS), lam=0.3, tau=2.0)
+    torch.testing.assert_close(torch.autograd.grad(got, student)[0], torch.autograd.grad(ref, ref_student)[0])
+    with pytest.raises(ValueError, match="temperature 2.0 used with τ = 3.0"):
+        kl_divergence(shared, student, tau=3.0)

@@ -202,3 +202,25 @@ def test_every_trained_model_is_fine_tuned_on_the_configured_tasks(micro_run):
         assert glue["tasks"]["cola"]["n_valid"] == 16
         values = [glue["tasks"][task]["value"] for task in glue["tasks_included"]]
         assert glue["macro_average"] == pytest.approx(sum(values) / 2)
+
+
+def test_tables_and_figures_hold_the_runs_numbers(micro_run):
+    workdir, _ = micro_run
+    tables = workdir / "results/tables"
+    # the micro config evaluates BLiMP, EWoK and GLUE, not the supplement: no Table 7
+    assert sorted(p.stem for p in tables.glob("*.tex")) == [f"table{i}" for i in (1, 2, 3, 4, 5, 6, 8, 9)]
+    for tex in tables.glob("*.tex"):
+        text = tex.read_text()
+        assert "\\begin{tabular}" in text and "\\toprule" in text and "\\bottomrule" in text, tex.name
+    evals = workdir / "results/2024-10M/eval"
+    table2 = pd.read_csv(tables / "table2.csv")
+    dwml = table2[(table2["Method"] == "DWML") & table2["Benchmark"].str.startswith("BLiMP")].iloc[0]
+    for peer in (1, 2):
+        result = json.loads((evals / MUTUAL_RUNS[1] / f"peer-{peer}/blimp-fast.json").read_text())
+        assert dwml[f"peer_{peer}"] == pytest.approx(100 * result["macro_accuracy"])
+    table9 = pd.read_csv(tables / "table9.csv")
+    summary = json.loads((workdir / "results/2024-10M/train/baseline/seed-0/train_summary.json").read_text())
+    assert table9.set_index("Method").loc["RoBERTa-base", "tokens"] == summary["tokens"]
+    for figure in ("figure2", "figure3", "figure4", "training_loss"):
+        assert (workdir / f"results/figures/{figure}.pdf").read_bytes().startswith(b"%PDF")
+        assert (workdir / f"results/figures/{figure}.png").stat().st_size > 1000

@@ -19,6 +19,7 @@ Babies" (DWML, Eq. 2).
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
@@ -50,26 +51,47 @@ def cross_entropy(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
     return F.cross_entropy(logits, targets)
 
 
-def kl_divergence(target_logits: torch.Tensor, logits: torch.Tensor, tau: float = 1.0) -> torch.Tensor:
+@dataclass(frozen=True)
+class SoftTargets:
+    """A detached target distribution ``p = softmax(z / τ)`` over the masked positions, with
+    its mean negative entropy ``(1/n) Σ_rv p log p``: computed once per batch and reused by
+    every student that distils from it (KD's students share one teacher)."""
+
+    probs: torch.Tensor  # (n, vocab)
+    neg_entropy: torch.Tensor  # scalar
+    tau: float
+
+    @classmethod
+    def of(cls, logits: torch.Tensor, tau: float = 1.0) -> SoftTargets:
+        """The soft targets of ``logits`` ``(n, vocab)`` at temperature ``tau`` (detached)."""
+        log_p = F.log_softmax(logits.detach() / tau, dim=-1)  # (n, vocab)
+        probs = log_p.exp()
+        return cls(probs, (probs * log_p).sum() / logits.shape[0], tau)
+
+
+def kl_divergence(target: torch.Tensor | SoftTargets, logits: torch.Tensor, tau: float = 1.0) -> torch.Tensor:
     """``KL(sg(p) ‖ q) = (1/n) Σ_r Σ_v p_rv (log p_rv − log q_rv)``.
 
-    ``p = softmax(target_logits / τ)`` is the (detached) target, ``q = softmax(logits / τ)``
-    the distribution being trained; the mean is over the n masked positions. This is the
-    direction of Hinton et al. 2015: the student q is pulled towards the teacher p. No τ²
-    factor here; the callers that need it apply it.
+    ``p = softmax(target / τ)`` is the (detached) target, given as logits or as precomputed
+    :class:`SoftTargets` of the same τ; ``q = softmax(logits / τ)`` the distribution being
+    trained; the mean is over the n masked positions. This is the direction of Hinton et al.
+    2015: the student q is pulled towards the teacher p. No τ² factor here; the callers that
+    need it apply it. Computed as ``(1/n) Σ p log p − (1/n) Σ p log q``.
     """
-    if target_logits.shape != logits.shape or logits.dim() != 2:
+    soft = target if isinstance(target, SoftTargets) else SoftTargets.of(target, tau)
+    if soft.probs.shape != logits.shape or logits.dim() != 2:
         raise ValueError(
-            f"expected two (n_masked, vocab) logits, got {tuple(target_logits.shape)} and {tuple(logits.shape)}"
+            f"expected two (n_masked, vocab) logits, got {tuple(soft.probs.shape)} and {tuple(logits.shape)}"
         )
-    log_p = F.log_softmax(target_logits.detach() / tau, dim=-1)  # (n, vocab)
+    if soft.tau != tau:
+        raise ValueError(f"soft targets at temperature {soft.tau} used with τ = {tau}")
     log_q = F.log_softmax(logits / tau, dim=-1)  # (n, vocab)
-    return (log_p.exp() * (log_p - log_q)).sum(dim=-1).mean()
+    return soft.neg_entropy - (soft.probs * log_q).sum() / logits.shape[0]
 
 
 def kd_loss(
     student_logits: torch.Tensor,
-    teacher_logits: torch.Tensor,
+    teacher: torch.Tensor | SoftTargets,
     targets: torch.Tensor,
     lam: float = 0.5,
     tau: float = 2.0,
@@ -77,10 +99,11 @@ def kd_loss(
     """Knowledge distillation, Hinton et al. 2015: ``(1 − λ) CE(z_s, y) + λ τ² KL(sg(p_T) ‖ p_s)``.
 
     ``p = softmax(z / τ)``; τ² keeps the soft term's gradients on the scale of the hard
-    term's as τ grows. The teacher's logits are detached.
+    term's as τ grows. ``teacher`` is the teacher's logits (detached here) or their
+    :class:`SoftTargets` at τ, shared by all students of a batch.
     """
     hard = cross_entropy(student_logits, targets)
-    soft = kl_divergence(teacher_logits, student_logits, tau)
+    soft = kl_divergence(teacher, student_logits, tau)
     return (1 - lam) * hard + lam * tau**2 * soft
 
 

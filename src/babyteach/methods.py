@@ -37,7 +37,7 @@ from transformers import RobertaForMaskedLM
 
 from babyteach.bilevel import HYPERGRADIENT_MODES, eta_schedule, hypergradient_and_outer_loss, mirror_descent_step
 from babyteach.errors import InputError
-from babyteach.losses import cross_entropy, kd_loss, mutual_loss_terms, sd_loss
+from babyteach.losses import SoftTargets, cross_entropy, kd_loss, mutual_loss_terms, sd_loss
 from babyteach.models import SDExits, masked_logits
 
 
@@ -63,6 +63,7 @@ class StepContext:
     extras: Mapping[str, nn.Module]
     teacher: RobertaForMaskedLM | None = None
     _teacher_logits: torch.Tensor | None = field(default=None, repr=False)
+    _teacher_targets: dict[float, SoftTargets] = field(default_factory=dict, repr=False)
 
     def student_logits(self, name: str) -> torch.Tensor:
         """Student ``name``'s logits at the masked positions, ``(n_masked, vocab)``."""
@@ -76,6 +77,12 @@ class StepContext:
             with torch.no_grad():
                 self._teacher_logits = masked_logits(self.teacher, self.batch.input_ids, None, self.batch.positions)
         return self._teacher_logits
+
+    def teacher_targets(self, tau: float) -> SoftTargets:
+        """The teacher's soft targets at temperature ``tau``, computed once per context and τ."""
+        if tau not in self._teacher_targets:
+            self._teacher_targets[tau] = SoftTargets.of(self.teacher_logits().float(), tau)
+        return self._teacher_targets[tau]
 
 
 @dataclass(frozen=True)
@@ -174,7 +181,7 @@ class KD(Method):
         _check_positive("kd.tau", self.tau)
 
     def step_loss(self, ctx: StepContext) -> dict[str, torch.Tensor]:
-        teacher = ctx.teacher_logits()
+        teacher = ctx.teacher_targets(self.tau)  # one softmax of the teacher for all students
         return {
             name: kd_loss(ctx.student_logits(name), teacher, ctx.batch.targets, self.lam, self.tau)
             for name in ctx.students
@@ -354,11 +361,11 @@ class KDDWML(DWML):
         _check_positive("kd.tau", self.kd_tau)
 
     def supervised_losses(self, ctx: StepContext, logits: Sequence[torch.Tensor]) -> list[torch.Tensor]:
-        teacher = ctx.teacher_logits()
+        teacher = ctx.teacher_targets(self.kd_tau)
         return [kd_loss(z, teacher, ctx.batch.targets, self.lam, self.kd_tau) for z in logits]
 
     def supervised_loss_fn(self, ctx: StepContext) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
-        teacher = ctx.teacher_logits()
+        teacher = ctx.teacher_targets(self.kd_tau)
         return lambda logits, targets: kd_loss(logits, teacher, targets, self.lam, self.kd_tau)
 
 

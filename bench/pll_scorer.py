@@ -1,0 +1,248 @@
+"""Benchmark: BLiMP pairs/s of our batched PLL scorer vs a straightforward per-sentence PLL.
+
+Ours is ``babyteach.evaluate.pairs.score_sentences`` as ``evaluate_pairs`` calls it (every
+good and bad sentence at once: masked copies of many sentences batched, encoder only, the LM
+head on the masked positions only). The reference is the textbook implementation: for each
+sentence, its masked copies (one per scored token, the same token selection and word-l2r
+rule) go through ONE ``model(input_ids).logits`` forward, full ``(copies, seq, vocab)``
+logits; the log-softmax of each copy's masked position (as minicons takes it) is read and the
+log-probabilities of the masked tokens are summed.
+
+The model is fixed and small: L4-H4-D256 (seeded, random weights) with a real byte-level
+BPE tokenizer, saved with ``save_pretrained`` in a temporary folder and loaded back with
+``load_model_and_tokenizer``. The tokenizer is ``results/2024-10M/tokenizer`` when the
+pipeline has built it, else one trained here (``train_tokenizer``, vocabulary
+``--vocab-size``) on the first ``--corpus-bytes`` of each ``*.train`` file of the mirror's
+``babylm_10M``; ``--model-dir`` scores any saved model instead. The pairs are
+``--pairs`` pairs of blimp-fast spread evenly over all 67 UIDs.
+
+Before timing, every sentence's score must agree to 1e-4 and the pair accuracy (correct and
+tied pairs) must be identical; these first runs are the warm-up. Both are then timed
+alternately and the median of each is reported (target: ours ≥ 3× the reference's pairs/s on
+CPU). One torch thread by default: with two threads on a loaded 2-core machine every small
+forward (the reference makes one per sentence) took ~80× longer than with one (190 vs 2.3 ms)::
+
+    python bench/pll_scorer.py                          # 300 pairs, pll-word-l2r, vocab 50265
+    python bench/pll_scorer.py --variant pll --pairs 1000
+    python bench/pll_scorer.py --model-dir results/models/baseline
+    python bench/pll_scorer.py --quick                  # smoke run: tiny model, 20 pairs (~1×: vocab 1000)
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import statistics
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import torch
+from transformers import AutoTokenizer
+from transformers.utils import logging as hf_logging
+
+from babyteach.data.tokenizer import train_tokenizer
+from babyteach.evaluate.pairs import (
+    DEFAULT_BATCH_SIZE,
+    DEFAULT_VARIANT,
+    VARIANTS,
+    Pair,
+    aggregate,
+    load_model_and_tokenizer,
+    load_pairs,
+    score_sentences,
+)
+from babyteach.models import Architecture, build_model
+
+REPO = Path(__file__).resolve().parents[1]
+MIRROR = Path(os.environ.get("BABYTEACH_DATA_MIRROR", REPO.parent / "shared" / "data"))
+#: The pipeline's tokenizer, used when it has been built (``results/<release>-<track>/tokenizer``).
+PIPELINE_TOKENIZER = REPO / "results" / "2024-10M" / "tokenizer"
+
+
+def default_data_dir() -> Path:
+    """The fetched blimp-fast folder of the pipeline if present, else the mirror's copy."""
+    fetched = REPO / "results" / "raw" / "blimp-fast"
+    return fetched if fetched.is_dir() else MIRROR / "blimp_filtered" / "blimp_fast"
+
+
+def build_saved_model(
+    out_dir: Path,
+    arch: Architecture,
+    vocab_size: int,
+    corpus_bytes: int,
+    block_size: int = 128,
+    seed: int = 0,
+    tokenizer_dir: Path | None = None,
+    weight_scale: float = 1.0,
+) -> str:
+    """Save a seeded random ``arch`` model and its tokenizer in ``out_dir``; say where the tokenizer came from.
+
+    The tokenizer is copied from ``tokenizer_dir`` if given, else trained on the first
+    ``corpus_bytes`` (cut at a line end) of each ``babylm_10M/*.train`` file of the mirror.
+    ``weight_scale`` multiplies every matrix (embeddings, linear layers): at 1 (RoBERTa's
+    init) the predictions hardly depend on the context; at ~10 they depend on it strongly.
+    """
+    out_dir = Path(out_dir)
+    if tokenizer_dir is not None:
+        shutil.copytree(tokenizer_dir, out_dir)
+        origin = f"copied from {tokenizer_dir}"
+    else:
+        with tempfile.TemporaryDirectory() as tmp:
+            clean = Path(tmp)
+            for path in sorted((MIRROR / "babylm_10M").glob("*.train")):
+                with path.open("rb") as f:
+                    head = f.read(corpus_bytes)
+                (clean / path.name).write_bytes(head[: head.rfind(b"\n") + 1])
+            start = time.perf_counter()
+            train_tokenizer(clean, out_dir, vocab_size=vocab_size)
+            origin = (f"trained here on the first {corpus_bytes / 1e6:g} MB of each babylm_10M/*.train "
+                      f"(vocab_size {vocab_size}, {time.perf_counter() - start:.0f} s)")  # fmt: skip
+    tokenizer = AutoTokenizer.from_pretrained(out_dir)
+    model = build_model(arch, len(tokenizer), block_size=block_size, seed=seed)
+    with torch.no_grad():
+        for parameter in model.parameters():  # tied embeddings are listed once
+            if parameter.dim() >= 2:
+                parameter.mul_(weight_scale)
+    model.save_pretrained(out_dir)
+    return origin
+
+
+def fixed_pairs(data_dir: Path, n: int) -> list[Pair]:
+    """``n`` blimp-fast pairs at evenly spaced indices of the whole set (every UID represented)."""
+    pairs = load_pairs("blimp-fast", Path(data_dir))
+    picks = np.unique(np.linspace(0, len(pairs) - 1, min(n, len(pairs))).round().astype(int))
+    return [pairs[i] for i in picks]
+
+
+def reference_pll(model, tokenizer, sentence: str, variant: str) -> float:
+    """Summed PLL of one sentence: all its masked copies in one full ``model(...).logits`` forward.
+
+    Scored tokens are the non-special ones (never ``<s>``/``</s>``); with ``pll-word-l2r``
+    the copy of token k also masks the later tokens of k's word (Kauf & Ivanova 2023).
+    """
+    encoding = tokenizer(sentence, return_special_tokens_mask=True)
+    ids = torch.tensor(encoding["input_ids"])
+    words = encoding.word_ids()
+    scored = [i for i, special in enumerate(encoding["special_tokens_mask"]) if not special]
+    copies = ids.repeat(len(scored), 1)  # (n_scored, seq)
+    for k, position in enumerate(scored):
+        copies[k, position] = tokenizer.mask_token_id
+        if variant == "pll-word-l2r":
+            for right in scored:
+                if right > position and words[right] == words[position]:
+                    copies[k, right] = tokenizer.mask_token_id
+    with torch.no_grad():
+        logits = model(input_ids=copies).logits  # (n_scored, seq, vocab)
+    rows, positions = torch.arange(len(scored)), torch.tensor(scored)
+    logp = torch.log_softmax(logits[rows, positions].float(), dim=-1)  # (n_scored, vocab), as minicons does
+    return logp[rows, ids[positions]].double().sum().item()
+
+
+def time_alternately(runs: dict[str, Callable[[], object]], warmup: int, repeats: int) -> dict[str, float]:
+    """Median seconds per call of each run, calling them in turn so drifting load hits all alike."""
+    times: dict[str, list[float]] = {name: [] for name in runs}
+    for i in range(warmup + repeats):
+        for name, run in runs.items():
+            start = time.perf_counter()
+            run()
+            if i >= warmup:
+                times[name].append(time.perf_counter() - start)
+    return {name: statistics.median(values) for name, values in times.items()}
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--pairs", type=int, default=300, help="blimp-fast pairs scored (default: %(default)s)")
+    parser.add_argument("--variant", choices=VARIANTS, default=DEFAULT_VARIANT, help="(default: %(default)s)")
+    parser.add_argument("--data-dir", type=Path, default=default_data_dir(),
+                        help="blimp-fast folder, one <UID>.jsonl per UID (default: %(default)s)")
+    parser.add_argument("--model-dir", type=Path, default=None,
+                        help="a save_pretrained model + tokenizer folder to score with instead of the built one")
+    parser.add_argument("--layers", type=int, default=4, help="encoder layers (default: %(default)s)")
+    parser.add_argument("--heads", type=int, default=4, help="attention heads (default: %(default)s)")
+    parser.add_argument("--hidden", type=int, default=256, help="hidden size (default: %(default)s)")
+    parser.add_argument("--vocab-size", type=int, default=50265,
+                        help="tokenizer vocabulary when one is trained here (default: %(default)s, the pipeline's)")
+    parser.add_argument("--corpus-bytes", type=int, default=2_000_000,
+                        help="bytes of each babylm_10M train file the tokenizer is trained on (default: %(default)s)")
+    parser.add_argument("--batch-size", type=int, default=DEFAULT_BATCH_SIZE,
+                        help="our masked copies per forward (default: %(default)s, the pipeline's)")
+    parser.add_argument("--warmup", type=int, default=0,
+                        help="untimed runs of each besides the agreement check's (default: %(default)s)")
+    parser.add_argument("--repeats", type=int, default=3, help="timed runs of each (default: %(default)s)")
+    parser.add_argument("--seed", type=int, default=0, help="model weights (default: %(default)s)")
+    parser.add_argument("--threads", type=int, default=1,
+                        help="torch threads, 0 = torch's own choice (default: %(default)s: on a shared machine "
+                             "OpenMP waits inflate small forwards, i.e. the reference, far more than ours)")
+    parser.add_argument("--quick", action="store_true", help="smoke run: L2-H2-D64, vocab 1000, 20 pairs, 2 timed runs")
+    args = parser.parse_args(argv)
+    hf_logging.disable_progress_bar()  # no save/load bars in the report
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    if args.quick:
+        args.layers, args.heads, args.hidden, args.vocab_size, args.corpus_bytes = 2, 2, 64, 1000, 200_000
+        args.pairs, args.repeats = 20, 2
+
+    with tempfile.TemporaryDirectory() as tmp:
+        model_dir = args.model_dir
+        if model_dir is None:
+            model_dir = Path(tmp) / "model"
+            arch = Architecture(args.layers, args.heads, args.hidden)
+            tokenizer_dir = PIPELINE_TOKENIZER if PIPELINE_TOKENIZER.is_dir() and not args.quick else None
+            origin = build_saved_model(model_dir, arch, args.vocab_size, args.corpus_bytes, seed=args.seed,
+                                       tokenizer_dir=tokenizer_dir)  # fmt: skip
+            described = f"{arch.describe()} (seed {args.seed}, random weights), tokenizer {origin}"
+        else:
+            described = str(model_dir)
+        model, tokenizer = load_model_and_tokenizer(model_dir, device="cpu")
+    pairs = fixed_pairs(args.data_dir, args.pairs)
+    sentences = [p.good for p in pairs] + [p.bad for p in pairs]
+
+    def ours() -> list[float]:
+        return score_sentences(model, tokenizer, sentences, variant=args.variant, batch_size=args.batch_size)
+
+    def reference() -> list[float]:
+        return [reference_pll(model, tokenizer, s, args.variant) for s in sentences]
+
+    # The two must give the same scores and the same pair accuracy before we time them.
+    scores = {"ours": ours(), "reference": reference()}
+    diff = max(abs(a - b) for a, b in zip(scores["ours"], scores["reference"], strict=True))
+    assert diff <= 1e-4, f"per-sentence scores differ by up to {diff:.2e} (> 1e-4)"
+    results = {}
+    for name, values in scores.items():
+        n = len(pairs)
+        records = [{"task": p.task, "group": p.group, "good": g, "bad": b}
+                   for p, g, b in zip(pairs, values[:n], values[n:], strict=True)]  # fmt: skip
+        results[name] = aggregate(records)
+    counts = {name: (r["correct"], r["ties"]) for name, r in results.items()}
+    assert counts["ours"] == counts["reference"], f"pair accuracy differs: (correct, ties) {counts}"
+    outcomes = [
+        [values[i] > values[i + len(pairs)] for i in range(len(pairs))] for values in scores.values()
+    ]
+    flipped = sum(a != b for a, b in zip(*outcomes, strict=True))
+
+    n_tokens = sum(len(tokenizer(s)["input_ids"]) - 2 for s in sentences)
+    print(f"model {described}; vocabulary {model.config.vocab_size}")
+    print(f"data {args.data_dir}: {len(pairs)} blimp-fast pairs ({len({p.task for p in pairs})} UIDs, "
+          f"{n_tokens} scored tokens), variant {args.variant}, our batch {args.batch_size} copies; "
+          f"{torch.get_num_threads()} threads, median of {args.repeats} after {args.warmup} + 1 warm-up, "
+          f"1-min load average at start {os.getloadavg()[0]:.1f}", flush=True)  # fmt: skip
+    print(f"agreement: max |ours - reference| per sentence {diff:.1e} (≤ 1e-4), accuracy "
+          f"{results['ours']['accuracy']:.4f} both ({counts['ours'][0]} correct, {counts['ours'][1]} ties), "
+          f"{flipped} pair outcomes differ", flush=True)  # fmt: skip
+
+    seconds = time_alternately({"ours": ours, "reference": reference}, args.warmup, args.repeats)
+    print(f"1-min load average at end {os.getloadavg()[0]:.1f}")
+    print("| scorer | s/run | pairs/s |")
+    print("|---|---|---|")
+    for name in ("ours", "reference"):
+        print(f"| {name} | {seconds[name]:.2f} | {len(pairs) / seconds[name]:,.1f} |")
+    print(f"result: ours/reference pairs/s = {seconds['reference'] / seconds['ours']:.2f}× (target ≥ 3×)")
+
+
+if __name__ == "__main__":
+    main()
