@@ -152,6 +152,8 @@ def test_exception_in_body_stops_thread_and_still_writes_csv(tmp_path):
         wait_for(lambda: fake.reads[0] >= 2)
         raise KeyError("boom")
     assert not sampler.running and fake.shut_down
+    with pytest.raises(RuntimeError, match="one block only"), sampler:
+        pass
     time.sleep(3 * FAST)
     _, rows = read_csv(path)
     assert len(rows) == fake.reads[0] >= 2  # nothing sampled after exit

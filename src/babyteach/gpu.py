@@ -7,8 +7,9 @@ as one CSV (atomically) and summarised::
         ...                                                  # the training loop
     gpu.summary()
     # {"gpus": 1, "samples": 3600, "interval_s": 1.0, "duration_s": 3600.2, "visible": "CUDA_VISIBLE_DEVICES=0",
-    #  "per_gpu": [{"index": 0, "name": "NVIDIA H200", "util_mean_pct": 87.1, "util_max_pct": 100.0,
-    #               "mem_peak_mib": 40211.0, "mem_total_mib": 143771.0, "power_mean_w": 512.3}]}
+    #  "per_gpu": [{"index": 0, "name": "NVIDIA H200", "samples": 3600, "util_mean_pct": 87.1,
+    #               "util_max_pct": 100.0, "mem_peak_mib": 40211.0, "mem_total_mib": 143771.0,
+    #               "power_mean_w": 512.3}]}
 
 The CSV has one row per GPU and sample: ``time_s`` (seconds since the sampler started),
 ``gpu`` (NVML index), ``util_pct``, ``mem_used_mib``, ``mem_total_mib`` and ``power_w``
@@ -24,8 +25,9 @@ Which GPUs: those this process can use, from ``CUDA_VISIBLE_DEVICES``
 order; CUDA stops at the first entry that is not a valid index, and so does the mapping.
 Unset means every GPU; an empty value means none. Any other form (``GPU-<uuid>``,
 ``MIG-<uuid>``) is not mapped: every GPU is sampled and a warning says so. The integer mapping
-assumes CUDA numbers GPUs in PCI-bus order as NVML does, which holds with
-``CUDA_DEVICE_ORDER=PCI_BUS_ID`` or identical GPUs (the usual cluster node).
+assumes CUDA numbers GPUs in PCI-bus order as NVML does: guaranteed with
+``CUDA_DEVICE_ORDER=PCI_BUS_ID``; under CUDA's default (fastest first) only the fastest GPU's
+place is specified, which in practice is PCI order on a node of identical GPUs.
 
 NVML is reached through a small adapter (:class:`NvmlBackend`); tests pass a fake one.
 """
@@ -232,6 +234,8 @@ class GpuSampler:
     # -- life cycle --------------------------------------------------------------------------
 
     def __enter__(self) -> Self:
+        if self._stop.is_set():
+            raise RuntimeError("a GpuSampler samples one block only; create a new one")
         self._started = time.monotonic()
         try:
             self._backend.init()
