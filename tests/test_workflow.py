@@ -31,7 +31,7 @@ MICRO = {
         "epochs": None, "token_budget": 4000, "batch_size": 4, "lr": 0.002,
         "checkpoint_every": 5, "log_every": 2, "dev_blocks": 4,
     },
-    "evaluation": {"max_per_task": 2},
+    "evaluation": {"max_per_task": 2, "per_item": True},
     "finetune": {"tasks": ["cola", "mrpc"], "max_train_examples": 16, "max_eval_examples": 16, "max_epochs": 1,
                  "batch_size": 8},
     "mutual": {"weight_update_every": 2},
@@ -184,6 +184,7 @@ def test_every_trained_model_is_evaluated_zero_shot(micro_run):
         blimp = json.loads((evals / model / "blimp-fast.json").read_text())
         ewok = json.loads((evals / model / "ewok-fast.json").read_text())
         assert blimp["n_pairs"] == 67 * 2 and len(blimp["tasks"]) == 67
+        assert len(blimp["items"]) == blimp["n_pairs"]  # evaluation.per_item
         assert ewok["n_pairs"] == 11 * 2 and len(ewok["groups"]) == 11
         for result in (blimp, ewok):
             accuracies = [task["accuracy"] for task in result["tasks"].values()]

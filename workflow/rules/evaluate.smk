@@ -23,6 +23,7 @@ rule evaluate_zero_shot:
         variant=config["evaluation"]["variant"],
         max_per_task=config["evaluation"]["max_per_task"],
         batch_size=config["evaluation"]["batch_size"],
+        per_item=config["evaluation"]["per_item"],
     script:
         "../scripts/evaluate_zero_shot.py"
 
