@@ -37,7 +37,7 @@ def _pyproject_runtime() -> set[str]:
 def test_pyproject_lists_the_issue_runtime_dependencies():
     expected = {
         "torch", "transformers", "tokenizers", "datasets", "snakemake", "bayesian-optimization",
-        "pandas", "matplotlib", "nvidia-ml-py", "tqdm", "pyyaml",
+        "pandas", "matplotlib", "nvidia-ml-py", "tqdm", "pyyaml", "threadpoolctl",
     }
     assert _pyproject_runtime() == expected
 
