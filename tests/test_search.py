@@ -39,8 +39,9 @@ SPACE = SearchSpace(layers=(1, 2), heads=(1, 2), hidden=(8, 16))
 HAND_PARAMS = {(1, 8): 2012, (2, 8): 2884, (1, 16): 5588, (2, 16): 8868}
 
 
-def _search(n_peers=2, seed=0, space=SPACE, init_points=4, n_iter=4):
-    return search_architectures(TEACHER, n_peers, space, VOCAB, BLOCK, init_points, n_iter, seed)
+def _search(n_peers=2, seed=0, space=SPACE, init_points=4, n_iter=4, tolerance=0.5):
+    # the hand-checkable space is coarse: its best student 1 misses the target by 26 %
+    return search_architectures(TEACHER, n_peers, space, VOCAB, BLOCK, init_points, n_iter, seed, tolerance)
 
 
 @pytest.fixture(scope="module")
@@ -135,7 +136,7 @@ def test_acquisition_is_bayes_opt_ucb_over_random_grid_samples(monkeypatch):
     monkeypatch.setattr(acquisition.UpperConfidenceBound, "suggest", suggest)
     monkeypatch.setattr(acquisition, "DifferentialEvolutionSolver", no_evolution)
     space = SearchSpace(layers=(1, 3), heads=(1, 2, 4), hidden=(8, 16, 32))
-    found = search_architectures(TEACHER, 2, space, VOCAB, BLOCK, 3, 5, 0)
+    found = search_architectures(TEACHER, 2, space, VOCAB, BLOCK, 3, 5, 0, tolerance=0.5)
     assert space.n_points == 3 * 3 * 3
     assert acquisition_samples(space) == ACQ_SAMPLES_PER_POINT * 27 == 270
     assert len(calls) == 2 * 5
@@ -217,7 +218,7 @@ def test_grid_optimum_reports_rule_heads_on_a_tie():
 def test_bo_result_heads_follow_the_rule_and_trace_is_kept_as_evaluated():
     # Several head counts per width, so BO's own pick is often not the rule's.
     space = SearchSpace(layers=(1, 3), heads=(1, 2, 4, 8), hidden=(64, 128, 256))
-    result = search_architectures(Architecture(3, 4, 256), 2, space, VOCAB, BLOCK, 4, 3, 0)
+    result = search_architectures(Architecture(3, 4, 256), 2, space, VOCAB, BLOCK, 4, 3, 0, tolerance=0.5)
     assert result["version"] == SEARCH_VERSION == 2
     assert "closest to 64" in result["heads_rule"]
     for peer in result["peers"]:
@@ -306,6 +307,7 @@ def test_script_writes_json(tmp_path, monkeypatch):
             init_points=2,
             n_iter=1,
             seed=0,
+            tolerance=0.5,
         ),
     )
     monkeypatch.setattr(logging.root, "handlers", [])  # as under Snakemake: basicConfig takes effect
@@ -346,3 +348,19 @@ def test_students_from_search_reads_peers_in_order_and_names_bad_files(tmp_path)
     path.write_text(json.dumps({**result, "version": 1}))
     with pytest.raises(InputError, match="format version 1.*rerun the search rule"):
         students_from_search(path)
+
+
+def test_a_target_out_of_reach_names_the_closest_architecture():
+    # student 1 targets 4434 parameters; the closest is L1-D16 with 5588 (relative error 0.260)
+    with pytest.raises(InputError, match=r"student 1's target of 4,434 parameters .* within search.tolerance = 0.2; "
+                                         r"the closest is L1-H1-D16 with 5,588 parameters \(relative error 0.260\)"):
+        _search(tolerance=0.2)
+    assert _search(tolerance=0.27)["optimizer"]["tolerance"] == 0.27
+
+
+def test_a_run_with_more_peers_than_searched_is_refused(tmp_path, result):
+    path = tmp_path / "peers-2.json"
+    write_search(path, result)
+    assert list(students_from_search(path, peers=2)) == ["peer-1", "peer-2"]
+    with pytest.raises(InputError, match=r"holds 2 student\(s\), the run asks for 4 peers"):
+        students_from_search(path, peers=4)

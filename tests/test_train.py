@@ -57,6 +57,7 @@ def test_budget_gives_exact_steps_tokens_and_outputs(data, baseline):
     assert summary["steps"] == 30 and summary["tokens"] == 30 * 8 * BLOCK and summary["tokens_per_step"] == 8 * BLOCK
     assert json.loads((out / "train_summary.json").read_text()) == summary
     assert sorted(p.name for p in out.iterdir()) == ["gpu.csv", "metrics.jsonl", "teacher", "train_summary.json"]
+    assert len(summary["config_hash"]) == 16
     # this machine has no GPU: the sampler says why, and its CSV has the header only
     assert summary["gpu"]["gpus"] == 0 and summary["gpu"]["reason"]
     assert (out / "gpu.csv").read_text().splitlines() == ["time_s,gpu,util_pct,mem_used_mib,mem_total_mib,power_w"]
@@ -73,7 +74,7 @@ def test_budget_gives_exact_steps_tokens_and_outputs(data, baseline):
     assert 0 < student["final_dev_loss"] < metrics[0]["loss"]["teacher"]
     card = (out / "teacher" / "README.md").read_text()
     for fact in ("baseline", "L2-H2-D16", f"{student['parameters']:,}", f"{summary['tokens']:,}", "| seed | 0 |",
-                 f"{student['training_flops']:.3e}", "on cpu × 1"):
+                 f"{student['training_flops']:.3e}", "on cpu × 1", f"`{summary['config_hash']}`"):
         assert fact in card
 
 

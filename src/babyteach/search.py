@@ -370,8 +370,12 @@ def search_architectures(
     init_points: int,
     n_iter: int,
     seed: int,
+    tolerance: float = 0.15,
 ) -> dict[str, Any]:
     """Search one architecture per student, targets ``N / (i + 1)`` for i = 1..n_peers.
+
+    A target that no architecture of the space reaches within ``tolerance`` (relative error
+    of the exact grid optimum) is an :class:`InputError` naming the closest architecture.
 
     Returns a JSON-able dict: the format ``version``, the teacher (arch, params), the space,
     BO settings and the ``heads_rule``, and per peer the target, the chosen arch (layers and
@@ -391,6 +395,8 @@ def search_architectures(
         raise InputError("search.init_points + search.n_iter: must evaluate at least one point")
     if vocab_size < 1 or block_size < 1:
         raise InputError(f"vocab_size ({vocab_size}) and block_size ({block_size}) must be positive")
+    if not tolerance > 0:
+        raise InputError(f"search.tolerance: must be positive, got {tolerance}")
     teacher_params = count_parameters(teacher, vocab_size, block_size)
     unusable = [h for h in space.hidden if h not in space.usable_hidden]
     if unusable:
@@ -398,10 +404,18 @@ def search_architectures(
     peers = []
     for i in range(1, n_peers + 1):
         target = teacher_params / (i + 1)
+        closest = grid_optimum(space, target, vocab_size, block_size)
+        if closest["rel_error"] > tolerance:
+            raise InputError(
+                f"search.space: no architecture reaches student {i}'s target of {target:,.0f} parameters "
+                f"(teacher {teacher_params:,} / {i + 1}) within search.tolerance = {tolerance}; the closest is "
+                f"{Architecture(**closest['arch']).describe()} with {closest['params']:,} parameters (relative error {closest['rel_error']:.3f}). "
+                "Widen search.space (e.g. smaller hidden sizes or fewer layers) or raise search.tolerance"
+            )
         found = _search_one(
             space, target, vocab_size, block_size, init_points, n_iter, _peer_random_state(seed, i)
         )
-        grid = grid_optimum(space, target, vocab_size, block_size)
+        grid = closest
         gap = found["rel_error"] - grid["rel_error"]
         log.info(
             "peer %d: target %.0f, BO %s (BO's heads %d; %d params, rel. error %.4f, %d evaluations), "
@@ -427,6 +441,7 @@ def search_architectures(
             "n_iter": n_iter,
             "seed": seed,
             "objective": "-|params(a) - target| / target",
+            "tolerance": tolerance,
         },
         "heads_rule": HEADS_RULE,
         "peers": peers,
@@ -438,10 +453,11 @@ def write_search(path: str | PathLike[str], result: dict[str, Any]) -> None:
     write_json_atomic(path, result)
 
 
-def students_from_search(path: str | PathLike[str]) -> dict[str, Architecture]:
+def students_from_search(path: str | PathLike[str], peers: int | None = None) -> dict[str, Architecture]:
     """The searched peers of a :func:`write_search` file as ``{"peer-1": arch, …}`` (peer 1 largest).
 
-    Every method with the same teacher and peer count trains these same architectures. A file
+    Every method with the same teacher and peer count trains these same architectures. With
+    ``peers`` given, a file holding another number of students is refused. A file
     of another format version is refused: before version 2 the head counts were BO's arbitrary
     pick, and training them would silently differ from a fresh search.
     """
@@ -458,5 +474,10 @@ def students_from_search(path: str | PathLike[str]) -> dict[str, Architecture]:
         raise InputError(
             f"{path}: architecture-search result of format version {version}, this code reads version "
             f"{SEARCH_VERSION}; delete the file and rerun the search rule"
+        )
+    if peers is not None and len(students) != peers:
+        raise InputError(
+            f"{path}: the search holds {len(students)} student(s), the run asks for {peers} peers; use a peer count "
+            "the search ran for (search.peer_counts) or delete the file and rerun the search rule"
         )
     return students

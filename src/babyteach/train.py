@@ -568,6 +568,7 @@ def _train(the_method: Method, students: Mapping[str, Architecture], shard_dir: 
 
     fingerprint = _run_fingerprint(the_method, students, cfg, plan, teacher_dir)
     ckpt_dir = run_checkpoint_dir(ckpt_dir, fingerprint)
+    config_hash = ckpt_dir.name.removeprefix("run-")  # method, students and settings, hashed
     step, metrics, wall_before = 0, [], 0.0
     outer_log = [the_method.initial_record()] if the_method.has_outer_step else []
     state = _load_checkpoint(ckpt_dir)
@@ -703,6 +704,7 @@ def _train(the_method: Method, students: Mapping[str, Architecture], shard_dir: 
         "wall_time_s": wall_time,
         "device": str(device),
         "processes": procs.world_size,
+        "config_hash": config_hash,
         "gpu": sampler.summary() if procs.is_main else None,
         "teacher_dir": str(teacher_dir) if teacher_dir is not None else None,
         "config": asdict(cfg),
@@ -763,6 +765,8 @@ def _model_card(name: str, arch: Architecture, summary: Mapping[str, Any]) -> st
         f"| training FLOPs (analytic) | {student['training_flops']:.3e} |",
         f"| wall time | {summary['wall_time_s']:.0f} s on {summary['device']} × {summary['processes']} |",
         f"| seed | {summary['config']['seed']} |",
+        f"| config hash | `{summary['config_hash']}` (method, students and training settings; the checkpoint "
+        f"folder `run-{summary['config_hash']}`) |",
         f"| final dev loss | {student['final_dev_loss']:.4f} nats (masked CE on the first "
         f"{summary['dev_blocks']} dev blocks) |",
         *([f"| final peer weight ω | {student['peer_weight']:.4f} |"] if "peer_weight" in student else []),

@@ -22,6 +22,7 @@ rule search_architectures:
         block_size=config["model"]["block_size"],
         init_points=config["search"]["init_points"],
         n_iter=config["search"]["n_iter"],
+        tolerance=config["search"]["tolerance"],
         seed=config["search"]["seed"],
     script:
         "../scripts/search_architectures.py"

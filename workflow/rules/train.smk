@@ -17,6 +17,7 @@ rule train_baseline:
         "../envs/babyteach.yaml"
     threads: 2
     resources:
+        gpu=1,
         mem_mb=16000,
         runtime=600,
     params:
@@ -44,6 +45,7 @@ rule train_students:
         "../envs/babyteach.yaml"
     threads: 2
     resources:
+        gpu=1,
         mem_mb=16000,
         runtime=600,
     params:
@@ -73,6 +75,7 @@ rule train_mutual:
         "../envs/babyteach.yaml"
     threads: 2
     resources:
+        gpu=1,
         mem_mb=16000,
         runtime=600,
     params:

@@ -19,5 +19,6 @@ write_search(
         init_points=int(params.init_points),
         n_iter=int(params.n_iter),
         seed=int(params.seed),
+        tolerance=float(params.tolerance),
     ),
 )

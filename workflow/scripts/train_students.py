@@ -11,7 +11,7 @@ log_to(snakemake.log[0])  # noqa: F821 (injected by Snakemake)
 teacher_run = snakemake.input.get("teacher")  # noqa: F821
 train(
     snakemake.wildcards.method,  # noqa: F821
-    students_from_search(snakemake.input.search),  # noqa: F821
+    students_from_search(snakemake.input.search, int(snakemake.wildcards.peers)),  # noqa: F821
     shard_dir=Path(snakemake.input.shards),  # noqa: F821
     tokenizer_dir=Path(snakemake.input.tokenizer),  # noqa: F821
     out_dir=Path(snakemake.output[0]),  # noqa: F821
