@@ -11,6 +11,7 @@ import pytest
 import torch
 from transformers import AutoTokenizer
 
+from babyteach.data import fetch as fetch_module
 from babyteach.data.fetch import BLIMP_UIDS, SUPPLEMENT_TASKS, fetch_dataset
 from babyteach.data.tokenizer import train_tokenizer
 from babyteach.errors import InputError
@@ -289,3 +290,13 @@ def test_cli_fetches_and_scores_supplement(model_dir: Path, tmp_path: Path, data
     }
     assert main([*args[:3], str(tmp_path / "missing"), str(tmp_path / "x.json")]) == 2
     assert not (tmp_path / "x.json").exists()
+
+
+def test_wrong_ewok_password_is_an_input_error_and_writes_nothing(data_mirror: Path, tmp_path: Path,
+                                                                   model_dir: Path, monkeypatch):
+    fetch_dataset("ewok-fast", tmp_path / "ewok-fast", mirror=data_mirror)
+    monkeypatch.setattr(fetch_module, "EWOK_ZIP_PASSWORD", "not-the-password")
+    out = tmp_path / "ewok.json"
+    with pytest.raises(InputError, match=r"ewok_fast\.zip: cannot decrypt .*re-fetch dataset 'ewok-fast'"):
+        evaluate_pairs(model_dir, "ewok-fast", tmp_path / "ewok-fast", out, max_per_task=1)
+    assert not out.exists()

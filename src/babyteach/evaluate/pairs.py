@@ -131,7 +131,14 @@ def _task_files(spec: Family, folder: Path) -> Iterator[tuple[str, str, bytes]]:
                 problem = "has no member" if not found else f"has {len(found)} members"
                 raise InputError(f"{path} {problem} '{task}.jsonl'; re-fetch dataset {spec.name!r}")
             # Read in memory only: EWoK must never be written out in plain text.
-            yield task, f"{path}:{found[0]}", archive.read(found[0])
+            try:
+                data = archive.read(found[0])
+            except RuntimeError as err:  # zipfile's "Bad password" / "password required"
+                raise InputError(
+                    f"{path}: cannot decrypt '{found[0]}' ({err}); the zip is not BabyLM's EWoK release with its "
+                    f"published password; re-fetch dataset {spec.name!r}"
+                ) from None
+            yield task, f"{path}:{found[0]}", data
 
 
 def _parse(spec: Family, task: str, where: str, number: int, raw: bytes) -> Pair:
