@@ -77,6 +77,12 @@ rule ablation_weights:
         ablation_outputs("weights"),
 
 
+rule ablation_size:
+    """The searched students trained alone (plain MLM) beside the DWML peers and the teacher: accuracy vs size."""
+    input:
+        ablation_outputs("size"),
+
+
 rule ablations:
     """Every ablation point, trained and evaluated."""
     input:
@@ -165,6 +171,12 @@ rule figure4:
     """GPU utilisation over time per method (an explicit no-GPU panel on CPU runs)."""
     input:
         figure_outputs(["figure4"]),
+
+
+rule figure_size:
+    """Accuracy against parameters: the teacher, the students trained alone and the DWML peers."""
+    input:
+        figure_outputs(["figure_size"]),
 
 
 rule figure_training_loss:

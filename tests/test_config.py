@@ -86,8 +86,10 @@ def test_ablation_targets_plan_their_points(tmp_path):
     def trained(target: str) -> set[str]:
         result = run_snakemake(tmp_path, "-n", target)
         return {line.split("train/", 1)[1] for line in result.stdout.splitlines()
-                if "output: results/2024-10M/train/" in line and "baseline" not in line}
+                if "output: results/2024-10M/train/" in line and "train/baseline/seed-" not in line}
 
     assert trained("ablation_peers") == {f"dwml/peers-{p}/alpha-0.5/seed-{s}" for p in (1, 2, 4) for s in (0, 1, 2)}
     assert trained("ablation_alpha") == {f"dwml/peers-4/alpha-{a}/seed-{s}" for a in (0.3, 0.5, 0.7) for s in (0, 1, 2)}
     assert trained("ablation_weights") == {f"{m}/peers-4/alpha-0.5/seed-{s}" for m in ("dml", "dwml") for s in (0, 1, 2)}
+    assert trained("ablation_size") == {run for s in (0, 1, 2)
+                                        for run in (f"baseline/peers-4/seed-{s}", f"dwml/peers-4/alpha-0.5/seed-{s}")}

@@ -24,8 +24,10 @@ from babyteach.report.figures import (
     figure2c,
     figure3,
     figure4,
+    figure_size,
     loss_curves,
     pearson_r,
+    size_points,
     training_loss,
     weight_accuracy_points,
     write_figure,
@@ -293,6 +295,101 @@ def test_figure2_three_panels(tmp_path):
     fig = figure2(evals, alpha_evals, summaries, wevals, pdf, png, dpi=DPI)
     assert_written(pdf, png)
     assert [ax.get_title()[:3] for ax in fig.axes] == ["(a)", "(b)", "(c)"]
+
+
+# --- model size -----------------------------------------------------------------------------------
+
+TEACHER = "baseline/seed-{s}"
+ALONE = "baseline/peers-2/seed-{s}"
+SIZE_PARAMS = {"teacher": 125_000_000, "peer-1": 10_000_000, "peer-2": 40_000_000}
+#: BLiMP accuracy per run kind, model and seed (0, 1)
+SIZE_ACC = {TEACHER: {"teacher": (0.80, 0.84)}, ALONE: {"peer-1": (0.60, 0.64), "peer-2": (0.70, 0.70)},
+            "dwml/peers-2/alpha-0.5/seed-{s}": {"peer-1": (0.66, 0.70), "peer-2": (0.72, 0.76)}}  # fmt: skip
+
+
+def size_fixture(tmp_path: Path) -> tuple[list[Path], list[Path]]:
+    """The teacher, students trained alone (2 peers) and DWML (2 peers), seeds 0 and 1; BLiMP and an ignored EWoK."""
+    summaries, evals = [], []
+    for pattern, models in SIZE_ACC.items():
+        for seed in (0, 1):
+            run = pattern.format(s=seed)
+            method = run.split("/")[0]
+            students = {m: {"parameters": SIZE_PARAMS[m], "final_dev_loss": 5.0} for m in models}
+            summaries.append(write_summary(tmp_path, run, method, students))
+            for model, accs in models.items():
+                evals.append(write_eval(tmp_path, run, model, accs[seed]))
+                evals.append(write_eval(tmp_path, run, model, 0.1, family="ewok-filtered"))
+    return summaries, evals
+
+
+def test_figure_size_points_are_parameters_and_mean_accuracy_over_seeds(tmp_path):
+    summaries, evals = size_fixture(tmp_path)
+    pdf, png = outputs(tmp_path, "figure_size")
+    fig = figure_size(summaries, evals, pdf, png, dpi=DPI)
+    assert_written(pdf, png)
+    (ax,) = fig.axes
+    assert ax.get_xscale() == "log" and ax.get_xlabel() == "parameters (log scale)"
+    assert ax.get_ylabel() == "BLiMP accuracy (%)" and ax.get_title().startswith("Accuracy vs model size")
+    series = {c.get_label(): c for c in ax.containers}
+    sd = np.std([80, 84], ddof=1)  # = 2·√2, the spread of every two-seed point but the constant one
+    expected = {  # label: (x, mean, std), by hand from SIZE_PARAMS and SIZE_ACC
+        "RoBERTa-base teacher (n = 2 seeds, ± std)": ([125e6], [82.0], [sd]),
+        "Independent, p = 2 (n = 2 seeds, ± std)": ([10e6, 40e6], [62.0, 70.0], [sd, 0.0]),
+        "DWML, p = 2, α = 0.5 (n = 2 seeds, ± std)": ([10e6, 40e6], [68.0, 74.0], [sd, sd]),
+    }
+    assert list(series) == list(expected)  # teacher first, then students alone, then DWML
+    for label, (x, mean, std) in expected.items():
+        drawn, _, (bars,) = series[label].lines
+        np.testing.assert_allclose(drawn.get_xdata(), x)
+        np.testing.assert_allclose(drawn.get_ydata(), mean)
+        np.testing.assert_allclose([seg[1][1] - seg[0][1] for seg in bars.get_segments()], 2 * np.array(std))
+    styles = [(c.lines[0].get_linestyle(), c.lines[0].get_marker()) for c in series.values()]
+    assert len(set(styles)) == len(styles)  # grayscale-readable: every series its own line style and marker
+
+    points, missing, runs = size_points("figure_size", summaries, evals)
+    assert missing == [] and list(runs) == ["baseline", "baseline/peers-2", "dwml/peers-2/alpha-0.5"]
+    assert runs["baseline"].is_teacher and not runs["baseline/peers-2"].is_teacher
+    assert points["n_seeds"].tolist() == [2] * 5
+
+
+def test_figure_size_missing_eval_is_noted_and_its_point_uses_the_other_seed(tmp_path):
+    summaries, evals = size_fixture(tmp_path)
+    gone = tmp_path / "results" / CORPUS / "eval" / ALONE.format(s=1) / "peer-1" / "blimp-filtered.json"
+    gone.unlink()
+    fig = figure_size(summaries, evals, *outputs(tmp_path, "figure_size"), dpi=DPI)
+    alone = next(c for c in fig.axes[0].containers if c.get_label().startswith("Independent"))
+    assert alone.get_label() == "Independent, p = 2 (n = 1–2 seeds, ± std)"
+    np.testing.assert_allclose(alone.lines[0].get_ydata(), [60.0, 70.0])  # peer-1: seed 0 only
+    assert str(gone) in texts(fig)
+
+
+def test_figure_size_without_data_is_an_input_error(tmp_path):
+    summaries, evals = size_fixture(tmp_path)
+    ewok = [p for p in evals if p.name.startswith("ewok")]
+    with pytest.raises(InputError, match="figure_size: none of the .* evaluation files is a BLiMP result"):
+        figure_size(summaries, ewok, *outputs(tmp_path, "figure_size"))
+    gone = [tmp_path / "results" / CORPUS / "train" / "baseline/peers-4/seed-0" / "train_summary.json"]
+    with pytest.raises(InputError, match="figure_size: every train_summary.json listed is missing"):
+        figure_size(gone, evals, *outputs(tmp_path, "figure_size"))
+    teacher = [p for p in summaries if "baseline/seed-" in p.as_posix()]
+    with pytest.raises(InputError, match="figure_size: evals of run.* have no train_summary.json"):
+        figure_size(teacher, evals, *outputs(tmp_path, "figure_size"))
+    other = write_summary(tmp_path, ALONE.format(s=1), "baseline", {"peer-1": {"parameters": 11_000_000},
+                                                                    "peer-2": {"parameters": 40_000_000}})  # fmt: skip
+    with pytest.raises(InputError, match="figure_size: the seeds of baseline/peers-2 give peer-1 different param"):
+        figure_size([*summaries[:3], other], [p for p in evals if "dwml" not in p.as_posix()],
+                    *outputs(tmp_path, "figure_size"))  # fmt: skip
+    assert not (tmp_path / "fig").exists()
+
+
+def test_write_figure_size_takes_run_folders(tmp_path):
+    summaries, evals = size_fixture(tmp_path)
+    pdf, png = outputs(tmp_path, "figure_size")
+    folders = [str(p.parent) for p in summaries]
+    fig = write_figure("figure_size", {"summaries": folders, "evals": evals}, pdf, png,
+                       {"benchmark": "blimp", "dpi": DPI})  # fmt: skip
+    assert_written(pdf, png)
+    assert len(fig.axes[0].containers) == 3
 
 
 # --- figure 4 --------------------------------------------------------------------------------------

@@ -19,12 +19,15 @@ import pytest
 
 from babyteach.errors import InputError
 from babyteach.report.runs import (
+    INDEPENDENT_LABEL,
+    METHOD_LABELS,
     RunId,
     aggregate_seeds,
     check_consistent,
     eval_frame,
     load_zero_shot,
     parse_result_path,
+    run_label,
     summary_frame,
 )
 from babyteach.report.tables import PUBLISHED, TABLES, write_table
@@ -186,9 +189,42 @@ def test_parse_result_path_reads_every_run_kind():
     assert kd.run.summary_path("results") == Path("results/2024-10M/train/kd/peers-2/seed-3/train_summary.json")
 
 
+def test_parse_result_path_students_trained_alone_with_the_baseline_objective():
+    alone = parse_result_path("results/2024-10M/eval/baseline/peers-4/seed-2/peer-3/blimp-filtered.json")
+    run = alone.run
+    assert run == RunId("2024-10M", "baseline", 4, None, 2) and alone.model == "peer-3"
+    assert (run.group, run.name) == ("baseline/peers-4", "baseline/peers-4/seed-2")
+    assert run.models == ("peer-1", "peer-2", "peer-3", "peer-4") and not run.is_teacher
+    assert parse_result_path(run.eval_path("peer-1", "blimp-filtered")).run == run  # round trip
+    assert parse_result_path(run.summary_path()).run == run
+    assert run_label(run) == INDEPENDENT_LABEL == "Independent"
+    teacher = parse_result_path("results/2024-10M/train/baseline/seed-2/train_summary.json").run
+    assert teacher == RunId("2024-10M", "baseline", None, None, 2) and teacher.is_teacher
+    assert (teacher.group, teacher.name, teacher.models) == ("baseline", "baseline/seed-2", ("teacher",))
+    assert run_label(teacher) == METHOD_LABELS["baseline"] == "RoBERTa-base"
+    assert run_label(RunId("2024-10M", "dwml", 4, 0.5, 0)) == "DWML"
+
+
+def test_frames_read_students_trained_alone(tmp_path):
+    run = RunId(CORPUS, "baseline", 2, None, 0)
+    summary = write_summary(run.summary_path(tmp_path), "baseline", {"peer-1": (50, None), "peer-2": (30, None)},
+                            wall=60)
+    absent = RunId(CORPUS, "baseline", 2, None, 1).summary_path(tmp_path)
+    frame = summary_frame([summary, absent])
+    assert frame["model"].tolist() == ["peer-1", "peer-2", "peer-1", "peer-2"]
+    assert frame["status"].tolist() == ["ok", "ok", "missing", "missing"]
+    assert set(frame["group"]) == {"baseline/peers-2"} and frame["peers"].tolist() == [2] * 4
+    evals = eval_frame([write_zero_shot(run.eval_path("peer-2", "blimp-filtered", tmp_path), "blimp-filtered", 0.6)])
+    assert (evals["method"].item(), evals["peers"].item(), evals["model"].item()) == ("baseline", 2, "peer-2")
+
+
 @pytest.mark.parametrize("bad", [
     "results/2024-10M/eval/dwml/peers-2/seed-0/peer-1/blimp-fast.json",  # mutual method without alpha
     "results/2024-10M/eval/kd/peers-2/seed-0/peer-3/blimp-fast.json",  # no peer 3 in a 2-peer run
+    "results/2024-10M/eval/baseline/peers-2/seed-0/peer-3/blimp-fast.json",  # students alone: no peer 3 either
+    "results/2024-10M/eval/baseline/peers-2/seed-0/teacher/blimp-fast.json",  # students alone: no teacher
+    "results/2024-10M/eval/baseline/seed-0/peer-1/blimp-fast.json",  # the teacher's run has no peers
+    "results/2024-10M/eval/baseline/peers-2/alpha-0.5/seed-0/peer-1/blimp-fast.json",  # baseline has no alpha
     "results/2024-10M/eval/kd/peers-2/seed-0/peer-1/blimp-nope.json",  # unknown family
     "results/eval/kd/peers-2/seed-0/peer-1/blimp-fast.json",  # no corpus
 ])  # fmt: skip

@@ -195,7 +195,7 @@ def test_every_trained_model_is_fine_tuned_on_the_configured_tasks(micro_run):
     workdir, _ = micro_run
     evals = workdir / "results/2024-10M/eval"
     results = sorted(evals.glob("**/glue.json"))
-    assert len(results) == 1 + 2 * 5  # the teacher and 2 peers of each of the 5 student methods
+    assert len(results) == 1 + 2 * 6  # the teacher, 2 peers of each of the 5 student methods and of ablation_size
     for path in results:
         glue = json.loads(path.read_text())
         assert glue["tasks_included"] == ["cola", "mrpc"]
@@ -222,6 +222,15 @@ def test_tables_and_figures_hold_the_runs_numbers(micro_run):
     table9 = pd.read_csv(tables / "table9.csv")
     summary = json.loads((workdir / "results/2024-10M/train/baseline/seed-0/train_summary.json").read_text())
     assert table9.set_index("Method").loc["RoBERTa-base", "tokens"] == summary["tokens"]
-    for figure in ("figure2", "figure3", "figure4", "training_loss"):
+    for figure in ("figure2", "figure3", "figure4", "figure_size", "training_loss"):
         assert (workdir / f"results/figures/{figure}.pdf").read_bytes().startswith(b"%PDF")
         assert (workdir / f"results/figures/{figure}.png").stat().st_size > 1000
+
+
+def test_html_report_holds_every_table_and_figure(micro_run):
+    workdir, config = micro_run
+    run_snakemake(workdir, "--report", "results/report.html", config=config)
+    report = (workdir / "results/report.html").read_text(encoding="utf-8")
+    assert "Each method's peers (sizes from the architecture search)" in report  # table2's caption
+    for name in ("table1.tex", "table9.tex", "figure2.png", "figure3.png", "figure4.png", "training_loss.png"):
+        assert name in report, name

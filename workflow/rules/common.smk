@@ -36,7 +36,7 @@ wildcard_constraints:
     dataset="|".join(sorted(DATASETS)),
     peers=r"\d+",
     seed=r"\d+",
-    run=r"baseline/seed-\d+|(kd|sd)/peers-\d+/seed-\d+|(dml|dwml|kd_dwml)/peers-\d+/alpha-[0-9.]+/seed-\d+",
+    run=r"baseline/seed-\d+|(baseline|kd|sd)/peers-\d+/seed-\d+|(dml|dwml|kd_dwml)/peers-\d+/alpha-[0-9.]+/seed-\d+",
     alpha=r"(0|1)(\.\d+)?",
     model=r"teacher|peer-\d+",
     family="|".join(sorted(FAMILIES)),
@@ -89,6 +89,8 @@ def method_options(wildcards):
     Mutual methods read `mutual` with alpha from the {alpha} wildcard (DML only alpha and
     tau, so DWML-only keys never rerun it); KD_DWML adds the teacher term of `kd`.
     """
+    if wildcards.method == "baseline":
+        return {}  # plain MLM: no options
     if wildcards.method not in MUTUAL_METHODS:
         return config[wildcards.method]
     options = {**config["mutual"], "alpha": float(wildcards.alpha)}
@@ -125,7 +127,7 @@ def models_of_runs(runs):
     """(run, model) of every saved model of the given runs, teacher or peer-1..p."""
     models = []
     for run in dict.fromkeys(runs):
-        if run.startswith("baseline/"):
+        if re.fullmatch(r"baseline/seed-\d+", run):
             models.append((run, "teacher"))
         else:
             peers = int(re.search(r"peers-(\d+)", run).group(1))
@@ -146,7 +148,9 @@ def main_runs():
 
 
 def ablation_runs(ablation):
-    """The runs of one ablation: peers (DWML per peer count), alpha (DWML per alpha) or weights (DML vs DWML)."""
+    """The runs of one ablation: peers (DWML per peer count), alpha (DWML per alpha), weights (DML vs
+    DWML) or size (the searched students trained alone with plain MLM, beside the DWML peers of the
+    same architectures and the RoBERTa-base teacher)."""
     peers = max(config["search"]["peer_counts"])
     runs = []
     for seed in config["seeds"]:
@@ -161,12 +165,18 @@ def ablation_runs(ablation):
             ]
         elif ablation == "weights":
             runs += [student_run(method, peers, seed) for method in ("dml", "dwml")]
+        elif ablation == "size":
+            runs += [
+                f"baseline/seed-{seed}",
+                student_run("baseline", peers, seed),
+                student_run("dwml", peers, seed),
+            ]
         else:
             raise ValueError(f"unknown ablation {ablation!r}")
     return runs
 
 
-ABLATIONS = ("peers", "alpha", "weights")
+ABLATIONS = ("peers", "alpha", "weights", "size")
 
 
 def run_outputs(runs):
@@ -346,6 +356,12 @@ def figure_inputs(figure):
         return {"peer_weights": run_outputs(weighted)}
     if figure == "figure4":
         return {"gpu": run_outputs(main_runs()), "summaries": run_outputs(main_runs())}
+    if figure == "figure_size":
+        runs = ablation_runs("size")
+        return {
+            "summaries": run_outputs(runs),
+            "evals": eval_files(runs, families_of(figure_benchmark())),
+        }
     if figure == "training_loss":
         return {
             "metrics": run_outputs(main_runs()),
@@ -354,7 +370,7 @@ def figure_inputs(figure):
     raise ValueError(f"unknown figure {figure!r}")
 
 
-FIGURES = ("figure2", "figure3", "figure4", "training_loss")
+FIGURES = ("figure2", "figure3", "figure4", "figure_size", "training_loss")
 
 
 def figure_input_files(wildcards):
@@ -363,8 +379,10 @@ def figure_input_files(wildcards):
 
 
 def figure_params(wildcards):
-    """Params function of the figure rule: Figure 2's benchmark."""
-    return {"benchmark": figure_benchmark()} if wildcards.figure == "figure2" else {}
+    """Params function of the figure rule: the benchmark of Figure 2 and of the size figure."""
+    if wildcards.figure in ("figure2", "figure_size"):
+        return {"benchmark": figure_benchmark()}
+    return {}
 
 
 def figure_outputs(names=FIGURES):

@@ -30,7 +30,7 @@ rule train_baseline:
 
 
 rule train_students:
-    """Train the searched peers of p with one single-model method (KD or SD), each on its own."""
+    """Train the searched peers of p with one single-model method (KD, SD, or baseline: plain MLM), each on its own."""
     input:
         unpack(student_training_inputs),
     output:
@@ -40,7 +40,7 @@ rule train_students:
     benchmark:
         "benchmarks/{corpus}/train/{method}/peers-{peers}/seed-{seed}.tsv"
     wildcard_constraints:
-        method="kd|sd",
+        method="baseline|kd|sd",
     conda:
         "../envs/babyteach.yaml"
     threads: 2

@@ -28,6 +28,12 @@ The figures (``FIGURES``; inputs are keyword arguments, the path patterns below)
     figure4        GPU utilisation over time, one panel per method (run configuration)
                    gpu:       <corpus>/train/<run>/gpu.csv
                    summaries: optional, <corpus>/train/<run>/train_summary.json (why no GPU was recorded)
+    figure_size    accuracy vs model size (parameters, log scale): one series per kind of run, a point per
+                   model (mean ± std over seeds): the RoBERTa-base teacher, the searched students trained
+                   alone with the baseline objective ("Independent"), DWML (or any student method) peers
+                   summaries: <corpus>/train/<run>/train_summary.json (parameter counts) of
+                              baseline/seed-<s>, baseline/peers-<p>/seed-<s>, dwml/peers-<p>/alpha-<α>/seed-<s>, ...
+                   evals:     <corpus>/eval/<run>/<model>/<family>.json of those runs' models
     training_loss  training-loss curves per method (metrics.jsonl: the method's own training objective,
                    per student, per logged step) with the final dev masked-LM loss as an open marker
                    metrics:   <corpus>/train/<run>/metrics.jsonl
@@ -88,13 +94,14 @@ from babyteach.report.runs import (
     eval_frame,
     load_peer_weights,
     parse_result_path,
+    run_label,
     summary_frame,
 )
 
 __all__ = [
     "FIGURES", "NO_GPU_TEXT", "FigureSpec", "ablation_points", "figure2", "figure2a", "figure2b", "figure2c",
-    "figure3", "figure4", "gpu_series", "load_gpu_csv", "load_metrics", "loss_curves", "pearson_r",
-    "peer_weight_trajectories", "training_loss", "weight_accuracy_points", "write_figure",
+    "figure3", "figure4", "figure_size", "gpu_series", "load_gpu_csv", "load_metrics", "loss_curves", "pearson_r",
+    "peer_weight_trajectories", "size_points", "training_loss", "weight_accuracy_points", "write_figure",
 ]  # fmt: skip
 
 matplotlib.use("Agg")  # files only; nothing here uses pyplot's global state
@@ -133,8 +140,8 @@ def _seeds_text(n: int | Sequence[int]) -> str:
 
 
 def _group_label(run: RunId) -> str:
-    """A run configuration for titles: ``DWML, p = 4, α = 0.5``."""
-    parts = [METHOD_LABELS.get(run.method, run.method)]
+    """A run configuration for titles: ``DWML, p = 4, α = 0.5`` (``Independent, p = 4``: students trained alone)."""
+    parts = [run_label(run)]
     if run.peers is not None:
         parts.append(f"p = {run.peers}")
     if run.alpha is not None:
@@ -303,7 +310,8 @@ def ablation_points(figure: str, evals: Paths, by: str, *, benchmark: str = "bli
     _one(figure, rows["corpus"], "corpora", "pass one corpus's results")
     method = _one(figure, rows["method"], "methods", "pass the runs of one method (DWML for the paper's figure)")
     if method == "baseline":
-        raise InputError(f"{figure}: the evals are of the baseline teacher; pass student runs (peer-<i> models)")
+        raise InputError(f"{figure}: the evals are of baseline runs (the teacher or students trained alone); pass "
+                         "the peers of a student method")  # fmt: skip
     fixed = "alpha" if by == "peers" else "peers"
     if by == "alpha" and rows["alpha"].isna().all():
         raise InputError(f"{figure}: method {method!r} has no α; pass runs of a mutual method (dml, dwml, kd_dwml)")
@@ -528,6 +536,97 @@ def figure2(peers_evals: Paths, alpha_evals: Paths, weight_summaries: Paths, wei
                                      "b", "alpha_evals")  # fmt: skip
         missing += _draw_weight_accuracy(c, "figure2 (c)", weight_summaries, weight_evals, benchmark, "c",
                                          ("weight_summaries", "weight_evals"))  # fmt: skip
+    return _finish(fig, missing, out_pdf, out_png, dpi)
+
+
+# --- model-size ablation: accuracy vs parameters -------------------------------------------------
+
+_SIZE_SUMMARIES = ("<corpus>/train/<run>/train_summary.json or the run folder: baseline/seed-<s> (teacher), "
+                   "baseline/peers-<p>/seed-<s> (students trained alone), dwml/peers-<p>/alpha-<α>/seed-<s>, "
+                   "...; every seed")  # fmt: skip
+_SIZE_EVALS = "<corpus>/eval/<run>/<model>/<family>.json of those runs' models"
+
+
+def size_points(figure: str, summaries: Paths, evals: Paths, *,
+                benchmark: str = "blimp") -> tuple[pd.DataFrame, list[str], dict[str, RunId]]:  # fmt: skip
+    """The points of :func:`figure_size`: one per run configuration and model, parameters vs accuracy.
+
+    A model's parameter count comes from its run's ``train_summary.json`` (``students[model].parameters``),
+    its score (percent) from its eval file; the score is averaged over seeds (mean, sample std, n). Returns
+    (frame with columns ``group, model, parameters, mean, std, n_seeds, seeds``, ordered by run kind
+    then model; the missing inputs; {group: one RunId of it} for labels). Points with no score in any
+    seed are left out (their files are in the missing list). InputError naming ``figure`` when every
+    summary or every eval is missing, for evals of runs whose summary is not listed, and when the
+    seeds of one configuration give a model different parameter counts.
+    """
+    spaths = _need_inputs(figure, "summaries", summaries, _SIZE_SUMMARIES, "train_summary.json")
+    present, missing_summaries = _split_missing(spaths)
+    if not present:
+        raise InputError(f"{figure}: every train_summary.json listed is missing (e.g. {spaths[0]}); train first")
+    stud = summary_frame(present)
+    rows, missing = _benchmark_rows(figure, evals, benchmark, _SIZE_EVALS)
+    _one(figure, [*stud["corpus"], *rows["corpus"]], "corpora", "pass one corpus's runs")
+    listed = {parse_result_path(p).run.name for p in spaths}
+    strangers = sorted(set(rows["run"]) - listed)
+    if strangers:
+        raise InputError(f"{figure}: evals of run(s) {', '.join(strangers)} have no train_summary.json among the "
+                         "summaries (the parameter counts); pass the summaries and evals of the same runs")  # fmt: skip
+    ok = rows[rows["status"] == "ok"][["run", "model", "score"]]
+    points = stud.merge(ok, on=["run", "model"], how="left")
+    missing += [str(p) for p in missing_summaries]
+    absent = points[points["score"].isna()]
+    missing += [f"{r}/{m} (no {benchmark} result listed)" for r, m in zip(absent["run"], absent["model"], strict=True)
+                if not ((rows["run"] == r) & (rows["model"] == m)).any()]  # fmt: skip
+    counts = points.groupby(["group", "model"], sort=False)["parameters"].nunique()
+    for (group, model), n in counts.items():
+        if n > 1:
+            found = sorted(points.loc[(points["group"] == group) & (points["model"] == model), "parameters"].unique())
+            shown = ", ".join(f"{v:,.0f}" for v in found)
+            raise InputError(f"{figure}: the seeds of {group} give {model} different parameter counts ({shown}); "
+                             "pass runs of one architecture search")  # fmt: skip
+    points = points.assign(score=points["score"] * 100)
+    agg = aggregate_seeds(points, ["group", "model", "parameters"])
+    agg = agg[agg["mean"].notna()]
+    if agg.empty:
+        raise InputError(f"{figure}: no model has both a parameter count and a {BENCHMARKS[benchmark]} result; "
+                         "nothing to plot")  # fmt: skip
+    runs = {g: parse_result_path(p).run for g, p in zip(stud["group"], stud["path"], strict=True)}
+    order = sorted(agg.index, key=lambda i: (_group_order(runs[agg.at[i, "group"]]), _model_order(agg.at[i, "model"])))
+    agg = agg.loc[order, ["group", "model", "parameters", "mean", "std", "n_seeds", "seeds"]]
+    agg["parameters"] = agg["parameters"].astype(float)
+    return agg.reset_index(drop=True), missing, {g: runs[g] for g in dict.fromkeys(agg["group"])}
+
+
+def figure_size(summaries: Paths, evals: Paths, out_pdf: str | PathLike[str], out_png: str | PathLike[str], *,
+                benchmark: str = "blimp", dpi: int = 200) -> Figure:  # fmt: skip
+    """The model-size ablation: ``benchmark`` accuracy vs parameter count (log scale).
+
+    One series per run configuration (a point per model, mean ± std over seeds as error bars, the
+    points of a run joined in order of size): the RoBERTa-base teacher (``baseline/seed-<s>``), the
+    searched students trained alone with the baseline objective (``baseline/peers-<p>/seed-<s>``,
+    "Independent, p = <p>"), and the peers of DWML (``dwml/peers-<p>/alpha-<α>/seed-<s>``) or of any
+    other student method. summaries: those runs' ``train_summary.json`` (or run folders), every seed;
+    evals: their models' ``<family>.json`` (other benchmarks ignored). A listed file that is missing
+    is named in a footnote.
+    """
+    points, missing, runs = size_points("figure_size", summaries, evals, benchmark=benchmark)
+    with matplotlib.rc_context(_RC):
+        fig, (ax,) = _new_figure(1)
+        for i, (group, part) in enumerate(points.groupby("group", sort=False)):
+            run = runs[group]
+            part = part.sort_values("parameters")
+            std = part["std"].to_numpy(float)
+            label = _group_label(run) + (" teacher" if run.is_teacher else "")
+            label += f" ({_seeds_text(part['n_seeds'].tolist())}" + (", ± std)" if np.isfinite(std).any() else ")")
+            ax.errorbar(part["parameters"].to_numpy(float), part["mean"].to_numpy(float),
+                        yerr=np.where(np.isfinite(std), std, 0.0), label=label, capsize=3, markersize=6,
+                        linewidth=1.2, **_style(i))  # fmt: skip
+        ax.set_xscale("log")
+        ax.set_xlabel("parameters (log scale)")
+        ax.set_ylabel(_benchmark_axis(benchmark))
+        corpus = next(iter(runs.values())).corpus
+        ax.set_title(f"Accuracy vs model size ({BENCHMARKS.get(benchmark, benchmark)}, {corpus})")
+        ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.2), frameon=False)
     return _finish(fig, missing, out_pdf, out_png, dpi)
 
 
@@ -926,6 +1025,11 @@ FIGURES: dict[str, FigureSpec] = {
                   "summaries": "optional: the same runs' train_summary.json (why no GPU was recorded)"},
         ("summaries",), ("metric: util_pct (default), mem_used_mib or power_w", _DPI),
         "Figure 4: GPU utilisation over time per method; 'no GPU recorded' panels for CPU runs",
+    ),
+    "figure_size": FigureSpec(
+        figure_size, {"summaries": _SIZE_SUMMARIES, "evals": _SIZE_EVALS}, (), (_BENCH, _DPI),
+        "Model-size ablation: accuracy vs parameters (log scale) for the teacher, students trained alone "
+        "(baseline objective) and DWML peers",
     ),
     "training_loss": FigureSpec(
         training_loss, {"metrics": "<corpus>/train/<run>/metrics.jsonl of every run shown",

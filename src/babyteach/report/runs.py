@@ -13,7 +13,7 @@ import it)::
         RunId, ResultPath, parse_result_path,           # path -> typed record
         load_zero_shot, load_glue, load_summary, load_search, load_eval, load_peer_weights,
         eval_frame, summary_frame, check_consistent, aggregate_seeds,
-        BENCHMARK_OF_FAMILY, METHOD_LABELS, METHOD_ORDER,
+        BENCHMARK_OF_FAMILY, METHOD_LABELS, METHOD_ORDER, INDEPENDENT_LABEL, run_label,
     )
 
     rec = parse_result_path("results/2024-10M/eval/dwml/peers-4/alpha-0.5/seed-1/peer-2/blimp-filtered.json")
@@ -28,7 +28,7 @@ import it)::
     # -> mean, std (ddof=1; NaN for one seed), n_seeds, seeds, missing_runs per group
 
 Path layout (``<corpus>`` like ``2024-10M``; ``<run>`` one of ``baseline/seed-<s>``,
-``{kd,sd}/peers-<p>/seed-<s>``, ``{dml,dwml,kd_dwml}/peers-<p>/alpha-<a>/seed-<s>``;
+``{baseline,kd,sd}/peers-<p>/seed-<s>``, ``{dml,dwml,kd_dwml}/peers-<p>/alpha-<a>/seed-<s>``;
 ``<model>`` ``teacher`` or ``peer-<i>``)::
 
     .../<corpus>/eval/<run>/<model>/<family>.json   zero-shot (family in BENCHMARK_OF_FAMILY)
@@ -36,6 +36,14 @@ Path layout (``<corpus>`` like ``2024-10M``; ``<run>`` one of ``baseline/seed-<s
     .../<corpus>/train/<run>/train_summary.json     training summary (also gpu.csv,
                                                     peer_weights.csv, metrics.jsonl)
     .../search/peers-<p>.json                       architecture search
+
+Two kinds of run share the method ``baseline`` (plain masked-LM training, no peer or teacher term):
+``baseline/seed-<s>`` is the RoBERTa-base teacher (``RunId(corpus, "baseline", None, None, s)``,
+model ``teacher``, labelled "RoBERTa-base"); ``baseline/peers-<p>/seed-<s>`` are the model-size
+ablation's searched student architectures trained alone (``RunId(corpus, "baseline", p, None, s)``,
+models ``peer-1`` .. ``peer-<p>``, labelled :data:`INDEPENDENT_LABEL` "Independent" by
+:func:`run_label`). ``RunId.peers is None`` tells them apart; :data:`METHOD_LABELS` labels methods
+(``baseline`` = the teacher), :func:`run_label` labels runs.
 
 Columns of :func:`eval_frame`: ``path, corpus, method, peers, alpha, seed, run, group,
 model, family, benchmark, key, score, n, ties, metric, variant, data_version, status``.
@@ -74,6 +82,7 @@ from babyteach.evaluate.families import FAMILIES
 __all__ = [
     "BENCHMARKS",
     "BENCHMARK_OF_FAMILY",
+    "INDEPENDENT_LABEL",
     "METHOD_LABELS",
     "METHOD_ORDER",
     "MUTUAL_METHODS",
@@ -91,6 +100,7 @@ __all__ = [
     "load_zero_shot",
     "parse_result_path",
     "parse_search_path",
+    "run_label",
     "summary_frame",
 ]  # fmt: skip
 
@@ -107,6 +117,10 @@ METHOD_LABELS: dict[str, str] = {
 }  # fmt: skip
 METHOD_ORDER: tuple[str, ...] = tuple(METHOD_LABELS)
 
+#: How the searched students trained alone with the baseline objective (``baseline/peers-<p>/seed-<s>``,
+#: the model-size ablation) are named; ``METHOD_LABELS["baseline"]`` stays the teacher's name.
+INDEPENDENT_LABEL = "Independent"
+
 #: Methods whose runs train all peers together and carry ``alpha`` in their path.
 MUTUAL_METHODS: tuple[str, ...] = ("dml", "dwml", "kd_dwml")
 
@@ -118,7 +132,7 @@ SEARCH_VERSIONS = (1, 2)
 
 _RUN = (
     r"(?P<run>baseline/seed-(?P<b_seed>\d+)"
-    r"|(?P<s_method>kd|sd)/peers-(?P<s_peers>\d+)/seed-(?P<s_seed>\d+)"
+    r"|(?P<s_method>baseline|kd|sd)/peers-(?P<s_peers>\d+)/seed-(?P<s_seed>\d+)"
     r"|(?P<m_method>dml|dwml|kd_dwml)/peers-(?P<m_peers>\d+)/alpha-(?P<m_alpha>[0-9.]+)/seed-(?P<m_seed>\d+))"
 )
 _RESULT = re.compile(
@@ -141,7 +155,7 @@ class RunId:
     @property
     def group(self) -> str:
         """The run without its seed (what seeds are averaged over), e.g. ``dwml/peers-4/alpha-0.5``."""
-        if self.method == "baseline":
+        if self.is_teacher:
             return "baseline"
         if self.alpha is None:
             return f"{self.method}/peers-{self.peers}"
@@ -153,9 +167,14 @@ class RunId:
         return f"{self.group}/seed-{self.seed}"
 
     @property
+    def is_teacher(self) -> bool:
+        """Whether this is the RoBERTa-base teacher's run (``baseline/seed-<s>``, not ``baseline/peers-<p>/...``)."""
+        return self.method == "baseline" and self.peers is None
+
+    @property
     def models(self) -> tuple[str, ...]:
         """The saved models of the run: ``teacher``, or ``peer-1`` .. ``peer-<peers>``."""
-        return ("teacher",) if self.method == "baseline" else tuple(f"peer-{i}" for i in range(1, self.peers + 1))
+        return ("teacher",) if self.is_teacher else tuple(f"peer-{i}" for i in range(1, self.peers + 1))
 
     def eval_path(self, model: str, family: str, results: str | PathLike[str] = "results") -> Path:
         """Where the workflow writes this run's ``family`` result for ``model``."""
@@ -164,6 +183,14 @@ class RunId:
     def summary_path(self, results: str | PathLike[str] = "results") -> Path:
         """Where the workflow writes this run's ``train_summary.json``."""
         return Path(results) / self.corpus / "train" / self.name / "train_summary.json"
+
+
+def run_label(run: RunId) -> str:
+    """How figures name a run's kind: :data:`METHOD_LABELS` (``RoBERTa-base`` for the teacher), but
+    :data:`INDEPENDENT_LABEL` for students trained alone with the baseline objective (``baseline/peers-<p>``)."""
+    if run.method == "baseline" and not run.is_teacher:
+        return INDEPENDENT_LABEL
+    return METHOD_LABELS.get(run.method, run.method)
 
 
 @dataclass(frozen=True)
@@ -187,7 +214,8 @@ def parse_result_path(path: str | PathLike[str]) -> ResultPath:
         raise InputError(
             f"{path}: not a result path of the workflow's layout "
             "(<corpus>/eval/<run>/<model>/<family>.json or <corpus>/train/<run>/<file>, "
-            "<run> like baseline/seed-0, kd/peers-4/seed-0 or dwml/peers-4/alpha-0.5/seed-0)"
+            "<run> like baseline/seed-0, baseline/peers-4/seed-0, kd/peers-4/seed-0 or "
+            "dwml/peers-4/alpha-0.5/seed-0)"
         )
     if m["b_seed"] is not None:
         run = RunId(m["corpus"], "baseline", None, None, int(m["b_seed"]))
