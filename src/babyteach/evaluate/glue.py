@@ -55,6 +55,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from babyteach.errors import InputError
+from babyteach.evaluate.folders import load_checked_tokenizer
 from babyteach.io import write_json_atomic
 
 if TYPE_CHECKING:
@@ -375,32 +376,9 @@ def _files(task: GlueTask, data_dir: Path) -> dict[str, Path]:
 
 
 def load_tokenizer(model_dir: Path):
-    """The tokenizer saved with the model in ``model_dir``, after checking the folder.
-
-    Mirrors :func:`babyteach.evaluate.pairs.load_model_and_tokenizer`'s checks: a folder without
-    a saved model or tokenizer, a tokenizer larger than the model's vocabulary, or one without
-    a ``<pad>`` token raises :class:`InputError`.
-    """
-    from transformers import AutoConfig, AutoTokenizer
-
-    model_dir = Path(model_dir)
-    if not (model_dir / "config.json").is_file():
-        raise InputError(f"{model_dir}: no saved model (config.json missing); train or copy the model there first")
-    if not any((model_dir / name).is_file() for name in ("tokenizer.json", "tokenizer_config.json", "vocab.json")):
-        raise InputError(
-            f"{model_dir}: no tokenizer saved with the model (tokenizer.json missing); save the tokenizer "
-            "next to the weights (tokenizer.save_pretrained(folder)) so fine-tuning uses the training vocabulary"
-        )
-    tokenizer = AutoTokenizer.from_pretrained(model_dir)
-    config = AutoConfig.from_pretrained(model_dir)
-    if len(tokenizer) > config.vocab_size:
-        raise InputError(
-            f"{model_dir}: the tokenizer has {len(tokenizer)} tokens but the model's vocabulary only "
-            f"{config.vocab_size}; save the training tokenizer with the model"
-        )
-    if tokenizer.pad_token_id is None:
-        raise InputError(f"{model_dir}: the tokenizer defines no <pad> token; batches cannot be padded")
-    return tokenizer
+    """The tokenizer saved with the model in ``model_dir``, after the folder checks of
+    :func:`babyteach.evaluate.folders.load_checked_tokenizer`."""
+    return load_checked_tokenizer(model_dir, "fine-tuning")
 
 
 def _max_length(model_dir: Path, wanted: int) -> int:

@@ -44,6 +44,7 @@ import torch
 
 from babyteach.data.fetch import open_ewok_zip
 from babyteach.errors import InputError
+from babyteach.evaluate.folders import load_checked_tokenizer
 from babyteach.evaluate.families import FAMILIES, Family
 from babyteach.io import write_json_atomic
 
@@ -183,17 +184,10 @@ def load_model_and_tokenizer(folder: Path, device: str | torch.device | None = N
     ``device`` defaults to CUDA when available. A folder without a model or without a
     tokenizer, or a tokenizer larger than the model's vocabulary, raises :class:`InputError`.
     """
-    from transformers import AutoModelForMaskedLM, AutoTokenizer
+    from transformers import AutoModelForMaskedLM
 
     folder = Path(folder)
-    if not (folder / "config.json").is_file():
-        raise InputError(f"{folder}: no saved model (config.json missing); train or copy the model there first")
-    if not any((folder / name).is_file() for name in ("tokenizer.json", "tokenizer_config.json", "vocab.json")):
-        raise InputError(
-            f"{folder}: no tokenizer saved with the model (tokenizer.json missing); save the tokenizer "
-            "next to the weights (tokenizer.save_pretrained(folder)) so scoring uses the training vocabulary"
-        )
-    tokenizer = AutoTokenizer.from_pretrained(folder)
+    tokenizer = load_checked_tokenizer(folder, "scoring")
     model = AutoModelForMaskedLM.from_pretrained(folder)
     _check_vocab(model, tokenizer, where=str(folder))
     if device is None:

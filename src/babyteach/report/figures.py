@@ -94,6 +94,7 @@ from babyteach.report.runs import (
     eval_frame,
     load_peer_weights,
     parse_result_path,
+    read_result_csv,
     run_label,
     summary_frame,
 )
@@ -710,12 +711,7 @@ def figure3(peer_weights: Paths, out_pdf: str | PathLike[str], out_png: str | Pa
 def load_gpu_csv(path: str | PathLike[str]) -> pd.DataFrame:
     """A run's ``gpu.csv`` (:mod:`babyteach.gpu`); header only on CPU (an empty frame)."""
     path = Path(path)
-    try:
-        frame = pd.read_csv(path)
-    except FileNotFoundError:
-        raise InputError(f"{path}: gpu.csv missing; runs trained before GPU sampling have none, retrain") from None
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as err:
-        raise InputError(f"{path}: not a readable CSV ({err})") from None
+    frame = read_result_csv(path, "gpu.csv missing; runs trained before GPU sampling have none, retrain")
     if list(frame.columns) != list(GPU_CSV_COLUMNS):
         raise InputError(f"{path}: expected columns {', '.join(GPU_CSV_COLUMNS)}, found {', '.join(frame.columns)}")
     for column in ("time_s", "gpu", "util_pct", "mem_used_mib", "mem_total_mib"):

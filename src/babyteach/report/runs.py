@@ -100,6 +100,7 @@ __all__ = [
     "load_zero_shot",
     "parse_result_path",
     "parse_search_path",
+    "read_result_csv",
     "run_label",
     "summary_frame",
 ]  # fmt: skip
@@ -357,15 +358,22 @@ def load_search(path: str | PathLike[str]) -> dict[str, Any]:
     return data
 
 
+def read_result_csv(path: str | PathLike[str], missing: str) -> pd.DataFrame:
+    """A result CSV as a frame; an absent or unreadable file is an InputError naming it (``missing``
+    says what an absent file means)."""
+    path = Path(path)
+    try:
+        return pd.read_csv(path)
+    except FileNotFoundError:
+        raise InputError(f"{path}: {missing}") from None
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as err:
+        raise InputError(f"{path}: not a readable CSV ({err})") from None
+
+
 def load_peer_weights(path: str | PathLike[str]) -> pd.DataFrame:
     """A run's ``peer_weights.csv`` (DWML/KD_DWML): ``step``, ``update``, ``weight.peer-<i>``, ..."""
     path = Path(path)
-    try:
-        frame = pd.read_csv(path)
-    except FileNotFoundError:
-        raise InputError(f"{path}: peer-weight file missing; only DWML and KD_DWML runs write one") from None
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as err:
-        raise InputError(f"{path}: not a readable CSV ({err})") from None
+    frame = read_result_csv(path, "peer-weight file missing; only DWML and KD_DWML runs write one")
     if "step" not in frame.columns or not any(c.startswith("weight.") for c in frame.columns):
         raise InputError(f"{path}: expected columns step and weight.peer-<i>, found {', '.join(frame.columns)}")
     return frame
