@@ -3,7 +3,9 @@ non-finite losses, SD's saved model, config validation."""
 
 from __future__ import annotations
 
+import errno
 import json
+from pathlib import Path
 
 import pytest
 import torch
@@ -279,3 +281,26 @@ def test_methods_compute_the_losses_of_the_spec_and_share_the_teacher_pass():
         assert torch.allclose(sd[name], sd_loss(out.logits, out.hidden, batch.targets, 0.1, 3.0, 1e-6))
     ctx = StepContext(batch, students, {}, teacher)
     assert ctx.teacher_logits() is ctx.teacher_logits() and len(teacher_passes) == 2
+
+
+def test_a_failed_checkpoint_write_keeps_the_previous_checkpoint(data, tmp_path, monkeypatch):
+    cfg = config(token_budget=6 * 8 * BLOCK, checkpoint_every=2)
+    real_save, saves = torch.save, []
+
+    def disk_full_on_the_second_save(obj, path, *args, **kwargs):
+        saves.append(path)
+        if len(saves) == 2:
+            Path(path).write_bytes(b"half a checkpoint")
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real_save(obj, path, *args, **kwargs)
+
+    monkeypatch.setattr(torch, "save", disk_full_on_the_second_save)
+    with pytest.raises(OSError, match="No space left on device"):
+        run(data, tmp_path, "baseline", {"a": TINY}, cfg)
+    path = checkpoint_of(tmp_path / "run" / "ckpt")
+    assert torch.load(path, weights_only=True)["step"] == 2  # the good one, untouched
+    assert sorted(p.name for p in path.parent.iterdir()) == ["checkpoint.pt", "gpu.csv"]  # no half-written temporary
+    monkeypatch.undo()
+    steps = []
+    run(data, tmp_path, "baseline", {"a": TINY}, cfg, on_step=lambda step, *args: steps.append(step))
+    assert steps == [3, 4, 5, 6]  # resumed from it
