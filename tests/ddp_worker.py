@@ -9,6 +9,8 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+import torch.distributed as dist
+
 from babyteach.models import Architecture
 from babyteach.train import TrainConfig, train
 
@@ -37,4 +39,10 @@ def train_all(shards: Path, tokenizer: Path, root: Path) -> None:
 
 
 if __name__ == "__main__":
-    train_all(*map(Path, sys.argv[1:4]))
+    # one process group for both runs: train() joins an existing group (and leaves it open);
+    # re-creating the default group in one torchrun process can race on the rendezvous store
+    dist.init_process_group("gloo")
+    try:
+        train_all(*map(Path, sys.argv[1:4]))
+    finally:
+        dist.destroy_process_group()

@@ -25,7 +25,9 @@ unrelated one.
 
 Data-parallel: call the same function in every process of ``torchrun`` (``RANK`` /
 ``WORLD_SIZE`` / ``LOCAL_RANK`` are read from the environment; NCCL on CUDA, one GPU per
-process, gloo on CPU)::
+process, gloo on CPU). :func:`train` joins a process group the script already started and
+leaves it open; otherwise it starts one and closes it at the end, so a script that trains
+several runs in one process should start the group itself::
 
     torchrun --standalone --nproc_per_node 4 my_training_script.py   # which calls train(...)
 
