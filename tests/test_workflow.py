@@ -3,17 +3,19 @@
 from __future__ import annotations
 
 import json
+import re
+import shutil
 import subprocess
 import sys
 
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import REPO
 from transformers import AutoModelForMaskedLM, AutoTokenizer
+from workflow_helpers import run_snakemake
 
 from babyteach.data.shards import PackedBlocks, decode_lines
-from conftest import REPO
-from workflow_helpers import run_snakemake
 
 MICRO = {
     "corpus": {"max_lines_per_file": 200},
@@ -36,6 +38,7 @@ MICRO = {
                  "batch_size": 8},
     "mutual": {"weight_update_every": 2},
     "ablations": {"alphas": [0.5]},  # the main alpha: the alpha ablation adds no run here
+    "report": {"table1_tracks": ["10M"]},  # the mirror holds no 100M corpus
 }
 MUTUAL_RUNS = [f"{method}/peers-2/alpha-0.5/seed-0" for method in ("dml", "dwml", "kd_dwml")]
 
@@ -161,6 +164,46 @@ def test_trained_models_load_and_report_their_budget(micro_run):
     assert (workdir / "checkpoints/2024-10M/train/baseline/seed-0").is_dir()
 
 
+def test_a_training_job_with_two_gpus_runs_as_two_torchrun_processes(micro_run, tmp_path):
+    """resources gpu=2 starts the rule under torchrun (gloo on CPU); the global batch stays the
+    configured one, so steps and tokens equal the single-process run's."""
+    workdir, config = micro_run
+    corpus = workdir / "results/2024-10M"
+    for folder in ("shards", "tokenizer"):  # present inputs: only the training job runs
+        shutil.copytree(corpus / folder, tmp_path / "results/2024-10M" / folder)
+    result = run_snakemake(tmp_path, "--cores", "2", "-p", "results/2024-10M/train/baseline/seed-0",
+                           "--set-resources", "train_baseline:gpu=2", config=config)
+    assert "torch.distributed.run --standalone --nproc_per_node 2 -m babyteach.train_job" in result.stderr
+    log = (tmp_path / "logs/2024-10M/train/baseline/seed-0.log").read_text()
+    assert "data-parallel over 2 processes, 2 blocks each per micro-batch" in log
+    two = json.loads((tmp_path / "results/2024-10M/train/baseline/seed-0/train_summary.json").read_text())
+    one = json.loads((corpus / "train/baseline/seed-0/train_summary.json").read_text())
+    assert two["processes"] == 2 and one["processes"] == 1
+    assert (two["steps"], two["tokens"], two["tokens_per_step"]) == (one["steps"], one["tokens"], one["tokens_per_step"])
+    AutoModelForMaskedLM.from_pretrained(tmp_path / "results/2024-10M/train/baseline/seed-0/teacher")
+    # the GPU count is a resource, not a rerun trigger: with the default gpu=1 nothing is to do
+    plan = run_snakemake(tmp_path, "-n", "results/2024-10M/train/baseline/seed-0", config=config)
+    assert "Nothing to be done" in plan.stdout + plan.stderr
+
+
+def test_table1_spans_every_configured_track(tmp_path):
+    """With the default config (both tracks), Table 1 plans the baseline and DWML on each corpus,
+    and budgets scale with it: 100M cleaning, tokenising and training get 10x the 10M runtime."""
+    plan = run_snakemake(tmp_path, "-n", "table1").stdout
+    runtime = {}  # output → runtime (minutes) of every planned job
+    for block in plan.split("\nrule ")[1:]:
+        output, minutes = re.search(r"output: (\S+)", block), re.search(r"runtime=(\d+)", block)
+        if output and minutes:
+            runtime[output.group(1).rstrip(",")] = int(minutes.group(1))
+    for track in ("10M", "100M"):
+        for run in ("baseline/seed-{s}", "dwml/peers-4/alpha-0.5/seed-{s}"):
+            for seed in (0, 1, 2):
+                assert f"results/2024-{track}/train/{run.format(s=seed)}" in runtime
+    for job in ("train/baseline/seed-0", "train/dwml/peers-4/alpha-0.5/seed-0", "shards", "clean"):
+        assert runtime[f"results/2024-100M/{job}"] == 10 * runtime[f"results/2024-10M/{job}"], job
+    assert not any("/kd/" in output or "2024-100M/train/dml" in output for output in runtime)
+
+
 def test_lint_reports_nothing(tmp_path):
     result = run_snakemake(tmp_path, "--lint", check=False)
     assert result.returncode == 0, result.stdout + result.stderr
@@ -225,6 +268,22 @@ def test_tables_and_figures_hold_the_runs_numbers(micro_run):
     for figure in ("figure2", "figure3", "figure4", "figure_size", "training_loss"):
         assert (workdir / f"results/figures/{figure}.pdf").read_bytes().startswith(b"%PDF")
         assert (workdir / f"results/figures/{figure}.png").stat().st_size > 1000
+
+
+def test_every_table_compiles_as_a_latex_fragment(micro_run, tmp_path):
+    """Each results/tables/*.tex, \\input into a minimal document, compiles with pdflatex (the
+    structural check above runs without TeX; .ci/run installs it where apt can)."""
+    if shutil.which("pdflatex") is None:
+        pytest.skip("pdflatex not installed; test_tables_and_figures_hold_the_runs_numbers checks the structure")
+    workdir, _ = micro_run
+    inputs = "".join(f"\\input{{{tex}}}\\clearpage" for tex in sorted((workdir / "results/tables").glob("*.tex")))
+    (tmp_path / "doc.tex").write_text("\\documentclass{article}\\usepackage{booktabs}"
+                                      "\\usepackage[margin=5mm,landscape]{geometry}"
+                                      f"\\begin{{document}}{inputs}\\end{{document}}\n")
+    run = subprocess.run(["pdflatex", "-interaction=nonstopmode", "-halt-on-error", "doc.tex"], cwd=tmp_path,
+                         check=False, capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stdout[-3000:]
+    assert (tmp_path / "doc.pdf").read_bytes().startswith(b"%PDF")
 
 
 def test_html_report_holds_every_table_and_figure(micro_run):

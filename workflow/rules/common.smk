@@ -1,6 +1,8 @@
 # Helpers shared by all .smk files: config validation, paths, input functions.
+import json
 import os
 import re
+import shlex
 import sys
 from pathlib import Path
 
@@ -17,7 +19,7 @@ os.environ.update(
     PYTHONPATH=os.pathsep.join(filter(None, [SRC, os.environ.get("PYTHONPATH")]))
 )
 
-from babyteach.data.corpora import CorpusId  # noqa: E402
+from babyteach.data.corpora import TRACK_WORDS, TRACKS, CorpusId  # noqa: E402
 from babyteach.data.fetch import DATASETS, mirror_from  # noqa: E402
 from babyteach.evaluate.families import FAMILIES  # noqa: E402
 from babyteach.evaluate.glue import FinetuneConfig  # noqa: E402
@@ -50,6 +52,27 @@ def data_mirror_param():
 def corpus_dataset(wildcards):
     """The fetched raw corpus folder of the {corpus} wildcard."""
     return f"results/raw/babylm-{wildcards.corpus}"
+
+
+def scaled_runtime(minutes):
+    """The runtime resource of a job whose work grows with the corpus (cleaning, tokenising,
+    training): ``minutes`` on the smallest track, scaled by the {corpus} wildcard's words.
+    """
+
+    def runtime(wildcards):
+        return (
+            minutes * CorpusId.parse(wildcards.corpus).words // TRACK_WORDS[TRACKS[0]]
+        )
+
+    return runtime
+
+
+def table1_corpora():
+    """The corpora of Table 1: the configured release with each track of report.table1_tracks."""
+    release = config["corpus"]["release"]
+    return [
+        CorpusId(release, track).name for track in config["report"]["table1_tracks"]
+    ]
 
 
 def corpus_release(wildcards):
@@ -113,6 +136,65 @@ def student_training_inputs(wildcards):
             f"results/{wildcards.corpus}/train/baseline/seed-{wildcards.seed}"
         )
     return inputs
+
+
+def python_executable():
+    """The interpreter of shell rules: the job environment's ``python`` under a deployment method
+    (conda, apptainer, env modules), else the one running Snakemake (as ``script:`` chooses).
+    """
+    if workflow.deployment_settings.deployment_method:
+        return "python"
+    return shlex.quote(sys.executable)
+
+
+def training_launcher(wildcards, resources):
+    """The command that starts a training job: python, or torchrun (``python -m
+    torch.distributed.run``) with one process per GPU when the job has ``resources.gpu`` > 1.
+    """
+    gpus = int(resources.get("gpu", 1))
+    if gpus > 1:
+        return f"{python_executable()} -m torch.distributed.run --standalone --nproc_per_node {gpus}"
+    return python_executable()
+
+
+def train_settings(wildcards):
+    """The config's part of one training job (src/babyteach/train_job.py) as JSON: a tracked
+    param, so that a change of these values reruns the job (paths and GPU counts are not).
+    """
+    method = wildcards.get("method", "baseline")  # train_baseline has no {method}
+    settings = {
+        "method": method,
+        "seed": int(wildcards.seed),
+        "block_size": config["model"]["block_size"],
+        "training": config["training"],
+    }
+    if "peers" in wildcards.keys():
+        settings.update(
+            peers=int(wildcards.peers), method_options=method_options(wildcards)
+        )
+    else:
+        settings["teacher"] = config["model"]["teacher"]
+    return json.dumps(settings, sort_keys=True)
+
+
+def train_paths(wildcards, input, output):
+    """The data and output paths of one training job as JSON (derived from input and output, so
+    not a rerun trigger of its own)."""
+    paths = {
+        "shards": input.shards,
+        "tokenizer": input.tokenizer,
+        "output": output[0],
+        "checkpoint_dir": checkpoint_dir(wildcards, output),
+    }
+    for optional in (
+        "search",
+        "teacher",
+    ):  # students' architectures; the teacher of KD, KD_DWML
+        if optional in input.keys():
+            paths["teacher_run" if optional == "teacher" else optional] = getattr(
+                input, optional
+            )
+    return json.dumps(paths, sort_keys=True)
 
 
 def student_run(method, peers, seed, alpha=None):
@@ -232,13 +314,13 @@ def families_of(benchmark):
     ]
 
 
-def eval_files(runs, families, glue=False):
-    """The evaluation results of the given runs' models for ``families`` (and glue.json)."""
+def eval_files(runs, families, glue=False, corpus=CORPUS.name):
+    """The evaluation results of the given runs' models for ``families`` (and glue.json) on ``corpus``."""
     stems = list(families) + (
         ["glue"] if glue and "glue-filtered" in config["evaluation_data"] else []
     )
     return [
-        f"results/{CORPUS.name}/eval/{run}/{model}/{stem}.json"
+        f"results/{corpus}/eval/{run}/{model}/{stem}.json"
         for run, model in models_of_runs(runs)
         for stem in stems
     ]
@@ -260,8 +342,18 @@ def table_inputs(table):
         student_run("dwml", max(config["search"]["peer_counts"]), s)
         for s in config["seeds"]
     ]
-    if table == "table1":
-        return {"eval": eval_files(baseline_runs() + dwml_main, zero_shot, glue=True)}
+    if (
+        table == "table1"
+    ):  # every track of report.table1_tracks: trained and evaluated on its corpus
+        return {
+            "eval": [
+                path
+                for corpus in table1_corpora()
+                for path in eval_files(
+                    baseline_runs() + dwml_main, zero_shot, glue=True, corpus=corpus
+                )
+            ]
+        }
     if table == "table2":
         return {"eval": eval_files(main, zero_shot), "search": max_peers_search()}
     if table == "table3":
@@ -298,6 +390,8 @@ def table_options(table):
         options.update(seeds=config["seeds"], alpha=config["mutual"]["alpha"])
     if table in ("table1", "table6", "table7", "table8", "table9"):
         options["peers"] = max(config["search"]["peer_counts"])
+    if table == "table1":
+        options["tracks"] = config["report"]["table1_tracks"]
     return options
 
 

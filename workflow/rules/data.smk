@@ -39,7 +39,7 @@ rule clean_corpus:
     threads: 1
     resources:
         mem_mb=4000,
-        runtime=60,
+        runtime=scaled_runtime(60),
     params:
         release=corpus_release,
         on_decode_error=config["corpus"]["on_decode_error"],

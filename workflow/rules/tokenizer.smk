@@ -16,7 +16,7 @@ rule train_tokenizer:
     threads: 2
     resources:
         mem_mb=8000,
-        runtime=120,
+        runtime=scaled_runtime(120),
     params:
         vocab_size=config["tokenizer"]["vocab_size"],
         min_frequency=config["tokenizer"]["min_frequency"],
@@ -40,7 +40,7 @@ rule tokenize_corpus:
     threads: 2
     resources:
         mem_mb=8000,
-        runtime=120,
+        runtime=scaled_runtime(120),
     params:
         batch_lines=config["shards"]["encode_batch_lines"],
     script:

@@ -1,5 +1,6 @@
 # Training: the RoBERTa-base baseline (also the teacher), the single-model student methods
 # (KD, SD: each peer on its own) and the mutual methods (DML, DWML, KD_DWML: peers together).
+# Shell rules: with resources gpu=N > 1 a job runs as N torchrun processes (training_launcher).
 
 
 rule train_baseline:
@@ -19,14 +20,13 @@ rule train_baseline:
     resources:
         gpu=1,
         mem_mb=16000,
-        runtime=600,
+        runtime=scaled_runtime(600),
     params:
-        teacher=config["model"]["teacher"],
-        block_size=config["model"]["block_size"],
-        training=config["training"],
-        checkpoint_dir=checkpoint_dir,
-    script:
-        "../scripts/train_baseline.py"
+        settings=train_settings,
+        paths=train_paths,
+        launcher=training_launcher,
+    shell:
+        "{params.launcher} -m babyteach.train_job {params.settings:q} {params.paths:q} {log:q}"
 
 
 rule train_students:
@@ -47,14 +47,13 @@ rule train_students:
     resources:
         gpu=1,
         mem_mb=16000,
-        runtime=600,
+        runtime=scaled_runtime(600),
     params:
-        block_size=config["model"]["block_size"],
-        training=config["training"],
-        method_options=method_options,
-        checkpoint_dir=checkpoint_dir,
-    script:
-        "../scripts/train_students.py"
+        settings=train_settings,
+        paths=train_paths,
+        launcher=training_launcher,
+    shell:
+        "{params.launcher} -m babyteach.train_job {params.settings:q} {params.paths:q} {log:q}"
 
 
 rule train_mutual:
@@ -77,11 +76,10 @@ rule train_mutual:
     resources:
         gpu=1,
         mem_mb=16000,
-        runtime=600,
+        runtime=scaled_runtime(600),
     params:
-        block_size=config["model"]["block_size"],
-        training=config["training"],
-        method_options=method_options,
-        checkpoint_dir=checkpoint_dir,
-    script:
-        "../scripts/train_students.py"
+        settings=train_settings,
+        paths=train_paths,
+        launcher=training_launcher,
+    shell:
+        "{params.launcher} -m babyteach.train_job {params.settings:q} {params.paths:q} {log:q}"

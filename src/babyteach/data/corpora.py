@@ -27,8 +27,11 @@ BABYLM_DOMAINS: dict[str, tuple[str, ...]] = {
     "2024": ("bnc_spoken", "childes", "gutenberg", "open_subtitles", "simple_wiki", "switchboard"),
 }
 
-#: Tracks (training-set sizes in words) offered by every release.
-TRACKS: tuple[str, ...] = ("10M", "100M")
+#: Training-set size in words of each track offered by every release.
+TRACK_WORDS: dict[str, int] = {"10M": 10_000_000, "100M": 100_000_000}
+
+#: Tracks offered by every release, smallest first.
+TRACKS: tuple[str, ...] = tuple(TRACK_WORDS)
 
 #: Corpus splits, in the order they are listed in outputs.
 SPLITS: tuple[str, ...] = ("train", "dev", "test")
@@ -54,6 +57,11 @@ class CorpusId:
     def name(self) -> str:
         """The id used in paths and wildcards, e.g. ``2024-10M``."""
         return f"{self.release}-{self.track}"
+
+    @property
+    def words(self) -> int:
+        """The track's training-set size in words (what per-corpus budgets scale with)."""
+        return TRACK_WORDS[self.track]
 
     @property
     def domains(self) -> tuple[str, ...]:

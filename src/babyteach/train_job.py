@@ -1,0 +1,116 @@
+"""One training job of the workflow, as a command::
+
+    python -m babyteach.train_job SETTINGS PATHS [LOG]
+
+The training rules are ``shell:`` rules so that a job can run as several processes: with
+``resources: gpu=N`` (N > 1) the rule starts ``torchrun --standalone --nproc_per_node N``
+(as ``python -m torch.distributed.run``), every process runs this module, and
+:func:`babyteach.train.train` joins the process group. ``training.batch_size`` is the global
+batch over all processes, so the optimisation is the same for every GPU count. The arguments
+are positional JSON objects, not ``--options``: torchrun's own parser would claim options
+that abbreviate its own (e.g. ``--log`` for ``--log-dir``).
+
+``SETTINGS`` is everything the config decides (the rule's tracked param, so that a config
+change reruns the job and a path or GPU-count change does not)::
+
+    {"method": "dwml", "seed": 0, "block_size": 128, "training": {…config training section…},
+     "method_options": {…}, "peers": 4}            # students: the search file's p peers
+    {"method": "baseline", "seed": 0, …, "teacher": {"layers": 12, "heads": 12, "hidden": 768}}
+
+``PATHS`` names the data and the outputs::
+
+    {"shards": DIR, "tokenizer": DIR, "output": DIR, "checkpoint_dir": DIR,
+     "search": FILE (students), "teacher_run": DIR (KD, KD_DWML: the baseline run)}
+
+``LOG`` is the log file (default: stderr).
+
+A bad argument or bad input prints ``babyteach train: error: …`` and exits with status 2; a
+non-finite loss prints where it happened and exits with status 1.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from babyteach.errors import InputError
+from babyteach.logs import log_to
+from babyteach.models import Architecture
+from babyteach.search import students_from_search
+from babyteach.train import NonFiniteLossError, TrainConfig, train
+
+#: Keys every SETTINGS object has (``method_options``, ``teacher`` and ``peers`` as the job needs).
+SETTINGS_KEYS = ("method", "seed", "training", "block_size")
+
+#: Keys every PATHS object has (``search`` and ``teacher_run`` as the job needs).
+PATHS_KEYS = ("shards", "tokenizer", "output", "checkpoint_dir")
+
+
+def parse_object(text: str, what: str, required: tuple[str, ...]) -> dict[str, Any]:
+    """One JSON argument (``what``: "settings" or "paths") with every ``required`` key present."""
+    try:
+        value = json.loads(text)
+    except ValueError as error:
+        raise InputError(f"train job {what} are not JSON ({error}); the training rules write them") from error
+    if not isinstance(value, dict):
+        raise InputError(f"train job {what} must be a JSON object, got {type(value).__name__}")
+    missing = [key for key in required if key not in value]
+    if missing:
+        raise InputError(f"train job {what} lack {missing}; the training rules write every one of {list(required)}")
+    return value
+
+
+def students_of(settings: Mapping[str, Any], search: str | None) -> dict[str, Architecture]:
+    """The models a job trains: the searched peers of ``search`` (``settings["peers"]`` of them),
+    else the teacher architecture ``settings["teacher"]`` (config key ``model.teacher``)."""
+    if search is not None:
+        if "peers" not in settings:
+            raise InputError("train job: a search file is given but the settings lack 'peers'")
+        return students_from_search(search, int(settings["peers"]))
+    if "teacher" not in settings:
+        raise InputError("train job: give a search file (students) or a 'teacher' architecture in the settings")
+    return {"teacher": Architecture.from_mapping(dict(settings["teacher"]), "model.teacher")}
+
+
+def run_job(settings: Mapping[str, Any], paths: Mapping[str, str]) -> dict[str, Any]:
+    """Train what ``settings`` and ``paths`` describe (in this process, or in each torchrun
+    process); the run's summary."""
+    teacher_run = paths.get("teacher_run")
+    return train(
+        settings["method"],
+        students_of(settings, paths.get("search")),
+        shard_dir=Path(paths["shards"]),
+        tokenizer_dir=Path(paths["tokenizer"]),
+        out_dir=Path(paths["output"]),
+        ckpt_dir=Path(paths["checkpoint_dir"]),
+        cfg=TrainConfig(**settings["training"], block_size=int(settings["block_size"]), seed=int(settings["seed"])),
+        teacher_dir=Path(teacher_run) / "teacher" if teacher_run else None,
+        method_options=dict(settings.get("method_options") or {}),
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point: run one training job; the exit status."""
+    parser = argparse.ArgumentParser(prog="python -m babyteach.train_job", description=__doc__.splitlines()[0])
+    parser.add_argument("settings", help="what the config decides, one JSON object (module docstring)")
+    parser.add_argument("paths", help="data and output paths, one JSON object (module docstring)")
+    parser.add_argument("log", nargs="?", default=None, help="log file (default: stderr)")
+    args = parser.parse_args(argv)
+    log_to(args.log)
+    try:
+        run_job(parse_object(args.settings, "settings", SETTINGS_KEYS), parse_object(args.paths, "paths", PATHS_KEYS))
+    except InputError as error:
+        print(f"babyteach train: error: {error}", file=sys.stderr)
+        return 2
+    except NonFiniteLossError as error:  # the message names the step, the model and the checkpoint kept
+        print(f"babyteach train: training diverged: {error}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
