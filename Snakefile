@@ -180,6 +180,6 @@ rule figure_size:
 
 
 rule figure_training_loss:
-    """Training loss curves per method with the final dev loss."""
+    """Training and dev loss curves per method."""
     input:
         figure_outputs(["training_loss"]),

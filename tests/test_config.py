@@ -64,6 +64,7 @@ def test_dry_run_plans_the_whole_dag(tmp_path, configfile):
         ({"download": {"retries": 0}}, "retries"),
         ({"evaluation_data": ["blimp-typo"]}, "evaluation_data"),
         ({"training": {"token_budget": 1000}}, "exactly one of token_budget and epochs"),
+        ({"training": {"eval_every": 0}}, "eval_every"),
         ({"kd": {"lam": 1.5}}, "lam"),
         ({"seeds": [-1]}, "seeds"),
         ({"mutual": {"alpha": 1.5}}, "alpha"),

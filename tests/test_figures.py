@@ -25,6 +25,7 @@ from babyteach.report.figures import (
     figure3,
     figure4,
     figure_size,
+    load_metrics,
     loss_curves,
     pearson_r,
     size_points,
@@ -86,10 +87,17 @@ def write_peer_weights(root: Path, run: str, steps: list[int], weights: dict[str
     return path
 
 
-def write_metrics(root: Path, run: str, losses: dict[int, dict[str, float]]) -> Path:
-    lines = [json.dumps({"step": step, "tokens": step * 512, "lr": 0.001, "loss": loss,
-                         "grad_norm": {m: 1.0 for m in loss}, "tokens_per_s": 100.0})
-             for step, loss in losses.items()]  # fmt: skip
+def write_metrics(root: Path, run: str, losses: dict[int, dict[str, float]],
+                  dev: dict[int, dict[str, float]] | None = None) -> Path:  # fmt: skip
+    """metrics.jsonl as train.py writes it: a line per logged step and, with ``dev``, a dev-loss line per
+    evaluation after that step's line."""
+    lines = []
+    for step in sorted(set(losses) | set(dev or {})):
+        if step in losses:
+            lines.append(json.dumps({"step": step, "tokens": step * 512, "lr": 0.001, "loss": losses[step],
+                                     "grad_norm": {m: 1.0 for m in losses[step]}, "tokens_per_s": 100.0}))  # fmt: skip
+        if dev and step in dev:
+            lines.append(json.dumps({"step": step, "tokens": step * 512, "dev_loss": dev[step]}))
     path = run_dir(root, run) / "metrics.jsonl"
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
     return path
@@ -427,7 +435,7 @@ def test_figure4_mean_over_gpus_and_over_seeds_on_a_common_grid(tmp_path):
 # --- training-loss curves --------------------------------------------------------------------------
 
 
-def test_training_loss_lines_and_final_dev_markers(tmp_path):
+def test_training_loss_lines_and_final_dev_markers_without_dev_lines(tmp_path):
     losses = {2: {"peer-1": 6.0, "peer-2": 7.0}, 4: {"peer-1": 5.0, "peer-2": 6.5}, 6: {"peer-1": 4.0, "peer-2": 6.0}}
     metrics = write_metrics(tmp_path, "kd/peers-2/seed-0", losses)
     summary = write_summary(tmp_path, "kd/peers-2/seed-0", "kd",
@@ -449,9 +457,60 @@ def test_training_loss_lines_and_final_dev_markers(tmp_path):
 
     groups, _ = loss_curves("training_loss", [metrics], x="tokens", smooth=2)
     (entry,) = groups.values()
+    assert entry["dev_curves"] == {}  # metrics without dev-loss lines (eval_every null, older runs)
     smoothed = entry["curves"]["peer-1"]
     np.testing.assert_allclose(smoothed.index, [1024, 2048, 3072])
     np.testing.assert_allclose(smoothed["mean"], [6.0, 5.5, 4.5])  # trailing mean over 2 logged points
+
+
+def test_training_loss_draws_dev_curves_from_metrics_over_seeds(tmp_path):
+    losses = {2: {"peer-1": 6.0, "peer-2": 7.0}, 4: {"peer-1": 5.0, "peer-2": 6.5}, 6: {"peer-1": 4.0, "peer-2": 6.0}}
+    dev = {seed: {3: {"peer-1": 5.6 + seed, "peer-2": 6.8}, 6: {"peer-1": 4.6 + seed, "peer-2": 6.3}} for seed in (0, 1)}
+    metrics = [write_metrics(tmp_path, f"kd/peers-2/seed-{seed}", losses, dev[seed]) for seed in (0, 1)]
+    summaries = [write_summary(tmp_path, f"kd/peers-2/seed-{seed}", "kd", {"peer-1": {"final_dev_loss": 4.6 + seed},
+                                                                          "peer-2": {"final_dev_loss": 6.3}})
+                 for seed in (0, 1)]  # fmt: skip
+    base = write_metrics(tmp_path, "baseline/seed-0", {2: {"teacher": 5.5}, 4: {"teacher": 5.0}},
+                         {2: {"teacher": 5.4}, 4: {"teacher": 5.1}})  # fmt: skip
+
+    groups, _ = loss_curves("training_loss", metrics + [base], summaries, smooth=2)
+    by_method = {run.method: entry for run, entry in groups.items()}
+    peer1 = by_method["kd"]["dev_curves"]["peer-1"]
+    np.testing.assert_allclose(peer1.index, [3, 6])
+    np.testing.assert_allclose(peer1["mean"], [6.1, 5.1])  # mean over the two seeds, not smoothed
+    np.testing.assert_allclose(peer1["std"], [math.sqrt(0.5)] * 2)
+    assert list(peer1["n"]) == [2, 2]
+    np.testing.assert_allclose(by_method["kd"]["curves"]["peer-1"]["mean"], [6.0, 5.5, 4.5])  # training: smoothed
+    np.testing.assert_allclose(by_method["baseline"]["dev_curves"]["teacher"]["mean"], [5.4, 5.1])
+
+    pdf, png = outputs(tmp_path, "training_loss")
+    fig = training_loss(metrics + [base], pdf, png, summaries=summaries, dpi=DPI)
+    assert_written(pdf, png)
+    teacher_ax, kd_ax, kd_dev_ax = [ax for ax in fig.axes if ax.get_visible()]
+    (c1, c2) = kd_dev_ax.containers  # one dev curve per student; the summaries' final losses are not drawn again
+    np.testing.assert_allclose(c1.lines[0].get_xdata(), [3, 6])
+    np.testing.assert_allclose(c1.lines[0].get_ydata(), [6.1, 5.1])
+    np.testing.assert_allclose(c2.lines[0].get_ydata(), [6.8, 6.3])
+    assert c1.has_yerr  # ± std over the two seeds
+    assert c1.lines[0].get_markerfacecolor() == "white"  # open markers: dev; the training lines' are filled
+    assert line(kd_ax, "peer-1 ± std").get_markerfacecolor() != "white"
+    assert kd_dev_ax.get_ylabel() == "dev loss, masked CE (nats)" and "nats" in kd_ax.get_ylabel()
+    assert "peer-1 dev ± std (right axis)" in texts(fig) and "final dev loss" not in texts(fig)
+    (teacher_dev,) = teacher_ax.containers  # the baseline's dev loss shares its (masked CE) axis
+    np.testing.assert_allclose(teacher_dev.lines[0].get_ydata(), [5.4, 5.1])
+    assert not teacher_dev.has_yerr  # one seed: no spread
+    assert "teacher dev (masked CE)" in texts(fig)
+    assert teacher_ax.get_xlabel() == "optimiser step"
+
+
+def test_load_metrics_reads_both_kinds_of_line_and_refuses_others(tmp_path):
+    path = write_metrics(tmp_path, "baseline/seed-0", {1: {"teacher": 6.0}, 2: {"teacher": 5.0}}, {2: {"teacher": 5.2}})
+    frame = load_metrics(path)
+    assert frame[["step", "tokens", "model", "kind", "loss"]].values.tolist() == [
+        [1, 512, "teacher", "train", 6.0], [2, 1024, "teacher", "train", 5.0], [2, 1024, "teacher", "dev", 5.2]]
+    path.write_text(json.dumps({"step": 3, "tokens": 10, "dev_loss": {"teacher": "low"}}) + "\n", encoding="utf-8")
+    with pytest.raises(InputError, match=r"metrics.jsonl:1: expected .* 'loss' or 'dev_loss'"):
+        load_metrics(path)
 
 
 # --- no data, dispatcher ---------------------------------------------------------------------------

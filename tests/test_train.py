@@ -1,23 +1,25 @@
 """The training loop: learning, exact budgets, shared teacher forward, saved models, exact resume,
-non-finite losses, SD's saved model, config validation."""
+dev-loss curves, non-finite losses, SD's saved model, config validation."""
 
 from __future__ import annotations
 
+import copy
 import errno
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from transformers import AutoModelForMaskedLM, AutoTokenizer
 
 from babyteach import methods as methods_module
-from babyteach.data.shards import PackedBlocks
+from babyteach.data.shards import PackedBlocks, read_meta
 from babyteach.errors import InputError
 from babyteach.losses import cross_entropy, kd_loss, sd_loss
 from babyteach.methods import METHODS, MLMBatch, StepContext, make_method
 from babyteach.models import build_model, count_parameters, flops_per_token, masked_logits
-from babyteach.train import NonFiniteLossError, TrainConfig, plan_steps
+from babyteach.train import DEV_STREAM, NonFiniteLossError, TrainConfig, _mask_generator, _mask_on_cpu, plan_steps
 from train_helpers import BLOCK, SMALL, TINY, checkpoint_of, config, data, parameters_of, read_metrics, run  # noqa: F401 (data: fixture)
 
 
@@ -170,6 +172,72 @@ def test_interrupted_run_resumes_to_the_same_weights(data, tmp_path):
     assert without_timing(read_metrics(whole / "out")) == without_timing(read_metrics(resumed / "out"))
 
 
+def hand_dev_loss(data, models, cfg) -> dict[str, float]:
+    """Masked CE over every masked position of the first ``cfg.dev_blocks`` dev blocks, masked as the
+    dev loss is (one generator of the dev stream, ``batch_size`` blocks at a time), dropout off."""
+    shards, _ = data
+    dev, meta = PackedBlocks(shards, "dev", BLOCK), read_meta(shards)
+    n = min(cfg.dev_blocks, len(dev))
+    generator = _mask_generator(cfg.seed, 0, DEV_STREAM)
+    batches = [_mask_on_cpu(torch.from_numpy(dev.get_blocks(np.arange(first, min(first + cfg.batch_size, n)))),
+                            generator, cfg, meta) for first in range(0, n, cfg.batch_size)]  # fmt: skip
+    targets = torch.cat([b.targets for b in batches])
+    losses = {}
+    with torch.no_grad():
+        for name, model in models.items():
+            model.eval()
+            logits = torch.cat([masked_logits(model, b.input_ids, None, b.positions) for b in batches])
+            losses[name] = torch.nn.functional.cross_entropy(logits, targets).item()  # (n_masked, vocab) vs (n_masked,)
+    return losses
+
+
+def test_eval_every_logs_a_dev_loss_curve_without_changing_the_training(data, tmp_path):
+    # two students with dropout: the evaluations must leave the dropout draws, the weights and the
+    # training-loss lines exactly as a run without them
+    students = {"a": TINY, "b": SMALL}
+    plain_cfg = config(token_budget=7 * 8 * BLOCK, log_every=2, checkpoint_every=4)
+    cfg = config(token_budget=7 * 8 * BLOCK, log_every=2, checkpoint_every=4, eval_every=3)
+    assert cfg.dev_blocks == 16 and cfg.dropout > 0
+    plain = run(data, tmp_path, "baseline", students, plain_cfg, tag="plain")
+    snapshots, modes = {}, []
+
+    def snapshot(step, models, losses):
+        modes.append(all(model.training for model in models.values()))  # back in train mode after evaluating
+        if step == 3:
+            snapshots.update(copy.deepcopy(dict(models)))
+
+    summary = run(data, tmp_path, "baseline", students, cfg, tag="eval", on_step=snapshot)
+    assert modes == [True] * 7
+
+    metrics = read_metrics(tmp_path / "eval" / "out")
+    dev_lines = [line for line in metrics if "dev_loss" in line]
+    assert [(line["step"], line["tokens"]) for line in dev_lines] == [(s, s * 8 * BLOCK) for s in (3, 6, 7)]
+    assert all(set(line) == {"step", "tokens", "dev_loss"} for line in dev_lines)  # dev lines apart from loss lines
+    assert dev_lines[-1]["dev_loss"] == {name: summary["students"][name]["final_dev_loss"] for name in students}
+    assert dev_lines[-1]["dev_loss"] == {name: plain["students"][name]["final_dev_loss"] for name in students}
+    assert dev_lines[0]["dev_loss"] == pytest.approx(hand_dev_loss(data, snapshots, cfg), rel=1e-5)
+    assert dev_lines[0]["dev_loss"] != dev_lines[1]["dev_loss"]  # the curve moves with training
+    plain_metrics = read_metrics(tmp_path / "plain" / "out")
+    assert not [line for line in plain_metrics if "dev_loss" in line]  # eval_every None: the final dev loss only
+    assert without_timing([line for line in metrics if "loss" in line]) == without_timing(plain_metrics)
+    for name in students:
+        a, b = parameters_of(tmp_path / "plain" / "out", name), parameters_of(tmp_path / "eval" / "out", name)
+        assert all(torch.equal(a[k], b[k]) for k in a), name
+
+    # killed after the checkpoint of step 4 (which holds the step-3 point): the resumed run's lines are the same,
+    # and a rerun of the finished run (final checkpoint) adds the final point once
+    def kill(step, models, losses):
+        if step == 5:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        run(data, tmp_path, "baseline", students, cfg, tag="killed", on_step=kill)
+    run(data, tmp_path, "baseline", students, cfg, tag="killed")
+    assert without_timing(read_metrics(tmp_path / "killed" / "out")) == without_timing(metrics)
+    run(data, tmp_path, "baseline", students, cfg, tag="killed", on_step=lambda *args: pytest.fail("trained again"))
+    assert without_timing(read_metrics(tmp_path / "killed" / "out")) == without_timing(metrics)
+
+
 def test_rerun_of_a_finished_run_rewrites_its_outputs_and_changed_settings_start_a_new_run(data, tmp_path):
     cfg = config(token_budget=2 * 8 * BLOCK)
     first = run(data, tmp_path, "baseline", {"a": TINY}, cfg)
@@ -250,6 +318,11 @@ def test_registry_and_config_validation():
                 dict(warmup_fraction=1.0), dict(clip_norm=0.0), dict(block_size=2)):
         with pytest.raises(InputError):
             TrainConfig(token_budget=100, **bad)
+    for bad_eval in (0, -5, "x", 2.5, True):
+        with pytest.raises(InputError, match=r"^training\.eval_every: must be a positive integer"):
+            TrainConfig(token_budget=100, eval_every=bad_eval)
+    assert TrainConfig(token_budget=100, eval_every=None).eval_every is None
+    assert TrainConfig(token_budget=100, eval_every=500).eval_every == 500
     assert set(TrainConfig.help()) == {f for f in TrainConfig.__dataclass_fields__}
 
 

@@ -55,7 +55,14 @@ class TrainConfig:
     seed: int = field(default=0, metadata={"help": "seed of initialisation, data order, masking and dropout"})
     checkpoint_every: int = field(default=1000, metadata={"help": "steps between checkpoints (one also at the end)"})
     log_every: int = field(default=10, metadata={"help": "steps between metrics.jsonl lines (the last step always)"})
-    dev_blocks: int = field(default=256, metadata={"help": "first dev blocks used for the final dev loss"})
+    eval_every: int | None = field(
+        default=None,
+        metadata={"help": "steps between dev-loss points in metrics.jsonl (the last step always); None: only the "
+                  "final dev loss"},
+    )
+    dev_blocks: int = field(
+        default=256, metadata={"help": "first dev blocks used for the dev loss (final and every eval_every steps)"}
+    )
     precision: str = field(
         default="auto",
         metadata={"help": "'auto': bf16 autocast on CUDA, fp32 on CPU; 'fp32': no autocast (CUDA matmuls in TF32)"},
@@ -68,6 +75,11 @@ class TrainConfig:
             raise InputError(
                 "training: give exactly one of token_budget and epochs (set the other to null)"
             )
+        numbers = ("epochs", "lr", "weight_decay", "adam_beta1", "adam_beta2", "adam_eps", "warmup_fraction",
+                   "clip_norm", "mask_prob", "dropout")
+        for name in numbers:  # before the range checks: a string would fail them with a TypeError
+            value = getattr(self, name)
+            _require(value is None and name in ("epochs", "clip_norm") or _is_number(value), name, "a number")
         if self.token_budget is not None:
             _require(_is_int(self.token_budget) and self.token_budget > 0, "token_budget", "a positive integer")
         if self.epochs is not None:
@@ -75,6 +87,8 @@ class TrainConfig:
         _require(_is_int(self.block_size) and self.block_size >= 3, "block_size", "an integer of at least 3")
         for name in ("batch_size", "grad_accum", "checkpoint_every", "log_every", "dev_blocks"):
             _require(_is_int(getattr(self, name)) and getattr(self, name) >= 1, name, "a positive integer")
+        _require(self.eval_every is None or (_is_int(self.eval_every) and self.eval_every >= 1), "eval_every",
+                 "a positive integer or None (only the final dev loss)")
         _require(_is_int(self.seed) and self.seed >= 0, "seed", "a non-negative integer")
         _require(self.lr > 0 and math.isfinite(self.lr), "lr", "positive and finite")
         _require(self.weight_decay >= 0, "weight_decay", "non-negative")
@@ -95,6 +109,10 @@ class TrainConfig:
 
 def _is_int(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
 
 
 def _require(ok: bool, name: str, what: str) -> None:

@@ -34,8 +34,10 @@ The figures (``FIGURES``; inputs are keyword arguments, the path patterns below)
                    summaries: <corpus>/train/<run>/train_summary.json (parameter counts) of
                               baseline/seed-<s>, baseline/peers-<p>/seed-<s>, dwml/peers-<p>/alpha-<α>/seed-<s>, ...
                    evals:     <corpus>/eval/<run>/<model>/<family>.json of those runs' models
-    training_loss  training-loss curves per method (metrics.jsonl: the method's own training objective,
-                   per student, per logged step) with the final dev masked-LM loss as an open marker
+    training_loss  training and dev loss curves per method (metrics.jsonl: the method's own training
+                   objective per student at every logged step, lines; the dev masked-LM loss at every
+                   training.eval_every steps, open markers); runs logged without dev points show the
+                   final dev loss of their summaries as a single open marker
                    metrics:   <corpus>/train/<run>/metrics.jsonl
                    summaries: optional, <corpus>/train/<run>/train_summary.json (final dev loss)
 
@@ -832,13 +834,30 @@ def figure4(gpu: Paths, out_pdf: str | PathLike[str], out_png: str | PathLike[st
 # --- training-loss curves ------------------------------------------------------------------------
 
 
+#: Kinds of loss in a metrics.jsonl line: its key and the ``kind`` of :func:`load_metrics`' rows.
+METRIC_KINDS = {"loss": "train", "dev_loss": "dev"}
+
+
+def _numbers_per_model(value: Any) -> bool:
+    return isinstance(value, dict) and bool(value) and all(
+        isinstance(v, int | float) and not isinstance(v, bool) for v in value.values())  # fmt: skip
+
+
 def load_metrics(path: str | PathLike[str]) -> pd.DataFrame:
-    """A run's ``metrics.jsonl`` as a long frame: ``step, tokens, model, loss`` (one row per line and student)."""
+    """A run's ``metrics.jsonl`` as a long frame: ``step, tokens, model, kind, loss``, one row per line,
+    kind of loss and student.
+
+    ``kind`` is ``train`` for a line's ``loss`` (the method's training objective at a logged step) and
+    ``dev`` for its ``dev_loss`` (masked-LM CE on the dev blocks, lines written every
+    ``training.eval_every`` steps; absent from runs without it and from older runs).
+    """
     path = Path(path)
     try:
         lines = path.read_text(encoding="utf-8").splitlines()
     except FileNotFoundError:
         raise InputError(f"{path}: metrics.jsonl missing; run the training step that writes it") from None
+    except (UnicodeDecodeError, OSError) as err:
+        raise InputError(f"{path}: not a readable metrics file ({err}); rerun the training step that writes it") from None
     rows = []
     for number, line in enumerate(lines, 1):
         if not line.strip():
@@ -847,14 +866,15 @@ def load_metrics(path: str | PathLike[str]) -> pd.DataFrame:
             record = json.loads(line)
         except json.JSONDecodeError as err:
             raise InputError(f"{path}:{number}: not valid JSON ({err})") from None
-        loss = record.get("loss") if isinstance(record, dict) else None
-        if not (isinstance(record.get("step"), int) and isinstance(loss, dict) and loss
-                and all(isinstance(v, int | float) and not isinstance(v, bool) for v in loss.values())):  # fmt: skip
-            raise InputError(f"{path}:{number}: expected an object with an integer 'step' and a 'loss' object of "
-                             "numbers per student")  # fmt: skip
+        kinds = [key for key in METRIC_KINDS if isinstance(record, dict) and key in record]
+        if not (kinds and isinstance(record.get("step"), int) and not isinstance(record["step"], bool)
+                and all(_numbers_per_model(record[key]) for key in kinds)):  # fmt: skip
+            raise InputError(f"{path}:{number}: expected an object with an integer 'step' and a 'loss' or 'dev_loss' "
+                             "object of numbers per student")  # fmt: skip
         tokens = record.get("tokens", math.nan)
-        rows += [{"step": record["step"], "tokens": tokens, "model": m, "loss": float(v)} for m, v in loss.items()]
-    return pd.DataFrame(rows, columns=["step", "tokens", "model", "loss"])
+        rows += [{"step": record["step"], "tokens": tokens, "model": m, "kind": METRIC_KINDS[key], "loss": float(v)}
+                 for key in kinds for m, v in record[key].items()]  # fmt: skip
+    return pd.DataFrame(rows, columns=["step", "tokens", "model", "kind", "loss"])
 
 
 #: x axes of the training-loss figure.
@@ -863,11 +883,14 @@ LOSS_X = {"step": "optimiser step", "tokens": "training tokens seen"}
 
 def loss_curves(figure: str, metrics: Paths, summaries: Paths = (), *, x: str = "step",
                 smooth: int = 1) -> tuple[dict[RunId, dict[str, Any]], list[str]]:  # fmt: skip
-    """Training loss per run configuration and student: mean/std/n over seeds, indexed by ``x``.
+    """Training and dev loss per run configuration and student: mean/std/n over seeds, indexed by ``x``.
 
-    ``smooth`` > 1 applies a trailing moving average over that many logged points to each seed first.
-    Returns ({RunId: {"curves": {model: frame}, "dev": {model: (x_end, mean, std, n)}}}, missing paths),
-    ``dev`` holding the final dev loss of the summaries (at the run's last step or token count).
+    ``smooth`` > 1 applies a trailing moving average over that many logged points to each seed's
+    training loss first (dev points are never smoothed). Returns ({RunId: {"curves": {model: frame},
+    "dev_curves": {model: frame}, "dev": {model: (x_end, mean, std, n)}}}, missing paths): ``curves``
+    the training loss (frames: index x, columns mean, std, n), ``dev_curves`` the dev-loss lines of
+    the metrics (over the seeds that have them; empty for runs logged without ``eval_every``), ``dev``
+    the final dev loss of the summaries (at the run's last step or token count).
     """
     if x not in LOSS_X:
         raise InputError(f"{figure}: x must be one of {', '.join(LOSS_X)}, not {x!r}")
@@ -876,18 +899,21 @@ def loss_curves(figure: str, metrics: Paths, summaries: Paths = (), *, x: str = 
     paths = _need_inputs(figure, "metrics", metrics, "<corpus>/train/<run>/metrics.jsonl", "metrics.jsonl")
     present, missing = _split_missing(paths)
     per_group: dict[str, dict[str, dict[int, pd.Series]]] = {}
+    dev_group: dict[str, dict[str, dict[int, pd.Series]]] = {}
     first: dict[str, RunId] = {}
     for path in present:
         run = parse_result_path(path).run
         frame = load_metrics(path)
-        if frame.empty:
-            missing.append(Path(f"{path} (no lines)"))
+        if (frame["kind"] != "train").all():
+            missing.append(Path(f"{path} (no training-loss lines)"))
             continue
         first.setdefault(run.group, run)
-        for model, part in frame.groupby("model", sort=False):
+        for (kind, model), part in frame.groupby(["kind", "model"], sort=False):
             series = part.set_index(x)["loss"].sort_index()
-            series = series.rolling(smooth, min_periods=1).mean() if smooth > 1 else series
-            per_group.setdefault(run.group, {}).setdefault(model, {})[run.seed] = series
+            if kind == "train" and smooth > 1:
+                series = series.rolling(smooth, min_periods=1).mean()
+            target = per_group if kind == "train" else dev_group
+            target.setdefault(run.group, {}).setdefault(model, {})[run.seed] = series
     if not per_group:
         raise InputError(f"{figure}: none of the {len(paths)} metrics.jsonl files listed has a logged step "
                          "(missing or empty); train first")  # fmt: skip
@@ -919,47 +945,71 @@ def loss_curves(figure: str, metrics: Paths, summaries: Paths = (), *, x: str = 
             if dropped:
                 log.warning("%s %s: %d logged points not in every seed are left out", group, model, dropped)
             curves[model] = curve
-        out[first[group]] = {"curves": curves, "dev": dev.get(group, {})}
+        dev_curves = {}
+        for model in sorted(dev_group.get(group, {}), key=_model_order):
+            curve, dropped = _mean_std(dev_group[group][model])
+            if curve.empty:
+                log.warning("%s %s: the seeds share no dev-loss step; no dev curve drawn", group, model)
+                continue
+            if dropped:
+                log.warning("%s %s: %d dev-loss points not in every seed are left out", group, model, dropped)
+            dev_curves[model] = curve
+        out[first[group]] = {"curves": curves, "dev_curves": dev_curves, "dev": dev.get(group, {})}
     return dict(sorted(out.items(), key=lambda kv: _group_order(kv[0]))), [str(m) for m in missing]
 
 
 def training_loss(metrics: Paths, out_pdf: str | PathLike[str], out_png: str | PathLike[str], *,
                   summaries: Paths = (), x: str = "step", smooth: int = 1, dpi: int = 200) -> Figure:  # fmt: skip
-    """Training-loss curves per method: one panel per run configuration, one line per student.
+    """Training and dev loss curves per method: one panel per run configuration, two series per student.
 
-    metrics: ``<corpus>/train/<run>/metrics.jsonl`` (each student's training objective at every logged
-    step: the method's own loss, so panels are not comparable in level: DWML's is ω-weighted, SD's sums its
-    exits); summaries (optional): the same runs' ``train_summary.json``, whose ``final_dev_loss`` (masked-LM
-    cross-entropy on the dev split, comparable across methods) is drawn as an open marker at the last step:
-    on the loss axis for the baseline (whose objective is that CE), on a right-hand axis for the others.
-    x: ``step`` or ``tokens``; smooth: trailing moving average over that many logged points (1 = raw).
+    metrics: ``<corpus>/train/<run>/metrics.jsonl``: each student's training objective at every logged
+    step (a line with small filled markers: the method's own loss, so panels are not comparable in level:
+    DWML's is ω-weighted, SD's sums its exits) and, for runs trained with ``training.eval_every``, its
+    dev loss every ``eval_every`` steps and at the last (open markers of the same shape joined by a thin
+    line: masked-LM cross-entropy on the same dev blocks and masks, comparable across methods and
+    steps). summaries (optional): the same runs' ``train_summary.json``; for a student without dev
+    points in its metrics (runs logged without ``eval_every``, older runs), its ``final_dev_loss`` is drawn
+    as one open marker at the last step. Dev losses share the loss axis for the baseline (whose objective
+    is that CE) and have a right-hand axis for the other methods. Losses in nats.
+    x: ``step`` or ``tokens``; smooth: trailing moving average of the training loss over that many
+    logged points (1 = raw; dev points are never smoothed).
     """
     groups, missing = loss_curves("training_loss", metrics, summaries, x=x, smooth=smooth)
     with matplotlib.rc_context(_RC):
         fig, axes = _new_figure(len(groups))
         for ax, (run, entry) in zip(axes, groups.items(), strict=True):
             n = sorted({int(v) for c in entry["curves"].values() for v in c["n"].unique()})
+            has_dev = bool(entry["dev_curves"] or entry["dev"])
             # the baseline's objective is the masked CE itself: its dev loss shares the axis; other methods'
             # objectives are scaled differently (ω-weighted, KD-mixed, summed over SD exits): a right axis
-            dev_ax = ax if run.method == "baseline" or not entry["dev"] else ax.twinx()
-            handles = []
+            dev_ax = ax if run.method == "baseline" or not has_dev else ax.twinx()
+            where = " (masked CE)" if dev_ax is ax else " (right axis)"
+            handles, final_only = [], False
             for i, (model, curve) in enumerate(entry["curves"].items()):
                 style = _style(i)
                 label = model + (" ± std" if max(n) > 1 else "")
                 handles.append(_plot_series(ax, curve.index.to_numpy(float), curve["mean"].to_numpy(float),
                                             curve["std"].to_numpy(float), style, label))  # fmt: skip
-                if model in entry["dev"]:
+                open_marker = {"marker": style["marker"], "markerfacecolor": "white", "markeredgecolor": style["color"],
+                               "markeredgewidth": 1.3, "color": style["color"], "capsize": 3}  # fmt: skip
+                if model in entry["dev_curves"]:
+                    dev = entry["dev_curves"][model]
+                    std = dev["std"].to_numpy(float)
+                    spread = int(dev["n"].max()) > 1 and np.isfinite(std).all()
+                    handles.append(dev_ax.errorbar(
+                        dev.index.to_numpy(float), dev["mean"].to_numpy(float), yerr=std if spread else None,
+                        markersize=6, linestyle=style["linestyle"], linewidth=0.8,
+                        label=f"{model} dev{' ± std' if spread else ''}{where}", **open_marker))  # fmt: skip
+                elif model in entry["dev"]:
                     x_end, mean, std, _ = entry["dev"][model]
-                    dev_ax.errorbar([x_end], [mean], yerr=[std] if math.isfinite(std) else None,
-                                    marker=style["marker"], markersize=8, markerfacecolor="white",
-                                    markeredgecolor=style["color"], markeredgewidth=1.5, color=style["color"],
-                                    linestyle="none", capsize=3)  # fmt: skip
-            if entry["dev"]:
-                where = " (masked CE)" if dev_ax is ax else " (right axis)"
+                    dev_ax.errorbar([x_end], [mean], yerr=[std] if math.isfinite(std) else None, markersize=8,
+                                    linestyle="none", **open_marker)  # fmt: skip
+                    final_only = True
+            if final_only:
                 handles.append(Line2D([], [], marker="o", markersize=8, markerfacecolor="white", markeredgecolor="k",
                                       linestyle="none", label=f"final dev loss{where}"))  # fmt: skip
             if dev_ax is not ax:
-                dev_ax.set_ylabel("final dev loss, masked CE (nats)")
+                dev_ax.set_ylabel(f"{'' if entry['dev_curves'] else 'final '}dev loss, masked CE (nats)")
                 dev_ax.grid(False)
                 dev_ax.margins(y=0.3)
             smoothing = f", moving average of {smooth} logged points" if smooth > 1 else ""
@@ -970,7 +1020,8 @@ def training_loss(metrics: Paths, out_pdf: str | PathLike[str], out_png: str | P
             # below the panel: inside, it would hide the right axis's markers (drawn above the left axis)
             ax.legend(handles=handles, loc="upper center", bbox_to_anchor=(0.5, -0.2), ncols=min(2, len(handles)),
                       frameon=False)  # fmt: skip
-        fig.suptitle("Training loss per method (each method's own objective; open markers: final dev masked-LM loss)")
+        fig.suptitle("Training and dev loss per method (lines: each method's own training objective; "
+                     "open markers: dev masked-LM loss)")  # fmt: skip
     return _finish(fig, missing, out_pdf, out_png, dpi)
 
 
@@ -1029,9 +1080,11 @@ FIGURES: dict[str, FigureSpec] = {
     ),
     "training_loss": FigureSpec(
         training_loss, {"metrics": "<corpus>/train/<run>/metrics.jsonl of every run shown",
-                        "summaries": "optional: the same runs' train_summary.json (final dev loss markers)"},
+                        "summaries": "optional: the same runs' train_summary.json (final dev loss of runs "
+                                     "logged without dev points)"},
         ("summaries",), ("x: step (default) or tokens", "smooth: moving-average window in logged points (1)", _DPI),
-        "Training-loss curves per method (metrics.jsonl) with the final dev masked-LM loss marked",
+        "Training and dev loss curves per method (metrics.jsonl; dev masked-LM loss every training.eval_every "
+        "steps, or the final dev loss of the summaries)",
     ),
 }  # fmt: skip
 

@@ -91,6 +91,7 @@ from babyteach.report.runs import (
     load_summary,
     parse_result_path,
     parse_search_path,
+    read_result_csv,
     summary_frame,
 )
 
@@ -743,7 +744,7 @@ def table3(search: PathArg | Iterable[PathArg], out_tex: PathArg, out_csv: PathA
         for f, _ in loaded_s:
             parse_result_path(f)  # a summary of this workflow's layout
         cfg = _same_config([(f, d["config"]) for f, d in loaded_s], ("seed", "device", "compile", "checkpoint_every",
-                                                                     "log_every"), "training configs")  # fmt: skip
+                                                                     "log_every", "eval_every"), "training configs")  # fmt: skip
         hyper = [Row((label,), {"value": Cell(text=_fmt_value(cfg[key]))}) for key, label in TRAIN_KEYS.items()
                  if key in cfg]  # fmt: skip
         seen: dict[str, tuple[Path, Mapping]] = {}
@@ -818,12 +819,7 @@ def table5(corpus: PathArg | Iterable[PathArg], out_tex: PathArg, out_csv: PathA
     if not files:
         raise InputError("table5: no corpus.csv given")
     for path in files:
-        try:
-            frame = pd.read_csv(path)
-        except FileNotFoundError:
-            raise InputError(f"{path}: corpus statistics missing; run the data stage") from None
-        except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as err:
-            raise InputError(f"{path}: not a readable CSV ({err})") from None
+        frame = read_result_csv(path, "corpus statistics missing; run the data stage")
         need = {"domain", "split", "words"}
         if not need <= set(frame.columns) or frame.empty:
             raise InputError(f"{path}: expected columns domain, split, lines, words, found {', '.join(frame.columns)}")
