@@ -94,7 +94,7 @@ def main(argv: list[str] | None = None) -> int:
                 variant=args.variant, max_per_task=args.max_per_task, per_item=args.per_item,
             )
             print(f"{args.family}: macro accuracy {result['macro_accuracy']:.4f} over {result['n_pairs']} pairs")
-    except InputError as error:
+    except (InputError, OSError) as error:  # bad input, or a path that cannot be read or written
         print(f"babyteach {args.command}: error: {error}", file=sys.stderr)
         return 2
     return 0

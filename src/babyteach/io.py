@@ -1,8 +1,12 @@
-"""Atomic file output: a killed job never leaves a half-written file that looks complete.
+"""File helpers shared by the package: atomic output and one checked JSON reader.
 
-Every writer in the package goes through these helpers: data is written to a temporary
-sibling (same directory, so ``os.replace`` is an atomic rename on POSIX) and renamed into
-place only after it has been flushed and fsynced.
+Atomic output: a killed job never leaves a half-written file that looks complete. Every
+writer in the package goes through these helpers: data is written to a temporary sibling
+(same directory, so ``os.replace`` is an atomic rename on POSIX) and renamed into place only
+after it has been flushed and fsynced.
+
+Checked input: :func:`read_json` turns every way a JSON file can be bad (missing, not UTF-8,
+truncated, not an object) into an :class:`~babyteach.errors.InputError` naming the file.
 """
 
 from __future__ import annotations
@@ -15,6 +19,8 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+
+from babyteach.errors import InputError
 
 
 @contextlib.contextmanager
@@ -55,3 +61,29 @@ def write_text_atomic(path: str | os.PathLike[str], text: str) -> None:
 def write_json_atomic(path: str | os.PathLike[str], obj: Any) -> None:
     """Write ``obj`` as indented, key-sorted JSON to ``path`` atomically."""
     write_text_atomic(path, json.dumps(obj, indent=2, sort_keys=True) + "\n")
+
+
+def read_json(path: str | os.PathLike[str], fix: str, missing: str | None = None) -> dict[str, Any]:
+    """The JSON object stored in ``path``.
+
+    A file that is missing, unreadable (e.g. a folder), not UTF-8, not valid JSON (a truncated
+    file: the message gives the line and column) or not a JSON object raises
+    :class:`InputError` naming it and ending with ``fix`` (what to do). ``missing`` replaces the
+    whole message after the path for a missing file.
+    """
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise InputError(f"{path}: {missing or 'file not found; ' + fix}") from None
+    except UnicodeDecodeError as err:
+        raise InputError(f"{path}: not valid JSON (byte {err.start} is not UTF-8: {err.reason}); {fix}") from None
+    except OSError as err:  # a folder, no permission
+        raise InputError(f"{path}: cannot be read ({err.strerror}); {fix}") from None
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as err:
+        raise InputError(f"{path}: not valid JSON ({err}); {fix}") from None
+    if not isinstance(data, dict):
+        raise InputError(f"{path}: expected a JSON object, found {type(data).__name__}; {fix}")
+    return data

@@ -58,13 +58,11 @@ optimum, so the report can show how close the search came.
 
 from __future__ import annotations
 
-import json
 import logging
 import warnings
 from collections.abc import Iterable
 from dataclasses import dataclass
 from os import PathLike
-from pathlib import Path
 from typing import Any
 
 import bayes_opt
@@ -75,7 +73,7 @@ from sklearn.gaussian_process import GaussianProcessRegressor
 from threadpoolctl import threadpool_limits
 
 from babyteach.errors import InputError
-from babyteach.io import write_json_atomic
+from babyteach.io import read_json, write_json_atomic
 from babyteach.models import Architecture, count_parameters
 
 log = logging.getLogger(__name__)
@@ -461,20 +459,18 @@ def students_from_search(path: str | PathLike[str], peers: int | None = None) ->
     of another format version is refused: before version 2 the head counts were BO's arbitrary
     pick, and training them would silently differ from a fresh search.
     """
-    try:
-        result = json.loads(Path(path).read_text(encoding="utf-8"))
-        version = result.get("version")
-        students = {
-            f"peer-{peer['peer']}": Architecture(**{k: int(v) for k, v in peer["arch"].items()})
-            for peer in result["peers"]
-        }
-    except (OSError, ValueError, KeyError, TypeError, AttributeError) as error:
-        raise InputError(f"{path}: not a readable architecture-search result ({error}); rerun the search rule") from error
+    rerun = "delete the file and rerun the search rule"
+    result = read_json(path, rerun, missing="architecture-search result not found; run the search rule first")
+    version = result.get("version")
     if version != SEARCH_VERSION:
         raise InputError(
             f"{path}: architecture-search result of format version {version}, this code reads version "
-            f"{SEARCH_VERSION}; delete the file and rerun the search rule"
+            f"{SEARCH_VERSION}; {rerun}"
         )
+    try:
+        students = {f"peer-{peer['peer']}": Architecture(**peer["arch"]) for peer in result["peers"]}
+    except (ValueError, KeyError, TypeError) as error:  # InputError is a ValueError
+        raise InputError(f"{path}: not a readable architecture-search result ({error}); {rerun}") from error
     if peers is not None and len(students) != peers:
         raise InputError(
             f"{path}: the search holds {len(students)} student(s), the run asks for {peers} peers; use a peer count "

@@ -44,13 +44,25 @@ Outputs, written as one directory at the end (``out_dir`` appears complete or no
 
     out_dir/<student>/           save_pretrained model + tokenizer files + README.md model card
     out_dir/metrics.jsonl        one line per logged step: step, tokens, lr, tokens/s, loss and
-                                 gradient norm (before clipping) per student
+                                 gradient norm (before clipping) per student; with
+                                 ``cfg.eval_every``, also one line per evaluation:
+                                 ``{"step", "tokens", "dev_loss": {student: nats}}``
     out_dir/peer_weights.csv     methods with an outer step (DWML, KD_DWML): ω after every outer
                                  step with its hypergradient, η, γ and outer loss (Figure 3)
     out_dir/gpu.csv              utilisation and memory of the visible GPUs every second (rank 0's
                                  sampler, :mod:`babyteach.gpu`; header only on CPU machines)
     out_dir/train_summary.json   steps, tokens, wall time, GPU summary, and per student the final dev
                                  loss, analytic training FLOPs (and ω); the config
+
+The dev loss (:func:`_dev_loss`) is each student's masked CE on the first ``cfg.dev_blocks`` dev
+blocks, with the same masks at every evaluation and in every run of the same seed, so its points
+are comparable across steps and methods. It is computed at the end and, with ``cfg.eval_every``,
+after every ``eval_every``-th optimiser step too (the last of the curve is the final dev loss).
+Each evaluation is one forward pass of every student over those blocks, without dropout or
+backward: about ``dev_blocks / (3 × batch_size × grad_accum)`` steps' compute (256 blocks every
+500 steps of 32: under 1 %); every process evaluates all blocks (no communication), rank 0 logs.
+Evaluating neither changes the weights nor draws from the training random state: a run with
+``eval_every`` ends with the weights of the same run without it.
 
 Numerics: fp32 on CPU; on CUDA bf16 autocast (``precision="auto"``), TF32 matmuls and fused
 AdamW. Masking draws come from a generator seeded per micro-batch and the global RNG
@@ -84,6 +96,7 @@ from babyteach.data.masking import mask_tokens
 from babyteach.data.shards import PackedBlocks, read_meta
 from babyteach.data.tokenizer import MASK, load_tokenizer
 from babyteach.errors import InputError
+from babyteach.evaluate.folders import WEIGHT_FILES, load_pretrained
 from babyteach.gpu import GpuSampler
 from babyteach.io import atomic_path, write_json_atomic
 from babyteach.losses import cross_entropy
@@ -104,11 +117,11 @@ CHECKPOINT_FILE = "checkpoint.pt"
 PEER_WEIGHTS_FILE = "peer_weights.csv"
 GPU_FILE = "gpu.csv"
 CHECKPOINT_VERSION = 2
-#: Version of the ``train_summary.json`` and ``metrics.jsonl`` formats.
-SUMMARY_VERSION = 2
+#: Version of the ``train_summary.json`` and ``metrics.jsonl`` formats (3: ``dev_loss`` lines in metrics.jsonl).
+SUMMARY_VERSION = 3
 #: Config fields that may change between a run and its resumption. The run stays valid, but only
 #: an unchanged device and compile setting give bit-identical weights (kernels differ in rounding).
-RESUMABLE_CHANGES = frozenset({"checkpoint_every", "log_every", "compile", "device"})
+RESUMABLE_CHANGES = frozenset({"checkpoint_every", "log_every", "eval_every", "compile", "device"})
 
 
 class NonFiniteLossError(RuntimeError):
@@ -179,7 +192,7 @@ class _BlockStream:
         return torch.from_numpy(self.blocks.get_blocks(chunk))
 
 
-#: Masking streams of :func:`_mask_generator`: train batches, the final dev loss, outer-step dev batches.
+#: Masking streams of :func:`_mask_generator`: train batches, the dev loss, outer-step dev batches.
 TRAIN_STREAM, DEV_STREAM, OUTER_STREAM = 0, 1, 2
 
 
@@ -331,9 +344,10 @@ def _check_outer_record(record: Mapping[str, float], step: int, ckpt_dir: Path) 
 def load_teacher(teacher_dir: Path, vocab_size: int, block_size: int, device: torch.device) -> RobertaForMaskedLM:
     """The frozen teacher: a saved model folder, in eval mode, without gradients."""
     teacher_dir = Path(teacher_dir)
-    if not (teacher_dir / "config.json").is_file():
-        raise InputError(f"{teacher_dir}: no saved model (config.json) found; train the baseline teacher first")
-    teacher = AutoModelForMaskedLM.from_pretrained(teacher_dir, dtype=torch.float32)
+    if not (teacher_dir / "config.json").is_file() or not any((teacher_dir / f).is_file() for f in WEIGHT_FILES):
+        raise InputError(f"{teacher_dir}: no saved model (config.json and weights) found; train the baseline teacher "
+                         "first")
+    teacher = load_pretrained(AutoModelForMaskedLM, teacher_dir, "teacher weights", dtype=torch.float32)
     if teacher.config.vocab_size != vocab_size:
         raise InputError(
             f"{teacher_dir}: teacher vocabulary ({teacher.config.vocab_size}) differs from the shards' "
@@ -667,6 +681,13 @@ def _train(the_method: Method, students: Mapping[str, Architecture], shard_dir: 
                                 "grad_norm": norms, "tokens_per_s": tokens_per_s})
                 log.info("step %d/%d lr %.3g %.0f tok/s loss %s", step, plan.steps, lr, tokens_per_s,
                          " ".join(f"{n}={v:.4f}" for n, v in values.items()))
+            if cfg.eval_every is not None and step % cfg.eval_every == 0 and step < plan.steps:
+                # every process evaluates (no collective to wait on); the last step's is the final dev loss below
+                eval_started = time.monotonic()
+                dev_now, _ = _dev_loss(models, shard_dir, cfg, meta, device, autocast)
+                if procs.is_main:
+                    _log_dev_loss(metrics, step, plan, dev_now)
+                last_log = (last_log[0], last_log[1] + time.monotonic() - eval_started)  # tokens/s: training only
             if step % cfg.checkpoint_every == 0 or step == plan.steps:
                 wall = wall_before + time.monotonic() - started
                 rng = procs.gather(_rng_state())  # every process takes part; rank 0 writes
@@ -678,6 +699,8 @@ def _train(the_method: Method, students: Mapping[str, Architecture], shard_dir: 
     wall_time = wall_before + time.monotonic() - started
 
     dev_loss, dev_blocks = _dev_loss(models, shard_dir, cfg, meta, device, autocast)
+    if cfg.eval_every is not None and procs.is_main:
+        _log_dev_loss(metrics, plan.steps, plan, dev_loss)  # the curve's last point (not checkpointed: recomputed)
     peer_facts = the_method.peer_summary()
     # the MLM head runs on the masked positions only, about mask_prob of the tokens
     flops = {name: flops_per_token(arch, vocab_size, block_size, cfg.mask_prob) * plan.tokens
@@ -718,13 +741,20 @@ def _train(the_method: Method, students: Mapping[str, Architecture], shard_dir: 
     return summary
 
 
+def _log_dev_loss(metrics: list[dict[str, Any]], step: int, plan: Plan, dev_loss: Mapping[str, float]) -> None:
+    """Append a dev-loss line (``step, tokens, dev_loss``) to the metrics and report it."""
+    metrics.append({"step": step, "tokens": step * plan.tokens_per_step, "dev_loss": dict(dev_loss)})
+    log.info("step %d/%d dev loss %s", step, plan.steps, " ".join(f"{n}={v:.4f}" for n, v in dev_loss.items()))
+
+
 def _dev_loss(models: Mapping[str, RobertaForMaskedLM], shard_dir: Path, cfg: TrainConfig,
               meta: Mapping[str, Any], device: torch.device, autocast: Any) -> tuple[dict[str, float], int]:
     """Each student's mean masked CE on the first ``cfg.dev_blocks`` dev blocks, masked with a fixed seed.
 
-    The same blocks and masks for every student and every run with the same seed; the mean
-    is over all masked positions of the subset (dropout off). Returns the losses and the
-    number of blocks used.
+    The same blocks and masks for every student, every call and every run with the same seed;
+    the mean is over all masked positions of the subset (dropout off). The models are left in
+    the mode they were in, and the global random state is restored (training draws are
+    unchanged). Returns the losses and the number of blocks used.
     """
     dev = PackedBlocks(shard_dir, "dev", cfg.block_size)
     n = min(cfg.dev_blocks, len(dev))
@@ -733,9 +763,10 @@ def _dev_loss(models: Mapping[str, RobertaForMaskedLM], shard_dir: Path, cfg: Tr
     generator = _mask_generator(cfg.seed, 0, DEV_STREAM)
     totals = {name: 0.0 for name in models}
     count = 0
+    training = {name: model.training for name, model in models.items()}
     for model in models.values():
         model.eval()
-    with torch.no_grad():
+    with torch.no_grad(), torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
         for first in range(0, n, cfg.batch_size):
             ids = torch.from_numpy(dev.get_blocks(np.arange(first, min(first + cfg.batch_size, n))))
             batch = _mask(ids, generator, cfg, meta, device)
@@ -744,6 +775,8 @@ def _dev_loss(models: Mapping[str, RobertaForMaskedLM], shard_dir: Path, cfg: Tr
                 with autocast:
                     logits = masked_logits(model, batch.input_ids, None, batch.positions)  # (n_masked, vocab)
                 totals[name] += cross_entropy(logits.float(), batch.targets).item() * batch.targets.numel()
+    for name, model in models.items():
+        model.train(training[name])
     return {name: total / count for name, total in totals.items()}, n
 
 

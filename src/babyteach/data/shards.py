@@ -26,7 +26,6 @@ Reading fixed-length training blocks, packed across lines (see :class:`PackedBlo
 
 from __future__ import annotations
 
-import json
 import logging
 import shutil
 from collections.abc import Iterable, Iterator, Sequence
@@ -40,7 +39,7 @@ from tokenizers import Tokenizer
 
 from babyteach.data.tokenizer import BOS, EOS, SPECIAL_TOKENS, load_tokenizer
 from babyteach.errors import InputError
-from babyteach.io import atomic_path, write_json_atomic
+from babyteach.io import atomic_path, read_json, write_json_atomic
 
 log = logging.getLogger(__name__)
 
@@ -185,12 +184,60 @@ def write_shards(
 # Reading
 
 
+#: What to do about a damaged shard folder.
+_REMAKE = "delete the shard folder and rerun the tokenize_corpus step"
+
+
 def read_meta(shard_dir: Path) -> dict[str, Any]:
-    """The ``meta.json`` of a shard folder."""
+    """The ``meta.json`` of a shard folder; a missing, damaged or other-version file is an InputError."""
     path = Path(shard_dir) / META_FILE
-    if not path.is_file():
-        raise InputError(f"{path}: shard metadata not found; run the tokenize_corpus step first")
-    return json.loads(path.read_text(encoding="utf-8"))
+    meta = read_json(path, _REMAKE, missing="shard metadata not found; run the tokenize_corpus step first")
+    version = meta.get("format_version", FORMAT_VERSION)
+    if version != FORMAT_VERSION:
+        raise InputError(f"{path}: shard format version {version!r}, this code reads {FORMAT_VERSION}; {_REMAKE}")
+    special = meta.get("special_tokens")
+    if not (
+        _is_count(meta.get("vocab_size"))
+        and isinstance(special, dict)
+        and all(_is_count(special.get(token)) for token in SPECIAL_TOKENS)
+        and isinstance(meta.get("splits"), dict)
+    ):
+        raise InputError(
+            f"{path}: incomplete shard metadata (needs vocab_size, the special token ids and the splits); {_REMAKE}"
+        )
+    return meta
+
+
+def _is_count(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+
+
+def _load_array(path: Path, mmap: bool = False) -> np.ndarray:
+    """A 1-D shard array (memory-mapped with ``mmap``); a missing or damaged file is an InputError."""
+    try:
+        array = np.load(path, mmap_mode="r" if mmap else None, allow_pickle=False)
+    except FileNotFoundError:
+        raise InputError(f"{path}: shard file missing; {_REMAKE}") from None
+    except (OSError, ValueError, EOFError) as err:  # truncated, garbled, not .npy
+        raise InputError(f"{path}: not a readable shard ({err}); {_REMAKE}") from None
+    if array.ndim != 1:
+        raise InputError(f"{path}: expected a 1-D array, found shape {array.shape}; {_REMAKE}")
+    return array
+
+
+def _load_split(shard_dir: Path, split: str, meta: dict[str, Any]) -> tuple[np.ndarray, np.ndarray]:
+    """A split's token ids (memory-mapped) and line offsets, checked to fit each other."""
+    shard_dir = Path(shard_dir)
+    if split not in meta["splits"]:
+        raise InputError(f"{shard_dir}: no '{split}' split in the shards (have {sorted(meta['splits'])})")
+    tokens = _load_array(tokens_file(shard_dir, split), mmap=True)
+    offsets = _load_array(offsets_file(shard_dir, split))
+    if offsets[0] != 0 or offsets[-1] != len(tokens) or np.any(np.diff(offsets) < 0):
+        raise InputError(
+            f"{shard_dir}: the '{split}' line offsets do not fit its {len(tokens)} tokens (offsets run from "
+            f"{offsets[0]} to {offsets[-1]}); {_REMAKE}"
+        )
+    return tokens, offsets
 
 
 def decode_lines(
@@ -202,8 +249,7 @@ def decode_lines(
     """
     if not isinstance(tokenizer, Tokenizer):
         tokenizer = load_tokenizer(Path(tokenizer))
-    tokens = np.load(tokens_file(shard_dir, split), mmap_mode="r")
-    offsets = np.load(offsets_file(shard_dir, split))
+    tokens, offsets = _load_split(shard_dir, split, read_meta(shard_dir))
     for first in range(0, len(offsets) - 1, batch_lines):
         bounds = offsets[first : first + batch_lines + 1]
         chunk = np.asarray(tokens[bounds[0] : bounds[-1]], dtype=np.int64)
@@ -243,14 +289,11 @@ class PackedBlocks:
                 f"model.block_size: {block_size} leaves no room for text between <s> and </s>; use 3 or more"
             )
         meta = read_meta(shard_dir)
-        if split not in meta["splits"]:
-            raise InputError(f"{shard_dir}: no '{split}' split in the shards (have {sorted(meta['splits'])})")
         self.split = split
         self.block_size = block_size
         self.bos_id = int(meta["special_tokens"][BOS])
         self.eos_id = int(meta["special_tokens"][EOS])
-        self.tokens = np.load(tokens_file(shard_dir, split), mmap_mode="r")
-        offsets = np.load(offsets_file(shard_dir, split))
+        self.tokens, offsets = _load_split(shard_dir, split, meta)
         n_lines = len(offsets) - 1
         self._line_offsets = offsets[:-1]  # first token of each line in `tokens`
         self._line_lengths = np.diff(offsets)

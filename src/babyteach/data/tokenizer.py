@@ -94,7 +94,13 @@ def train_tokenizer(clean_dir: Path, out_dir: Path, vocab_size: int, min_frequen
         initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
         show_progress=False,
     )
-    tokenizer.train([str(p) for p in files], trainer)
+    try:
+        tokenizer.train([str(p) for p in files], trainer)
+    except Exception as err:  # tokenizers raises a bare Exception, e.g. for bytes that are not UTF-8
+        raise InputError(
+            f"{clean_dir}: cannot train the tokenizer on {', '.join(p.name for p in files)} ({err}); "
+            "the files must be UTF-8 text: rerun the cleaning step"
+        ) from err
     for expected_id, token in enumerate(SPECIAL_TOKENS):
         assert tokenizer.token_to_id(token) == expected_id, (token, tokenizer.token_to_id(token))
     if tokenizer.get_vocab_size() < vocab_size:
@@ -129,4 +135,10 @@ def load_tokenizer(tokenizer_dir: Path) -> Tokenizer:
     path = Path(tokenizer_dir) / "tokenizer.json"
     if not path.is_file():
         raise InputError(f"{path}: tokenizer file not found; run the train_tokenizer step first")
-    return Tokenizer.from_file(str(path))
+    try:
+        return Tokenizer.from_file(str(path))
+    except Exception as err:  # tokenizers raises a bare Exception for a truncated or garbled file
+        raise InputError(
+            f"{path}: not a readable tokenizer file ({err}); delete the tokenizer folder and rerun "
+            "the train_tokenizer step"
+        ) from err

@@ -55,7 +55,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from babyteach.errors import InputError
-from babyteach.evaluate.folders import load_checked_tokenizer
+from babyteach.evaluate.folders import load_checked_tokenizer, load_pretrained
 from babyteach.io import write_json_atomic
 
 if TYPE_CHECKING:
@@ -318,6 +318,8 @@ def load_examples(task: GlueTask, path: Path) -> list[Example]:
     """
     path = Path(path)
     examples: list[Example] = []
+    if not path.is_file():
+        raise InputError(f"{path}: task file missing (or not a file); fetch dataset 'glue-filtered' there")
     with open(path, "rb") as handle:
         for number, raw in enumerate(handle, start=1):
             if not raw.strip():
@@ -385,7 +387,7 @@ def _max_length(model_dir: Path, wanted: int) -> int:
     """``wanted``, capped at the longest input the model's position embeddings allow."""
     from transformers import AutoConfig
 
-    config = AutoConfig.from_pretrained(model_dir)
+    config = load_pretrained(AutoConfig, model_dir, "model config (config.json)")
     # RoBERTa numbers positions from pad_token_id + 1.
     limit = config.max_position_embeddings - (config.pad_token_id or 0) - 1
     if wanted > limit:
@@ -478,8 +480,8 @@ def _fine_tune(
     from transformers import AutoModelForSequenceClassification, get_scheduler
 
     torch.manual_seed(cfg.seed)  # the new classification head and the dropout masks
-    model = AutoModelForSequenceClassification.from_pretrained(
-        model_dir, num_labels=task.num_labels, dtype=torch.float32
+    model = load_pretrained(
+        AutoModelForSequenceClassification, model_dir, num_labels=task.num_labels, dtype=torch.float32
     ).to(device)
     decay = [p for p in model.parameters() if p.ndim >= 2]
     no_decay = [p for p in model.parameters() if p.ndim < 2]

@@ -35,6 +35,7 @@ import json
 import logging
 import time
 import zipfile
+import zlib
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
@@ -44,7 +45,7 @@ import torch
 
 from babyteach.data.fetch import open_ewok_zip
 from babyteach.errors import InputError
-from babyteach.evaluate.folders import load_checked_tokenizer
+from babyteach.evaluate.folders import load_checked_tokenizer, load_pretrained
 from babyteach.evaluate.families import FAMILIES, Family
 from babyteach.io import write_json_atomic
 
@@ -139,6 +140,10 @@ def _task_files(spec: Family, folder: Path) -> Iterator[tuple[str, str, bytes]]:
                     f"{path}: cannot decrypt '{found[0]}' ({err}); the zip is not BabyLM's EWoK release with its "
                     f"published password; re-fetch dataset {spec.name!r}"
                 ) from None
+            except (zipfile.BadZipFile, zlib.error, EOFError, OSError) as err:  # bad CRC, cut-off data
+                raise InputError(
+                    f"{path}: member '{found[0]}' is damaged ({err}); re-fetch dataset {spec.name!r}"
+                ) from None
             yield task, f"{path}:{found[0]}", data
 
 
@@ -188,7 +193,7 @@ def load_model_and_tokenizer(folder: Path, device: str | torch.device | None = N
 
     folder = Path(folder)
     tokenizer = load_checked_tokenizer(folder, "scoring")
-    model = AutoModelForMaskedLM.from_pretrained(folder)
+    model = load_pretrained(AutoModelForMaskedLM, folder)
     _check_vocab(model, tokenizer, where=str(folder))
     if device is None:
         device = "cuda" if torch.cuda.is_available() else "cpu"

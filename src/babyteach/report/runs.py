@@ -65,11 +65,11 @@ NaN/None.
 
 from __future__ import annotations
 
-import json
 import math
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from io import BytesIO
 from os import PathLike
 from pathlib import Path, PurePath
 from typing import Any
@@ -78,6 +78,7 @@ import pandas as pd
 
 from babyteach.errors import InputError
 from babyteach.evaluate.families import FAMILIES
+from babyteach.io import read_json
 
 __all__ = [
     "BENCHMARKS",
@@ -128,7 +129,7 @@ MUTUAL_METHODS: tuple[str, ...] = ("dml", "dwml", "kd_dwml")
 #: Result-format versions this module reads.
 ZERO_SHOT_VERSIONS = (1,)
 GLUE_VERSIONS = (1,)
-SUMMARY_VERSIONS = (1, 2)
+SUMMARY_VERSIONS = (1, 2, 3)
 SEARCH_VERSIONS = (1, 2)
 
 _RUN = (
@@ -252,19 +253,13 @@ def parse_search_path(path: str | PathLike[str]) -> int:
 
 # --- loading with validation --------------------------------------------------------------------
 
+#: What to do about a damaged result file.
+_RERUN = "delete it and rerun the step that writes it"
+
 
 def load_json(path: str | PathLike[str]) -> dict[str, Any]:
     """A JSON object from ``path``; InputError naming the file if it is missing or not a JSON object."""
-    path = Path(path)
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise InputError(f"{path}: result file missing; run the workflow step that writes it") from None
-    except (UnicodeDecodeError, json.JSONDecodeError) as err:
-        raise InputError(f"{path}: not valid JSON ({err}); delete it and rerun the step that writes it") from None
-    if not isinstance(data, dict):
-        raise InputError(f"{path}: expected a JSON object, found {type(data).__name__}")
-    return data
+    return read_json(path, _RERUN, missing="result file missing; run the workflow step that writes it")
 
 
 def _need(ok: bool, path: Path, what: str) -> None:
@@ -363,11 +358,17 @@ def read_result_csv(path: str | PathLike[str], missing: str) -> pd.DataFrame:
     says what an absent file means)."""
     path = Path(path)
     try:
-        return pd.read_csv(path)
+        data = path.read_bytes()
     except FileNotFoundError:
         raise InputError(f"{path}: {missing}") from None
+    except OSError as err:  # a folder, no permission
+        raise InputError(f"{path}: cannot be read ({err.strerror}); {_RERUN}") from None
+    if data and not data.endswith(b"\n"):  # every writer ends the last row with a newline
+        raise InputError(f"{path}: truncated (the last line has no newline); {_RERUN}")
+    try:
+        return pd.read_csv(BytesIO(data))
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as err:
-        raise InputError(f"{path}: not a readable CSV ({err})") from None
+        raise InputError(f"{path}: not a readable CSV ({err}); {_RERUN}") from None
 
 
 def load_peer_weights(path: str | PathLike[str]) -> pd.DataFrame:
