@@ -71,6 +71,8 @@ def test_dry_run_plans_the_whole_dag(tmp_path, configfile):
         ({"mutual": {"weight_update_every": 0}}, "weight_update_every"),
         ({"mutual": {"hypergradient": "exact"}}, "hypergradient"),
         ({"ablations": {"alphas": [0.5, 2]}}, "alphas"),
+        ({"report": {"table1_tracks": ["10M", "1B"]}}, "table1_tracks"),
+        ({"report": {"table1_tracks": []}}, "table1_tracks"),
         ({"finetune": {"tasks": ["mnli-mm"]}}, "mnli"),
         ({"finetune": {"lr": 0}}, "lr"),
     ],
