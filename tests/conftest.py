@@ -21,3 +21,15 @@ def data_mirror() -> Path:
     path = mirror_path()
     assert (path / "SHA256SUMS").is_file(), f"data mirror not found at {path}; set BABYTEACH_DATA_MIRROR"
     return path
+
+
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """Tiny models run fastest on one thread, and do not slow down when other jobs share the cores
+    (use as ``pytestmark = pytest.mark.usefixtures("one_torch_thread")``)."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

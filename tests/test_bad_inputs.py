@@ -17,12 +17,12 @@ import shutil
 import subprocess
 import sys
 import zipfile
+from collections.abc import Iterable
 from io import BytesIO
 from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 from transformers import AutoTokenizer
 from workflow_helpers import run_snakemake
 
@@ -44,13 +44,7 @@ GARBAGE = b"\xff\xfe" + random.Random(7).randbytes(4094)
 HUGE_MB = 16  # a single line of this many MB, no newline
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """Tiny models run fastest on one thread, also when other jobs share the cores."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def assert_no_output(*paths: Path) -> None:
@@ -58,6 +52,16 @@ def assert_no_output(*paths: Path) -> None:
     for path in paths:
         assert not path.exists(), f"{path} was left behind"
         assert list(path.parent.glob(f".{path.name}.*")) == [], f"a temporary of {path} was left behind"
+
+
+def assert_names(error: Exception, path: Path, line: int | None, texts: Iterable[str]) -> None:
+    """The error message names ``path`` (and ``line`` when given) and holds every one of ``texts``."""
+    message = str(error)
+    assert str(path) in message
+    if line is not None:
+        assert f"line {line}:" in message
+    for text in texts:
+        assert text in message
 
 
 def cut(data: bytes, keep: float = 0.5) -> bytes:
@@ -272,12 +276,7 @@ def test_bad_pair_file_names_file_and_line_and_writes_no_result(built: Path, tmp
     out = tmp_path / "out" / "supplement-fast.json"
     with pytest.raises(InputError) as error:
         evaluate_pairs(built / "model", "supplement-fast", data, out)
-    message = str(error.value)
-    assert str(data / "hypernym.jsonl") in message
-    if line is not None:
-        assert f"line {line}:" in message
-    for text in named:
-        assert text in message
+    assert_names(error.value, data / "hypernym.jsonl", line, named)
     assert_no_output(out)
 
 
@@ -338,12 +337,7 @@ def test_bad_glue_file_names_file_and_line_and_writes_no_result(built: Path, tmp
     out = tmp_path / "out" / "glue.json"
     with pytest.raises(InputError) as error:
         finetune_model(built / "model", data, out, FAST)
-    message = str(error.value)
-    assert str(data / "cola.train.jsonl") in message
-    if line is not None:
-        assert f"line {line}:" in message
-    for text in named:
-        assert text in message
+    assert_names(error.value, data / "cola.train.jsonl", line, named)
     assert_no_output(out)
 
 
