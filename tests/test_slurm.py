@@ -9,6 +9,8 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
 from conftest import REPO
 
 FAKE_SBATCH = """#!/bin/sh
@@ -20,7 +22,18 @@ echo YOUR_ACCOUNT
 """
 
 
-def test_slurm_profile_submits_a_training_job_with_its_resources(tmp_path: Path):
+def uncommented_profile(folder: Path) -> Path:
+    """A copy of the SLURM profile with its commented several-GPU example switched on."""
+    text = (REPO / "workflow/profiles/slurm/config.yaml").read_text()
+    example = text[text.index("# set-resources:"):]
+    folder.mkdir()
+    (folder / "config.yaml").write_text(text.replace(example, example.replace("# ", "")))
+    return folder
+
+
+@pytest.mark.parametrize(("several_gpus", "gpus", "cpus"), [(False, 1, 2), (True, 4, 8)])
+def test_slurm_profile_submits_a_training_job_with_its_resources(tmp_path: Path, several_gpus: bool, gpus: int,
+                                                                  cpus: int):
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
     log = tmp_path / "sbatch-args.txt"
@@ -30,9 +43,10 @@ def test_slurm_profile_submits_a_training_job_with_its_resources(tmp_path: Path)
     work = tmp_path / "work"
     for folder in ("shards", "tokenizer"):  # the training job's inputs exist: it is submitted at once
         (work / "results/2024-10M" / folder).mkdir(parents=True)
+    profile = uncommented_profile(tmp_path / "profile") if several_gpus else REPO / "workflow/profiles/slurm"
     env = {**os.environ, "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}"}
     command = [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "-d", str(work),
-               "--profile", str(REPO / "workflow/profiles/slurm"), "results/2024-10M/train/baseline/seed-0"]
+               "--profile", str(profile), "results/2024-10M/train/baseline/seed-0"]
     process = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     output = []
     deadline = time.monotonic() + 120
@@ -47,5 +61,5 @@ def test_slurm_profile_submits_a_training_job_with_its_resources(tmp_path: Path)
     assert log.is_file(), "".join(output)
     args = log.read_text().split()
     assert args[args.index("-p") + 1] == "YOUR_PARTITION" and args[args.index("-A") + 1] == "YOUR_ACCOUNT"
-    assert "--gpus=1" in args and args[args.index("--mem") + 1] == "16000" and "--cpus-per-task=2" in args
+    assert f"--gpus={gpus}" in args and args[args.index("--mem") + 1] == "16000" and f"--cpus-per-task={cpus}" in args
     assert not any("gres" in a for a in args)
