@@ -415,6 +415,24 @@ def test_table1_tracks_published_rows_and_macro(tmp_path):
     assert r"\textbf{69.8" not in tex and r"BabyLlama$^\dagger$" in tex and "not produced here" in tex
 
 
+def test_table1_shows_every_track_given_and_only_those(tmp_path):
+    root = tmp_path / "results"
+    benches = ("blimp", "supplement", "ewok", "glue")
+    paths = [path for corpus in ("2024-10M", "2024-100M")
+             for path in make_eval(root, methods=("baseline", "dwml"), benches=benches, seeds=(0,), corpus=corpus)]
+    write_zero_shot(RunId("2024-100M", "baseline", None, None, 0).eval_path("teacher", FAMILIES["blimp"], root),
+                    FAMILIES["blimp"], 0.80)  # the 100M teacher scores higher on BLiMP
+    write_table("table1", {"eval": paths}, tmp_path / "t1.tex", tmp_path / "t1.csv", {"tracks": ["10M", "100M"]})
+    rows = read_csv(tmp_path / "t1.csv").set_index(["Track", "Model"])
+    for track, blimp in (("10M", 70.0), ("100M", 80.0)):  # both tracks run: each row from its own corpus's files
+        assert rows.loc[(track, "RoBERTa-base"), "status"] == "ok"
+        assert rows.loc[(track, "RoBERTa-base"), "blimp"] == pytest.approx(blimp)
+        assert (track, "DWML (peer-1, 2 peers)") in rows.index
+    assert rows.index.get_level_values("Track").tolist().index("100M") > 0  # 10M first, as listed
+    write_table("table1", {"eval": paths}, tmp_path / "t1.tex", tmp_path / "t1.csv", {"tracks": ["100M"]})
+    assert set(read_csv(tmp_path / "t1.csv")["Track"]) == {"100M"}
+
+
 def test_table1_prints_unverified_published_values_as_na(tmp_path):
     root = tmp_path / "results"
     paths = make_eval(root, methods=("baseline", "dwml"), benches=("blimp", "supplement", "ewok", "glue"),
