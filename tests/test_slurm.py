@@ -10,7 +10,6 @@ import time
 from pathlib import Path
 
 import pytest
-
 from conftest import REPO
 
 FAKE_SBATCH = """#!/bin/sh
