@@ -565,21 +565,21 @@ TRAINING = {"token_budget": 64, "batch_size": 2, "checkpoint_every": 10, "log_ev
 
 
 def train_job_argv(built: Path, tmp_path: Path, settings: str, teacher_run: Path | None = None) -> list[str]:
-    paths = {"shards": str(built / "shards"), "tokenizer": str(built / "tokenizer"), "output": str(tmp_path / "run"),
-             "checkpoint_dir": str(tmp_path / "ckpt")}
+    job = {"shards": str(built / "shards"), "tokenizer": str(built / "tokenizer"), "output": str(tmp_path / "run"),
+           "checkpoint_dir": str(tmp_path / "ckpt")}
     if teacher_run is not None:
         search = tmp_path / "peers-1.json"
         search.write_bytes(search_file(peers=[{"peer": 1, "arch": {"layers": 1, "heads": 1, "hidden": 16}}]))
-        paths.update(search=str(search), teacher_run=str(teacher_run))
-    return [settings, json.dumps(paths)]
+        job.update(search=str(search), teacher_run=str(teacher_run))
+    return [settings, json.dumps(job)]
 
 
 @pytest.mark.parametrize(
     ("settings", "says"),
     [
-        ("{not json", "settings are not JSON"),
+        ("{not json", "settings: not JSON"),
         ("[1, 2]", "must be a JSON object, got list"),
-        ('{"method": "baseline"}', "settings lack ['seed', 'training', 'block_size']"),
+        ('{"method": "baseline"}', "settings: missing keys ['seed', 'training', 'block_size']"),
         (json.dumps({"method": "baseline", "seed": 0, "block_size": 32, "training": {**TRAINING, "lr": "fast"},
                      "teacher": PEER["arch"]}), "training.lr"),
         (json.dumps({"method": "baseline", "seed": 0, "block_size": 32, "training": TRAINING,
@@ -595,13 +595,13 @@ def test_bad_train_job_settings_exit_2_naming_what(built: Path, tmp_path: Path, 
     assert_no_output(tmp_path / "run")
 
 
-def test_train_job_paths_missing_a_key_exit_2(built: Path, tmp_path: Path, capsys):
+def test_train_job_missing_a_path_exit_2(built: Path, tmp_path: Path, capsys):
     from babyteach.train_job import main as train_job
 
     settings = json.dumps({"method": "baseline", "seed": 0, "block_size": 32, "training": TRAINING,
                            "teacher": PEER["arch"]})
     assert train_job([settings, json.dumps({"shards": str(built / "shards")})]) == 2
-    assert "paths lack ['tokenizer', 'output', 'checkpoint_dir']" in capsys.readouterr().err
+    assert "job: missing keys ['tokenizer', 'output', 'checkpoint_dir']" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("case", ["weights-missing", "weights-truncated", "config-garbage"])

@@ -127,6 +127,15 @@ def test_changing_an_outer_loop_option_leaves_dml_alone(micro_run):
     assert "output: results/2024-10M/train/dml/" not in planned and "rule train_students" not in planned
 
 
+def test_changing_the_logging_cadence_reruns_nothing_but_a_training_value_reruns_training(micro_run):
+    workdir, config = micro_run
+    cadence = {**config["training"], "log_every": 3, "eval_every": 2, "checkpoint_every": 4}
+    result = run_snakemake(workdir, "-n", "all", config={**config, "training": cadence})
+    assert "Nothing to be done" in result.stdout + result.stderr
+    result = run_snakemake(workdir, "-n", "all", config={**config, "training": {**config["training"], "lr": 0.003}})
+    assert "rule train_baseline" in result.stdout and "rule train_mutual" in result.stdout
+
+
 def test_a_new_ablation_point_trains_only_itself(micro_run):
     workdir, config = micro_run
     result = run_snakemake(workdir, "-n", "ablation_alpha", config={**config, "ablations": {"alphas": [0.5, 0.7]}})

@@ -109,7 +109,7 @@ from babyteach.models import (
     flops_per_token,
     masked_logits,
 )
-from babyteach.train_config import TrainConfig
+from babyteach.train_config import CADENCE_KEYS, TrainConfig
 
 log = logging.getLogger(__name__)
 
@@ -121,7 +121,7 @@ CHECKPOINT_VERSION = 2
 SUMMARY_VERSION = 3
 #: Config fields that may change between a run and its resumption. The run stays valid, but only
 #: an unchanged device and compile setting give bit-identical weights (kernels differ in rounding).
-RESUMABLE_CHANGES = frozenset({"checkpoint_every", "log_every", "eval_every", "compile", "device"})
+RESUMABLE_CHANGES = frozenset({*CADENCE_KEYS, "compile", "device"})
 
 
 class NonFiniteLossError(RuntimeError):

@@ -17,6 +17,11 @@ PRECISIONS = ("auto", "fp32")
 DEVICES = ("auto", "cpu", "cuda")
 
 
+#: Training keys that only set how often a run checkpoints and logs, not what is trained: the
+#: workflow passes them outside its rerun-tracked settings (babyteach.train_job).
+CADENCE_KEYS: tuple[str, ...] = ("checkpoint_every", "log_every", "eval_every")
+
+
 @dataclass(frozen=True)
 class TrainConfig:
     """Hyperparameters of one training run; validated at construction (``InputError``)."""

@@ -23,7 +23,7 @@ from babyteach.data.corpora import TRACK_WORDS, TRACKS, CorpusId  # noqa: E402
 from babyteach.data.fetch import DATASETS, mirror_from  # noqa: E402
 from babyteach.evaluate.families import FAMILIES  # noqa: E402
 from babyteach.evaluate.glue import FinetuneConfig  # noqa: E402
-from babyteach.train_config import TrainConfig  # noqa: E402
+from babyteach.train_config import CADENCE_KEYS, TrainConfig  # noqa: E402
 
 CORPUS = CorpusId(config["corpus"]["release"], config["corpus"]["track"])
 DATA_MIRROR = mirror_from(config["data_mirror"])
@@ -158,15 +158,15 @@ def training_launcher(wildcards, resources):
 
 
 def train_settings(wildcards):
-    """The config's part of one training job (src/babyteach/train_job.py) as JSON: a tracked
-    param, so that a change of these values reruns the job (paths and GPU counts are not).
-    """
+    """What the config decides about one training job's models (src/babyteach/train_job.py), as
+    JSON: a tracked param, so that a change of these values reruns the job."""
     method = wildcards.get("method", "baseline")  # train_baseline has no {method}
+    training = {k: v for k, v in config["training"].items() if k not in CADENCE_KEYS}
     settings = {
         "method": method,
         "seed": int(wildcards.seed),
         "block_size": config["model"]["block_size"],
-        "training": config["training"],
+        "training": training,
     }
     if "peers" in wildcards.keys():
         settings.update(
@@ -177,24 +177,26 @@ def train_settings(wildcards):
     return json.dumps(settings, sort_keys=True)
 
 
-def train_paths(wildcards, input, output):
-    """The data and output paths of one training job as JSON (derived from input and output, so
-    not a rerun trigger of its own)."""
-    paths = {
+def train_job(wildcards, input, output):
+    """Where one training job reads and writes, and its checkpoint/log cadence, as JSON: derived
+    from input and output, so no rerun trigger (a cadence change applies to runs trained after it).
+    """
+    job = {
         "shards": input.shards,
         "tokenizer": input.tokenizer,
         "output": output[0],
         "checkpoint_dir": checkpoint_dir(wildcards, output),
+        "cadence": {key: config["training"][key] for key in CADENCE_KEYS},
     }
     for optional in (
         "search",
         "teacher",
     ):  # students' architectures; the teacher of KD, KD_DWML
         if optional in input.keys():
-            paths["teacher_run" if optional == "teacher" else optional] = getattr(
+            job["teacher_run" if optional == "teacher" else optional] = getattr(
                 input, optional
             )
-    return json.dumps(paths, sort_keys=True)
+    return json.dumps(job, sort_keys=True)
 
 
 def student_run(method, peers, seed, alpha=None):

@@ -23,10 +23,10 @@ rule train_baseline:
         runtime=scaled_runtime(600),
     params:
         settings=train_settings,
-        paths=train_paths,
+        job=train_job,
         launcher=training_launcher,
     shell:
-        "{params.launcher} -m babyteach.train_job {params.settings:q} {params.paths:q} {log:q}"
+        "{params.launcher} -m babyteach.train_job {params.settings:q} {params.job:q} {log:q}"
 
 
 rule train_students:
@@ -50,10 +50,10 @@ rule train_students:
         runtime=scaled_runtime(600),
     params:
         settings=train_settings,
-        paths=train_paths,
+        job=train_job,
         launcher=training_launcher,
     shell:
-        "{params.launcher} -m babyteach.train_job {params.settings:q} {params.paths:q} {log:q}"
+        "{params.launcher} -m babyteach.train_job {params.settings:q} {params.job:q} {log:q}"
 
 
 rule train_mutual:
@@ -79,7 +79,7 @@ rule train_mutual:
         runtime=scaled_runtime(600),
     params:
         settings=train_settings,
-        paths=train_paths,
+        job=train_job,
         launcher=training_launcher,
     shell:
-        "{params.launcher} -m babyteach.train_job {params.settings:q} {params.paths:q} {log:q}"
+        "{params.launcher} -m babyteach.train_job {params.settings:q} {params.job:q} {log:q}"
