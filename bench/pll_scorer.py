@@ -33,14 +33,13 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
-import statistics
 import tempfile
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 import torch
+from train_step import time_alternately
 from transformers import AutoTokenizer
 from transformers.utils import logging as hf_logging
 
@@ -142,18 +141,6 @@ def reference_pll(model, tokenizer, sentence: str, variant: str) -> float:
     return logp[rows, ids[positions]].double().sum().item()
 
 
-def time_alternately(runs: dict[str, Callable[[], object]], warmup: int, repeats: int) -> dict[str, float]:
-    """Median seconds per call of each run, calling them in turn so drifting load hits all alike."""
-    times: dict[str, list[float]] = {name: [] for name in runs}
-    for i in range(warmup + repeats):
-        for name, run in runs.items():
-            start = time.perf_counter()
-            run()
-            if i >= warmup:
-                times[name].append(time.perf_counter() - start)
-    return {name: statistics.median(values) for name, values in times.items()}
-
-
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--pairs", type=int, default=300, help="blimp-fast pairs scored (default: %(default)s)")
@@ -235,7 +222,8 @@ def main(argv: list[str] | None = None) -> None:
           f"{results['ours']['accuracy']:.4f} both ({counts['ours'][0]} correct, {counts['ours'][1]} ties), "
           f"{flipped} pair outcomes differ", flush=True)  # fmt: skip
 
-    seconds = time_alternately({"ours": ours, "reference": reference}, args.warmup, args.repeats)
+    seconds = time_alternately({"ours": lambda _: ours(), "reference": lambda _: reference()}, args.warmup,
+                               args.repeats)
     print(f"1-min load average at end {os.getloadavg()[0]:.1f}")
     print("| scorer | s/run | pairs/s |")
     print("|---|---|---|")
