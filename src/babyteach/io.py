@@ -6,7 +6,8 @@ writer in the package goes through these helpers: data is written to a temporary
 after it has been flushed and fsynced.
 
 Checked input: :func:`read_json` turns every way a JSON file can be bad (missing, not UTF-8,
-truncated, not an object) into an :class:`~babyteach.errors.InputError` naming the file.
+truncated, not an object) into an :class:`~babyteach.errors.InputError` naming the file, and
+:func:`json_object_line` does the same for one line of a jsonl file.
 """
 
 from __future__ import annotations
@@ -87,3 +88,18 @@ def read_json(path: str | os.PathLike[str], fix: str, missing: str | None = None
     if not isinstance(data, dict):
         raise InputError(f"{path}: expected a JSON object, found {type(data).__name__}; {fix}")
     return data
+
+
+def json_object_line(raw: bytes | str, where: str, fix: str) -> dict[str, Any]:
+    """The JSON object on one jsonl line; ``where`` names file and line in the error (``"<path>, line 3"``).
+
+    A line that is not UTF-8 or not valid JSON (e.g. a file cut off mid-line) raises
+    :class:`InputError` ending with ``fix``; a JSON value that is not an object raises one too.
+    """
+    try:
+        row = json.loads(raw)
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise InputError(f"{where}: not valid JSON ({err}); {fix}") from None
+    if not isinstance(row, dict):
+        raise InputError(f"{where}: expected a JSON object, got {type(row).__name__}")
+    return row

@@ -43,7 +43,6 @@ import :class:`FinetuneConfig` and :data:`TASKS` at start-up without paying for 
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 import math
 import random
@@ -56,7 +55,7 @@ from typing import TYPE_CHECKING, Any
 
 from babyteach.errors import InputError
 from babyteach.evaluate.folders import load_checked_tokenizer, load_pretrained
-from babyteach.io import write_json_atomic
+from babyteach.io import json_object_line, write_json_atomic
 
 if TYPE_CHECKING:
     import torch
@@ -332,12 +331,7 @@ def load_examples(task: GlueTask, path: Path) -> list[Example]:
 
 def _parse(task: GlueTask, path: Path, number: int, raw: bytes) -> Example:
     where = f"{path}, line {number}"
-    try:
-        row = json.loads(raw)
-    except (json.JSONDecodeError, UnicodeDecodeError) as err:
-        raise InputError(f"{where}: not valid JSON ({err}); re-fetch dataset 'glue-filtered'") from None
-    if not isinstance(row, dict):
-        raise InputError(f"{where}: expected a JSON object, got {type(row).__name__}")
+    row = json_object_line(raw, where, "re-fetch dataset 'glue-filtered'")
     for name in task.fields:
         if not isinstance(row.get(name), str):
             raise InputError(

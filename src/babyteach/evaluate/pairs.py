@@ -31,7 +31,6 @@ one masked position per copy, ``(n_copies, vocab)``, never on ``(batch, seq, voc
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 import time
 import zipfile
@@ -47,7 +46,7 @@ from babyteach.data.fetch import open_ewok_zip
 from babyteach.errors import InputError
 from babyteach.evaluate.folders import load_checked_tokenizer, load_pretrained
 from babyteach.evaluate.families import FAMILIES, Family
-from babyteach.io import write_json_atomic
+from babyteach.io import json_object_line, write_json_atomic
 
 log = logging.getLogger(__name__)
 
@@ -148,12 +147,7 @@ def _task_files(spec: Family, folder: Path) -> Iterator[tuple[str, str, bytes]]:
 
 
 def _parse(spec: Family, task: str, where: str, number: int, raw: bytes) -> Pair:
-    try:
-        row = json.loads(raw)
-    except (json.JSONDecodeError, UnicodeDecodeError) as err:
-        raise InputError(f"{where}, line {number}: not valid JSON ({err}); re-fetch the dataset") from None
-    if not isinstance(row, dict):
-        raise InputError(f"{where}, line {number}: expected a JSON object, got {type(row).__name__}")
+    row = json_object_line(raw, f"{where}, line {number}", "re-fetch the dataset")
     fields = [spec.good, spec.bad] + [f for f in (spec.prefix, spec.group) if f]
     for name in fields:
         if not isinstance(row.get(name), str):
