@@ -188,14 +188,10 @@ def train_job(wildcards, input, output):
         "checkpoint_dir": checkpoint_dir(wildcards, output),
         "cadence": {key: config["training"][key] for key in CADENCE_KEYS},
     }
-    for optional in (
-        "search",
-        "teacher",
-    ):  # students' architectures; the teacher of KD, KD_DWML
-        if optional in input.keys():
-            job["teacher_run" if optional == "teacher" else optional] = getattr(
-                input, optional
-            )
+    # the students' architectures; the baseline run that KD and KD_DWML distil from
+    for name, key in (("search", "search"), ("teacher", "teacher_run")):
+        if name in input.keys():
+            job[key] = getattr(input, name)
     return json.dumps(job, sort_keys=True)
 
 
