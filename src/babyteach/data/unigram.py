@@ -1,0 +1,67 @@
+"""The unigram baseline of a tokenized corpus: the masked-LM loss a model gets without context.
+
+A masked LM that ignores its input can do no better on the predicted positions than the
+token frequencies of the training data. Its loss is the yardstick of "has it learned
+anything from context": a run whose dev loss stays near it has learned the unigram
+distribution and little else (the plateau of issue 12)::
+
+    from babyteach.data.unigram import unigram_baseline
+    baseline = unigram_baseline(Path("results/2024-10M/shards"))
+    baseline.train_entropy        # nats: H of the train tokens' frequencies
+    baseline.dev_cross_entropy    # nats: dev tokens under the train frequencies (add-one smoothed)
+
+Only text tokens count: the shards hold no special tokens, and the ``</s>`` separators the
+block reader inserts between lines are never predicted (:mod:`babyteach.data.masking`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from babyteach.data.shards import _load_split, read_meta
+from babyteach.errors import InputError
+
+
+@dataclass(frozen=True)
+class UnigramBaseline:
+    """Context-free losses of a shard folder, in nats per predicted token."""
+
+    #: Entropy of the train split's token frequencies (maximum likelihood): the train loss of
+    #: the best context-free predictor.
+    train_entropy: float
+    #: Mean ``−log q(token)`` over the dev split's tokens, ``q`` the train frequencies with one
+    #: added to every non-special id (so a dev token unseen in train has a finite cost): the dev
+    #: loss of that predictor, what a run's dev loss is compared with.
+    dev_cross_entropy: float
+    train_tokens: int
+    dev_tokens: int
+
+
+def token_counts(shard_dir: Path, split: str) -> np.ndarray:
+    """How often each id of the vocabulary occurs in ``split``'s tokens, ``(vocab_size,)`` int64."""
+    meta = read_meta(shard_dir)
+    tokens, _ = _load_split(shard_dir, split, meta)
+    return np.bincount(np.asarray(tokens), minlength=int(meta["vocab_size"])).astype(np.int64)
+
+
+def unigram_baseline(shard_dir: Path) -> UnigramBaseline:
+    """The :class:`UnigramBaseline` of a shard folder with ``train`` and ``dev`` splits."""
+    shard_dir = Path(shard_dir)
+    meta = read_meta(shard_dir)
+    train, dev = token_counts(shard_dir, "train"), token_counts(shard_dir, "dev")
+    if train.sum() == 0 or dev.sum() == 0:
+        raise InputError(f"{shard_dir}: the train and dev splits need at least one token for a unigram baseline")
+    p = train / train.sum()
+    seen = p > 0
+    train_entropy = float(-(p[seen] * np.log(p[seen])).sum())
+    smoothed = train.astype(np.float64) + 1.0
+    smoothed[sorted(int(i) for i in meta["special_tokens"].values())] = 0.0  # never a target
+    q = smoothed / smoothed.sum()
+    if np.any(dev[q == 0]):
+        raise InputError(f"{shard_dir}: the dev tokens contain special ids; rerun the tokenize_corpus step")
+    used = dev > 0
+    dev_cross_entropy = float(-(dev[used] * np.log(q[used])).sum() / dev.sum())
+    return UnigramBaseline(train_entropy, dev_cross_entropy, int(train.sum()), int(dev.sum()))
