@@ -78,7 +78,7 @@ def main(argv: list[str] | None = None) -> None:
     def fresh_peers() -> tuple[dict, dict]:
         models = {n: build_model(a, args.vocab_size, args.block, seed=args.seed + i).train()
                   for i, (n, a) in enumerate(zip(names, peers, strict=True))}
-        return models, {n: _optimizer([m], cfg, cpu) for n, m in models.items()}
+        return models, {n: _optimizer(list(m.parameters()), cfg) for n, m in models.items()}
 
     dwml_models, dwml_opts = fresh_peers()
     alone_models, alone_opts = fresh_peers()

@@ -70,7 +70,6 @@ def main(argv: list[str] | None = None) -> None:
     if any(count_parameters(a, args.vocab_size, args.block) >= teacher_params for a in archs):
         parser.error("every student must be smaller than the teacher")
     cfg = TrainConfig(token_budget=1, block_size=args.block, seed=args.seed)
-    cpu = torch.device("cpu")
     batches = masked_batches(random_blocks(4, args.batch, args.block, args.vocab_size, args.seed),
                              args.vocab_size, args.seed)
     teacher = build_model(args.teacher, args.vocab_size, args.block, seed=args.seed)
@@ -80,8 +79,8 @@ def main(argv: list[str] | None = None) -> None:
     for model in students.values():
         model.train()
     twins = copy.deepcopy(students)  # the separate runs train their own, identical copies
-    shared_opt = {name: _optimizer([m], cfg, cpu) for name, m in students.items()}
-    separate_opt = {name: _optimizer([m], cfg, cpu) for name, m in twins.items()}
+    shared_opt = {name: _optimizer(list(m.parameters()), cfg) for name, m in students.items()}
+    separate_opt = {name: _optimizer(list(m.parameters()), cfg) for name, m in twins.items()}
     kd = make_method("kd")
 
     def shared_step(i: int) -> dict[str, float]:

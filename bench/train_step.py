@@ -26,9 +26,10 @@ import torch
 from babyteach.data.tokenizer import SPECIAL_TOKENS
 from babyteach.methods import MLMBatch, StepContext, make_method
 from babyteach.models import Architecture, build_model, flops_per_token
-from babyteach.train import TrainConfig, _mask, _mask_generator, _optimizer
+from babyteach.data.masking import TRAIN_STREAM, mask_blocks, mask_key, predictions_per_block, replacement_ids
+from babyteach.train import TrainConfig, _optimizer
 
-#: What the loop's ``_mask`` reads from the shards' meta.json; ids as our tokenizer assigns them.
+#: The special ids as our tokenizer assigns them.
 SPECIAL_IDS = {token: i for i, token in enumerate(SPECIAL_TOKENS)}
 
 
@@ -47,17 +48,19 @@ def random_blocks(n_batches: int, batch: int, block: int, vocab_size: int, seed:
 
 
 def masked_batches(blocks: Sequence[torch.Tensor], vocab_size: int, seed: int) -> list[MLMBatch]:
-    """The loop's masking (``train._mask``, 15 %, 80/10/10) of each block, seeded per batch index."""
-    cfg = TrainConfig(token_budget=1, block_size=blocks[0].shape[1], seed=seed)
-    meta = {"special_tokens": SPECIAL_IDS, "vocab_size": vocab_size}
-    return [_mask(ids, _mask_generator(seed, i), cfg, meta, torch.device("cpu")) for i, ids in enumerate(blocks)]
+    """The loop's masking (:func:`babyteach.data.masking.mask_blocks`: k = 15 % of each block's text,
+    80/10/10) of each block, keyed by its batch index as the loop keys its micro-batches."""
+    special = sorted(SPECIAL_IDS.values())
+    k = predictions_per_block(blocks[0].shape[1], TrainConfig(token_budget=1).mask_prob)
+    replacements = replacement_ids(vocab_size, special, torch.device("cpu"))
+    return [mask_blocks(ids, mask_key(seed, TRAIN_STREAM, i), k, torch.tensor(special), replacements,
+                        SPECIAL_IDS["<mask>"]) for i, ids in enumerate(blocks)]  # fmt: skip
 
 
 def dense_labels(batch: MLMBatch) -> torch.Tensor:
     """Hugging Face MLM labels: the target id at masked positions, -100 (ignored) elsewhere."""
     labels = torch.full_like(batch.input_ids, -100)
-    labels[batch.positions] = batch.targets  # row-major order, as the targets were taken
-    return labels  # (batch, seq)
+    return labels.scatter(1, batch.positions, batch.targets.view(batch.positions.shape))  # (batch, seq)
 
 
 def time_alternately(steps: dict[str, Callable[[int], object]], warmup: int, repeats: int) -> dict[str, float]:
@@ -102,9 +105,8 @@ def main(argv: list[str] | None = None) -> None:
                              args.vocab_size, args.seed)
     labels = [dense_labels(b) for b in batches]
     cfg = TrainConfig(token_budget=1, block_size=args.block, seed=args.seed)
-    cpu = torch.device("cpu")
     ours, plain = (build_model(arch, args.vocab_size, args.block, seed=args.seed) for _ in range(2))
-    ours_opt, plain_opt = _optimizer([ours], cfg, cpu), _optimizer([plain], cfg, cpu)
+    ours_opt, plain_opt = _optimizer(list(ours.parameters()), cfg), _optimizer(list(plain.parameters()), cfg)
     ours.train()
     plain.train()
     baseline = make_method("baseline")

@@ -136,10 +136,21 @@ def test_masked_logits_equal_full_logits_at_positions():
     torch.testing.assert_close(F.cross_entropy(sparse, labels[positions]), reference, atol=1e-5, rtol=0)
 
 
-def test_masked_logits_rejects_index_positions():
+def test_masked_logits_take_per_row_columns_in_the_order_of_the_mask():
+    # the training batches' (batch, k) columns select the same rows, in the same order, as a boolean mask
+    model = build_model(Architecture(2, 2, 16), VOCAB, BLOCK, seed=0).eval()
+    input_ids, _, _, _ = _batch()
+    columns = torch.tensor([[5, 1, 9], [0, 2, 4], [11, 10, 3]]).sort(dim=1).values  # (batch, k), ascending per row
+    mask = torch.zeros(input_ids.shape, dtype=torch.bool).scatter(1, columns, True)
+    with torch.no_grad():
+        torch.testing.assert_close(masked_logits(model, input_ids, None, columns),
+                                   masked_logits(model, input_ids, None, mask), atol=0, rtol=0)
+
+
+def test_masked_logits_reject_flat_indices():
     model = build_model(Architecture(1, 1, 8), VOCAB, BLOCK, seed=0)
     input_ids, attention_mask, _, _ = _batch()
-    with pytest.raises(ValueError, match="boolean mask"):
+    with pytest.raises(ValueError, match="boolean mask .* or int64 columns"):
         masked_logits(model, input_ids, attention_mask, torch.tensor([0, 5]))
 
 

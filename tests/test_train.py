@@ -19,7 +19,8 @@ from babyteach.errors import InputError
 from babyteach.losses import cross_entropy, kd_loss, sd_loss
 from babyteach.methods import METHODS, MLMBatch, StepContext, make_method
 from babyteach.models import build_model, count_parameters, flops_per_token, masked_logits
-from babyteach.train import DEV_STREAM, NonFiniteLossError, TrainConfig, _mask_generator, _mask_on_cpu, plan_steps
+from babyteach.data.masking import DEV_STREAM, mask_blocks, mask_key, predictions_per_block, replacement_ids
+from babyteach.train import NonFiniteLossError, TrainConfig, plan_steps
 from train_helpers import BLOCK, SMALL, TINY, checkpoint_of, config, data, parameters_of, read_metrics, run  # noqa: F401 (data: fixture)
 
 
@@ -174,20 +175,27 @@ def test_interrupted_run_resumes_to_the_same_weights(data, tmp_path):
 
 def hand_dev_loss(data, models, cfg) -> dict[str, float]:
     """Masked CE over every masked position of the first ``cfg.dev_blocks`` dev blocks, masked as the
-    dev loss is (one generator of the dev stream, ``batch_size`` blocks at a time), dropout off."""
+    dev loss is (batch j of ``batch_size`` blocks with key (seed, DEV_STREAM, j)), dropout off; the
+    blocks come from the host reader and the head runs on a boolean mask, not the loop's gather."""
     shards, _ = data
     dev, meta = PackedBlocks(shards, "dev", BLOCK), read_meta(shards)
     n = min(cfg.dev_blocks, len(dev))
-    generator = _mask_generator(cfg.seed, 0, DEV_STREAM)
-    batches = [_mask_on_cpu(torch.from_numpy(dev.get_blocks(np.arange(first, min(first + cfg.batch_size, n)))),
-                            generator, cfg, meta) for first in range(0, n, cfg.batch_size)]  # fmt: skip
+    special = sorted(meta["special_tokens"].values())
+    k = predictions_per_block(BLOCK, cfg.mask_prob)
+    batches = [mask_blocks(torch.from_numpy(dev.get_blocks(np.arange(first, min(first + cfg.batch_size, n)))),
+                           mask_key(cfg.seed, DEV_STREAM, j), k, torch.tensor(special),
+                           replacement_ids(meta["vocab_size"], special, torch.device("cpu")), meta["special_tokens"]["<mask>"])
+               for j, first in enumerate(range(0, n, cfg.batch_size))]  # fmt: skip
     targets = torch.cat([b.targets for b in batches])
     losses = {}
     with torch.no_grad():
         for name, model in models.items():
             model.eval()
-            logits = torch.cat([masked_logits(model, b.input_ids, None, b.positions) for b in batches])
-            losses[name] = torch.nn.functional.cross_entropy(logits, targets).item()  # (n_masked, vocab) vs (n_masked,)
+            logits = []
+            for b in batches:
+                chosen = torch.zeros_like(b.input_ids, dtype=torch.bool).scatter(1, b.positions, True)  # (batch, seq)
+                logits.append(masked_logits(model, b.input_ids, None, chosen))
+            losses[name] = torch.nn.functional.cross_entropy(torch.cat(logits), targets).item()  # (n_masked, vocab)
     return losses
 
 

@@ -36,18 +36,16 @@ from torch import nn
 from transformers import RobertaForMaskedLM
 
 from babyteach.bilevel import HYPERGRADIENT_MODES, eta_schedule, hypergradient_and_outer_loss, mirror_descent_step
+from babyteach.data.masking import MaskedBatch
 from babyteach.errors import InputError
 from babyteach.losses import SoftTargets, cross_entropy, kd_loss, mutual_loss_terms, sd_loss
 from babyteach.models import SDExits, masked_logits
 
 
-@dataclass(frozen=True)
-class MLMBatch:
-    """One masked micro-batch, on the training device."""
-
-    input_ids: torch.Tensor  # (batch, seq): the corrupted ids
-    positions: torch.Tensor  # (batch, seq) bool: the positions to predict
-    targets: torch.Tensor  # (n_masked,): original ids at ``positions``, row-major order
+#: One masked micro-batch on the training device: ``input_ids`` ``(batch, seq)`` (corrupted),
+#: ``positions`` ``(batch, k)`` int64 (the predicted columns of each row, ascending) and ``targets``
+#: ``(batch · k,)`` (the original ids there, row-major). Built by :mod:`babyteach.data.batches`.
+MLMBatch = MaskedBatch
 
 
 @dataclass
@@ -127,8 +125,9 @@ class Method(ABC):
         """Whether optimiser step ``step`` (from 1) begins with an outer step."""
         return False
 
-    def outer_step(self, outer: OuterStep) -> dict[str, float]:
-        """Run one outer step; return the record to log (one row of ``peer_weights.csv``)."""
+    def outer_step(self, outer: OuterStep) -> dict[str, float | torch.Tensor]:
+        """Run one outer step; return the record to log (one row of ``peer_weights.csv``). Values may
+        be 0-d tensors on the device: the loop reads them back at its next log line, not at once."""
         raise NotImplementedError(f"method {self.name!r} has no outer step")
 
     def initial_record(self) -> dict[str, float]:
@@ -297,7 +296,7 @@ class DWML(DML):
     def outer_step_due(self, step: int) -> bool:
         return step % self.weight_update_every == 0
 
-    def outer_step(self, outer: OuterStep) -> dict[str, float]:
+    def outer_step(self, outer: OuterStep) -> dict[str, float | torch.Tensor]:
         ctx, names = outer.ctx, self._state["peers"]
         update = outer.step // self.weight_update_every  # this outer step's number, from 1
         eta = eta_schedule(update - 1, max(1, outer.total_steps // self.weight_update_every), self.eta0, self.eta_min)
@@ -315,18 +314,21 @@ class DWML(DML):
         )  # g: (M,)
         g, outer_loss = outer.average(g.float()), outer.average(outer_loss.float())
         self._state["weights"] = mirror_descent_step(self.weights, g, eta, self.clip)
-        return self._record(outer.step, update, eta, outer.gamma, float(outer_loss), g.tolist())
+        # device values: the loop reads them back at its next log line, so the step never waits
+        return self._record(outer.step, update, eta, outer.gamma, outer_loss, g.unbind())
 
     def initial_record(self) -> dict[str, float]:
-        return self._record(0, 0, math.nan, math.nan, math.nan, [math.nan] * len(self._state["peers"]))
+        record = self._record(0, 0, math.nan, math.nan, math.nan, [math.nan] * len(self._state["peers"]))
+        return {key: float(value) for key, value in record.items()}
 
-    def _record(self, step: int, update: int, eta: float, gamma: float, outer_loss: float,
-                g: Sequence[float]) -> dict[str, float]:
-        """One row of ``peer_weights.csv``: ω after the step and the g that moved it."""
+    def _record(self, step: int, update: int, eta: float, gamma: float, outer_loss: float | torch.Tensor,
+                g: Sequence[float | torch.Tensor]) -> dict[str, float | torch.Tensor]:
+        """One row of ``peer_weights.csv``: ω after the step and the g that moved it (numbers, or
+        0-d device tensors that the training loop reads back as numbers)."""
         names = self._state["peers"]
         return {
             "step": step, "update": update, "eta": eta, "gamma": gamma, "outer_loss": outer_loss,
-            **{f"weight.{name}": w for name, w in zip(names, self.weights.tolist(), strict=True)},
+            **{f"weight.{name}": w for name, w in zip(names, self.weights.unbind(), strict=True)},
             **{f"hypergradient.{name}": value for name, value in zip(names, g, strict=True)},
         }
 

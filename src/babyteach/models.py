@@ -178,13 +178,22 @@ def flops_per_token(
 
 
 def _select(hidden: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
-    """Rows of ``hidden`` (batch, seq, H) where the boolean ``positions`` (batch, seq) is True."""
-    if positions.dtype != torch.bool or positions.shape != hidden.shape[:2]:
-        raise ValueError(
-            f"positions must be a boolean mask of shape {tuple(hidden.shape[:2])}, "
-            f"got {positions.dtype} {tuple(positions.shape)}"
-        )
-    return hidden[positions]  # (n_masked, H), row-major order of the mask
+    """Rows of ``hidden`` (batch, seq, H) at ``positions``, as ``(n_masked, H)`` in row-major order.
+
+    ``positions`` is either a boolean mask ``(batch, seq)`` (any number of positions per row; its
+    count is data-dependent, which costs a host sync on GPUs) or the columns ``(batch, k)`` int64
+    of the training batches (:mod:`babyteach.data.masking`: the same k in every row, ascending, so
+    the result has the static shape ``(batch · k, H)`` and the same row order as the boolean mask).
+    """
+    if positions.dtype == torch.bool and positions.shape == hidden.shape[:2]:
+        return hidden[positions]  # (n_masked, H)
+    if positions.dtype == torch.int64 and positions.dim() == 2 and positions.shape[0] == hidden.shape[0]:
+        index = positions[..., None].expand(-1, -1, hidden.shape[-1])  # (batch, k, H)
+        return hidden.gather(1, index).flatten(0, 1)  # (batch · k, H)
+    raise ValueError(
+        f"positions must be a boolean mask of shape {tuple(hidden.shape[:2])} or int64 columns of shape "
+        f"({hidden.shape[0]}, k), got {positions.dtype} {tuple(positions.shape)}"
+    )
 
 
 def masked_logits(
@@ -195,10 +204,10 @@ def masked_logits(
 ) -> torch.Tensor:
     """MLM logits at the masked positions only, shape ``(n_masked, vocab)``.
 
-    ``positions`` is a boolean mask of shape ``(batch, seq)``; the rows come in the
-    row-major order of the mask, i.e. they match ``labels[positions]``. The encoder runs
-    on every token, but the vocabulary-sized LM head only on the selected rows, so the
-    full ``(batch, seq, vocab)`` logits are never built.
+    ``positions`` is a boolean mask ``(batch, seq)`` or int64 columns ``(batch, k)`` (see
+    :func:`_select`); the rows come in row-major order, i.e. they match ``labels[positions]``.
+    The encoder runs on every token, but the vocabulary-sized LM head only on the selected rows,
+    so the full ``(batch, seq, vocab)`` logits are never built.
     """
     hidden = model.roberta(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
     return model.lm_head(_select(hidden, positions))  # (n_masked, vocab)
@@ -275,7 +284,7 @@ class SDExits(nn.Module):
     ) -> SDOutput:
         """Run ``model`` once; return every section's masked logits and hidden states.
 
-        ``positions`` is the boolean ``(batch, seq)`` mask of :func:`masked_logits`.
+        ``positions`` as in :func:`masked_logits` (a boolean mask or ``(batch, k)`` columns).
         """
         out = model.roberta(input_ids=input_ids, attention_mask=attention_mask, output_hidden_states=True)
         # out.hidden_states: L + 1 tensors (batch, seq, H): embeddings, then after each layer

@@ -84,7 +84,6 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pandas as pd
 import torch
 import torch.distributed as dist
@@ -92,15 +91,16 @@ from torch import nn
 from torch._utils import _flatten_dense_tensors, _unflatten_dense_tensors
 from transformers import AutoModelForMaskedLM, RobertaForMaskedLM, get_scheduler
 
-from babyteach.data.masking import mask_tokens
+from babyteach.data.batches import DeviceSplit, MicroBatches
+from babyteach.data.masking import DEV_STREAM, OUTER_STREAM, TRAIN_STREAM
 from babyteach.data.shards import PackedBlocks, read_meta
-from babyteach.data.tokenizer import MASK, load_tokenizer
+from babyteach.data.tokenizer import load_tokenizer
 from babyteach.errors import InputError
 from babyteach.evaluate.folders import WEIGHT_FILES, load_pretrained
 from babyteach.gpu import GpuSampler
 from babyteach.io import atomic_path, write_json_atomic
 from babyteach.losses import cross_entropy
-from babyteach.methods import Method, MLMBatch, OuterStep, StepContext, make_method
+from babyteach.methods import Method, OuterStep, StepContext, make_method
 from babyteach.models import (
     POSITION_OFFSET,
     Architecture,
@@ -116,7 +116,7 @@ log = logging.getLogger(__name__)
 CHECKPOINT_FILE = "checkpoint.pt"
 PEER_WEIGHTS_FILE = "peer_weights.csv"
 GPU_FILE = "gpu.csv"
-CHECKPOINT_VERSION = 2
+CHECKPOINT_VERSION = 3  # 3: one optimiser and schedule for all students
 #: Version of the ``train_summary.json`` and ``metrics.jsonl`` formats (3: ``dev_loss`` lines in metrics.jsonl).
 SUMMARY_VERSION = 3
 #: Config fields that may change between a run and its resumption. The run stays valid, but only
@@ -173,75 +173,6 @@ def plan_steps(cfg: TrainConfig, n_blocks: int) -> Plan:
     return Plan(steps=steps, tokens_per_step=tokens_per_step, batches_per_epoch=batches_per_epoch)
 
 
-class _BlockStream:
-    """A split's micro-batches by index (counted from 0 across epochs): epoch ``e`` visits the
-    blocks in ``blocks.order(seed, e)``, ``batch_size`` at a time, its last partial batch skipped.
-    Indexing is random access, so a resumed run continues at exactly the next micro-batch."""
-
-    def __init__(self, blocks: PackedBlocks, seed: int, batch_size: int) -> None:
-        self.blocks, self.seed, self.batch_size = blocks, seed, batch_size
-        self.batches_per_epoch = len(blocks) // batch_size
-        self._epoch, self._order = -1, np.empty(0, dtype=np.int64)
-
-    def __getitem__(self, index: int) -> torch.Tensor:
-        """Micro-batch ``index``, ``(batch_size, block_size)``."""
-        epoch, within = divmod(index, self.batches_per_epoch)
-        if epoch != self._epoch:
-            self._epoch, self._order = epoch, self.blocks.order(self.seed, epoch)
-        chunk = self._order[within * self.batch_size : (within + 1) * self.batch_size]
-        return torch.from_numpy(self.blocks.get_blocks(chunk))
-
-
-#: Masking streams of :func:`_mask_generator`: train batches, the dev loss, outer-step dev batches.
-TRAIN_STREAM, DEV_STREAM, OUTER_STREAM = 0, 1, 2
-
-
-def _mask_generator(seed: int, index: int, stream: int = TRAIN_STREAM) -> torch.Generator:
-    """A CPU generator whose state depends only on (seed, stream, index): resumable masking."""
-    state = np.random.SeedSequence([seed, stream, index]).generate_state(2, dtype=np.uint32)
-    return torch.Generator().manual_seed(int(state[0]) << 32 | int(state[1]))
-
-
-def _mask_on_cpu(ids: torch.Tensor, generator: torch.Generator, cfg: TrainConfig,
-                 meta: Mapping[str, Any]) -> MLMBatch:
-    """Mask ``ids`` on the CPU: the draws do not depend on the device or the process."""
-    special = sorted(meta["special_tokens"].values())
-    masked = mask_tokens(ids, generator, cfg.mask_prob, meta["special_tokens"][MASK], meta["vocab_size"], special)
-    positions = torch.zeros(ids.numel(), dtype=torch.bool)
-    positions[masked.positions] = True
-    return MLMBatch(input_ids=masked.input_ids, positions=positions.view(ids.shape), targets=masked.targets)
-
-
-def _to_device(batch: MLMBatch, device: torch.device) -> MLMBatch:
-    return MLMBatch(
-        input_ids=batch.input_ids.to(device, non_blocking=True),
-        positions=batch.positions.to(device, non_blocking=True),  # (batch, seq)
-        targets=batch.targets.to(device, non_blocking=True),  # (n_masked,)
-    )
-
-
-def _mask(ids: torch.Tensor, generator: torch.Generator, cfg: TrainConfig, meta: Mapping[str, Any],
-          device: torch.device) -> MLMBatch:
-    """Mask ``ids`` on the CPU (device-independent draws) and move the result to ``device``."""
-    return _to_device(_mask_on_cpu(ids, generator, cfg, meta), device)
-
-
-def _rows_of_rank(batch: MLMBatch, rank: int, world_size: int) -> MLMBatch:
-    """Process ``rank``'s equal share of the rows of a masked batch, with its targets.
-
-    ``targets`` are in row-major order of ``positions``, so a row range's targets are one slice.
-    """
-    rows = batch.input_ids.shape[0] // world_size
-    per_row = batch.positions.sum(dim=1)  # (batch,): masked positions per row
-    first = int(per_row[: rank * rows].sum())
-    count = int(per_row[rank * rows : (rank + 1) * rows].sum())
-    return MLMBatch(
-        input_ids=batch.input_ids[rank * rows : (rank + 1) * rows],
-        positions=batch.positions[rank * rows : (rank + 1) * rows],
-        targets=batch.targets[first : first + count],
-    )
-
-
 # --------------------------------------------------------------------------------------------
 # Set-up
 
@@ -265,14 +196,6 @@ class _Processes:
     def is_main(self) -> bool:
         """Whether this process logs, checkpoints and writes the outputs."""
         return self.rank == 0
-
-    def share(self, batch: MLMBatch) -> tuple[MLMBatch, float]:
-        """This process's rows of a global batch, and the factor that turns the mean loss over
-        its masked positions into its share of the global mean's gradient (after averaging)."""
-        if self.world_size == 1:
-            return batch, 1.0
-        local = _rows_of_rank(batch, self.rank, self.world_size)
-        return local, local.targets.numel() * self.world_size / batch.targets.numel()
 
     def sum(self, tensor: torch.Tensor) -> torch.Tensor:
         """``tensor`` summed over the processes, in place."""
@@ -321,24 +244,25 @@ def _start_processes(cfg: TrainConfig) -> tuple[_Processes, torch.device, bool]:
     return _Processes(dist.get_rank(), dist.get_world_size()), device, created
 
 
-def _outer_stream(shard_dir: Path, cfg: TrainConfig) -> _BlockStream:
-    """Held-out batches for outer steps: the dev split in a seeded order, never train blocks."""
+def _check_outer_batches(shard_dir: Path, cfg: TrainConfig) -> None:
+    """Outer steps draw whole batches of held-out dev blocks: the dev split must hold one."""
     dev = PackedBlocks(shard_dir, "dev", cfg.block_size)
     if len(dev) < cfg.batch_size:
         raise InputError(
             f"{shard_dir}: the dev split has {len(dev)} blocks of {cfg.block_size} tokens, fewer than one outer "
             f"batch (training.batch_size = {cfg.batch_size}); lower training.batch_size or use a larger dev split"
         )
-    return _BlockStream(dev, cfg.seed, cfg.batch_size)
 
 
-def _check_outer_record(record: Mapping[str, float], step: int, ckpt_dir: Path) -> None:
+def _outer_record_problem(record: Mapping[str, float], ckpt_dir: Path) -> tuple[int, str] | None:
+    """``(step, message)`` if an outer-step record holds a non-finite value, else None."""
     bad = sorted(key for key, value in record.items() if not math.isfinite(value))
-    if bad:
-        raise NonFiniteLossError(
-            f"step {step}: the outer (peer-weight) step gave non-finite {bad}; training stopped. The last good "
-            f"checkpoint is in {ckpt_dir}; lower mutual.eta0 or set mutual.clip"
-        )
+    if not bad:
+        return None
+    return int(record["step"]), (
+        f"step {record['step']}: the outer (peer-weight) step gave non-finite {bad}; training stopped. The last "
+        f"good checkpoint is in {ckpt_dir}; lower mutual.eta0 or set mutual.clip"
+    )
 
 
 def load_teacher(teacher_dir: Path, vocab_size: int, block_size: int, device: torch.device) -> RobertaForMaskedLM:
@@ -362,33 +286,34 @@ def load_teacher(teacher_dir: Path, vocab_size: int, block_size: int, device: to
     return teacher.to(device)
 
 
-def _optimizer(modules: list[nn.Module], cfg: TrainConfig, device: torch.device) -> torch.optim.AdamW:
-    """AdamW with weight decay on matrices only; parameters shared between modules counted once."""
-    params: dict[int, nn.Parameter] = {}
-    for module in modules:
-        for p in module.parameters():
-            params.setdefault(id(p), p)
-    decay = [p for p in params.values() if p.dim() >= 2]
-    no_decay = [p for p in params.values() if p.dim() < 2]
+def _optimizer(parameters: list[nn.Parameter], cfg: TrainConfig) -> torch.optim.AdamW:
+    """One AdamW over every student's parameters, weight decay on matrices only.
+
+    AdamW is elementwise, so one optimiser over all students updates each exactly as an optimiser
+    of its own would (the schedule is the same for all), in one fused multi-tensor pass per
+    parameter group instead of one per student. The fused kernels (CUDA and CPU) keep the step
+    count on the parameters' device, so the update never reads a value back to the host.
+    """
+    decay = [p for p in parameters if p.dim() >= 2]
+    no_decay = [p for p in parameters if p.dim() < 2]
     return torch.optim.AdamW(
         [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
-        lr=cfg.lr, betas=(cfg.adam_beta1, cfg.adam_beta2), eps=cfg.adam_eps, fused=device.type == "cuda",
+        lr=cfg.lr, betas=(cfg.adam_beta1, cfg.adam_beta2), eps=cfg.adam_eps, fused=True,
     )
 
 
 @dataclass
 class _Peer:
-    """One student with everything that is optimised and checkpointed with it."""
+    """One student with its training-only modules (its optimiser state lives in the shared AdamW)."""
 
     model: RobertaForMaskedLM
     extra: nn.Module | None
-    optimizer: torch.optim.Optimizer
-    scheduler: Any
 
     def modules(self) -> list[nn.Module]:
         return [self.model] + ([self.extra] if self.extra is not None else [])
 
     def parameters(self) -> list[nn.Parameter]:
+        """Its trainable parameters, each once (SD's exits share the word embeddings)."""
         return list({id(p): p for m in self.modules() for p in m.parameters()}.values())
 
 
@@ -438,7 +363,8 @@ def run_checkpoint_dir(ckpt_dir: Path, fingerprint: Mapping[str, Any]) -> Path:
     return Path(ckpt_dir) / f"run-{digest[:16]}"
 
 
-def _checkpoint_state(step: int, fingerprint: dict[str, Any], peers: Mapping[str, _Peer], method: Method,
+def _checkpoint_state(step: int, fingerprint: dict[str, Any], peers: Mapping[str, _Peer],
+                      optimizer: torch.optim.Optimizer, scheduler: Any, method: Method,
                       metrics: list[dict[str, Any]], outer_log: list[dict[str, float]],
                       rng: list[dict[str, Any]], wall_time: float) -> dict[str, Any]:
     return {
@@ -449,11 +375,11 @@ def _checkpoint_state(step: int, fingerprint: dict[str, Any], peers: Mapping[str
             name: {
                 "model": peer.model.state_dict(),
                 "extra": peer.extra.state_dict() if peer.extra is not None else None,
-                "optimizer": peer.optimizer.state_dict(),
-                "scheduler": peer.scheduler.state_dict(),
             }
             for name, peer in peers.items()
         },
+        "optimizer": optimizer.state_dict(),
+        "scheduler": scheduler.state_dict(),
         "method_state": method.state_dict(),
         "rng": rng,  # one state per process, in rank order
         "metrics": metrics,
@@ -475,14 +401,15 @@ def _averager(procs: _Processes) -> Callable[[torch.Tensor], torch.Tensor]:
     return lambda tensor: procs.sum(tensor.clone()) / procs.world_size
 
 
-def _restore(state: dict[str, Any], peers: Mapping[str, _Peer], method: Method, procs: _Processes) -> None:
+def _restore(state: dict[str, Any], peers: Mapping[str, _Peer], optimizer: torch.optim.Optimizer, scheduler: Any,
+             method: Method, procs: _Processes) -> None:
     for name, peer in peers.items():
         saved = state["peers"][name]
         peer.model.load_state_dict(saved["model"])
         if peer.extra is not None:
             peer.extra.load_state_dict(saved["extra"])
-        peer.optimizer.load_state_dict(saved["optimizer"])
-        peer.scheduler.load_state_dict(saved["scheduler"])
+    optimizer.load_state_dict(state["optimizer"])
+    scheduler.load_state_dict(state["scheduler"])
     method.load_state_dict(state["method_state"])
     if len(state["rng"]) != procs.world_size:
         # a different number of processes: the run continues validly, but not draw for draw
@@ -500,8 +427,9 @@ def _restore(state: dict[str, Any], peers: Mapping[str, _Peer], method: Method, 
 # The loop
 
 
-#: Called after every step with (step, students, losses); tests use it to interrupt or poison a run.
-StepHook = Callable[[int, Mapping[str, RobertaForMaskedLM], Mapping[str, float]], None]
+#: Called after every step with (step, students, losses); tests use it to interrupt or poison a run. The
+#: losses are 0-d tensors on the training device (reading one waits for the step to finish).
+StepHook = Callable[[int, Mapping[str, RobertaForMaskedLM], Mapping[str, torch.Tensor]], None]
 
 
 def train(
@@ -538,15 +466,13 @@ def train(
             f"{tokenizer_dir}: the tokenizer's vocabulary differs from that of the shards in {shard_dir} "
             f"({vocab_size}); tokenize the corpus with this tokenizer"
         )
-    block_size = cfg.block_size
-    blocks = PackedBlocks(shard_dir, "train", block_size)
-    plan = plan_steps(cfg, len(blocks))
-    stream = _BlockStream(blocks, cfg.seed, cfg.batch_size)
-    outer_stream = _outer_stream(shard_dir, cfg) if the_method.has_outer_step else None
+    plan = plan_steps(cfg, len(PackedBlocks(shard_dir, "train", cfg.block_size)))
+    if the_method.has_outer_step:
+        _check_outer_batches(shard_dir, cfg)
     procs, device, created_group = _start_processes(cfg)
     try:
         return _train(the_method, students, shard_dir, tokenizer_dir, out_dir, ckpt_dir, cfg, teacher_dir, on_step,
-                      meta, plan, stream, outer_stream, procs, device)
+                      meta, plan, procs, device)
     finally:
         if created_group:
             dist.destroy_process_group()
@@ -554,8 +480,7 @@ def train(
 
 def _train(the_method: Method, students: Mapping[str, Architecture], shard_dir: Path, tokenizer_dir: Path,
            out_dir: Path, ckpt_dir: Path, cfg: TrainConfig, teacher_dir: Path | None, on_step: StepHook | None,
-           meta: Mapping[str, Any], plan: Plan, stream: _BlockStream, outer_stream: _BlockStream | None,
-           procs: _Processes, device: torch.device) -> dict[str, Any]:
+           meta: Mapping[str, Any], plan: Plan, procs: _Processes, device: torch.device) -> dict[str, Any]:
     """The body of :func:`train` once inputs are checked and the processes have started."""
     if not procs.is_main:
         log.setLevel(logging.WARNING)  # one process reports progress
@@ -572,13 +497,10 @@ def _train(the_method: Method, students: Mapping[str, Architecture], shard_dir: 
     torch.manual_seed(cfg.seed)  # initialises the method's extra modules, alike in every process
     extras = {name: module.to(device) for name, module in the_method.extra_modules(models).items()}
     torch.manual_seed(cfg.seed + procs.rank)  # dropout: its own draws in each process
-    peers: dict[str, _Peer] = {}
+    peers = {name: _Peer(model, extras.get(name)) for name, model in models.items()}
     warmup = round(cfg.warmup_fraction * plan.steps)
-    for name, model in models.items():
-        modules = [model] + ([extras[name]] if name in extras else [])
-        optimizer = _optimizer(modules, cfg, device)
-        scheduler = get_scheduler("cosine", optimizer, num_warmup_steps=warmup, num_training_steps=plan.steps)
-        peers[name] = _Peer(model, extras.get(name), optimizer, scheduler)
+    optimizer = _optimizer([p for peer in peers.values() for p in peer.parameters()], cfg)
+    scheduler = get_scheduler("cosine", optimizer, num_warmup_steps=warmup, num_training_steps=plan.steps)
     teacher = load_teacher(teacher_dir, vocab_size, block_size, device) if the_method.needs_teacher else None
     the_method.start(list(models), device)
 
@@ -594,7 +516,7 @@ def _train(the_method: Method, students: Mapping[str, Architecture], shard_dir: 
                 f"{ckpt_dir / CHECKPOINT_FILE}: the checkpoint was written by another version of babyteach or "
                 "belongs to another run; delete it to start this run afresh"
             )
-        _restore(state, peers, the_method, procs)
+        _restore(state, peers, optimizer, scheduler, the_method, procs)
         step, metrics, wall_before = state["step"], state["metrics"], state["wall_time_s"]
         outer_log = state["outer_log"]
         log.info("resumed from %s at step %d of %d", ckpt_dir / CHECKPOINT_FILE, step, plan.steps)
@@ -612,6 +534,16 @@ def _train(the_method: Method, students: Mapping[str, Architecture], shard_dir: 
             model.roberta.compile()
             model.lm_head.compile()
 
+    # The data: both splits resident on the device, each micro-batch gathered and masked there.
+    dev_split = DeviceSplit(shard_dir, "dev", block_size, device)
+    batches = _micro_batches(DeviceSplit(shard_dir, "train", block_size, device), TRAIN_STREAM, cfg, meta, procs,
+                             count=plan.steps * cfg.grad_accum)
+    outer_batches = (_micro_batches(dev_split, OUTER_STREAM, cfg, meta, procs, count=plan.steps)
+                     if the_method.has_outer_step else None)
+    dev_set = _DevSet(dev_split, cfg, meta)
+    log.info("%d of %d text positions predicted per block (%.1f %% of the predictable train tokens)",
+             batches.k, block_size - 2, 100 * batches.k / float(batches.split.candidates.mean()))
+
     started = time.monotonic()
     last_log = (step, started)  # for tokens/s between metrics lines
     autocast = torch.autocast("cuda", dtype=torch.bfloat16) if bf16 else contextlib.nullcontext()
@@ -619,86 +551,82 @@ def _train(the_method: Method, students: Mapping[str, Architecture], shard_dir: 
         model.train()
     for module in extras.values():
         module.train()
+    tally = _Tally(list(peers), device)
+    pending_outer: list[dict[str, Any]] = []  # outer-step records not yet read back from the device
     # rank 0 samples every GPU of its node; the CSV covers this process's part of the run
     sampler = GpuSampler(ckpt_dir / GPU_FILE) if procs.is_main else contextlib.nullcontext()
     with sampler:
         while step < plan.steps:
             step += 1
-            lr = peers[next(iter(peers))].scheduler.get_last_lr()[0]  # this step's learning rate (γ of DWML)
-            for peer in peers.values():
-                peer.optimizer.zero_grad(set_to_none=True)
-            step_losses = torch.zeros(len(peers), dtype=torch.float32, device=device)
+            logs = step % cfg.log_every == 0 or step == plan.steps
+            evaluates = cfg.eval_every is not None and step % cfg.eval_every == 0 and step < plan.steps
+            checkpoints = step % cfg.checkpoint_every == 0 or step == plan.steps
+            lr = scheduler.get_last_lr()[0]  # this step's learning rate (γ of DWML)
+            optimizer.zero_grad(set_to_none=True)
+            tally.begin_step()
             for micro in range(cfg.grad_accum):
                 index = (step - 1) * cfg.grad_accum + micro
-                local, scale = procs.share(_mask_on_cpu(stream[index], _mask_generator(cfg.seed, index), cfg, meta))
-                ctx = StepContext(_to_device(local, device), models, extras, teacher)
-                if micro == 0 and outer_stream is not None and the_method.outer_step_due(step):
-                    update = len(outer_log) - 1  # outer steps so far: dev batch `update` is next
-                    dev_local, _ = procs.share(
-                        _mask_on_cpu(outer_stream[update], _mask_generator(cfg.seed, update, OUTER_STREAM), cfg, meta)
-                    )
-                    dev_batch = _to_device(dev_local, device)
+                ctx = StepContext(batches[index], models, extras, teacher)
+                if micro == 0 and outer_batches is not None and the_method.outer_step_due(step):
+                    update = len(outer_log) + len(pending_outer) - 1  # outer steps so far: dev batch `update` is next
                     # forked RNG: the outer step's dropout leaves the inner steps' draws as they would be
                     # without it, so DWML with ω held fixed is DML exactly
                     with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []), autocast:
-                        record = the_method.outer_step(
-                            OuterStep(ctx, dev_batch, lr, step, plan.steps, average=_averager(procs))
-                        )
-                    _check_outer_record(record, step, ckpt_dir)
-                    outer_log.append(record)
+                        pending_outer.append(the_method.outer_step(
+                            OuterStep(ctx, outer_batches[update], lr, step, plan.steps, average=_averager(procs))
+                        ))
                 with autocast:
                     losses = the_method.step_loss(ctx)
                 if set(losses) != set(peers):
                     raise RuntimeError(f"method {method!r} returned losses for {sorted(losses)}, not {sorted(peers)}")
-                total = sum(losses[name] for name in peers) * (scale / cfg.grad_accum)
-                total.backward()
-                # this process's share of each student's mean loss over the global micro-batch
-                step_losses += torch.stack([losses[name].detach().float() for name in peers]) * (
-                    scale / procs.world_size / cfg.grad_accum
-                )
-            procs.sum(step_losses)
-            values = dict(zip(peers, step_losses.tolist(), strict=True))  # one device sync per step
-            for name, value in values.items():
-                if not math.isfinite(value):
-                    raise NonFiniteLossError(
-                        f"step {step}: the loss of student {name!r} is {value}; training stopped before the update. "
-                        f"The last good checkpoint is in {ckpt_dir} (resume re-runs from it); lower train.lr or "
-                        "check the data"
-                    )
-            grad_norms = {}
-            for name, peer in peers.items():
+                # every process holds the same number of predicted positions, so the mean of the
+                # processes' mean losses is the global mean (its gradient: averaged below)
+                (sum(losses[name] for name in peers) / cfg.grad_accum).backward()
+                tally.add(torch.stack([losses[name].detach().float() for name in peers]) / cfg.grad_accum)
+            tally.end_step(step, procs)
+            norms = []
+            for peer in peers.values():
                 procs.average_gradients(peer.parameters())
                 # the norm before clipping; with clipping off, an infinite threshold leaves the gradients as they are
-                grad_norms[name] = torch.nn.utils.clip_grad_norm_(peer.parameters(), cfg.clip_norm or math.inf)
-                peer.optimizer.step()
-                peer.scheduler.step()
-            if procs.is_main and (step % cfg.log_every == 0 or step == plan.steps):
-                now = time.monotonic()
-                tokens_per_s = (step - last_log[0]) * plan.tokens_per_step / max(now - last_log[1], 1e-9)
-                last_log = (step, now)
-                norms = {name: float(norm) for name, norm in grad_norms.items()}
-                metrics.append({"step": step, "tokens": step * plan.tokens_per_step, "lr": lr, "loss": values,
-                                "grad_norm": norms, "tokens_per_s": tokens_per_s})
-                log.info("step %d/%d lr %.3g %.0f tok/s loss %s", step, plan.steps, lr, tokens_per_s,
-                         " ".join(f"{n}={v:.4f}" for n, v in values.items()))
-            if cfg.eval_every is not None and step % cfg.eval_every == 0 and step < plan.steps:
+                norms.append(torch.nn.utils.clip_grad_norm_(peer.parameters(), cfg.clip_norm or math.inf))
+            optimizer.step()
+            scheduler.step()
+            if logs or evaluates or checkpoints:
+                # the only host synchronisation of the step: losses, first non-finite step, gradient norms
+                values, grad_norms, loss_problem = tally.read(torch.stack(norms), ckpt_dir)
+                settled, outer_problem = _settle_outer_records(pending_outer, ckpt_dir)
+                # the earliest problem; at one step the outer step ran before the inner losses
+                problems = sorted((p[0], order, p[1]) for order, p in enumerate((outer_problem, loss_problem)) if p)
+                if problems:
+                    raise NonFiniteLossError(problems[0][2])
+                outer_log.extend(settled)
+                pending_outer.clear()
+                if logs and procs.is_main:
+                    now = time.monotonic()
+                    tokens_per_s = (step - last_log[0]) * plan.tokens_per_step / max(now - last_log[1], 1e-9)
+                    last_log = (step, now)
+                    metrics.append({"step": step, "tokens": step * plan.tokens_per_step, "lr": lr, "loss": values,
+                                    "grad_norm": grad_norms, "tokens_per_s": tokens_per_s})
+                    log.info("step %d/%d lr %.3g %.0f tok/s loss %s", step, plan.steps, lr, tokens_per_s,
+                             " ".join(f"{n}={v:.4f}" for n, v in values.items()))
+            if evaluates:
                 # every process evaluates (no collective to wait on); the last step's is the final dev loss below
                 eval_started = time.monotonic()
-                dev_now, _ = _dev_loss(models, shard_dir, cfg, meta, device, autocast)
+                dev_now = dev_set.losses(models, autocast)
                 if procs.is_main:
                     _log_dev_loss(metrics, step, plan, dev_now)
                 last_log = (last_log[0], last_log[1] + time.monotonic() - eval_started)  # tokens/s: training only
-            if step % cfg.checkpoint_every == 0 or step == plan.steps:
+            if checkpoints:
                 wall = wall_before + time.monotonic() - started
                 rng = procs.gather(_rng_state())  # every process takes part; rank 0 writes
                 if procs.is_main:
-                    _save_checkpoint(ckpt_dir, _checkpoint_state(step, fingerprint, peers, the_method, metrics, outer_log,
-                                                                 rng, wall))
+                    _save_checkpoint(ckpt_dir, _checkpoint_state(step, fingerprint, peers, optimizer, scheduler,
+                                                                 the_method, metrics, outer_log, rng, wall))
             if on_step is not None:
-                on_step(step, models, values)
+                on_step(step, models, tally.step_losses())
     wall_time = wall_before + time.monotonic() - started
 
-    dev_loss, dev_blocks = _dev_loss(models, shard_dir, cfg, meta, device, autocast)
+    dev_loss, dev_blocks = dev_set.losses(models, autocast), dev_set.n_blocks
     if cfg.eval_every is not None and procs.is_main:
         _log_dev_loss(metrics, plan.steps, plan, dev_loss)  # the curve's last point (not checkpointed: recomputed)
     peer_facts = the_method.peer_summary()
@@ -741,43 +669,131 @@ def _train(the_method: Method, students: Mapping[str, Architecture], shard_dir: 
     return summary
 
 
+def _micro_batches(split: DeviceSplit, stream: int, cfg: TrainConfig, meta: Mapping[str, Any],
+                   procs: _Processes, count: int) -> MicroBatches:
+    """This process's masked micro-batches of ``split`` for one masking stream (``count`` of them used)."""
+    return MicroBatches(split, cfg.seed, cfg.batch_size, stream, cfg.mask_prob, meta["special_tokens"],
+                        int(meta["vocab_size"]), procs.rank, procs.world_size, count=count)
+
+
+class _DevSet:
+    """The dev-loss blocks: the first ``cfg.dev_blocks`` dev blocks, masked once, kept on the device.
+
+    The same blocks and masks for every student, every evaluation and every run with the same
+    seed, so the points of a dev-loss curve are comparable across steps and methods; batch ``j``
+    (``batch_size`` blocks, the last one shorter) is masked with key ``(seed, DEV_STREAM, j)``.
+    """
+
+    def __init__(self, split: DeviceSplit, cfg: TrainConfig, meta: Mapping[str, Any]) -> None:
+        self.n_blocks = min(cfg.dev_blocks, len(split))
+        if self.n_blocks == 0:
+            raise InputError(
+                f"{split.shard_dir}: the dev split has no block of {cfg.block_size} tokens; the dev loss needs one"
+            )
+        masking = MicroBatches(split, cfg.seed, cfg.batch_size, DEV_STREAM, cfg.mask_prob, meta["special_tokens"],
+                               int(meta["vocab_size"]))
+        starts = range(0, self.n_blocks, cfg.batch_size)
+        self.batches = [
+            masking.mask(split.gather(torch.arange(first, min(first + cfg.batch_size, self.n_blocks),
+                                                   device=split.device)), number)
+            for number, first in enumerate(starts)
+        ]
+
+    def losses(self, models: Mapping[str, RobertaForMaskedLM], autocast: Any) -> dict[str, float]:
+        """Each student's mean masked CE over every predicted position of the dev blocks (dropout off).
+
+        The models are left in the mode they were in and the global random state is restored, so
+        evaluating changes neither the weights nor the training draws. One host read at the end.
+        """
+        device = self.batches[0].input_ids.device
+        totals = torch.zeros(len(models), dtype=torch.float64, device=device)
+        count = sum(batch.targets.numel() for batch in self.batches)
+        training = {name: model.training for name, model in models.items()}
+        for model in models.values():
+            model.eval()
+        with torch.no_grad(), torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+            for batch in self.batches:
+                for i, model in enumerate(models.values()):
+                    with autocast:
+                        logits = masked_logits(model, batch.input_ids, None, batch.positions)  # (n_masked, vocab)
+                    totals[i] += cross_entropy(logits.float(), batch.targets).double() * batch.targets.numel()
+        for name, model in models.items():
+            model.train(training[name])
+        return dict(zip(models, (totals / count).tolist(), strict=True))
+
+
+class _Tally:
+    """Each student's loss of the current step and the first non-finite one, kept on the device.
+
+    The loop adds every micro-batch's losses here and reads them back only at log, evaluation
+    and checkpoint steps (:meth:`read`): between those the step never waits for the device. A
+    non-finite loss is remembered with its step and raised at the next read, before any
+    checkpoint is written, so the last checkpoint stays good.
+    """
+
+    def __init__(self, names: list[str], device: torch.device) -> None:
+        self.names, self.device = names, device
+        self.losses = torch.zeros(len(names), dtype=torch.float32, device=device)
+        self.first_bad_step = torch.zeros(len(names), dtype=torch.int64, device=device)  # 0: none yet
+        self.first_bad_value = torch.zeros(len(names), dtype=torch.float32, device=device)
+
+    def begin_step(self) -> None:
+        self.losses = torch.zeros(len(self.names), dtype=torch.float32, device=self.device)  # a fresh tensor: the
+        # previous step's stays valid for the on_step hook
+
+    def add(self, losses: torch.Tensor) -> None:
+        """Add a micro-batch's share ``(students,)`` of the step's mean losses."""
+        self.losses += losses
+
+    def end_step(self, step: int, procs: _Processes) -> None:
+        """Average the losses over the processes and remember a first non-finite one (no sync)."""
+        if procs.world_size > 1:
+            procs.sum(self.losses)  # an asynchronous collective on GPUs, not a host sync
+            self.losses /= procs.world_size
+        new = ~torch.isfinite(self.losses) & (self.first_bad_step == 0)
+        self.first_bad_step = torch.where(new, step, self.first_bad_step)
+        self.first_bad_value = torch.where(new, self.losses, self.first_bad_value)
+
+    def step_losses(self) -> dict[str, torch.Tensor]:
+        """This step's loss per student, 0-d tensors on the device."""
+        return dict(zip(self.names, self.losses.unbind(), strict=True))
+
+    def read(self, grad_norms: torch.Tensor, ckpt_dir: Path
+             ) -> tuple[dict[str, float], dict[str, float], tuple[int, str] | None]:
+        """This step's losses and ``grad_norms`` ``(students,)`` as numbers (one host read), and
+        ``(step, message)`` of the first non-finite loss since the run started, if any."""
+        packed = torch.cat([self.losses.double(), grad_norms.double(), self.first_bad_step.double(),
+                            self.first_bad_value.double()]).tolist()
+        m = len(self.names)
+        losses, norms, bad_steps, bad_values = (packed[i * m : (i + 1) * m] for i in range(4))
+        problem = None
+        if any(bad_steps):
+            step, i = min((int(s), i) for i, s in enumerate(bad_steps) if s)
+            problem = step, (
+                f"step {step}: the loss of student {self.names[i]!r} is {bad_values[i]}; training stopped (no "
+                f"checkpoint was written since). The last good checkpoint is in {ckpt_dir} (resume re-runs from it); "
+                "lower training.lr or check the data"
+            )
+        return dict(zip(self.names, losses, strict=True)), dict(zip(self.names, norms, strict=True)), problem
+
+
+def _settle_outer_records(records: list[Mapping[str, Any]], ckpt_dir: Path
+                          ) -> tuple[list[dict[str, float]], tuple[int, str] | None]:
+    """Outer-step records with their device values (0-d tensors) read back as numbers, in one host
+    read for all of them, and ``(step, message)`` of the first one holding a non-finite value."""
+    places = [(i, key) for i, record in enumerate(records) for key, value in record.items() if torch.is_tensor(value)]
+    numbers = torch.stack([records[i][key].detach().double().reshape(()) for i, key in places]).tolist() if places else []
+    settled = [dict(record) for record in records]
+    for (i, key), number in zip(places, numbers, strict=True):
+        settled[i][key] = number
+    problems = [problem for row in settled if (problem := _outer_record_problem(row, ckpt_dir))]
+    return settled, (problems[0] if problems else None)
+
+
 def _log_dev_loss(metrics: list[dict[str, Any]], step: int, plan: Plan, dev_loss: Mapping[str, float]) -> None:
     """Append a dev-loss line (``step, tokens, dev_loss``) to the metrics and report it."""
     metrics.append({"step": step, "tokens": step * plan.tokens_per_step, "dev_loss": dict(dev_loss)})
     log.info("step %d/%d dev loss %s", step, plan.steps, " ".join(f"{n}={v:.4f}" for n, v in dev_loss.items()))
-
-
-def _dev_loss(models: Mapping[str, RobertaForMaskedLM], shard_dir: Path, cfg: TrainConfig,
-              meta: Mapping[str, Any], device: torch.device, autocast: Any) -> tuple[dict[str, float], int]:
-    """Each student's mean masked CE on the first ``cfg.dev_blocks`` dev blocks, masked with a fixed seed.
-
-    The same blocks and masks for every student, every call and every run with the same seed;
-    the mean is over all masked positions of the subset (dropout off). The models are left in
-    the mode they were in, and the global random state is restored (training draws are
-    unchanged). Returns the losses and the number of blocks used.
-    """
-    dev = PackedBlocks(shard_dir, "dev", cfg.block_size)
-    n = min(cfg.dev_blocks, len(dev))
-    if n == 0:
-        raise InputError(f"{shard_dir}: the dev split has no block of {cfg.block_size} tokens; the dev loss needs one")
-    generator = _mask_generator(cfg.seed, 0, DEV_STREAM)
-    totals = {name: 0.0 for name in models}
-    count = 0
-    training = {name: model.training for name, model in models.items()}
-    for model in models.values():
-        model.eval()
-    with torch.no_grad(), torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
-        for first in range(0, n, cfg.batch_size):
-            ids = torch.from_numpy(dev.get_blocks(np.arange(first, min(first + cfg.batch_size, n))))
-            batch = _mask(ids, generator, cfg, meta, device)
-            count += batch.targets.numel()
-            for name, model in models.items():
-                with autocast:
-                    logits = masked_logits(model, batch.input_ids, None, batch.positions)  # (n_masked, vocab)
-                totals[name] += cross_entropy(logits.float(), batch.targets).item() * batch.targets.numel()
-    for name, model in models.items():
-        model.train(training[name])
-    return {name: total / count for name, total in totals.items()}, n
 
 
 def _model_card(name: str, arch: Architecture, summary: Mapping[str, Any]) -> str:

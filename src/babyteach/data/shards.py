@@ -294,6 +294,7 @@ class PackedBlocks:
         self.bos_id = int(meta["special_tokens"][BOS])
         self.eos_id = int(meta["special_tokens"][EOS])
         self.tokens, offsets = _load_split(shard_dir, split, meta)
+        self._offsets = offsets
         n_lines = len(offsets) - 1
         self._line_offsets = offsets[:-1]  # first token of each line in `tokens`
         self._line_lengths = np.diff(offsets)
@@ -335,6 +336,19 @@ class PackedBlocks:
         blocks[:, -1] = self.eos_id
         blocks[:, 1:-1] = self.stream(indices[:, None] * span + np.arange(span))  # (n, span)
         return blocks
+
+    def packed_text(self) -> np.ndarray:
+        """The text of every block (without its ``<s>``/``</s>``) as one int32 array of
+        ``len(self) × (block_size − 2)`` ids: block ``i``'s text is ``[i·span, (i+1)·span)``.
+
+        The whole stream at once (4 bytes a token), for readers that keep it in memory, e.g. on
+        the training device (:class:`babyteach.data.batches.DeviceSplit`).
+        """
+        span = self.block_size - 2
+        tokens = np.asarray(self.tokens, dtype=np.int32)
+        # one separator before every line but the first (two in a row around an empty line)
+        stream = np.insert(tokens, self._offsets[1:-1], np.int32(self.eos_id))
+        return np.ascontiguousarray(stream[: self.n_blocks * span])
 
     def order(self, seed: int, epoch: int, rank: int = 0, world_size: int = 1) -> np.ndarray:
         """This rank's block indices for ``epoch`` (see :func:`epoch_order`)."""
