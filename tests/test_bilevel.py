@@ -10,7 +10,13 @@ import torch.nn.functional as F
 from torch import nn
 from torch.func import functional_call
 
-from babyteach.bilevel import eta_schedule, hypergradient, mirror_descent_step
+from babyteach.bilevel import (
+    eta_schedule,
+    hypergradient,
+    mirror_descent_step,
+    outer_step_count,
+    outer_step_eta,
+)
 from babyteach.losses import kd_loss
 from babyteach.models import Architecture, build_model
 
@@ -238,3 +244,23 @@ def test_eta_schedule_cosine():
     assert eta_schedule(1, 4, eta0=1.0, eta_min=0.0) == pytest.approx((1 + math.cos(math.pi / 4)) / 2)
     with pytest.raises(ValueError):
         eta_schedule(11, 10)
+
+
+def test_outer_step_eta_runs_from_eta0_to_exactly_eta_min():
+    # 5 outer steps: η = 0.0025 + 0.2475 (1 + cos(π u / 4)) / 2, u = 0..4
+    etas = [outer_step_eta(u, 5) for u in range(1, 6)]
+    half = 0.2475 * (1 + math.cos(math.pi / 4)) / 2
+    assert etas == pytest.approx([0.25, 0.0025 + half, 0.12625, 0.0025 + 0.2475 - half, 0.0025], rel=1e-12)
+    assert etas[-1] == 0.0025 and etas[0] == 0.25
+    assert outer_step_eta(1, 1, 1.0, 0.1) == 1.0  # a single outer step: η₀, nothing to anneal
+    assert outer_step_eta(2, 2, 1.0, 0.1) == pytest.approx(0.1, rel=1e-15)
+    for update, n in [(0, 3), (4, 3), (1, 0)]:
+        with pytest.raises(ValueError):
+            outer_step_eta(update, n)
+
+
+def test_outer_step_count_counts_the_steps_that_happen():
+    assert [outer_step_count(total, 2) for total in (0, 1, 2, 9, 10)] == [0, 0, 1, 4, 5]
+    assert outer_step_count(39, 5) == 7  # the demo: steps 5, 10, …, 35
+    with pytest.raises(ValueError):
+        outer_step_count(10, 0)

@@ -6,7 +6,7 @@ import pandas as pd
 import pytest
 import torch
 
-from babyteach.bilevel import eta_schedule, hypergradient_and_outer_loss, mirror_descent_step
+from babyteach.bilevel import hypergradient_and_outer_loss, mirror_descent_step
 from babyteach.errors import InputError
 from babyteach.losses import kd_loss, mutual_loss_terms
 from babyteach.methods import MLMBatch, OuterStep, StepContext, make_method
@@ -48,7 +48,7 @@ def test_one_peer_without_peer_terms_is_the_baseline(data, tmp_path):
 
 
 def test_dwml_logs_and_applies_the_outer_steps(data, tmp_path):
-    cfg = config(token_budget=8 * 8 * BLOCK)
+    cfg = config(token_budget=9 * 8 * BLOCK)  # 9 steps: outer steps at 2, 4, 6, 8, none in the odd remainder
     options = {"alpha": 0.5, "weight_update_every": 2, "eta0": 5.0, "eta_min": 0.5}
     summary = run(data, tmp_path, "dwml", PEERS, cfg, method_options=options)
     out = tmp_path / "run" / "out"
@@ -60,8 +60,10 @@ def test_dwml_logs_and_applies_the_outer_steps(data, tmp_path):
     assert abs(weights[-1, 0] - 0.5) > 1e-3  # ω moved away from uniform
     # each row is the previous ω moved by that row's g and η (Eq. 4)
     grads = log[["hypergradient.peer-1", "hypergradient.peer-2"]].to_numpy()
+    # η: cosine over the 4 outer steps from η₀ to exactly η_min, 0.5 + 4.5 (1 + cos(π u / 3)) / 2 for u = 0..3
+    # (the former schedule stopped at u = 3 of 4: 5, 4.341, 2.75, 1.159, never reaching η_min)
+    assert list(log["eta"][1:]) == pytest.approx([5.0, 3.875, 1.625, 0.5], rel=1e-12)
     for row in range(1, 5):
-        assert log["eta"][row] == pytest.approx(eta_schedule(row - 1, 4, 5.0, 0.5))
         expected = mirror_descent_step(torch.tensor(weights[row - 1]), torch.tensor(grads[row]), log["eta"][row])
         assert weights[row] == pytest.approx(expected.numpy(), rel=1e-5)
     assert (log["outer_loss"][1:] > 0).all() and (log["gamma"][1:] > 0).all()
@@ -122,7 +124,7 @@ def test_kd_dwml_step_and_outer_step_follow_the_spec_with_one_teacher_pass():
         ({"input_ids": dev.input_ids, "positions": dev.positions}, dev.targets),
         uniform, 0.4, 0.1, "unrolled", supervised=lambda z, y: kd_loss(z, z_teacher, y, 0.3, 2.0),
     )
-    new = mirror_descent_step(uniform, g, eta_schedule(0, 4, 1.0, 0.0025))
+    new = mirror_descent_step(uniform, g, 1.0)  # the first outer step uses η₀
     assert [record["weight.peer-1"], record["weight.peer-2"]] == pytest.approx(new.tolist(), rel=1e-5)
     assert [record["hypergradient.peer-1"], record["hypergradient.peer-2"]] == pytest.approx(g.tolist(), rel=1e-5)
     assert record["outer_loss"] == pytest.approx(float(outer), rel=1e-6)

@@ -5,7 +5,7 @@
 
     g = hypergradient(peers, (train_inputs, train_targets), (dev_inputs, dev_targets),
                       weights, alpha=0.5, gamma=current_lr)                  # (M,)
-    weights = mirror_descent_step(weights, g, eta_schedule(update, n_updates))
+    weights = mirror_descent_step(weights, g, outer_step_eta(update, n_updates))   # update = 1 … n_updates
 
 Each peer is a ``torch.nn.Module``; ``logits_fn(module, inputs)`` returns its logits at
 the masked positions ``(n_masked, vocab)`` (default :func:`mlm_logits`, for the project's
@@ -165,8 +165,31 @@ def eta_schedule(step: int, total: int, eta0: float = 0.25, eta_min: float = 0.0
     """Cosine annealing of the mirror-descent step size from ``eta0`` (step 0) to ``eta_min`` (step ``total``).
 
     ``η = η_min + (η_0 − η_min)(1 + cos(π · step / total)) / 2``; defaults are the paper's
-    code's (``METHODS.md``).
+    code's (``METHODS.md``). A run's outer steps take it through :func:`outer_step_eta`.
     """
     if total < 1 or not 0 <= step <= total:
         raise ValueError(f"need total ≥ 1 and 0 ≤ step ≤ total, got step {step}, total {total}")
     return eta_min + (eta0 - eta_min) * (1 + math.cos(math.pi * step / total)) / 2
+
+
+def outer_step_count(total_steps: int, every: int) -> int:
+    """How many outer steps a run of ``total_steps`` optimiser steps makes: the steps ``s ≤ total_steps``
+    with ``s % every == 0`` (a remainder of fewer than ``every`` steps has none)."""
+    if total_steps < 0 or every < 1:
+        raise ValueError(f"need total_steps ≥ 0 and every ≥ 1, got {total_steps} and {every}")
+    return total_steps // every
+
+
+def outer_step_eta(update: int, n_updates: int, eta0: float = 0.25, eta_min: float = 0.0025) -> float:
+    """The step size η of outer step ``update`` (1 … ``n_updates``) of a run.
+
+    The cosine of :func:`eta_schedule` laid over the run's own outer steps: the first uses
+    ``eta0``, the last exactly ``eta_min``, so the annealing ``METHODS.md`` specifies is
+    completed however many outer steps there are. A run with a single outer step uses
+    ``eta0`` (its first step; there is nothing to anneal).
+    """
+    if n_updates < 1 or not 1 <= update <= n_updates:
+        raise ValueError(f"need 1 ≤ update ≤ n_updates, got update {update} of {n_updates}")
+    if n_updates == 1:
+        return eta0
+    return eta_schedule(update - 1, n_updates - 1, eta0, eta_min)

@@ -35,7 +35,13 @@ import torch
 from torch import nn
 from transformers import RobertaForMaskedLM
 
-from babyteach.bilevel import HYPERGRADIENT_MODES, eta_schedule, hypergradient_and_outer_loss, mirror_descent_step
+from babyteach.bilevel import (
+    HYPERGRADIENT_MODES,
+    hypergradient_and_outer_loss,
+    mirror_descent_step,
+    outer_step_count,
+    outer_step_eta,
+)
 from babyteach.errors import InputError
 from babyteach.losses import SoftTargets, cross_entropy, kd_loss, mutual_loss_terms, sd_loss
 from babyteach.models import SDExits, masked_logits
@@ -271,7 +277,8 @@ class DWML(DML):
     The inner loss is DML's with weights ω; every ``weight_update_every`` steps an outer
     step on a held-out dev batch computes the hypergradient of the ensemble loss ``L2``
     (Eq. 3, ``unrolled`` or ``first_order``) and moves ω by mirror descent (Eq. 4) with a
-    cosine-annealed step size η.
+    cosine-annealed step size η: η₀ at the run's first outer step, exactly η_min at its last
+    (:func:`babyteach.bilevel.outer_step_eta`).
     """
 
     name: ClassVar[str] = "dwml"
@@ -300,7 +307,8 @@ class DWML(DML):
     def outer_step(self, outer: OuterStep) -> dict[str, float]:
         ctx, names = outer.ctx, self._state["peers"]
         update = outer.step // self.weight_update_every  # this outer step's number, from 1
-        eta = eta_schedule(update - 1, max(1, outer.total_steps // self.weight_update_every), self.eta0, self.eta_min)
+        n_updates = outer_step_count(outer.total_steps, self.weight_update_every)
+        eta = outer_step_eta(update, n_updates, self.eta0, self.eta_min)
         supervised = self.supervised_loss_fn(ctx)
         g, outer_loss = hypergradient_and_outer_loss(
             [ctx.students[name] for name in names],
