@@ -13,6 +13,7 @@ from torch.func import functional_call
 from babyteach.bilevel import (
     eta_schedule,
     hypergradient,
+    mirror_descent_log_step,
     mirror_descent_step,
     outer_step_count,
     outer_step_eta,
@@ -244,6 +245,30 @@ def test_eta_schedule_cosine():
     assert eta_schedule(1, 4, eta0=1.0, eta_min=0.0) == pytest.approx((1 + math.cos(math.pi / 4)) / 2)
     with pytest.raises(ValueError):
         eta_schedule(11, 10)
+
+
+def test_mirror_descent_log_step_hand_computed_and_explicit_zero_stays():
+    g = torch.tensor([0.3, -0.1, 5.0], dtype=torch.float64)
+    a, b = 0.2 * math.exp(-0.5 * 0.3), 0.8 * math.exp(-0.5 * -0.1)
+    log_weights = torch.tensor([math.log(0.2), math.log(0.8), -math.inf], dtype=torch.float64)
+    got = mirror_descent_log_step(log_weights, g, eta=0.5)
+    assert got.dtype == torch.float64
+    assert got[:2].tolist() == pytest.approx([math.log(a / (a + b)), math.log(b / (a + b))], rel=1e-14)
+    assert got[2] == -math.inf  # a peer given weight 0 on purpose stays excluded, however g pulls
+    # the same through the ω-space wrapper: ω = 0 stays 0 even with a large pull up
+    pulled = mirror_descent_step(torch.tensor([0.0, 1.0], dtype=torch.float64), torch.tensor([-1e3, 0.0]), eta=1.0)
+    assert pulled.tolist() == [0.0, 1.0]
+    with pytest.raises(ValueError, match="at least one peer weight must be positive"):
+        mirror_descent_log_step(torch.full((2,), -math.inf, dtype=torch.float64), torch.zeros(2), eta=1.0)
+
+
+def test_log_step_is_exact_where_the_weight_itself_underflows():
+    # log ω₁ − log ω₂ = −1000 after one step: ω₁ ≈ e^-1000 is 0 in float64, log ω₁ is exact
+    got = mirror_descent_log_step(torch.log(torch.tensor([0.5, 0.5], dtype=torch.float64)),
+                                  torch.tensor([500.0, -500.0]), eta=1.0)  # fmt: skip
+    assert got.tolist() == pytest.approx([-1000.0, 0.0], abs=1e-12)
+    back = mirror_descent_log_step(got, torch.tensor([-500.0, 500.0]), eta=1.0)
+    assert back.tolist() == pytest.approx([math.log(0.5)] * 2, rel=1e-12)
 
 
 def test_outer_step_eta_runs_from_eta0_to_exactly_eta_min():

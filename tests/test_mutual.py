@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import pandas as pd
 import pytest
 import torch
@@ -133,6 +135,50 @@ def test_kd_dwml_step_and_outer_step_follow_the_spec_with_one_teacher_pass():
     expected = mutual_loss_terms(z, batch.targets, new, 0.4, 1.0,
                                  [kd_loss(zi, z_teacher, batch.targets, 0.3, 2.0) for zi in z])
     torch.testing.assert_close(torch.stack([losses["peer-1"], losses["peer-2"]]), expected)
+
+
+def scripted_outer_steps(monkeypatch, gradients: list[list[float]], eta: float = 1.0) -> tuple[object, list[dict]]:
+    """A DWML method driven through ``outer_step`` with the hypergradients given (η held at ``eta``)."""
+    script = iter(gradients)
+    monkeypatch.setattr("babyteach.methods.hypergradient_and_outer_loss",
+                        lambda *args, **kwargs: (torch.tensor(next(script)), torch.tensor(1.0)))
+    method = make_method("dwml", weight_update_every=1, eta0=eta, eta_min=eta)
+    method.start(list(PEERS), torch.device("cpu"))
+    ctx = StepContext(tiny_batch(0), dict.fromkeys(PEERS), {})  # the students are not read: g is scripted
+    records = [method.outer_step(OuterStep(ctx, tiny_batch(1), gamma=0.1, step=s, total_steps=len(gradients)))
+               for s in range(1, len(gradients) + 1)]
+    return method, records
+
+
+def test_a_weight_driven_under_every_float_range_comes_back(monkeypatch):
+    # 8 steps of η g = ±60 per peer move log ω₁ − log ω₂ by −960 nats: ω₁ ≈ e^-960 is below float32's
+    # smallest subnormal (≈ e^-103) and float64's (≈ e^-745); 8 steps back must restore ω = (½, ½).
+    # A state kept as ω (float32 or float64) holds ω₁ = 0 after the first leg and never moves it again.
+    down, up = [[60.0, -60.0]] * 8, [[-60.0, 60.0]] * 8
+    method, records = scripted_outer_steps(monkeypatch, down + up)
+    assert records[0]["weight.peer-1"] == pytest.approx(math.exp(-120), rel=1e-9, abs=0)  # under float32: kept
+    assert records[7]["weight.peer-1"] == 0.0 and records[7]["weight.peer-2"] == 1.0  # e^-960 is 0 even in float64
+    assert [records[-1]["weight.peer-1"], records[-1]["weight.peer-2"]] == pytest.approx([0.5, 0.5], rel=1e-12)
+    assert method.weights.tolist() == [0.5, 0.5]  # the float32 copy the losses read
+
+
+def test_dwml_state_round_trips_and_reads_the_former_checkpoint_format(monkeypatch):
+    method, _ = scripted_outer_steps(monkeypatch, [[1.0, -1.0]] * 3)
+    state = method.state_dict()
+    assert state["log_weights"].dtype == torch.float64  # what the checkpoint holds: log ω, exact
+    restored = make_method("dwml", weight_update_every=1, eta0=1.0, eta_min=1.0)
+    restored.start(list(PEERS), torch.device("cpu"))
+    restored.load_state_dict(state)
+    assert torch.equal(restored.state_dict()["log_weights"], state["log_weights"])
+    assert torch.equal(restored.weights, method.weights) and restored.weight_values() == method.weight_values()
+
+    # the former format, ω in float32, resumes as log ω of those weights
+    restored.load_state_dict({"weights": torch.tensor([0.25, 0.75])})
+    assert restored.weight_values() == pytest.approx([0.25, 0.75], rel=1e-15)
+    assert restored.state_dict()["log_weights"].tolist() == pytest.approx([math.log(0.25), math.log(0.75)], rel=1e-15)
+    for bad in ({}, {"log_weights": torch.zeros(3, dtype=torch.float64)}, {"weights": torch.tensor([1.0])}):
+        with pytest.raises(InputError, match="no peer weights for 2 peers"):
+            restored.load_state_dict(bad)
 
 
 def test_kd_dwml_trains_with_a_teacher(data, tmp_path):

@@ -144,21 +144,46 @@ def hypergradient(
     return hypergradient_and_outer_loss(models, batch_train, batch_dev, weights, alpha, gamma, mode, **options)[0]
 
 
+def mirror_descent_log_step(
+    log_weights: torch.Tensor, g: torch.Tensor, eta: float, clip: float | None = None
+) -> torch.Tensor:
+    """Mirror descent (``METHODS.md``, Eq. 4) on ``log ω``: returns the new ``log ω``, float64, on CPU.
+
+    ``log ω_k ← log ω_k − η g_k − log Σ_j exp(log ω_j − η g_j)``, with ``g`` first clipped to
+    ``[−clip, clip]`` when ``clip`` is given. Why log space in float64: ω_k itself underflows
+    float32 at ≈ 1e-45 (``log ω_k`` ≈ −103) and float64 at ≈ 5e-324 (≈ −745), after which the
+    multiplicative update can never raise it again; ``log ω_k`` stays finite and exact to
+    float64 precision however far a run drives it, so a peer pushed down for many outer steps
+    comes back when its hypergradient turns. An explicit ``log ω_k = −inf`` (ω_k = 0, a peer
+    excluded on purpose) stays −inf; at least one weight must be positive.
+    """
+    if log_weights.shape != g.shape or log_weights.dim() != 1:
+        raise ValueError(f"expected weights and g of one shape (M,), got {tuple(log_weights.shape)} and {tuple(g.shape)}")
+    log_weights = log_weights.detach().to("cpu", torch.float64)
+    if not bool(torch.isfinite(log_weights).any()):
+        raise ValueError(f"at least one peer weight must be positive, got log ω = {log_weights.tolist()}")
+    g = g.detach().to("cpu", torch.float64)
+    if clip is not None:
+        g = g.clamp(-clip, clip)
+    return torch.log_softmax(log_weights - eta * g, dim=0)
+
+
 def mirror_descent_step(
     weights: torch.Tensor, g: torch.Tensor, eta: float, clip: float | None = None
 ) -> torch.Tensor:
-    """Exponentiated-gradient step on the simplex (``METHODS.md``, Eq. 4).
+    """Exponentiated-gradient step on the simplex (``METHODS.md``, Eq. 4), in ``weights``' dtype and device.
 
     ``ω_k ← ω_k exp(−η g_k) / Σ_j ω_j exp(−η g_j)``, with ``g`` first clipped to
-    ``[−clip, clip]`` when ``clip`` is given. Computed as a softmax of ``log ω − η g``, so
-    large ``η g`` cannot overflow; a zero weight stays zero. Returns a new tensor.
+    ``[−clip, clip]`` when ``clip`` is given; computed by :func:`mirror_descent_log_step`
+    (float64, so large ``η g`` cannot overflow). A zero weight stays zero. The result is
+    rounded to ``weights``' dtype, where a tiny weight may underflow to 0 for good: a state
+    carried across many steps belongs in log space (:func:`mirror_descent_log_step`, as
+    :class:`babyteach.methods.DWML` keeps it). Returns a new tensor.
     """
     if weights.shape != g.shape or weights.dim() != 1:
         raise ValueError(f"expected weights and g of one shape (M,), got {tuple(weights.shape)} and {tuple(g.shape)}")
-    g = g.detach()
-    if clip is not None:
-        g = g.clamp(-clip, clip)
-    return torch.softmax(weights.detach().log() - eta * g, dim=0)
+    log_weights = weights.detach().to("cpu", torch.float64).log()
+    return mirror_descent_log_step(log_weights, g, eta, clip).exp().to(weights.device, weights.dtype)
 
 
 def eta_schedule(step: int, total: int, eta0: float = 0.25, eta_min: float = 0.0025) -> float:

@@ -38,7 +38,7 @@ from transformers import RobertaForMaskedLM
 from babyteach.bilevel import (
     HYPERGRADIENT_MODES,
     hypergradient_and_outer_loss,
-    mirror_descent_step,
+    mirror_descent_log_step,
     outer_step_count,
     outer_step_eta,
 )
@@ -266,8 +266,12 @@ class DML(Method):
         )  # (M,)
         return dict(zip(names, terms, strict=True))
 
+    def weight_values(self) -> list[float]:
+        """ω as Python floats, for logs and summaries."""
+        return self.weights.tolist()
+
     def peer_summary(self) -> dict[str, dict[str, Any]]:
-        return {name: {"peer_weight": w} for name, w in zip(self._state["peers"], self.weights.tolist(), strict=True)}
+        return {name: {"peer_weight": w} for name, w in zip(self._state["peers"], self.weight_values(), strict=True)}
 
 
 @dataclass(frozen=True)
@@ -279,6 +283,10 @@ class DWML(DML):
     (Eq. 3, ``unrolled`` or ``first_order``) and moves ω by mirror descent (Eq. 4) with a
     cosine-annealed step size η: η₀ at the run's first outer step, exactly η_min at its last
     (:func:`babyteach.bilevel.outer_step_eta`).
+
+    ω is kept as ``log ω`` in float64 on the CPU (:func:`babyteach.bilevel.mirror_descent_log_step`),
+    so a peer whose weight falls below what float32 can hold is not pinned at 0 for the rest of the
+    run; :attr:`weights` is its float32 copy on the training device, which the losses read.
     """
 
     name: ClassVar[str] = "dwml"
@@ -301,6 +309,18 @@ class DWML(DML):
         if self.clip is not None:
             _check_positive("mutual.clip", self.clip)
 
+    def start(self, peers: Sequence[str], device: torch.device) -> None:
+        super().start(peers, device)
+        self._set_log_weights(torch.full((len(peers),), -math.log(len(peers)), dtype=torch.float64))
+
+    def _set_log_weights(self, log_weights: torch.Tensor) -> None:
+        """Make ``log_weights`` (M,) the state, and its float32 ``exp`` on the device what the losses read."""
+        self._state["log_weights"] = log_weights.to("cpu", torch.float64)
+        self._state["weights"] = self._state["log_weights"].exp().to(self.weights.device, torch.float32)
+
+    def weight_values(self) -> list[float]:
+        return self._state["log_weights"].exp().tolist()  # float64: a weight under float32's range is logged, not 0
+
     def outer_step_due(self, step: int) -> bool:
         return step % self.weight_update_every == 0
 
@@ -322,7 +342,7 @@ class DWML(DML):
             supervised=supervised,
         )  # g: (M,)
         g, outer_loss = outer.average(g.float()), outer.average(outer_loss.float())
-        self._state["weights"] = mirror_descent_step(self.weights, g, eta, self.clip)
+        self._set_log_weights(mirror_descent_log_step(self._state["log_weights"], g, eta, self.clip))
         return self._record(outer.step, update, eta, outer.gamma, float(outer_loss), g.tolist())
 
     def initial_record(self) -> dict[str, float]:
@@ -334,7 +354,7 @@ class DWML(DML):
         names = self._state["peers"]
         return {
             "step": step, "update": update, "eta": eta, "gamma": gamma, "outer_loss": outer_loss,
-            **{f"weight.{name}": w for name, w in zip(names, self.weights.tolist(), strict=True)},
+            **{f"weight.{name}": w for name, w in zip(names, self.weight_values(), strict=True)},
             **{f"hypergradient.{name}": value for name, value in zip(names, g, strict=True)},
         }
 
@@ -343,13 +363,24 @@ class DWML(DML):
         return None
 
     def state_dict(self) -> dict[str, Any]:
-        return {"weights": self.weights.detach().cpu()}
+        return {"log_weights": self._state["log_weights"].clone()}
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
-        weights = state.get("weights")
-        if weights is None or weights.shape != self.weights.shape:
-            raise InputError(f"method {self.name!r}: the checkpoint holds no peer weights for {len(self.weights)} peers")
-        self._state["weights"] = weights.to(self.weights.device, self.weights.dtype)
+        """Restore ``log ω``. A checkpoint of the former format (``weights``: ω in float32) is read as
+        ``log ω`` of those weights, so such a run resumes; a weight it holds at 0 stays 0."""
+        m = len(self._state["peers"])
+        if "log_weights" in state:
+            log_weights = state["log_weights"]
+        elif "weights" in state:
+            log_weights = state["weights"].to(torch.float64).log()
+        else:
+            log_weights = None
+        if log_weights is None or tuple(log_weights.shape) != (m,):
+            raise InputError(
+                f"method {self.name!r}: the checkpoint holds no peer weights for {m} peers (found {sorted(state)}); "
+                "delete the run's checkpoint folder to train it afresh"
+            )
+        self._set_log_weights(log_weights)
 
 
 @dataclass(frozen=True)
