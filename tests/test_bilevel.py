@@ -10,7 +10,14 @@ import torch.nn.functional as F
 from torch import nn
 from torch.func import functional_call
 
-from babyteach.bilevel import eta_schedule, hypergradient, mirror_descent_step
+from babyteach.bilevel import (
+    eta_schedule,
+    hypergradient,
+    mirror_descent_log_step,
+    mirror_descent_step,
+    outer_step_count,
+    outer_step_eta,
+)
 from babyteach.losses import kd_loss
 from babyteach.models import Architecture, build_model
 
@@ -238,3 +245,48 @@ def test_eta_schedule_cosine():
     assert eta_schedule(1, 4, eta0=1.0, eta_min=0.0) == pytest.approx((1 + math.cos(math.pi / 4)) / 2)
     with pytest.raises(ValueError):
         eta_schedule(11, 10)
+
+
+def test_mirror_descent_log_step_hand_computed_and_explicit_zero_stays():
+    g = torch.tensor([0.3, -0.1, 5.0], dtype=torch.float64)
+    a, b = 0.2 * math.exp(-0.5 * 0.3), 0.8 * math.exp(-0.5 * -0.1)
+    log_weights = torch.tensor([math.log(0.2), math.log(0.8), -math.inf], dtype=torch.float64)
+    got = mirror_descent_log_step(log_weights, g, eta=0.5)
+    assert got.dtype == torch.float64
+    assert got[:2].tolist() == pytest.approx([math.log(a / (a + b)), math.log(b / (a + b))], rel=1e-14)
+    assert got[2] == -math.inf  # a peer given weight 0 on purpose stays excluded, however g pulls
+    # the same through the ω-space wrapper: ω = 0 stays 0 even with a large pull up
+    pulled = mirror_descent_step(torch.tensor([0.0, 1.0], dtype=torch.float64), torch.tensor([-1e3, 0.0]), eta=1.0)
+    assert pulled.tolist() == [0.0, 1.0]
+    # every weight 0 is no distribution: NaN, which the training loop stops on as a non-finite outer step
+    assert torch.isnan(mirror_descent_log_step(torch.full((2,), -math.inf, dtype=torch.float64), torch.zeros(2),
+                                               eta=1.0)).all()
+
+
+def test_log_step_is_exact_where_the_weight_itself_underflows():
+    # log ω₁ − log ω₂ = −1000 after one step: ω₁ ≈ e^-1000 is 0 in float64, log ω₁ is exact
+    got = mirror_descent_log_step(torch.log(torch.tensor([0.5, 0.5], dtype=torch.float64)),
+                                  torch.tensor([500.0, -500.0]), eta=1.0)  # fmt: skip
+    assert got.tolist() == pytest.approx([-1000.0, 0.0], abs=1e-12)
+    back = mirror_descent_log_step(got, torch.tensor([-500.0, 500.0]), eta=1.0)
+    assert back.tolist() == pytest.approx([math.log(0.5)] * 2, rel=1e-12)
+
+
+def test_outer_step_eta_runs_from_eta0_to_exactly_eta_min():
+    # 5 outer steps: η = 0.0025 + 0.2475 (1 + cos(π u / 4)) / 2, u = 0..4
+    etas = [outer_step_eta(u, 5) for u in range(1, 6)]
+    half = 0.2475 * (1 + math.cos(math.pi / 4)) / 2
+    assert etas == pytest.approx([0.25, 0.0025 + half, 0.12625, 0.0025 + 0.2475 - half, 0.0025], rel=1e-12)
+    assert etas[-1] == 0.0025 and etas[0] == 0.25
+    assert outer_step_eta(1, 1, 1.0, 0.1) == 1.0  # a single outer step: η₀, nothing to anneal
+    assert outer_step_eta(2, 2, 1.0, 0.1) == pytest.approx(0.1, rel=1e-15)
+    for update, n in [(0, 3), (4, 3), (1, 0)]:
+        with pytest.raises(ValueError):
+            outer_step_eta(update, n)
+
+
+def test_outer_step_count_counts_the_steps_that_happen():
+    assert [outer_step_count(total, 2) for total in (0, 1, 2, 9, 10)] == [0, 0, 1, 4, 5]
+    assert outer_step_count(39, 5) == 7  # the demo: steps 5, 10, …, 35
+    with pytest.raises(ValueError):
+        outer_step_count(10, 0)

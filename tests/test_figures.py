@@ -11,9 +11,11 @@ import math
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from babyteach.errors import InputError
+from babyteach.report.runs import COLLAPSE_WEIGHT, Collapse, collapse_of
 from babyteach.report.figures import (
     FIGURES,
     NO_GPU_TEXT,
@@ -176,6 +178,41 @@ def test_figure3_averages_seeds_with_a_std_band_one_panel_per_configuration(tmp_
     assert band.max() == pytest.approx(0.7 + np.std([0.6, 0.8], ddof=1))
     one, two = line(kd_ax, "peer-1"), line(kd_ax, "peer-2")
     assert one.get_linestyle() != two.get_linestyle() and one.get_marker() != two.get_marker()  # grayscale
+
+
+def test_figure3_names_a_collapse_onto_one_peer_on_its_panel(tmp_path):
+    # peer-1 crosses 0.99 at step 2, dips to 0.98 at step 4, then stays ≥ 0.99: collapsed since step 6
+    w1 = [0.5, 0.995, 0.98, 0.992, 0.998]
+    csv = write_peer_weights(tmp_path, dwml(2, 0), [0, 2, 4, 6, 8], {"peer-1": w1, "peer-2": [1 - w for w in w1]})
+    (ax,) = figure3([csv], *outputs(tmp_path, "figure3"), dpi=DPI).axes
+    assert ax.get_title() == "DWML, p = 2, α = 0.5 (n = 1 seed)\ncollapsed onto peer-1 at step 6 (ω = 0.9980)"
+
+
+def test_figure3_says_nothing_of_collapse_below_the_threshold(tmp_path):
+    w1 = [0.5, 0.9, 0.985]  # the final ω just under 0.99
+    csv = write_peer_weights(tmp_path, dwml(2, 0), [0, 2, 4], {"peer-1": w1, "peer-2": [1 - w for w in w1]})
+    (ax,) = figure3([csv], *outputs(tmp_path, "figure3"), dpi=DPI).axes
+    assert ax.get_title() == "DWML, p = 2, α = 0.5 (n = 1 seed)" and "collapsed" not in texts(ax.figure)
+
+
+def test_figure3_judges_collapse_per_seed_not_on_the_mean(tmp_path):
+    # the seeds collapse onto different peers: the mean curves sit near ½ and would hide it
+    a = write_peer_weights(tmp_path, dwml(2, 0), [0, 2], {"peer-1": [0.5, 0.999], "peer-2": [0.5, 0.001]})
+    b = write_peer_weights(tmp_path, dwml(2, 1), [0, 2], {"peer-1": [0.5, 0.01], "peer-2": [0.5, 0.99]})
+    (ax,) = figure3([a, b], *outputs(tmp_path, "figure3"), dpi=DPI).axes
+    np.testing.assert_allclose(line(ax, "peer-1 ± std").get_ydata(), [0.5, 0.5045])
+    assert ax.get_title() == ("DWML, p = 2, α = 0.5 (n = 2 seeds)\n"
+                              "seed 0: collapsed onto peer-1 at step 2 (ω = 0.9990)\n"
+                              "seed 1: collapsed onto peer-2 at step 2 (ω = 0.9900)")  # fmt: skip
+
+
+def test_collapse_of_a_single_peer_or_no_rows_is_none():
+    assert COLLAPSE_WEIGHT == 0.99
+    one = pd.DataFrame({"step": [0, 2], "weight.peer-1": [1.0, 1.0]})
+    assert collapse_of(one) is None  # ω = 1 by construction, not a result
+    assert collapse_of(one.iloc[:0].assign(**{"weight.peer-2": []})) is None
+    two = pd.DataFrame({"step": [0, 2], "weight.peer-1": [0.995, 0.995], "weight.peer-2": [0.005, 0.005]})
+    assert collapse_of(two) == Collapse(peer="peer-1", step=0, weight=0.995)
 
 
 # --- figure 2 --------------------------------------------------------------------------------------

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import math
+
 import pandas as pd
 import pytest
 import torch
 
-from babyteach.bilevel import eta_schedule, hypergradient_and_outer_loss, mirror_descent_step
+from babyteach.bilevel import hypergradient_and_outer_loss, mirror_descent_step
 from babyteach.errors import InputError
 from babyteach.losses import kd_loss, mutual_loss_terms
 from babyteach.methods import MLMBatch, OuterStep, StepContext, make_method
@@ -48,7 +50,7 @@ def test_one_peer_without_peer_terms_is_the_baseline(data, tmp_path):
 
 
 def test_dwml_logs_and_applies_the_outer_steps(data, tmp_path):
-    cfg = config(token_budget=8 * 8 * BLOCK)
+    cfg = config(token_budget=9 * 8 * BLOCK)  # 9 steps: outer steps at 2, 4, 6, 8, none in the odd remainder
     options = {"alpha": 0.5, "weight_update_every": 2, "eta0": 5.0, "eta_min": 0.5}
     summary = run(data, tmp_path, "dwml", PEERS, cfg, method_options=options)
     out = tmp_path / "run" / "out"
@@ -60,8 +62,10 @@ def test_dwml_logs_and_applies_the_outer_steps(data, tmp_path):
     assert abs(weights[-1, 0] - 0.5) > 1e-3  # ω moved away from uniform
     # each row is the previous ω moved by that row's g and η (Eq. 4)
     grads = log[["hypergradient.peer-1", "hypergradient.peer-2"]].to_numpy()
+    # η: cosine over the 4 outer steps from η₀ to exactly η_min, 0.5 + 4.5 (1 + cos(π u / 3)) / 2 for u = 0..3
+    # (the former schedule stopped at u = 3 of 4: 5, 4.341, 2.75, 1.159, never reaching η_min)
+    assert list(log["eta"][1:]) == pytest.approx([5.0, 3.875, 1.625, 0.5], rel=1e-12)
     for row in range(1, 5):
-        assert log["eta"][row] == pytest.approx(eta_schedule(row - 1, 4, 5.0, 0.5))
         expected = mirror_descent_step(torch.tensor(weights[row - 1]), torch.tensor(grads[row]), log["eta"][row])
         assert weights[row] == pytest.approx(expected.numpy(), rel=1e-5)
     assert (log["outer_loss"][1:] > 0).all() and (log["gamma"][1:] > 0).all()
@@ -109,7 +113,7 @@ def test_kd_dwml_step_and_outer_step_follow_the_spec_with_one_teacher_pass():
     method.start(list(students), torch.device("cpu"))
     batch, dev = tiny_batch(0), tiny_batch(1)
     ctx = StepContext(batch, students, {}, teacher)
-    record = method.outer_step(OuterStep(ctx, dev, gamma=0.1, step=1, total_steps=4))
+    record = numbers(method.outer_step(OuterStep(ctx, dev, gamma=0.1, step=1, total_steps=4)))
     losses = method.step_loss(ctx)
     assert len(passes) == 1  # one teacher pass for the outer step and both peers' inner losses
 
@@ -122,7 +126,7 @@ def test_kd_dwml_step_and_outer_step_follow_the_spec_with_one_teacher_pass():
         ({"input_ids": dev.input_ids, "positions": dev.positions}, dev.targets),
         uniform, 0.4, 0.1, "unrolled", supervised=lambda z, y: kd_loss(z, z_teacher, y, 0.3, 2.0),
     )
-    new = mirror_descent_step(uniform, g, eta_schedule(0, 4, 1.0, 0.0025))
+    new = mirror_descent_step(uniform, g, 1.0)  # the first outer step uses η₀
     assert [record["weight.peer-1"], record["weight.peer-2"]] == pytest.approx(new.tolist(), rel=1e-5)
     assert [record["hypergradient.peer-1"], record["hypergradient.peer-2"]] == pytest.approx(g.tolist(), rel=1e-5)
     assert record["outer_loss"] == pytest.approx(float(outer), rel=1e-6)
@@ -131,6 +135,51 @@ def test_kd_dwml_step_and_outer_step_follow_the_spec_with_one_teacher_pass():
     expected = mutual_loss_terms(z, batch.targets, new, 0.4, 1.0,
                                  [kd_loss(zi, z_teacher, batch.targets, 0.3, 2.0) for zi in z])
     torch.testing.assert_close(torch.stack([losses["peer-1"], losses["peer-2"]]), expected)
+
+
+def scripted_outer_steps(monkeypatch, gradients: list[list[float]], eta: float = 1.0) -> tuple[object, list[dict]]:
+    """A DWML method driven through ``outer_step`` with the hypergradients given (η held at ``eta``)."""
+    script = iter(gradients)
+    monkeypatch.setattr("babyteach.methods.hypergradient_and_outer_loss",
+                        lambda *args, **kwargs: (torch.tensor(next(script)), torch.tensor(1.0)))
+    method = make_method("dwml", weight_update_every=1, eta0=eta, eta_min=eta)
+    method.start(list(PEERS), torch.device("cpu"))
+    ctx = StepContext(tiny_batch(0), dict.fromkeys(PEERS), {})  # the students are not read: g is scripted
+    records = [method.outer_step(OuterStep(ctx, tiny_batch(1), gamma=0.1, step=s, total_steps=len(gradients)))
+               for s in range(1, len(gradients) + 1)]
+    return method, [numbers(record) for record in records]
+
+
+def numbers(record: dict) -> dict[str, float]:
+    """An outer-step record with its device values (0-d tensors, read back by the loop at log lines) as floats."""
+    return {key: float(value) for key, value in record.items()}
+
+
+def test_a_weight_driven_under_every_float_range_comes_back(monkeypatch):
+    # 8 steps of η g = ±60 per peer move log ω₁ − log ω₂ by −960 nats: ω₁ ≈ e^-960 is below float32's
+    # smallest subnormal (≈ e^-103) and float64's (≈ e^-745); 8 steps back must restore ω = (½, ½).
+    # A state kept as ω (float32 or float64) holds ω₁ = 0 after the first leg and never moves it again.
+    down, up = [[60.0, -60.0]] * 8, [[-60.0, 60.0]] * 8
+    method, records = scripted_outer_steps(monkeypatch, down + up)
+    assert records[0]["weight.peer-1"] == pytest.approx(math.exp(-120), rel=1e-9, abs=0)  # under float32: kept
+    assert records[7]["weight.peer-1"] == 0.0 and records[7]["weight.peer-2"] == 1.0  # e^-960 is 0 even in float64
+    assert [records[-1]["weight.peer-1"], records[-1]["weight.peer-2"]] == pytest.approx([0.5, 0.5], rel=1e-12)
+    assert method.weights.tolist() == [0.5, 0.5]  # the float32 copy the losses read
+
+
+def test_dwml_state_round_trips_as_float64_log_weights(monkeypatch):
+    method, _ = scripted_outer_steps(monkeypatch, [[1.0, -1.0]] * 3)
+    state = method.state_dict()
+    assert state["log_weights"].dtype == torch.float64  # what the checkpoint holds: log ω, exact
+    restored = make_method("dwml", weight_update_every=1, eta0=1.0, eta_min=1.0)
+    restored.start(list(PEERS), torch.device("cpu"))
+    restored.load_state_dict(state)
+    assert torch.equal(restored.state_dict()["log_weights"], state["log_weights"])
+    assert torch.equal(restored.weights, method.weights) and restored.weight_values() == method.weight_values()
+
+    for bad in ({}, {"log_weights": torch.zeros(3, dtype=torch.float64)}, {"weights": torch.tensor([1.0])}):
+        with pytest.raises(InputError, match="no peer weights for 2 peers"):
+            restored.load_state_dict(bad)
 
 
 def test_kd_dwml_trains_with_a_teacher(data, tmp_path):

@@ -5,7 +5,7 @@
 
     g = hypergradient(peers, (train_inputs, train_targets), (dev_inputs, dev_targets),
                       weights, alpha=0.5, gamma=current_lr)                  # (M,)
-    weights = mirror_descent_step(weights, g, eta_schedule(update, n_updates))
+    weights = mirror_descent_step(weights, g, outer_step_eta(update, n_updates))   # update = 1 … n_updates
 
 Each peer is a ``torch.nn.Module``; ``logits_fn(module, inputs)`` returns its logits at
 the masked positions ``(n_masked, vocab)`` (default :func:`mlm_logits`, for the project's
@@ -144,29 +144,77 @@ def hypergradient(
     return hypergradient_and_outer_loss(models, batch_train, batch_dev, weights, alpha, gamma, mode, **options)[0]
 
 
+def mirror_descent_log_step(
+    log_weights: torch.Tensor, g: torch.Tensor, eta: float, clip: float | None = None
+) -> torch.Tensor:
+    """Mirror descent (``METHODS.md``, Eq. 4) on ``log ω``: returns the new ``log ω``, float64, on its device.
+
+    ``log ω_k ← log ω_k − η g_k − log Σ_j exp(log ω_j − η g_j)``, with ``g`` first clipped to
+    ``[−clip, clip]`` when ``clip`` is given. Why log space in float64: ω_k itself underflows
+    float32 at ≈ 1e-45 (``log ω_k`` ≈ −103) and float64 at ≈ 5e-324 (≈ −745), after which the
+    multiplicative update can never raise it again; ``log ω_k`` stays finite and exact to
+    float64 precision however far a run drives it, so a peer pushed down for many outer steps
+    comes back when its hypergradient turns. An explicit ``log ω_k = −inf`` (ω_k = 0, a peer
+    excluded on purpose) stays −inf; at least one weight must be positive (all −inf gives NaN,
+    which the training loop reports as a non-finite outer step). Computed where ``log_weights``
+    lives, without reading anything back to the host.
+    """
+    if log_weights.shape != g.shape or log_weights.dim() != 1:
+        raise ValueError(f"expected weights and g of one shape (M,), got {tuple(log_weights.shape)} and {tuple(g.shape)}")
+    log_weights = log_weights.detach().to(torch.float64)
+    g = g.detach().to(log_weights.device, torch.float64)
+    if clip is not None:
+        g = g.clamp(-clip, clip)
+    return torch.log_softmax(log_weights - eta * g, dim=0)
+
+
 def mirror_descent_step(
     weights: torch.Tensor, g: torch.Tensor, eta: float, clip: float | None = None
 ) -> torch.Tensor:
-    """Exponentiated-gradient step on the simplex (``METHODS.md``, Eq. 4).
+    """Exponentiated-gradient step on the simplex (``METHODS.md``, Eq. 4), in ``weights``' dtype and device.
 
     ``ω_k ← ω_k exp(−η g_k) / Σ_j ω_j exp(−η g_j)``, with ``g`` first clipped to
-    ``[−clip, clip]`` when ``clip`` is given. Computed as a softmax of ``log ω − η g``, so
-    large ``η g`` cannot overflow; a zero weight stays zero. Returns a new tensor.
+    ``[−clip, clip]`` when ``clip`` is given; computed by :func:`mirror_descent_log_step`
+    (float64, so large ``η g`` cannot overflow). A zero weight stays zero. The result is
+    rounded to ``weights``' dtype, where a tiny weight may underflow to 0 for good: a state
+    carried across many steps belongs in log space (:func:`mirror_descent_log_step`, as
+    :class:`babyteach.methods.DWML` keeps it). Returns a new tensor.
     """
     if weights.shape != g.shape or weights.dim() != 1:
         raise ValueError(f"expected weights and g of one shape (M,), got {tuple(weights.shape)} and {tuple(g.shape)}")
-    g = g.detach()
-    if clip is not None:
-        g = g.clamp(-clip, clip)
-    return torch.softmax(weights.detach().log() - eta * g, dim=0)
+    log_weights = weights.detach().to(torch.float64).log()
+    return mirror_descent_log_step(log_weights, g, eta, clip).exp().to(weights.dtype)
 
 
 def eta_schedule(step: int, total: int, eta0: float = 0.25, eta_min: float = 0.0025) -> float:
     """Cosine annealing of the mirror-descent step size from ``eta0`` (step 0) to ``eta_min`` (step ``total``).
 
     ``η = η_min + (η_0 − η_min)(1 + cos(π · step / total)) / 2``; defaults are the paper's
-    code's (``METHODS.md``).
+    code's (``METHODS.md``). A run's outer steps take it through :func:`outer_step_eta`.
     """
     if total < 1 or not 0 <= step <= total:
         raise ValueError(f"need total ≥ 1 and 0 ≤ step ≤ total, got step {step}, total {total}")
     return eta_min + (eta0 - eta_min) * (1 + math.cos(math.pi * step / total)) / 2
+
+
+def outer_step_count(total_steps: int, every: int) -> int:
+    """How many outer steps a run of ``total_steps`` optimiser steps makes: the steps ``s ≤ total_steps``
+    with ``s % every == 0`` (a remainder of fewer than ``every`` steps has none)."""
+    if total_steps < 0 or every < 1:
+        raise ValueError(f"need total_steps ≥ 0 and every ≥ 1, got {total_steps} and {every}")
+    return total_steps // every
+
+
+def outer_step_eta(update: int, n_updates: int, eta0: float = 0.25, eta_min: float = 0.0025) -> float:
+    """The step size η of outer step ``update`` (1 … ``n_updates``) of a run.
+
+    The cosine of :func:`eta_schedule` laid over the run's own outer steps: the first uses
+    ``eta0``, the last exactly ``eta_min``, so the annealing ``METHODS.md`` specifies is
+    completed however many outer steps there are. A run with a single outer step uses
+    ``eta0`` (its first step; there is nothing to anneal).
+    """
+    if n_updates < 1 or not 1 <= update <= n_updates:
+        raise ValueError(f"need 1 ≤ update ≤ n_updates, got update {update} of {n_updates}")
+    if n_updates == 1:
+        return eta0
+    return eta_schedule(update - 1, n_updates - 1, eta0, eta_min)

@@ -35,7 +35,13 @@ import torch
 from torch import nn
 from transformers import RobertaForMaskedLM
 
-from babyteach.bilevel import HYPERGRADIENT_MODES, eta_schedule, hypergradient_and_outer_loss, mirror_descent_step
+from babyteach.bilevel import (
+    HYPERGRADIENT_MODES,
+    hypergradient_and_outer_loss,
+    mirror_descent_log_step,
+    outer_step_count,
+    outer_step_eta,
+)
 from babyteach.data.masking import MaskedBatch
 from babyteach.errors import InputError
 from babyteach.losses import SoftTargets, cross_entropy, kd_loss, mutual_loss_terms, sd_loss
@@ -259,8 +265,12 @@ class DML(Method):
         )  # (M,)
         return dict(zip(names, terms, strict=True))
 
+    def weight_values(self) -> list[float]:
+        """ω as Python floats, for logs and summaries."""
+        return self.weights.tolist()
+
     def peer_summary(self) -> dict[str, dict[str, Any]]:
-        return {name: {"peer_weight": w} for name, w in zip(self._state["peers"], self.weights.tolist(), strict=True)}
+        return {name: {"peer_weight": w} for name, w in zip(self._state["peers"], self.weight_values(), strict=True)}
 
 
 @dataclass(frozen=True)
@@ -270,7 +280,13 @@ class DWML(DML):
     The inner loss is DML's with weights ω; every ``weight_update_every`` steps an outer
     step on a held-out dev batch computes the hypergradient of the ensemble loss ``L2``
     (Eq. 3, ``unrolled`` or ``first_order``) and moves ω by mirror descent (Eq. 4) with a
-    cosine-annealed step size η.
+    cosine-annealed step size η: η₀ at the run's first outer step, exactly η_min at its last
+    (:func:`babyteach.bilevel.outer_step_eta`).
+
+    ω is kept as ``log ω`` in float64 on the training device (:func:`babyteach.bilevel.mirror_descent_log_step`),
+    so a peer whose weight falls below what float32 can hold is not pinned at 0 for the rest of the
+    run; :attr:`weights` is its float32 copy, which the losses read. The outer step never reads a
+    value back to the host: its record holds device values, which the loop reads at its next log line.
     """
 
     name: ClassVar[str] = "dwml"
@@ -293,13 +309,27 @@ class DWML(DML):
         if self.clip is not None:
             _check_positive("mutual.clip", self.clip)
 
+    def start(self, peers: Sequence[str], device: torch.device) -> None:
+        super().start(peers, device)
+        self._set_log_weights(torch.full((len(peers),), -math.log(len(peers)), dtype=torch.float64, device=device))
+
+    def _set_log_weights(self, log_weights: torch.Tensor) -> None:
+        """Make ``log_weights`` (M,) the state (float64 on the training device), and its float32 ``exp`` what the
+        losses read."""
+        self._state["log_weights"] = log_weights.to(self.weights.device, torch.float64)
+        self._state["weights"] = self._state["log_weights"].exp().float()
+
+    def weight_values(self) -> list[float]:
+        return self._state["log_weights"].exp().tolist()  # float64: a weight under float32's range is logged, not 0
+
     def outer_step_due(self, step: int) -> bool:
         return step % self.weight_update_every == 0
 
     def outer_step(self, outer: OuterStep) -> dict[str, float | torch.Tensor]:
         ctx, names = outer.ctx, self._state["peers"]
         update = outer.step // self.weight_update_every  # this outer step's number, from 1
-        eta = eta_schedule(update - 1, max(1, outer.total_steps // self.weight_update_every), self.eta0, self.eta_min)
+        n_updates = outer_step_count(outer.total_steps, self.weight_update_every)
+        eta = outer_step_eta(update, n_updates, self.eta0, self.eta_min)
         supervised = self.supervised_loss_fn(ctx)
         g, outer_loss = hypergradient_and_outer_loss(
             [ctx.students[name] for name in names],
@@ -313,7 +343,7 @@ class DWML(DML):
             supervised=supervised,
         )  # g: (M,)
         g, outer_loss = outer.average(g.float()), outer.average(outer_loss.float())
-        self._state["weights"] = mirror_descent_step(self.weights, g, eta, self.clip)
+        self._set_log_weights(mirror_descent_log_step(self._state["log_weights"], g, eta, self.clip))
         # device values: the loop reads them back at its next log line, so the step never waits
         return self._record(outer.step, update, eta, outer.gamma, outer_loss, g.unbind())
 
@@ -328,7 +358,7 @@ class DWML(DML):
         names = self._state["peers"]
         return {
             "step": step, "update": update, "eta": eta, "gamma": gamma, "outer_loss": outer_loss,
-            **{f"weight.{name}": w for name, w in zip(names, self.weights.unbind(), strict=True)},
+            **{f"weight.{name}": w for name, w in zip(names, self._state["log_weights"].exp().unbind(), strict=True)},
             **{f"hypergradient.{name}": value for name, value in zip(names, g, strict=True)},
         }
 
@@ -337,13 +367,19 @@ class DWML(DML):
         return None
 
     def state_dict(self) -> dict[str, Any]:
-        return {"weights": self.weights.detach().cpu()}
+        return {"log_weights": self._state["log_weights"].detach().cpu()}
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
-        weights = state.get("weights")
-        if weights is None or weights.shape != self.weights.shape:
-            raise InputError(f"method {self.name!r}: the checkpoint holds no peer weights for {len(self.weights)} peers")
-        self._state["weights"] = weights.to(self.weights.device, self.weights.dtype)
+        """Restore ``log ω`` (checkpoints of the former ω format belong to an older checkpoint version,
+        which the loop refuses before this)."""
+        m = len(self._state["peers"])
+        log_weights = state.get("log_weights")
+        if log_weights is None or tuple(log_weights.shape) != (m,):
+            raise InputError(
+                f"method {self.name!r}: the checkpoint holds no peer weights for {m} peers (found {sorted(state)}); "
+                "delete the run's checkpoint folder to train it afresh"
+            )
+        self._set_log_weights(log_weights)
 
 
 @dataclass(frozen=True)

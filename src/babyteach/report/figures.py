@@ -23,7 +23,8 @@ The figures (``FIGURES``; inputs are keyword arguments, the path patterns below)
                    evals:     <corpus>/eval/dwml/peers-<P>/alpha-<α>/seed-<s>/peer-<i>/<family>.json
     figure2        (a), (b) and (c) side by side: inputs peers_evals, alpha_evals, weight_summaries,
                    weight_evals (as evals/evals/summaries/evals above) and the optional reference
-    figure3        ω trajectories during DWML / KD_DWML, one panel per run configuration
+    figure3        ω trajectories during DWML / KD_DWML, one panel per run configuration; a run whose ω
+                   collapsed onto one peer (final ω ≥ COLLAPSE_WEIGHT) is named on its panel
                    peer_weights: <corpus>/train/{dwml,kd_dwml}/peers-<p>/alpha-<a>/seed-<s>/peer_weights.csv
     figure4        GPU utilisation over time, one panel per method (run configuration)
                    gpu:       <corpus>/train/<run>/gpu.csv
@@ -92,7 +93,9 @@ from babyteach.report.runs import (
     METHOD_ORDER,
     RunId,
     aggregate_seeds,
+    Collapse,
     check_consistent,
+    collapse_of,
     eval_frame,
     load_peer_weights,
     parse_result_path,
@@ -102,7 +105,7 @@ from babyteach.report.runs import (
 )
 
 __all__ = [
-    "FIGURES", "NO_GPU_TEXT", "FigureSpec", "ablation_points", "figure2", "figure2a", "figure2b", "figure2c",
+    "FIGURES", "NO_GPU_TEXT", "FigureSpec", "ablation_points", "collapse_text", "figure2", "figure2a", "figure2b", "figure2c",
     "figure3", "figure4", "figure_size", "gpu_series", "load_gpu_csv", "load_metrics", "loss_curves", "pearson_r",
     "peer_weight_trajectories", "size_points", "training_loss", "weight_accuracy_points", "write_figure",
 ]  # fmt: skip
@@ -636,18 +639,17 @@ def figure_size(summaries: Paths, evals: Paths, out_pdf: str | PathLike[str], ou
 # --- figure 3: ω trajectories -------------------------------------------------------------------
 
 
-def peer_weight_trajectories(figure: str, peer_weights: Paths) -> tuple[dict[RunId, dict[str, pd.DataFrame]],
-                                                                       list[str]]:  # fmt: skip
-    """ω over optimiser steps per run configuration and peer, mean/std/n over seeds.
-
-    Returns ({one RunId of each configuration (seed of its first run): {peer: frame indexed by step with
-    mean, std, n}}, missing paths). Seeds are aligned on their common steps.
-    """
+def _peer_weight_runs(figure: str, peer_weights: Paths) -> tuple[dict[str, dict[int, pd.DataFrame]],
+                                                                dict[str, dict[int, Collapse | None]],
+                                                                dict[str, RunId], list[Path]]:  # fmt: skip
+    """Every listed run's ω by step ({group: {seed: frame with one column per peer}}), whether it collapsed
+    onto one peer ({group: {seed: Collapse or None}}), one RunId per group, and the missing paths."""
     paths = _need_inputs(figure, "peer_weights", peer_weights,
                          "<corpus>/train/{dwml,kd_dwml}/peers-<p>/alpha-<a>/seed-<s>/peer_weights.csv",
                          "peer_weights.csv")  # fmt: skip
     present, missing = _split_missing(paths)
     groups: dict[str, dict[int, pd.DataFrame]] = {}
+    collapses: dict[str, dict[int, Collapse | None]] = {}
     first: dict[str, RunId] = {}
     for path in present:
         run = parse_result_path(path).run
@@ -661,10 +663,17 @@ def peer_weight_trajectories(figure: str, peer_weights: Paths) -> tuple[dict[Run
             raise InputError(f"{path}: the weight.<peer> columns are not all numeric")
         first.setdefault(run.group, run)
         groups.setdefault(run.group, {})[run.seed] = weights.rename(columns=lambda c: c.removeprefix("weight."))
+        collapses.setdefault(run.group, {})[run.seed] = collapse_of(frame)
     if not groups:
         raise InputError(f"{figure}: none of the {len(paths)} peer_weights.csv files listed has rows; "
                          "train DWML or KD_DWML first")  # fmt: skip
     _one(figure, [r.corpus for r in first.values()], "corpora", "pass one corpus's runs")
+    return groups, collapses, first, missing
+
+
+def _mean_trajectories(figure: str, groups: Mapping[str, Mapping[int, pd.DataFrame]],
+                       first: Mapping[str, RunId]) -> dict[RunId, dict[str, pd.DataFrame]]:  # fmt: skip
+    """Per group (keyed by its RunId, in figure order) and peer: ω's mean/std/n over seeds, by step."""
     out: dict[RunId, dict[str, pd.DataFrame]] = {}
     for group, seeds in groups.items():
         peers = sorted(set().union(*(f.columns for f in seeds.values())), key=_model_order)
@@ -678,7 +687,30 @@ def peer_weight_trajectories(figure: str, peer_weights: Paths) -> tuple[dict[Run
                 log.warning("%s %s: %d steps not logged in every seed are left out", group, peer, dropped)
             curves[peer] = curve
         out[first[group]] = curves
-    return dict(sorted(out.items(), key=lambda kv: _group_order(kv[0]))), [str(m) for m in missing]
+    return dict(sorted(out.items(), key=lambda kv: _group_order(kv[0])))
+
+
+def peer_weight_trajectories(figure: str, peer_weights: Paths) -> tuple[dict[RunId, dict[str, pd.DataFrame]],
+                                                                       list[str]]:  # fmt: skip
+    """ω over optimiser steps per run configuration and peer, mean/std/n over seeds.
+
+    Returns ({one RunId of each configuration (seed of its first run): {peer: frame indexed by step with
+    mean, std, n}}, missing paths). Seeds are aligned on their common steps.
+    """
+    groups, _, first, missing = _peer_weight_runs(figure, peer_weights)
+    return _mean_trajectories(figure, groups, first), [str(m) for m in missing]
+
+
+def collapse_text(collapses: Mapping[int, Collapse | None]) -> str:
+    """Figure 3's note on one panel: which of its seeds' ω collapsed onto which peer, and when ("" if none).
+
+    Judged per seed, not on the mean curve: seeds that collapse onto different peers average to a
+    curve that looks balanced.
+    """
+    several = len(collapses) > 1
+    lines = [(f"seed {seed}: " if several else "") + f"collapsed onto {c.peer} at step {c.step} (ω = {c.weight:.4f})"
+             for seed, c in sorted(collapses.items()) if c is not None]  # fmt: skip
+    return "\n".join(lines)
 
 
 def figure3(peer_weights: Paths, out_pdf: str | PathLike[str], out_png: str | PathLike[str], *,
@@ -687,9 +719,12 @@ def figure3(peer_weights: Paths, out_pdf: str | PathLike[str], out_png: str | Pa
 
     peer_weights: ``<corpus>/train/{dwml,kd_dwml}/peers-<p>/alpha-<a>/seed-<s>/peer_weights.csv`` (row 0 holds
     the initial uniform weights). One line per peer (mean over seeds, ± std band with several seeds) and a
-    dotted line at the uniform weight 1/p.
+    dotted line at the uniform weight 1/p. A seed whose ω collapsed onto one peer (final ω ≥
+    :data:`~babyteach.report.runs.COLLAPSE_WEIGHT`, :func:`babyteach.report.runs.collapse_of`) is named
+    under its panel's title (:func:`collapse_text`), where neither curves nor legend can cover it.
     """
-    curves, missing = peer_weight_trajectories("figure3", peer_weights)
+    groups, collapses, first, missing = _peer_weight_runs("figure3", peer_weights)
+    curves = _mean_trajectories("figure3", groups, first)
     with matplotlib.rc_context(_RC):
         fig, axes = _new_figure(len(curves))
         for ax, (run, peers) in zip(axes, curves.items(), strict=True):
@@ -699,7 +734,8 @@ def figure3(peer_weights: Paths, out_pdf: str | PathLike[str], out_png: str | Pa
                 _plot_series(ax, curve.index.to_numpy(float), curve["mean"].to_numpy(float),
                              curve["std"].to_numpy(float), _style(i), label)  # fmt: skip
             ax.axhline(1 / len(peers), color="0.5", linestyle=":", linewidth=1.0, label=f"uniform 1/{len(peers)}")
-            ax.set_title(f"{_group_label(run)} ({_seeds_text(n)})")
+            note = collapse_text(collapses[run.group])
+            ax.set_title(f"{_group_label(run)} ({_seeds_text(n)})" + (f"\n{note}" if note else ""))
             ax.set_xlabel("optimiser step")
             ax.set_ylabel("peer weight ω")
             ax.legend(loc="best")

@@ -12,6 +12,7 @@ import it)::
     from babyteach.report.runs import (
         RunId, ResultPath, parse_result_path,           # path -> typed record
         load_zero_shot, load_glue, load_summary, load_search, load_eval, load_peer_weights,
+        COLLAPSE_WEIGHT, Collapse, collapse_of,           # did a DWML run's ω collapse onto one peer?
         eval_frame, summary_frame, check_consistent, aggregate_seeds,
         BENCHMARK_OF_FAMILY, METHOD_LABELS, METHOD_ORDER, INDEPENDENT_LABEL, run_label,
     )
@@ -83,6 +84,8 @@ from babyteach.io import read_json
 __all__ = [
     "BENCHMARKS",
     "BENCHMARK_OF_FAMILY",
+    "COLLAPSE_WEIGHT",
+    "Collapse",
     "INDEPENDENT_LABEL",
     "METHOD_LABELS",
     "METHOD_ORDER",
@@ -91,6 +94,7 @@ __all__ = [
     "RunId",
     "aggregate_seeds",
     "check_consistent",
+    "collapse_of",
     "eval_frame",
     "load_eval",
     "load_glue",
@@ -378,6 +382,41 @@ def load_peer_weights(path: str | PathLike[str]) -> pd.DataFrame:
     if "step" not in frame.columns or not any(c.startswith("weight.") for c in frame.columns):
         raise InputError(f"{path}: expected columns step and weight.peer-<i>, found {', '.join(frame.columns)}")
     return frame
+
+
+#: A run whose largest final peer weight ω_k is at least this has *collapsed* onto peer k: its
+#: ω-weighted ensemble is then, within 1 %, that one peer, and the other peers are distilled from it
+#: with almost no label term of their own (README, mutual learning). Figure 3 says so on the panel.
+COLLAPSE_WEIGHT = 0.99
+
+
+@dataclass(frozen=True)
+class Collapse:
+    """A run's ω collapsed onto ``peer``: ω_peer ≥ :data:`COLLAPSE_WEIGHT` at every logged step from
+    ``step`` to the end, where it is ``weight``."""
+
+    peer: str
+    step: int
+    weight: float
+
+
+def collapse_of(frame: pd.DataFrame) -> Collapse | None:
+    """Whether a run's ω collapsed onto one peer, from its ``peer_weights.csv`` (:func:`load_peer_weights`).
+
+    Collapsed: the largest weight of the last logged row is ≥ :data:`COLLAPSE_WEIGHT`. The step is the
+    first logged step from which that peer's weight stays at or above the threshold. A run with one
+    peer (ω = 1 by construction) or no rows has no collapse to report: None.
+    """
+    weights = frame.set_index("step")[[c for c in frame.columns if c.startswith("weight.")]].dropna()
+    if weights.shape[1] < 2 or weights.empty:
+        return None
+    final = weights.iloc[-1]
+    column = str(final.idxmax())
+    if final[column] < COLLAPSE_WEIGHT:
+        return None
+    below = weights.index[weights[column] < COLLAPSE_WEIGHT]
+    since = weights.index[weights.index > below.max()] if len(below) else weights.index
+    return Collapse(peer=column.removeprefix("weight."), step=int(since.min()), weight=float(final[column]))
 
 
 # --- tidy frames --------------------------------------------------------------------------------
