@@ -16,7 +16,7 @@ import pytest
 import torch
 from torch.utils._python_dispatch import TorchDispatchMode
 
-from train_helpers import BLOCK, SMALL, TINY, config, data, run  # noqa: F401 (data: fixture)
+from train_helpers import BLOCK, SMALL, TINY, config, data, parameters_of, run  # noqa: F401 (data: fixture)
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -109,3 +109,32 @@ def test_steps_between_log_lines_never_read_back_and_keep_their_shapes(data, tea
     for same in kinds:
         for s in same[1:]:
             assert ops[s] == ops[same[0]], [op for op in ops[s] if op not in ops[same[0]]]
+
+
+@pytest.mark.parametrize("method", ["baseline", "sd", "kd_dwml"])
+def test_compiled_step_has_no_graph_break_and_trains_as_the_eager_step(data, teacher, tmp_path, monkeypatch, method):
+    # training.compile through the real loop: fullgraph=True turns any graph break into an error. The
+    # "eager" backend runs the captured graph op by op (no C++ toolchain needed), so the weights must
+    # equal the uncompiled run's; on a GPU the default backend then fuses that same graph.
+    compile_calls = []
+    original = torch.compile
+
+    def compile_eagerly(fn, **kwargs):
+        compile_calls.append(kwargs)
+        return original(fn, **kwargs, backend="eager")
+
+    monkeypatch.setattr(torch, "compile", compile_eagerly)
+    torch._dynamo.reset()
+    students = {"peer-1": TINY, "peer-2": SMALL}
+    options = {"weight_update_every": 2} if method == "kd_dwml" else {}
+    kwargs = dict(teacher_dir=teacher if "kd" in method else None, method_options=options)
+    cfg = config(token_budget=4 * 8 * BLOCK, dropout=0.1)
+    eager = run(data, tmp_path, method, students, cfg, tag="eager", **kwargs)
+    compiled = run(data, tmp_path, method, students, config(token_budget=4 * 8 * BLOCK, dropout=0.1, compile=True),
+                   tag="compiled", **kwargs)
+    assert compile_calls == [{"fullgraph": True}]
+    for name in students:
+        assert compiled["students"][name]["final_dev_loss"] == pytest.approx(eager["students"][name]["final_dev_loss"],
+                                                                             rel=1e-6)
+        a, b = parameters_of(tmp_path / "eager" / "out", name), parameters_of(tmp_path / "compiled" / "out", name)
+        assert all(torch.allclose(a[k], b[k], rtol=1e-5, atol=1e-6) for k in a), name

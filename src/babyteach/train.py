@@ -100,7 +100,7 @@ from babyteach.evaluate.folders import WEIGHT_FILES, load_pretrained
 from babyteach.gpu import GpuSampler
 from babyteach.io import atomic_path, write_json_atomic
 from babyteach.losses import cross_entropy
-from babyteach.methods import Method, OuterStep, StepContext, make_method
+from babyteach.methods import Method, MLMBatch, OuterStep, StepContext, make_method
 from babyteach.models import (
     POSITION_OFFSET,
     Architecture,
@@ -529,11 +529,6 @@ def _train(the_method: Method, students: Mapping[str, Architecture], shard_dir: 
     if procs.world_size > 1:
         log.info("data-parallel over %d processes, %d blocks each per micro-batch", procs.world_size,
                  cfg.batch_size // procs.world_size)
-    if cfg.compile:
-        for model in models.values():
-            model.roberta.compile()
-            model.lm_head.compile()
-
     # The data: both splits resident on the device, each micro-batch gathered and masked there.
     dev_split = DeviceSplit(shard_dir, "dev", block_size, device)
     batches = _micro_batches(DeviceSplit(shard_dir, "train", block_size, device), TRAIN_STREAM, cfg, meta, procs,
@@ -551,6 +546,7 @@ def _train(the_method: Method, students: Mapping[str, Architecture], shard_dir: 
         model.train()
     for module in extras.values():
         module.train()
+    step_loss = _step_loss_fn(the_method, models, extras, teacher, batches[0], device) if cfg.compile else None
     tally = _Tally(list(peers), device)
     pending_outer: list[dict[str, Any]] = []  # outer-step records not yet read back from the device
     # rank 0 samples every GPU of its node; the CSV covers this process's part of the run
@@ -576,7 +572,7 @@ def _train(the_method: Method, students: Mapping[str, Architecture], shard_dir: 
                             OuterStep(ctx, outer_batches[update], lr, step, plan.steps, average=_averager(procs))
                         ))
                 with autocast:
-                    losses = the_method.step_loss(ctx)
+                    losses = the_method.step_loss(ctx) if step_loss is None else step_loss(ctx.batch)
                 if set(losses) != set(peers):
                     raise RuntimeError(f"method {method!r} returned losses for {sorted(losses)}, not {sorted(peers)}")
                 # every process holds the same number of predicted positions, so the mean of the
@@ -667,6 +663,23 @@ def _train(the_method: Method, students: Mapping[str, Architecture], shard_dir: 
     if procs.world_size > 1:
         dist.barrier()  # out_dir is complete before any process returns
     return summary
+
+
+def _step_loss_fn(method: Method, models: Mapping[str, RobertaForMaskedLM], extras: Mapping[str, nn.Module],
+                  teacher: RobertaForMaskedLM | None, example: MLMBatch, device: torch.device
+                  ) -> Callable[[MLMBatch], dict[str, torch.Tensor]]:
+    """``method.step_loss`` of every student on a batch, compiled as one graph (``training.compile``).
+
+    The batches have static shapes, so the students' forward passes and losses compile into one
+    graph without breaks (``fullgraph=True``: a break is an error, not a silent slowdown; tested
+    on CPU). Each call builds its own :class:`StepContext`, so on a step with an outer step KD_DWML
+    runs the teacher once more for the inner losses. One eager call first, without gradients and
+    on a forked random state: transformers installs its hidden-state capture hooks (SD reads
+    hidden states) behind a lock that dynamo cannot trace, and does so only on the first call.
+    """
+    with torch.no_grad(), torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+        method.step_loss(StepContext(example, models, extras, teacher))
+    return torch.compile(lambda batch: method.step_loss(StepContext(batch, models, extras, teacher)), fullgraph=True)
 
 
 def _micro_batches(split: DeviceSplit, stream: int, cfg: TrainConfig, meta: Mapping[str, Any],

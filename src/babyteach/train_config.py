@@ -72,7 +72,11 @@ class TrainConfig:
         default="auto",
         metadata={"help": "'auto': bf16 autocast on CUDA, fp32 on CPU; 'fp32': no autocast (CUDA matmuls in TF32)"},
     )
-    compile: bool = field(default=False, metadata={"help": "torch.compile the students' encoders and heads"})
+    compile: bool = field(
+        default=False,
+        metadata={"help": "torch.compile every student's forward pass and loss as one graph (fullgraph; the outer "
+                  "step stays eager)"},
+    )
     device: str = field(default="auto", metadata={"help": "'auto' (CUDA if available), 'cpu' or 'cuda'"})
 
     def __post_init__(self) -> None:
