@@ -50,9 +50,9 @@ def test_hash_equals_a_pure_python_reference():
     assert got == [reference_mix32(v) for v in values]
     key = mask_key(3, 0, 7)
     counters = torch.tensor([0, 5, 2**32 - 1], dtype=torch.int64)
-    expected = [reference_mix32(reference_mix32((c ^ key[0]) & 0xFFFFFFFF) ^ ((key[1] + 0x9E3779B9 * 2) & 0xFFFFFFFF))
-                for c in counters.tolist()]  # fmt: skip
-    assert uniform_hash(key, 1, counters).tolist() == expected
+    expected = [reference_mix32(reference_mix32(c ^ key[0]) ^ key[1]) for c in counters.tolist()]
+    assert uniform_hash(key, counters).tolist() == expected
+    assert len(set(uniform_hash(key, torch.arange(100_000)).tolist())) == 100_000  # a bijection: no ties
 
 
 def test_predictions_per_block_follows_bert():

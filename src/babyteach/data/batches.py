@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from babyteach.data.masking import MaskedBatch, mask_blocks, mask_key, predictions_per_block, replacement_ids
+from babyteach.data.masking import MaskedBatch, Masker, mask_key, predictions_per_block, replacement_ids
 from babyteach.data.shards import PackedBlocks
 from babyteach.data.tokenizer import MASK
 from babyteach.errors import InputError
@@ -96,9 +96,9 @@ class MicroBatches:
         split.check_candidates(self.k)
         device = split.device
         special_ids = sorted(int(i) for i in special.values())
-        self.mask_id = int(special[MASK])
-        self.special_ids = torch.tensor(special_ids, dtype=torch.int64, device=device)
-        self.replacement_ids = replacement_ids(vocab_size, special_ids, device)
+        self.masker = Masker(self.rows, split.block_size, self.k,
+                             torch.tensor(special_ids, dtype=torch.int64, device=device),
+                             replacement_ids(vocab_size, special_ids, device), int(special[MASK]), self.first_row)
         epochs = -(-count // self.batches_per_epoch) if count and self.batches_per_epoch else 0
         self._orders = [self._order_of(epoch) for epoch in range(epochs)]
 
@@ -118,6 +118,5 @@ class MicroBatches:
         return self.mask(ids, index)
 
     def mask(self, ids: torch.Tensor, index: int) -> MaskedBatch:
-        """Mask ``ids`` (this process's rows) as micro-batch ``index`` of this stream."""
-        return mask_blocks(ids, mask_key(self.seed, self.stream, index), self.k, self.special_ids,
-                           self.replacement_ids, self.mask_id, first_row=self.first_row)
+        """Mask ``ids`` (this process's rows, or fewer) as micro-batch ``index`` of this stream."""
+        return self.masker(ids, mask_key(self.seed, self.stream, index))

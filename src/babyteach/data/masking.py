@@ -20,6 +20,7 @@ checkpoints, and a data-parallel process can mask its own rows of the global bat
     k = predictions_per_block(128, 0.15)                               # 19
     key = mask_key(seed=0, stream=TRAIN_STREAM, index=step)           # host ints, no tensor
     batch = mask_blocks(ids, key, k, special_ids, replacement_ids, mask_id=4, first_row=0)
+    # (MicroBatches keeps one Masker per stream and calls it: masker(ids, key))
     hidden = model.roberta(batch.input_ids).last_hidden_state           # (batch, S, H)
     rows = hidden.gather(1, batch.positions[..., None].expand(-1, -1, H)).flatten(0, 1)   # (batch·k, H)
     loss = cross_entropy(model.lm_head(rows), batch.targets)
@@ -39,10 +40,14 @@ RANDOM_SHARE = 0.1
 #: Masking streams (part of the key): train batches, the dev loss, DWML's outer-step dev batches.
 TRAIN_STREAM, DEV_STREAM, OUTER_STREAM = 0, 1, 2
 
-#: What each draw of a position is for (part of the key), so the three draws are independent.
+#: Draws per position: its selection score, its corruption (mask / random / keep), its random id.
 _SELECT, _ACTION, _REPLACEMENT = 0, 1, 2
+_DRAWS = 3
 
 _LOW32 = 0xFFFFFFFF
+#: The corruption draw is 24 bits: below _MASK_BELOW → <mask>, below _RANDOM_BELOW → a random id.
+_MASK_BELOW = round(MASK_SHARE * (1 << 24))
+_RANDOM_BELOW = round((MASK_SHARE + RANDOM_SHARE) * (1 << 24))
 
 
 @dataclass(frozen=True)
@@ -62,7 +67,7 @@ def predictions_per_block(block_size: int, mask_prob: float) -> int:
 
     ``block_size − 2`` is the text between ``<s>`` and ``</s>``. A block whose text holds line
     separators (``</s>``, never predicted) has fewer candidates, so slightly more than
-    ``mask_prob`` of its text tokens are predicted (see :func:`min_candidates_check`).
+    ``mask_prob`` of its text tokens are predicted (the training log states the share).
     """
     if not 0.0 < mask_prob < 1.0:
         raise ValueError(f"mask_prob must lie in (0, 1), got {mask_prob}")
@@ -81,38 +86,76 @@ def mask_key(seed: int, stream: int, index: int) -> tuple[int, int]:
     return int.from_bytes(digest[:4], "little"), int.from_bytes(digest[4:], "little")
 
 
-def _mul32(x: torch.Tensor, constant: int) -> torch.Tensor:
-    """``(x × constant) mod 2³²`` for int64 ``x`` in ``[0, 2³²)``, without int64 overflow.
-
-    The product is split at bit 16 so every partial product stays below 2⁴⁸.
-    """
-    low, high = x & 0xFFFF, x >> 16
-    return ((((high * constant) & 0xFFFF) << 16) + low * constant) & _LOW32
-
-
 def _mix32(x: torch.Tensor) -> torch.Tensor:
-    """A 32-bit integer finaliser ("lowbias32", C. Wellons): every input bit affects every output bit."""
+    """A 32-bit integer finaliser ("lowbias32", C. Wellons) on int64 values in ``[0, 2³²)``.
+
+    A bijection of 32-bit values in which every input bit affects every output bit. Both
+    multipliers are below 2³¹, so every product stays below 2⁶³: no int64 overflow anywhere,
+    and the same integers on every device.
+    """
     x = x ^ (x >> 16)
-    x = _mul32(x, 0x21F0AAAD)
+    x = (x * 0x21F0AAAD) & _LOW32
     x = x ^ (x >> 15)
-    x = _mul32(x, 0x735A2D97)
+    x = (x * 0x735A2D97) & _LOW32
     return x ^ (x >> 15)
 
 
-def uniform_hash(key: tuple[int, int], purpose: int, counters: torch.Tensor) -> torch.Tensor:
-    """32-bit hash values ``(counters.shape)``, int64 in ``[0, 2³²)``, of ``(key, purpose, counter)``.
+def uniform_hash(key: tuple[int, int], counters: torch.Tensor) -> torch.Tensor:
+    """32-bit hash values ``(counters.shape)``, int64 in ``[0, 2³²)``, of ``(key, counter)``.
 
-    ``counters`` are non-negative int64 below 2³²; the same inputs give the same values on
-    every device.
+    ``counters`` are distinct non-negative int64 below 2³² (the draw's place in the global batch);
+    each round is a bijection, so distinct counters of one key give distinct values. The same
+    inputs give the same values on every device.
     """
     k0, k1 = key
-    salted = _mix32((counters ^ k0) & _LOW32)
-    return _mix32(salted ^ ((k1 + 0x9E3779B9 * (purpose + 1)) & _LOW32))
+    return _mix32(_mix32(counters ^ k0) ^ k1)
 
 
-def _unit_float(hashed: torch.Tensor) -> torch.Tensor:
-    """The top 24 bits of 32-bit hash values as floats in ``[0, 1)`` (exact in float32)."""
-    return (hashed >> 8).to(torch.float32) * (1.0 / (1 << 24))
+class Masker:
+    """MLM corruption of ``(rows, S)`` id blocks that are rows ``first_row …`` of a global batch.
+
+    Holds what every call reuses, on the device: the special ids, the ids a random replacement
+    draws from, and each position's draw counters (3 per position: selection, corruption,
+    replacement; fixed by the row's place in the global batch). A call is then a fixed sequence of
+    tensor ops on the device: no host synchronisation, and output shapes that depend only on the
+    input's shape and ``k``.
+    """
+
+    def __init__(self, rows: int, length: int, k: int, special_ids: torch.Tensor, replacement_ids: torch.Tensor,
+                 mask_id: int, first_row: int = 0) -> None:
+        if not 1 <= k <= length:
+            raise ValueError(f"k must lie in [1, {length}], got {k}")
+        if (first_row + rows) * length * _DRAWS > _LOW32:
+            raise ValueError(f"a global batch of {first_row + rows} rows × {length} tokens exceeds the 32-bit draw counters")
+        device = special_ids.device
+        self.k, self.length, self.mask_id = k, length, mask_id
+        self.special_ids, self.replacement_ids = special_ids, replacement_ids
+        first = first_row * length * _DRAWS
+        self.counters = torch.arange(first, first + rows * length * _DRAWS, device=device).view(rows, length, _DRAWS)
+        self.columns = torch.arange(length, device=device)  # (S,)
+
+    def __call__(self, input_ids: torch.Tensor, key: tuple[int, int]) -> MaskedBatch:
+        """Select ``k`` predicted positions per row among the non-special tokens and corrupt them 80/10/10.
+
+        The positions are the ``k`` eligible columns with the smallest selection draws (uniform
+        without replacement); a row with fewer than ``k`` eligible tokens would predict special
+        tokens, so the caller guarantees it cannot happen
+        (:meth:`babyteach.data.batches.DeviceSplit.check_candidates`). ``input_ids`` is not modified.
+        """
+        rows = input_ids.shape[0]
+        draws = uniform_hash(key, self.counters[:rows])  # (rows, S, 3)
+        # draw × S + column is unique within a row, so the selection has no ties and is the same on every
+        # device; special tokens sort last
+        scores = draws[..., _SELECT] * self.length + self.columns
+        scores = scores.masked_fill(torch.isin(input_ids, self.special_ids), torch.iinfo(torch.int64).max)
+        positions = torch.topk(scores, self.k, dim=1, largest=False, sorted=False).indices.sort(dim=1).values  # (rows, k)
+        targets = input_ids.gather(1, positions)  # (rows, k)
+        picked = draws[..., _ACTION:].gather(1, positions[..., None].expand(-1, -1, _DRAWS - 1)) >> 8  # (rows, k, 2)
+        action, which = picked[..., 0], picked[..., 1]  # 24-bit uniform integers
+        random_ids = self.replacement_ids[(which * self.replacement_ids.numel()) >> 24]  # uniform index < numel
+        new_ids = torch.where(action < _MASK_BELOW, self.mask_id, torch.where(action < _RANDOM_BELOW, random_ids, targets))
+        corrupted = input_ids.scatter(1, positions, new_ids)
+        return MaskedBatch(input_ids=corrupted, positions=positions, targets=targets.flatten())
 
 
 def mask_blocks(
@@ -124,34 +167,11 @@ def mask_blocks(
     mask_id: int,
     first_row: int = 0,
 ) -> MaskedBatch:
-    """Select ``k`` predicted positions per row among the non-special tokens and corrupt them 80/10/10.
-
-    ``input_ids`` ``(batch, S)`` are rows ``first_row …`` of a global micro-batch with hash
-    ``key`` (:func:`mask_key`); ``special_ids`` and ``replacement_ids`` (the non-special ids
-    random replacements are drawn from) are int64 tensors on ``input_ids``' device. The
-    positions are the ``k`` eligible columns with the smallest hash values (uniform without
-    replacement); a row with fewer than ``k`` eligible tokens would predict special tokens,
-    so the caller guarantees it cannot happen (:func:`min_candidates_check`). No host
-    synchronisation, and every output shape depends only on the input's shape and ``k``.
-    ``input_ids`` is not modified.
-    """
-    batch, length = input_ids.shape
-    device = input_ids.device
-    counters = (torch.arange(batch * length, device=device, dtype=torch.int64) + first_row * length).view(batch, length)
-    # (batch, S): hash × S + column is unique within a row, so the selection has no ties and is the same
-    # on every device; special tokens sort last
-    scores = uniform_hash(key, _SELECT, counters) * length + torch.arange(length, device=device)
-    scores = scores.masked_fill(torch.isin(input_ids, special_ids), torch.iinfo(torch.int64).max)
-    positions = torch.topk(scores, k, dim=1, largest=False, sorted=False).indices.sort(dim=1).values  # (batch, k)
-    targets = input_ids.gather(1, positions)  # (batch, k)
-    picked = counters.gather(1, positions)  # (batch, k): the positions' global counters
-    action = _unit_float(uniform_hash(key, _ACTION, picked))
-    which = (_unit_float(uniform_hash(key, _REPLACEMENT, picked)) * replacement_ids.numel()).long()
-    random_ids = replacement_ids[which.clamp_(max=replacement_ids.numel() - 1)]
-    new_ids = torch.where(action < MASK_SHARE, torch.full_like(targets, mask_id), targets)
-    new_ids = torch.where((action >= MASK_SHARE) & (action < MASK_SHARE + RANDOM_SHARE), random_ids, new_ids)
-    corrupted = input_ids.scatter(1, positions, new_ids)
-    return MaskedBatch(input_ids=corrupted, positions=positions, targets=targets.flatten())
+    """:class:`Masker` in one call: ``input_ids`` ``(rows, S)`` are rows ``first_row …`` of a global
+    micro-batch with hash ``key`` (:func:`mask_key`); ``special_ids`` and ``replacement_ids`` are
+    int64 tensors on ``input_ids``' device."""
+    rows, length = input_ids.shape
+    return Masker(rows, length, k, special_ids, replacement_ids, mask_id, first_row)(input_ids, key)
 
 
 def replacement_ids(vocab_size: int, special_ids: list[int], device: torch.device) -> torch.Tensor:
