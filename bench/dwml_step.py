@@ -9,7 +9,8 @@ default), medians after warm-up:
 (b) the O(M) mutual term against the naive double loop of pairwise KLs, forward and
     backward on the peers' masked-position logits (same value checked first);
 (c) the outer step (hypergradient + mirror step) amortised over ``weight_update_every``
-    inner steps: ``(inner + outer / every) / inner``.
+    inner steps: ``(inner + outer / every) / inner``, with Eq. 3's inner products by M backward
+    passes and by a finite difference (``mutual.inner_product``), side by side.
 
 ::
 
@@ -84,6 +85,9 @@ def main(argv: list[str] | None = None) -> None:
     alone_models, alone_opts = fresh_peers()
     dwml = make_method("dwml", weight_update_every=args.every, hypergradient=args.mode)
     dwml.start(names, cpu)
+    dwml_fd = make_method("dwml", weight_update_every=args.every, hypergradient=args.mode,
+                          inner_product="finite_difference")
+    dwml_fd.start(names, cpu)
     baseline = make_method("baseline")
 
     def dwml_step(i: int) -> None:
@@ -101,10 +105,10 @@ def main(argv: list[str] | None = None) -> None:
             loss.backward()
             alone_opts[name].step()
 
-    def outer_step(i: int) -> None:
+    def outer_step(i: int, method=dwml) -> None:
         ctx = StepContext(batches[i % len(batches)], dwml_models, {})
-        dwml.outer_step(OuterStep(ctx, batches[(i + 1) % len(batches)], gamma=5e-4, step=args.every,
-                                  total_steps=100 * args.every))
+        method.outer_step(OuterStep(ctx, batches[(i + 1) % len(batches)], gamma=5e-4, step=args.every,
+                                    total_steps=100 * args.every))
 
     # (b) on fixed logits of the peers: value check, then forward + backward of each form
     batch = batches[0]
@@ -122,8 +126,8 @@ def main(argv: list[str] | None = None) -> None:
     def naive_term(i: int) -> None:
         naive_mutual_terms(leaves, batch.targets, weights, 0.5).sum().backward()
 
-    step_times = time_alternately({"dwml": dwml_step, "alone": alone_steps, "outer": outer_step},
-                                  args.warmup, args.repeats)
+    step_times = time_alternately({"dwml": dwml_step, "alone": alone_steps, "outer": outer_step,
+                                   "outer_fd": lambda i: outer_step(i, dwml_fd)}, args.warmup, args.repeats)
     term_times = time_alternately({"fast": fast_term, "naive": naive_term}, args.warmup, args.repeats * 3)
 
     n_masked = batch.targets.numel()
@@ -134,15 +138,17 @@ def main(argv: list[str] | None = None) -> None:
     print("|---|---|")
     for label, value in (("DWML inner step, all peers", step_times["dwml"]),
                          ("independent baseline steps, summed", step_times["alone"]),
-                         (f"outer step ({args.mode})", step_times["outer"]),
+                         (f"outer step ({args.mode}, inner products by backward)", step_times["outer"]),
+                         (f"outer step ({args.mode}, inner products by finite difference)", step_times["outer_fd"]),
                          ("mutual term, O(M) (fwd + bwd)", term_times["fast"]),
                          ("mutual term, naive pairwise (fwd + bwd)", term_times["naive"])):
         print(f"| {label} | {value:.4f} |")
     inner = step_times["dwml"]
     print(f"(a) DWML step / independent steps = {inner / step_times['alone']:.3f}× (target ≤ 1.25×)")
     print(f"(b) naive / O(M) mutual term = {term_times['naive'] / term_times['fast']:.2f}×")
-    print(f"(c) outer step = {step_times['outer'] / inner:.2f} inner steps; amortised at every {args.every}: "
-          f"{(inner + step_times['outer'] / args.every) / inner:.3f}× the inner step")
+    for key, label in (("outer", "backward"), ("outer_fd", "finite difference")):
+        print(f"(c) outer step, {label} = {step_times[key] / inner:.2f} inner steps; amortised at every "
+              f"{args.every}: {(inner + step_times[key] / args.every) / inner:.3f}× the inner step")
 
 
 if __name__ == "__main__":

@@ -36,6 +36,21 @@ def test_dwml_without_outer_steps_is_dml_step_for_step(data, tmp_path):
         assert summary["students"][name]["peer_weight"] == pytest.approx(0.5)
 
 
+def test_finite_difference_inner_products_give_the_hypergradient_of_the_backward_ones(data, tmp_path):
+    # same run, same draws up to the first outer step (step 2): g by two forwards along v ≈ g by M backward
+    # passes (float32 with dropout on; the float64 check against Eq. 3 is in test_bilevel)
+    cfg = config(token_budget=2 * 8 * BLOCK)
+    logs = {}
+    for inner_product in ("backward", "finite_difference"):
+        options = {"weight_update_every": 2, "inner_product": inner_product}
+        run(data, tmp_path, "dwml", PEERS, cfg, tag=inner_product, method_options=options)
+        logs[inner_product] = pd.read_csv(tmp_path / inner_product / "out" / PEER_WEIGHTS_FILE)
+    columns = ["hypergradient.peer-1", "hypergradient.peer-2"]
+    exact, approx = logs["backward"][columns].to_numpy()[1], logs["finite_difference"][columns].to_numpy()[1]
+    assert approx == pytest.approx(exact, rel=1e-3)
+    assert logs["finite_difference"]["outer_loss"][1] == pytest.approx(logs["backward"]["outer_loss"][1], rel=1e-6)
+
+
 def test_one_peer_without_peer_terms_is_the_baseline(data, tmp_path):
     # M = 1: no other peer to learn from, ω = (1); with α = 0 the loss is exactly CE
     cfg = config(token_budget=4 * 8 * BLOCK)
@@ -202,6 +217,7 @@ def test_kd_dwml_trains_with_a_teacher(data, tmp_path):
         ("dwml", {"alpha": -0.1}, "mutual.alpha"),
         ("dwml", {"weight_update_every": 0}, "mutual.weight_update_every"),
         ("dwml", {"hypergradient": "second_order"}, "mutual.hypergradient"),
+        ("dwml", {"inner_product": "forward"}, "mutual.inner_product"),
         ("dwml", {"eta_min": 1.0}, "mutual.eta_min"),
         ("kd_dwml", {"lam": 2.0}, "kd.lam"),
     ],

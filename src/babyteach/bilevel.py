@@ -32,6 +32,10 @@ from babyteach.models import masked_logits
 Batch = tuple[Any, torch.Tensor]
 LogitsFn = Callable[[nn.Module, Any], torch.Tensor]
 HYPERGRADIENT_MODES = ("unrolled", "first_order")
+#: How the inner products ⟨∇_θ L2, ∇_θ La_k⟩ of Eq. 3 are computed (METHODS.md allows both).
+INNER_PRODUCTS = ("backward", "finite_difference")
+#: The finite difference's step along v = ∇_θ L2 is ε = FD_STEP / ‖v‖ (METHODS.md).
+FD_STEP = 0.01
 
 
 def mlm_logits(model: nn.Module, inputs: Mapping[str, torch.Tensor]) -> torch.Tensor:
@@ -61,6 +65,29 @@ def _peer_logits(
     ]
 
 
+def _split(flat: Sequence[torch.Tensor], params: Sequence[dict[str, torch.Tensor]]) -> list[dict[str, torch.Tensor]]:
+    """``flat`` (every peer's tensors in order) regrouped as one name → tensor mapping per peer."""
+    grouped, start = [], 0
+    for peer in params:
+        grouped.append(dict(zip(peer, flat[start : start + len(peer)], strict=True)))
+        start += len(peer)
+    return grouped
+
+
+def _zeros_for_none(grads: Sequence[torch.Tensor | None], like: Sequence[torch.Tensor]) -> list[torch.Tensor]:
+    return [torch.zeros_like(p) if g is None else g for p, g in zip(like, grads, strict=True)]
+
+
+def _rng_state(device: torch.device) -> tuple[torch.Tensor, torch.Tensor | None]:
+    return torch.get_rng_state(), torch.cuda.get_rng_state(device) if device.type == "cuda" else None
+
+
+def _set_rng_state(state: tuple[torch.Tensor, torch.Tensor | None], device: torch.device) -> None:
+    torch.set_rng_state(state[0])
+    if state[1] is not None:
+        torch.cuda.set_rng_state(state[1], device)
+
+
 def hypergradient_and_outer_loss(
     models: Sequence[nn.Module],
     batch_train: Batch,
@@ -73,6 +100,7 @@ def hypergradient_and_outer_loss(
     tau: float = 1.0,
     logits_fn: LogitsFn = mlm_logits,
     supervised: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None,
+    inner_product: str = "backward",
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """The hypergradient ``g`` (M,) of ``METHODS.md``'s Eq. 3, and the outer loss ``L2(θ', ω)``::
 
@@ -84,49 +112,88 @@ def hypergradient_and_outer_loss(
     ``mode="first_order"``: ``θ' = θ``. ``supervised(logits, targets)``, if given, replaces
     each peer's ``CE`` in ``La_k`` (KD_DWML passes a KD loss against the teacher).
 
-    Cost: one forward of every peer on each batch and M + 1 backward passes (one per
-    ``La_k``, one for ``L2``); the M gradients ``∇_θ La_k`` are held at once, so memory is
-    M copies of all peers' trainable parameters.
+    ``inner_product`` chooses how the M inner products are computed:
+
+    - ``"backward"``: M backward passes give every ``∇_θ La_k`` exactly (memory: M copies of all
+      peers' parameters). Cost: a forward of every peer on each batch and M + 1 backward passes.
+    - ``"finite_difference"``: ``⟨v, ∇_θ La_k(θ)⟩ ≈ [La_k(θ + εv) − La_k(θ − εv)] / 2ε`` with
+      ``v = ∇_θ L2(θ')`` and ``ε = 0.01 / ‖v‖``, all k from the same two forward passes
+      (METHODS.md), the detached targets ``sg(p_k)`` of ``La_k`` held at θ (moving them too would
+      difference another function than the one Eq. 3 differentiates). Cost: one backward of
+      ``L1`` for θ' (in ``first_order`` mode a forward without gradient instead, for the targets),
+      a forward and backward of ``L2``, and two forwards without gradient (``bench/dwml_step.py``
+      measures it against ``"backward"``). The two forwards run in float32 (a bf16 difference of
+      nearby losses would be rounding noise) with the dropout draws of the train forward, so
+      they difference one function.
     """
     if mode not in HYPERGRADIENT_MODES:
         raise ValueError(f"mode must be one of {HYPERGRADIENT_MODES}, got {mode!r}")
+    if inner_product not in INNER_PRODUCTS:
+        raise ValueError(f"inner_product must be one of {INNER_PRODUCTS}, got {inner_product!r}")
     m = len(models)
     if weights.shape != (m,):
         raise ValueError(f"expected weights of shape ({m},), got {tuple(weights.shape)}")
     weights = weights.detach()
     params = [{name: p for name, p in model.named_parameters() if p.requires_grad} for model in models]
     flat = [p for peer in params for p in peer.values()]
+    device = flat[0].device
+    by_difference = inner_product == "finite_difference"
 
-    # M backward passes: ∇_θ La_k(θ) for every k, over all peers' parameters
     train_inputs, train_targets = batch_train
-    train_logits = _peer_logits(models, params, train_inputs, logits_fn)
-    supervised_losses = None if supervised is None else [supervised(z, train_targets) for z in train_logits]
-    coefficients = per_peer_coefficients(train_logits, train_targets, alpha, tau, supervised_losses)  # (M,)
-    coefficient_grads = []
-    for k in range(m):
-        grads = torch.autograd.grad(coefficients[k], flat, retain_graph=k < m - 1, allow_unused=True)
-        coefficient_grads.append([torch.zeros_like(p) if g is None else g for p, g in zip(flat, grads, strict=True)])
 
-    # θ': the virtual step on L1 (∇_θ L1 = Σ_k ω_k ∇_θ La_k), or θ itself
-    shifted = []
-    for index, p in enumerate(flat):
-        step = sum(weights[k] * coefficient_grads[k][index] for k in range(m)) if mode == "unrolled" else 0
-        shifted.append((p.detach() - gamma * step).requires_grad_())
-    shifted_params, start = [], 0
-    for peer in params:
-        shifted_params.append(dict(zip(peer, shifted[start : start + len(peer)], strict=True)))
-        start += len(peer)
+    def coefficients_of(logits: list[torch.Tensor], target_logits: list[torch.Tensor] | None = None) -> torch.Tensor:
+        supervised_losses = None if supervised is None else [supervised(z, train_targets) for z in logits]
+        return per_peer_coefficients(logits, train_targets, alpha, tau, supervised_losses, target_logits)  # (M,)
+
+    # ∇_θ La_k(θ) for every k (M backward passes), or only ∇_θ L1 = Σ_k ω_k ∇_θ La_k for θ' (one)
+    train_rng = _rng_state(device)  # the finite difference replays this forward's dropout draws
+    coefficient_grads: list[list[torch.Tensor]] = []
+    train_logits: list[torch.Tensor] | None = None
+    if not by_difference or mode == "unrolled":
+        train_logits = _peer_logits(models, params, train_inputs, logits_fn)
+        coefficients = coefficients_of(train_logits)
+        if by_difference:
+            l1_grad = _zeros_for_none(torch.autograd.grad((weights * coefficients).sum(), flat, allow_unused=True), flat)
+        else:
+            for k in range(m):
+                grads = torch.autograd.grad(coefficients[k], flat, retain_graph=k < m - 1, allow_unused=True)
+                coefficient_grads.append(_zeros_for_none(grads, flat))
+            l1_grad = [sum(weights[k] * coefficient_grads[k][i] for k in range(m)) for i in range(len(flat))]
+
+    # θ': the virtual step on L1, or θ itself
+    if mode == "unrolled":
+        shifted = [(p.detach() - gamma * g).requires_grad_() for p, g in zip(flat, l1_grad, strict=True)]
+    else:
+        shifted = [p.detach().requires_grad_() for p in flat]
 
     # one more backward pass: ∂L2/∂ω and ∇_θ L2 at (θ', ω)
     dev_inputs, dev_targets = batch_dev
     omega = weights.clone().requires_grad_()
-    outer = ensemble_loss(_peer_logits(models, shifted_params, dev_inputs, logits_fn), omega, dev_targets)
+    outer = ensemble_loss(_peer_logits(models, _split(shifted, params), dev_inputs, logits_fn), omega, dev_targets)
     grad_omega, *grad_theta = torch.autograd.grad(outer, [omega, *shifted], allow_unused=True)
-    grad_theta = [torch.zeros_like(p) if g is None else g for p, g in zip(shifted, grad_theta, strict=True)]
+    v = _zeros_for_none(grad_theta, shifted)
 
-    inner = torch.stack(
-        [sum((a * b).sum() for a, b in zip(grad_theta, coefficient_grads[k], strict=True)) for k in range(m)]
-    )  # (M,): ⟨∇_θ L2(θ'), ∇_θ La_k(θ)⟩
+    if by_difference:
+        norm = torch.sqrt(sum((g.double() * g.double()).sum() for g in v))
+        eps = FD_STEP / norm.clamp_min(torch.finfo(torch.float32).tiny)  # a tensor: no host read
+
+        def peer_logits_at(moved: list[torch.Tensor]) -> list[torch.Tensor]:
+            _set_rng_state(train_rng, device)  # the dropout draws of the train forward, every time
+            with torch.no_grad(), torch.autocast(device.type, enabled=False):
+                return [z.float() if z.dtype != torch.float64 else z
+                        for z in _peer_logits(models, _split(moved, params), train_inputs, logits_fn)]
+
+        # the targets sg(p_k) stay at θ: the difference is then the stop-gradient derivative of Eq. 3
+        targets_at_theta = ([z.detach() for z in train_logits] if train_logits is not None
+                            else peer_logits_at([p.detach() for p in flat]))
+        along = [coefficients_of(peer_logits_at([p.detach() + sign * eps.to(p.dtype) * g
+                                                 for p, g in zip(flat, v, strict=True)]), targets_at_theta)
+                 for sign in (1.0, -1.0)]  # fmt: skip
+        inner = ((along[0] - along[1]) / (2 * eps)).to(grad_omega.dtype)  # (M,)
+    else:
+        inner = torch.stack(
+            [sum((a * b).sum() for a, b in zip(v, coefficient_grads[k], strict=True)) for k in range(m)]
+        )  # (M,): ⟨∇_θ L2(θ'), ∇_θ La_k(θ)⟩
     return (grad_omega - gamma * inner).detach(), outer.detach()
 
 

@@ -222,6 +222,7 @@ def per_peer_coefficients(
     alpha: float,
     tau: float = 1.0,
     supervised: Sequence[torch.Tensor] | None = None,
+    target_logits: Sequence[torch.Tensor] | None = None,
 ) -> torch.Tensor:
     """The coefficient of ``ω_k`` in :func:`mutual_loss`, for all k, as an ``(M,)`` tensor::
 
@@ -234,13 +235,23 @@ def per_peer_coefficients(
     product), ``La_k = (1 − α) S_k + α [(M − 1)(−H_k) − Σ_{i≠k} C_ki]``. ``C`` is one
     ``(M, n·V) × (n·V, M)`` matrix product: M² dot products over already computed
     ``(n, V)`` tensors, never an M²-sized vocabulary tensor (memory stays O(M n V)).
+
+    ``target_logits``, if given, are the logits whose (detached) distributions are the targets
+    ``sg(p_k)``, instead of ``logits`` themselves: ``La_k`` at other parameters with the targets
+    held where they were, e.g. ``La_k(θ ± εv)`` for a finite difference that matches the
+    stop-gradient derivative ``⟨v, ∇_θ La_k(θ)⟩`` (:func:`babyteach.bilevel.hypergradient_and_outer_loss`).
     """
     m = len(logits)
     _check_peers(logits)
     log_q = torch.stack([F.log_softmax(z / tau, dim=-1) for z in logits]).flatten(1)  # (M, n·vocab)
-    p = log_q.detach().exp()  # (M, n·vocab)
+    if target_logits is None:
+        log_p = log_q.detach()
+    else:
+        _check_peers(target_logits)
+        log_p = torch.stack([F.log_softmax(z.detach() / tau, dim=-1) for z in target_logits]).flatten(1).to(log_q.dtype)
+    p = log_p.exp()  # (M, n·vocab): the detached targets
     n = logits[0].shape[0]
-    neg_entropy = (p * log_q.detach()).sum(dim=1) / n  # (M,)
+    neg_entropy = (p * log_p).sum(dim=1) / n  # (M,)
     cross = p @ log_q.T / n  # (M, M): cross[k, i] = ⟨p_k, log p_i⟩
     off_diagonal = 1 - torch.eye(m, dtype=cross.dtype, device=cross.device)
     peer_term = (m - 1) * neg_entropy - (cross * off_diagonal).sum(dim=1)

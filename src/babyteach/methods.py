@@ -37,6 +37,7 @@ from transformers import RobertaForMaskedLM
 
 from babyteach.bilevel import (
     HYPERGRADIENT_MODES,
+    INNER_PRODUCTS,
     hypergradient_and_outer_loss,
     mirror_descent_log_step,
     outer_step_count,
@@ -293,6 +294,9 @@ class DWML(DML):
     has_outer_step: ClassVar[bool] = True
     weight_update_every: int = field(default=10, metadata={"help": "optimiser steps between outer (ω) steps, ≥ 1"})
     hypergradient: str = field(default="unrolled", metadata={"help": f"hypergradient mode, one of {HYPERGRADIENT_MODES}"})
+    inner_product: str = field(
+        default="backward", metadata={"help": f"how Eq. 3's inner products are computed, one of {INNER_PRODUCTS}"}
+    )
     eta0: float = field(default=0.25, metadata={"help": "initial mirror-descent step size η₀ > 0"})
     eta_min: float = field(default=0.0025, metadata={"help": "final mirror-descent step size, 0 ≤ η_min ≤ η₀"})
     clip: float | None = field(default=None, metadata={"help": "clip g to [−clip, clip] before the step (None: off)"})
@@ -303,6 +307,8 @@ class DWML(DML):
             raise InputError(f"mutual.weight_update_every: {self.weight_update_every!r} must be an integer ≥ 1")
         if self.hypergradient not in HYPERGRADIENT_MODES:
             raise InputError(f"mutual.hypergradient: {self.hypergradient!r} must be one of {HYPERGRADIENT_MODES}")
+        if self.inner_product not in INNER_PRODUCTS:
+            raise InputError(f"mutual.inner_product: {self.inner_product!r} must be one of {INNER_PRODUCTS}")
         _check_positive("mutual.eta0", self.eta0)
         if not 0 <= self.eta_min <= self.eta0:
             raise InputError(f"mutual.eta_min: {self.eta_min} must lie in [0, eta0 = {self.eta0}]")
@@ -341,6 +347,7 @@ class DWML(DML):
             self.hypergradient,
             tau=self.tau,
             supervised=supervised,
+            inner_product=self.inner_product,
         )  # g: (M,)
         g, outer_loss = outer.average(g.float()), outer.average(outer_loss.float())
         self._set_log_weights(mirror_descent_log_step(self._state["log_weights"], g, eta, self.clip))
