@@ -1,13 +1,21 @@
-"""The recipe probe: its settings."""
+"""The recipe probe: its settings, and its summary table and figure on hand-made run folders."""
 
 from __future__ import annotations
+
+import json
+import re
 
 import pytest
 import yaml
 from conftest import REPO
 
+from babyteach.data.unigram import UnigramBaseline
 from babyteach.errors import InputError
+from babyteach.evaluate.pairs import RESULTS_VERSION
 from babyteach.probe import probe_runs, setting_name
+from babyteach.report.probe_figure import probe_figure
+from babyteach.report.probe_summary import probe_summary
+from babyteach.train import SUMMARY_VERSION
 
 #: config.yaml's training section: every key the schema knows, as the workflow passes it.
 TRAINING = yaml.safe_load((REPO / "config.yaml").read_text())["training"]
@@ -58,3 +66,99 @@ def test_a_bad_setting_is_named(settings, named):
     with pytest.raises(InputError) as error:
         probe_runs(settings, TRAINING, 4096, 128)
     assert named in str(error.value)
+
+
+# --- summary and figure on hand-made run folders ---------------------------------------------------
+
+BASELINE = UnigramBaseline(train_entropy=6.3, dev_cross_entropy=6.4, train_tokens=1000, dev_tokens=100)
+
+
+def make_run(root, name, config, dev_losses, accuracy, family="blimp-fast"):
+    """A probe run folder (metrics.jsonl with training and dev-loss lines, train_summary.json) and its
+    zero-shot result, as the training and evaluation rules write them; returns (run folder, result)."""
+    run = root / "train" / name
+    run.mkdir(parents=True)
+    lines = []
+    for i, loss in enumerate(dev_losses, 1):
+        step = 10 * i
+        lines.append({"step": step, "tokens": 512 * step, "lr": 1e-3, "loss": {"teacher": loss + 1}})
+        lines.append({"step": step, "tokens": 512 * step, "dev_loss": {"teacher": loss}})
+    (run / "metrics.jsonl").write_text("".join(json.dumps(line) + "\n" for line in lines))
+    summary = {"format_version": SUMMARY_VERSION, "method": "baseline", "steps": 10 * len(dev_losses),
+               "tokens": 5120 * len(dev_losses), "wall_time_s": 1.0, "config": {**TRAINING, **config},
+               "students": {"teacher": {"parameters": 1000, "architecture": {"layers": 2, "heads": 2, "hidden": 32},
+                                        "final_dev_loss": dev_losses[-1]}}}
+    (run / "train_summary.json").write_text(json.dumps(summary))
+    result = root / "eval" / name / "teacher" / f"{family}.json"
+    result.parent.mkdir(parents=True)
+    tasks = {"a": {"n": 4, "correct": 4, "ties": 0, "accuracy": 1.0},
+             "b": {"n": 4, "correct": 4 * accuracy, "ties": 0, "accuracy": accuracy}}
+    result.write_text(json.dumps({"version": RESULTS_VERSION, "family": family, "variant": "pll-word-l2r",
+                                  "data_dir": family, "macro_accuracy": (1.0 + accuracy) / 2, "tasks": tasks,
+                                  "groups": {"g": {"n": 8, "accuracy": 0.5}}}))  # fmt: skip
+    return run, result
+
+
+SETTINGS = {"lr-0.0001": {"lr": 0.0001}, "lr-0.0005_warmup_fraction-0.1": {"lr": 0.0005, "warmup_fraction": 0.1}}
+
+
+@pytest.fixture
+def two_runs(tmp_path):
+    first = make_run(tmp_path, "lr-0.0001", {"lr": 0.0001}, [7.0, 6.5, 6.1], accuracy=0.25)
+    second = make_run(tmp_path, "lr-0.0005_warmup_fraction-0.1", {"lr": 0.0005, "warmup_fraction": 0.1},
+                      [6.9, 6.6], accuracy=0.5)  # fmt: skip
+    return [first[0], second[0]], [first[1], second[1]]
+
+
+def test_summary_has_a_row_per_setting_with_its_last_dev_loss_and_the_unigram_margin(two_runs):
+    runs, results = two_runs
+    table = probe_summary(SETTINGS, runs, results, BASELINE, "2024-10M")
+    assert list(table.columns) == [
+        "setting", "lr", "warmup_fraction", "steps", "tokens", "final_dev_loss", "unigram_entropy",
+        "unigram_dev_cross_entropy", "margin_under_unigram", "dataset", "accuracy_pct", "corpus"]  # fmt: skip
+    assert table["setting"].tolist() == list(SETTINGS)
+    assert table["lr"].tolist() == [0.0001, 0.0005]
+    # the first setting keeps the training section's warmup: the value the run used, not a blank
+    assert table["warmup_fraction"].tolist() == [TRAINING["warmup_fraction"], 0.1]
+    assert table["steps"].tolist() == [30, 20] and table["tokens"].tolist() == [15360, 10240]
+    assert table["final_dev_loss"].tolist() == [6.1, 6.6]
+    assert table["unigram_entropy"].tolist() == [6.3, 6.3] and table["unigram_dev_cross_entropy"].tolist() == [6.4, 6.4]
+    assert table["margin_under_unigram"].tolist() == pytest.approx([0.3, -0.2], abs=1e-12)
+    assert table["accuracy_pct"].tolist() == pytest.approx([62.5, 75.0], abs=1e-12)
+    assert table["dataset"].tolist() == ["blimp-fast"] * 2 and table["corpus"].tolist() == ["2024-10M"] * 2
+
+
+def test_summary_refuses_runs_listed_for_another_setting(two_runs):
+    runs, results = two_runs
+    with pytest.raises(InputError, match="listed for probe setting 'lr-0.0001' but belongs to 'lr-0.0005"):
+        probe_summary(SETTINGS, runs[::-1], results[::-1], BASELINE, "2024-10M")
+
+
+def test_summary_names_a_run_without_dev_loss_points(two_runs):
+    runs, results = two_runs
+    metrics = runs[0] / "metrics.jsonl"
+    metrics.write_text("".join(line + "\n" for line in metrics.read_text().splitlines() if "dev_loss" not in line))
+    with pytest.raises(InputError, match=re.escape(f"{metrics}: no dev_loss line")):
+        probe_summary(SETTINGS, runs, results, BASELINE, "2024-10M")
+
+
+def test_figure_draws_each_settings_dev_curve_and_the_unigram_lines(two_runs, tmp_path):
+    runs, results = two_runs
+    table = probe_summary(SETTINGS, runs, results, BASELINE, "2024-10M")
+    from babyteach.report.probe_summary import dev_curve
+
+    curves = {run.name: dev_curve(run) for run in runs}
+    pdf, png = tmp_path / "fig" / "dev_loss.pdf", tmp_path / "fig" / "dev_loss.png"
+    fig = probe_figure(table, curves, pdf, png)
+    lines = {line.get_label(): line for line in fig.axes[0].get_lines()}
+    first = lines["lr-0.0001: dev 6.10 nats, blimp-fast 62.5 %"]
+    assert first.get_xdata().tolist() == [5120, 10240, 15360] and first.get_ydata().tolist() == [7.0, 6.5, 6.1]
+    second = lines["lr-0.0005_warmup_fraction-0.1: dev 6.60 nats, blimp-fast 75.0 %"]
+    assert second.get_ydata().tolist() == [6.9, 6.6]
+    assert list(lines["unigram dev cross-entropy 6.40"].get_ydata()) == [6.4, 6.4]  # horizontal lines
+    assert list(lines["unigram entropy (train) 6.30"].get_ydata()) == [6.3, 6.3]
+    assert first.get_linestyle() != second.get_linestyle() and first.get_marker() != second.get_marker()
+    assert fig.axes[0].get_xlabel() == "training tokens"
+    assert pdf.read_bytes().startswith(b"%PDF") and png.stat().st_size > 1000
+    with pytest.raises(InputError, match="no dev-loss curve for settings"):
+        probe_figure(table, {runs[0].name: curves[runs[0].name]}, pdf, png)
