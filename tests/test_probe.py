@@ -1,15 +1,19 @@
-"""The recipe probe: its settings, and its summary table and figure on hand-made run folders."""
+"""The recipe probe: its settings, summary table and figure on hand-made run folders, its plan, and one
+run through Snakemake on the micro config."""
 
 from __future__ import annotations
 
 import json
 import re
 
+import pandas as pd
 import pytest
 import yaml
 from conftest import REPO
+from test_workflow import MICRO
+from workflow_helpers import run_snakemake
 
-from babyteach.data.unigram import UnigramBaseline
+from babyteach.data.unigram import UnigramBaseline, unigram_baseline
 from babyteach.errors import InputError
 from babyteach.evaluate.pairs import RESULTS_VERSION
 from babyteach.probe import probe_runs, setting_name
@@ -66,6 +70,20 @@ def test_a_bad_setting_is_named(settings, named):
     with pytest.raises(InputError) as error:
         probe_runs(settings, TRAINING, 4096, 128)
     assert named in str(error.value)
+
+
+@pytest.mark.parametrize(
+    ("probe", "named"),
+    [
+        ({"settings": [{"lr": 1e-4}, {"lrr": 1e-4}]}, "probe.settings[1].lrr: not a training key"),  # babyteach.probe
+        ({"dataset": "glue-filtered"}, "dataset"),  # the schema
+    ],
+)
+def test_a_bad_probe_section_stops_the_workflow_at_start_up(tmp_path, probe, named):
+    result = run_snakemake(tmp_path, "-n", config={"probe": probe}, check=False)
+    assert result.returncode != 0
+    assert named in result.stdout + result.stderr
+    assert not (tmp_path / "results").exists()
 
 
 # --- summary and figure on hand-made run folders ---------------------------------------------------
@@ -162,3 +180,78 @@ def test_figure_draws_each_settings_dev_curve_and_the_unigram_lines(two_runs, tm
     assert pdf.read_bytes().startswith(b"%PDF") and png.stat().st_size > 1000
     with pytest.raises(InputError, match="no dev-loss curve for settings"):
         probe_figure(table, {runs[0].name: curves[runs[0].name]}, pdf, png)
+
+
+# --- the workflow ----------------------------------------------------------------------------------
+
+
+def planned(stdout: str) -> list[tuple[str, str]]:
+    """(rule, first output) of every job of a dry run's plan."""
+    jobs = []
+    for block in stdout.split("\nrule ")[1:]:
+        output = re.search(r"output: ([^,\s]+)", block)
+        jobs.append((block.split(":", 1)[0], output.group(1) if output else ""))
+    return jobs
+
+
+def test_probe_plans_one_training_per_setting_and_nothing_of_the_paper(tmp_path):
+    # config.yaml: three learning rates on the 10M corpus
+    jobs = planned(run_snakemake(tmp_path, "-n", "probe").stdout)
+    rules = [rule for rule, _ in jobs]
+    assert sorted(output for rule, output in jobs if rule == "train_probe") == [
+        f"results/probe/2024-10M/train/lr-{lr}" for lr in ("0.0001", "0.0002", "0.0005")]  # fmt: skip
+    assert sorted(output for rule, output in jobs if rule == "evaluate_probe") == [
+        f"results/probe/2024-10M/eval/lr-{lr}/teacher/blimp-fast.json" for lr in ("0.0001", "0.0002", "0.0005")]
+    assert rules.count("probe_summary") == rules.count("probe_figure") == 1
+    assert not {"train_baseline", "train_students", "train_mutual", "search_architectures", "evaluate_zero_shot",
+                "evaluate_finetune", "table", "figure"} & set(rules)  # fmt: skip
+
+
+PROBE = {"settings": [{"lr": 0.002}, {"lr": 0.0005, "warmup_fraction": 0.1}], "token_budget": 6144, "eval_every": 4}
+
+
+@pytest.fixture(scope="module")
+def micro_probe(tmp_path_factory, data_mirror):
+    workdir = tmp_path_factory.mktemp("probe")
+    config = {**MICRO, "probe": PROBE, "data_mirror": str(data_mirror)}
+    # one thread per job: the tiny runs gain nothing from two, and two jobs then run side by side
+    run_snakemake(workdir, "--set-threads", "train_probe=1", "evaluate_probe=1", "--cores", "2", "probe",
+                  config=config)
+    return workdir, config
+
+
+def test_probe_writes_a_summary_row_per_setting_from_its_runs(micro_probe):
+    workdir, _ = micro_probe
+    table = pd.read_csv(workdir / "results/probe/summary.csv")  # pandas reads floats round-trip
+    assert list(table.columns) == [
+        "setting", "lr", "warmup_fraction", "steps", "tokens", "final_dev_loss", "unigram_entropy",
+        "unigram_dev_cross_entropy", "margin_under_unigram", "dataset", "accuracy_pct", "corpus"]  # fmt: skip
+    assert table["setting"].tolist() == ["lr-0.002", "lr-0.0005_warmup_fraction-0.1"]
+    assert table["lr"].tolist() == [0.002, 0.0005] and table["warmup_fraction"].tolist() == [0.06, 0.1]
+    baseline = unigram_baseline(workdir / "results/2024-10M/shards")
+    for row in table.itertuples():
+        run = workdir / "results/probe/2024-10M/train" / row.setting
+        lines = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+        dev = [line for line in lines if "dev_loss" in line]
+        assert [line["step"] for line in dev] == [4, 8, 12]  # probe.eval_every; 12 steps of 512 tokens
+        assert row.final_dev_loss == dev[-1]["dev_loss"]["teacher"] and row.tokens == dev[-1]["tokens"] == 6144
+        assert (row.unigram_entropy, row.unigram_dev_cross_entropy) == (baseline.train_entropy,
+                                                                        baseline.dev_cross_entropy)  # fmt: skip
+        assert row.margin_under_unigram == pytest.approx(baseline.dev_cross_entropy - row.final_dev_loss, abs=1e-12)
+        result_file = workdir / f"results/probe/2024-10M/eval/{row.setting}/teacher/blimp-fast.json"
+        result = json.loads(result_file.read_text())
+        assert row.accuracy_pct == pytest.approx(100 * result["macro_accuracy"], abs=1e-12)
+        assert row.dataset == "blimp-fast" and row.corpus == "2024-10M"
+        summary = json.loads((run / "train_summary.json").read_text())
+        assert summary["config"]["lr"] == row.lr and summary["students"]["teacher"]["architecture"]["hidden"] == 32
+    assert (workdir / "results/probe/dev_loss.pdf").read_bytes().startswith(b"%PDF")
+    assert (workdir / "results/probe/dev_loss.png").stat().st_size > 1000
+
+
+def test_a_new_probe_setting_trains_only_itself(micro_probe):
+    workdir, config = micro_probe
+    assert "Nothing to be done" in run_snakemake(workdir, "-n", "probe", config=config).stdout
+    added = {**config, "probe": {**PROBE, "settings": [*PROBE["settings"], {"lr": 0.01}]}}
+    jobs = planned(run_snakemake(workdir, "-n", "probe", config=added).stdout)
+    assert [output for rule, output in jobs if rule == "train_probe"] == ["results/probe/2024-10M/train/lr-0.01"]
+    assert not {"train_tokenizer", "tokenize_corpus", "fetch_data"} & {rule for rule, _ in jobs}
