@@ -214,9 +214,7 @@ PROBE = {"settings": [{"lr": 0.002}, {"lr": 0.0005, "warmup_fraction": 0.1}], "t
 def micro_probe(tmp_path_factory, data_mirror):
     workdir = tmp_path_factory.mktemp("probe")
     config = {**MICRO, "probe": PROBE, "data_mirror": str(data_mirror)}
-    # one thread per job: the tiny runs gain nothing from two, and two jobs then run side by side
-    run_snakemake(workdir, "--set-threads", "train_probe=1", "evaluate_probe=1", "--cores", "2", "probe",
-                  config=config)
+    run_snakemake(workdir, "--cores", "2", "probe", config=config)
     return workdir, config
 
 

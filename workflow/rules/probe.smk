@@ -4,6 +4,9 @@
 
 
 # The baseline's training job (shell, torchrun for gpu > 1) with the setting's training values.
+# One thread per job, here and in evaluate_probe: the probe's small CPU runs gain little from a
+# second thread, and two settings then train side by side (the demo probe on 2 shared cores:
+# 1 min 44 s with one thread per job, 15 min with two, whose threads waited on each other).
 use rule train_baseline as train_probe with:
     output:
         directory("results/probe/{corpus}/train/{setting}"),
@@ -11,6 +14,7 @@ use rule train_baseline as train_probe with:
         "logs/probe/{corpus}/train/{setting}.log",
     benchmark:
         "benchmarks/probe/{corpus}/train/{setting}.tsv"
+    threads: 1
     resources:
         gpu=1,
         mem_mb=16000,
@@ -32,6 +36,7 @@ use rule evaluate_zero_shot as evaluate_probe with:
         "logs/probe/{corpus}/eval/{setting}/{model}/{family}.log",
     benchmark:
         "benchmarks/probe/{corpus}/eval/{setting}/{model}/{family}.tsv"
+    threads: 1
 
 
 rule probe_summary:
