@@ -253,3 +253,12 @@ def test_a_new_probe_setting_trains_only_itself(micro_probe):
     jobs = planned(run_snakemake(workdir, "-n", "probe", config=added).stdout)
     assert [output for rule, output in jobs if rule == "train_probe"] == ["results/probe/2024-10M/train/lr-0.01"]
     assert not {"train_tokenizer", "tokenize_corpus", "fetch_data"} & {rule for rule, _ in jobs}
+
+
+def test_a_training_value_reruns_the_settings_that_do_not_override_it_and_the_cadence_nothing(micro_probe):
+    workdir, config = micro_probe
+    warmup = {**config, "training": {**config["training"], "warmup_fraction": 0.2}}
+    jobs = planned(run_snakemake(workdir, "-n", "probe", config=warmup).stdout)
+    assert [output for rule, output in jobs if rule == "train_probe"] == ["results/probe/2024-10M/train/lr-0.002"]
+    cadence = {**config, "probe": {**PROBE, "eval_every": 3}}
+    assert "Nothing to be done" in run_snakemake(workdir, "-n", "probe", config=cadence).stdout
