@@ -21,6 +21,7 @@ include: "workflow/rules/search.smk"
 include: "workflow/rules/train.smk"
 include: "workflow/rules/evaluate.smk"
 include: "workflow/rules/report.smk"
+include: "workflow/rules/probe.smk"
 
 
 rule all:
@@ -183,3 +184,9 @@ rule figure_training_loss:
     """Training and dev loss curves per method."""
     input:
         figure_outputs(["training_loss"]),
+
+
+rule probe:
+    """The recipe probe (not part of all): the teacher at each probe.settings entry, results/probe/summary.csv and dev_loss.pdf."""
+    input:
+        probe_outputs(),

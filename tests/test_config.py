@@ -53,6 +53,7 @@ def test_dry_run_plans_the_whole_dag(tmp_path, configfile):
                  "train_baseline", "train_students", "train_mutual", "evaluate_zero_shot",
                  "evaluate_finetune", "table", "figure"):
         assert rule in result.stdout
+    assert "rule train_probe" not in result.stdout  # the recipe probe is a tuning tool, not part of all
 
 
 @pytest.mark.parametrize(

@@ -23,6 +23,7 @@ from babyteach.data.corpora import TRACK_WORDS, TRACKS, CorpusId  # noqa: E402
 from babyteach.data.fetch import DATASETS, mirror_from  # noqa: E402
 from babyteach.evaluate.families import FAMILIES  # noqa: E402
 from babyteach.evaluate.glue import FinetuneConfig  # noqa: E402
+from babyteach.probe import probe_runs  # noqa: E402
 from babyteach.train_config import CADENCE_KEYS, TrainConfig  # noqa: E402
 
 CORPUS = CorpusId(config["corpus"]["release"], config["corpus"]["track"])
@@ -31,6 +32,13 @@ DATA_MIRROR = mirror_from(config["data_mirror"])
 # at start-up rather than in the first training job.
 TrainConfig(**config["training"], block_size=config["model"]["block_size"])
 FinetuneConfig.from_mapping(config["finetune"])
+# The recipe probe's runs, run name → training values (probe.settings validated here too).
+PROBE_RUNS = probe_runs(
+    config["probe"]["settings"],
+    config["training"],
+    config["probe"]["token_budget"],
+    config["model"]["block_size"],
+)
 
 
 wildcard_constraints:
@@ -42,6 +50,7 @@ wildcard_constraints:
     alpha=r"(0|1)(\.\d+)?",
     model=r"teacher|peer-\d+",
     family="|".join(sorted(FAMILIES)),
+    setting="|".join(re.escape(name) for name in PROBE_RUNS),
 
 
 def data_mirror_param():
@@ -480,3 +489,54 @@ def figure_params(wildcards):
 def figure_outputs(names=FIGURES):
     """The PDF and PNG of the given figures (default: all)."""
     return [f"results/figures/{name}.{ext}" for name in names for ext in ("pdf", "png")]
+
+
+# --- the recipe probe (target probe) -------------------------------------------------
+
+
+def probe_train_settings(wildcards):
+    """The tracked settings param of one probe run (as train_settings): the teacher architecture
+    trained with plain MLM on the {setting} wildcard's training values."""
+    settings = {
+        "method": "baseline",
+        "seed": config["probe"]["seed"],
+        "block_size": config["model"]["block_size"],
+        "training": PROBE_RUNS[wildcards.setting],
+        "teacher": config["model"]["teacher"],
+    }
+    return json.dumps(settings, sort_keys=True)
+
+
+def probe_train_job(wildcards, input, output):
+    """The job param of one probe run: train_job's, with dev-loss points every probe.eval_every steps."""
+    job = json.loads(train_job(wildcards, input, output))
+    job["cadence"]["eval_every"] = config["probe"]["eval_every"]
+    return json.dumps(job, sort_keys=True)
+
+
+def probe_run_outputs():
+    """The run folder of every probe setting, in the configured order."""
+    return [f"results/probe/{CORPUS.name}/train/{name}" for name in PROBE_RUNS]
+
+
+def probe_eval_outputs():
+    """The zero-shot result of every probe run on probe.dataset, in the configured order."""
+    dataset = config["probe"]["dataset"]
+    return [
+        f"results/probe/{CORPUS.name}/eval/{name}/teacher/{dataset}.json"
+        for name in PROBE_RUNS
+    ]
+
+
+def probe_overrides():
+    """Run name → its setting (the training keys it overrides: the summary's columns), in order."""
+    return dict(zip(PROBE_RUNS, config["probe"]["settings"], strict=True))
+
+
+def probe_outputs():
+    """The probe's summary table and dev-loss figure."""
+    return [
+        "results/probe/summary.csv",
+        "results/probe/dev_loss.pdf",
+        "results/probe/dev_loss.png",
+    ]
