@@ -51,7 +51,7 @@ def masked_batches(blocks: Sequence[torch.Tensor], vocab_size: int, seed: int) -
     """The loop's masking (:func:`babyteach.data.masking.mask_blocks`: k = 15 % of each block's text,
     80/10/10) of each block, keyed by its batch index as the loop keys its micro-batches."""
     special = sorted(SPECIAL_IDS.values())
-    k = predictions_per_block(blocks[0].shape[1], TrainConfig(token_budget=1).mask_prob)
+    k = predictions_per_block(TrainConfig(token_budget=1).mask_prob, blocks[0].shape[1] - 2)  # no separators
     replacements = replacement_ids(vocab_size, special, torch.device("cpu"))
     return [mask_blocks(ids, mask_key(seed, TRAIN_STREAM, i), k, torch.tensor(special), replacements,
                         SPECIAL_IDS["<mask>"]) for i, ids in enumerate(blocks)]  # fmt: skip

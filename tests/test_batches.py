@@ -37,8 +37,7 @@ def test_gathered_blocks_equal_the_host_reader(shards, block_size):
 
 def test_micro_batches_follow_the_epoch_order_and_skip_the_partial_batch(shards):
     split = DeviceSplit(shards, "train", 8, CPU)
-    batches = MicroBatches(split, seed=3, batch_size=4, stream=TRAIN_STREAM, mask_prob=0.15, special=SPECIAL,
-                           vocab_size=100)
+    batches = MicroBatches(split, seed=3, batch_size=4, stream=TRAIN_STREAM, k=1, special=SPECIAL, vocab_size=100)
     per_epoch = len(split) // 4
     for index in (0, 1, per_epoch - 1, per_epoch, 2 * per_epoch + 1):
         epoch, within = divmod(index, per_epoch)
@@ -48,9 +47,15 @@ def test_micro_batches_follow_the_epoch_order_and_skip_the_partial_batch(shards)
     assert batch.input_ids.shape == (4, 8) and batch.positions.shape == (4, 1) and batch.targets.shape == (4,)
 
 
+def test_k_gives_the_masking_rate_of_the_predictable_tokens_on_average(shards):
+    split = DeviceSplit(shards, "train", 8, CPU)
+    mean = float(split.candidates.mean())  # predictable tokens per block: 6 minus its separators
+    assert mean < 6 and split.predictions(0.5) == round(0.5 * mean)
+
+
 def test_each_process_builds_its_rows_of_the_global_batch(shards):
     split = DeviceSplit(shards, "train", 8, CPU)
-    args = dict(seed=0, batch_size=4, stream=TRAIN_STREAM, mask_prob=0.3, special=SPECIAL, vocab_size=100)
+    args = dict(seed=0, batch_size=4, stream=TRAIN_STREAM, k=2, special=SPECIAL, vocab_size=100)
     whole = MicroBatches(split, **args)[2]
     parts = [MicroBatches(split, **args, rank=rank, world_size=2)[2] for rank in (0, 1)]
     assert torch.equal(torch.cat([p.input_ids for p in parts]), whole.input_ids)
@@ -65,5 +70,4 @@ def test_a_block_with_too_few_predictable_tokens_is_an_input_error(tmp_path):
     assert split.candidates[0] == 1
     with pytest.raises(InputError, match=r"block 0 of the 'train' split holds only 1 predictable token .*"
                                          r"training\.mask_prob"):
-        MicroBatches(split, seed=0, batch_size=2, stream=TRAIN_STREAM, mask_prob=0.3, special=SPECIAL,
-                     vocab_size=100)
+        MicroBatches(split, seed=0, batch_size=2, stream=TRAIN_STREAM, k=2, special=SPECIAL, vocab_size=100)

@@ -29,7 +29,7 @@ def random_batch(vocab_size: int, shape=(64, 128), seed: int = 0) -> torch.Tenso
 
 
 def run(ids: torch.Tensor, vocab_size: int, index: int = 1, mask_prob: float = 0.15, first_row: int = 0):
-    k = predictions_per_block(ids.shape[1], mask_prob)
+    k = predictions_per_block(mask_prob, ids.shape[1] - 2)
     special = torch.tensor(SPECIAL)
     return mask_blocks(ids, mask_key(0, 0, index), k, special, replacement_ids(vocab_size, list(SPECIAL), ids.device),
                        MASK, first_row=first_row)
@@ -55,18 +55,18 @@ def test_hash_equals_a_pure_python_reference():
     assert len(set(uniform_hash(key, torch.arange(100_000)).tolist())) == 100_000  # a bijection: no ties
 
 
-def test_predictions_per_block_follows_bert():
-    assert predictions_per_block(128, 0.15) == 19  # round(0.15 × 126)
-    assert predictions_per_block(512, 0.15) == 76
-    assert predictions_per_block(4, 0.15) == 1  # at least one
+def test_predictions_per_block_give_the_masking_rate_on_average():
+    assert predictions_per_block(0.15, 126) == 19  # round(18.9): blocks of 128 without separators
+    assert predictions_per_block(0.15, 116.42) == 17  # round(17.46): the 10M mirror corpus at 128 tokens
+    assert predictions_per_block(0.15, 2) == 1  # at least one
     with pytest.raises(ValueError, match="mask_prob"):
-        predictions_per_block(128, 1.5)
+        predictions_per_block(1.5, 126)
 
 
 def test_k_positions_per_row_never_special_targets_the_originals():
     ids = random_batch(1000)
     out = run(ids, 1000)
-    k = predictions_per_block(128, 0.15)
+    k = predictions_per_block(0.15, 126)
     assert out.positions.shape == (64, k) and out.positions.dtype == torch.int64
     assert out.targets.shape == (64 * k,) and out.input_ids.shape == ids.shape and out.input_ids.dtype == ids.dtype
     assert torch.all(out.positions[:, 1:] > out.positions[:, :-1])  # ascending, no repeats

@@ -181,7 +181,8 @@ def hand_dev_loss(data, models, cfg) -> dict[str, float]:
     dev, meta = PackedBlocks(shards, "dev", BLOCK), read_meta(shards)
     n = min(cfg.dev_blocks, len(dev))
     special = sorted(meta["special_tokens"].values())
-    k = predictions_per_block(BLOCK, cfg.mask_prob)
+    train = PackedBlocks(shards, "train", BLOCK).get_blocks(np.arange(len(PackedBlocks(shards, "train", BLOCK))))
+    k = predictions_per_block(cfg.mask_prob, float((train[:, 1:-1] != meta["special_tokens"]["</s>"]).sum(1).mean()))
     batches = [mask_blocks(torch.from_numpy(dev.get_blocks(np.arange(first, min(first + cfg.batch_size, n)))),
                            mask_key(cfg.seed, DEV_STREAM, j), k, torch.tensor(special),
                            replacement_ids(meta["vocab_size"], special, torch.device("cpu")), meta["special_tokens"]["<mask>"])

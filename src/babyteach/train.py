@@ -529,15 +529,16 @@ def _train(the_method: Method, students: Mapping[str, Architecture], shard_dir: 
     if procs.world_size > 1:
         log.info("data-parallel over %d processes, %d blocks each per micro-batch", procs.world_size,
                  cfg.batch_size // procs.world_size)
-    # The data: both splits resident on the device, each micro-batch gathered and masked there.
-    dev_split = DeviceSplit(shard_dir, "dev", block_size, device)
-    batches = _micro_batches(DeviceSplit(shard_dir, "train", block_size, device), TRAIN_STREAM, cfg, meta, procs,
-                             count=plan.steps * cfg.grad_accum)
-    outer_batches = (_micro_batches(dev_split, OUTER_STREAM, cfg, meta, procs, count=plan.steps)
+    # The data: both splits resident on the device, each micro-batch gathered and masked there; k
+    # predicted positions per block (mask_prob of the train split's predictable tokens) in every stream
+    train_split, dev_split = (DeviceSplit(shard_dir, split, block_size, device) for split in ("train", "dev"))
+    k = train_split.predictions(cfg.mask_prob)
+    batches = _micro_batches(train_split, TRAIN_STREAM, k, cfg, meta, procs, count=plan.steps * cfg.grad_accum)
+    outer_batches = (_micro_batches(dev_split, OUTER_STREAM, k, cfg, meta, procs, count=plan.steps)
                      if the_method.has_outer_step else None)
-    dev_set = _DevSet(dev_split, cfg, meta)
-    log.info("%d of %d text positions predicted per block (%.1f %% of the predictable train tokens)",
-             batches.k, block_size - 2, 100 * batches.k / float(batches.split.candidates.mean()))
+    dev_set = _DevSet(dev_split, k, cfg, meta)
+    log.info("%d positions predicted per block of %d tokens: %.1f %% of the train split's predictable tokens", k,
+             block_size, 100 * k * len(train_split) / float(train_split.candidates.sum()))
 
     started = time.monotonic()
     last_log = (step, started)  # for tokens/s between metrics lines
@@ -682,11 +683,11 @@ def _step_loss_fn(method: Method, models: Mapping[str, RobertaForMaskedLM], extr
     return torch.compile(lambda batch: method.step_loss(StepContext(batch, models, extras, teacher)), fullgraph=True)
 
 
-def _micro_batches(split: DeviceSplit, stream: int, cfg: TrainConfig, meta: Mapping[str, Any],
+def _micro_batches(split: DeviceSplit, stream: int, k: int, cfg: TrainConfig, meta: Mapping[str, Any],
                    procs: _Processes, count: int) -> MicroBatches:
     """This process's masked micro-batches of ``split`` for one masking stream (``count`` of them used)."""
-    return MicroBatches(split, cfg.seed, cfg.batch_size, stream, cfg.mask_prob, meta["special_tokens"],
-                        int(meta["vocab_size"]), procs.rank, procs.world_size, count=count)
+    return MicroBatches(split, cfg.seed, cfg.batch_size, stream, k, meta["special_tokens"], int(meta["vocab_size"]),
+                        procs.rank, procs.world_size, count=count)
 
 
 class _DevSet:
@@ -697,13 +698,13 @@ class _DevSet:
     (``batch_size`` blocks, the last one shorter) is masked with key ``(seed, DEV_STREAM, j)``.
     """
 
-    def __init__(self, split: DeviceSplit, cfg: TrainConfig, meta: Mapping[str, Any]) -> None:
+    def __init__(self, split: DeviceSplit, k: int, cfg: TrainConfig, meta: Mapping[str, Any]) -> None:
         self.n_blocks = min(cfg.dev_blocks, len(split))
         if self.n_blocks == 0:
             raise InputError(
                 f"{split.shard_dir}: the dev split has no block of {cfg.block_size} tokens; the dev loss needs one"
             )
-        masking = MicroBatches(split, cfg.seed, cfg.batch_size, DEV_STREAM, cfg.mask_prob, meta["special_tokens"],
+        masking = MicroBatches(split, cfg.seed, cfg.batch_size, DEV_STREAM, k, meta["special_tokens"],
                                int(meta["vocab_size"]))
         starts = range(0, self.n_blocks, cfg.batch_size)
         self.batches = [

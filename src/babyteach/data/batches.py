@@ -12,9 +12,9 @@ data-parallel process builds only its own rows of the global micro-batch, masked
 single process would mask them::
 
     split = DeviceSplit(shard_dir, "train", block_size=128, device=device)
-    batches = MicroBatches(split, seed=0, batch_size=32, stream=TRAIN_STREAM, mask_prob=0.15,
+    batches = MicroBatches(split, seed=0, batch_size=32, stream=TRAIN_STREAM, k=split.predictions(0.15),
                            special=meta["special_tokens"], vocab_size=meta["vocab_size"], count=steps)
-    batch = batches[index]     # MaskedBatch: input_ids (32, 128), positions (32, 19), targets (608,)
+    batch = batches[index]     # MaskedBatch: input_ids (32, 128), positions (32, 17), targets (544,)
 """
 
 from __future__ import annotations
@@ -55,6 +55,14 @@ class DeviceSplit:
         eos = torch.full_like(text[:, :1], self.blocks.eos_id)
         return torch.cat([bos, text, eos], dim=1)  # (n, block_size)
 
+    def predictions(self, mask_prob: float) -> int:
+        """The predicted positions per block that give ``mask_prob`` of this split's predictable tokens
+        on average (:func:`babyteach.data.masking.predictions_per_block`); every stream of a run uses
+        the train split's."""
+        if not len(self):
+            raise InputError(f"{self.shard_dir}: the '{self.split}' split has no block of {self.block_size} tokens")
+        return predictions_per_block(mask_prob, float(self.candidates.mean()))
+
     def check_candidates(self, k: int, key: str = "training.mask_prob") -> None:
         """Every block must hold at least ``k`` predictable tokens (``k`` positions are masked per block).
 
@@ -77,13 +85,14 @@ class MicroBatches:
 
     ``batch_size`` is the global micro-batch; process ``rank`` of ``world_size`` takes rows
     ``rank · b … (rank + 1) · b − 1`` with ``b = batch_size / world_size``, masked as those rows of
-    the global batch, so every process sees exactly ``b × k`` predicted positions. The epoch orders
+    the global batch with ``k`` predicted positions each (:meth:`DeviceSplit.predictions`), so every
+    process sees exactly ``b × k`` predicted positions. The epoch orders
     of the first ``count`` micro-batches are copied to the device at once (8 bytes a block and epoch),
     so those batches dispatch the same ops every time; a batch beyond them copies its epoch's order
     then.
     """
 
-    def __init__(self, split: DeviceSplit, seed: int, batch_size: int, stream: int, mask_prob: float,
+    def __init__(self, split: DeviceSplit, seed: int, batch_size: int, stream: int, k: int,
                  special: Mapping[str, int], vocab_size: int, rank: int = 0, world_size: int = 1,
                  count: int = 0) -> None:
         if batch_size % world_size:
@@ -92,8 +101,8 @@ class MicroBatches:
         self.batches_per_epoch = len(split) // batch_size
         self.rows = batch_size // world_size
         self.first_row = rank * self.rows
-        self.k = predictions_per_block(split.block_size, mask_prob)
-        split.check_candidates(self.k)
+        self.k = k
+        split.check_candidates(k)
         device = split.device
         special_ids = sorted(int(i) for i in special.values())
         self.masker = Masker(self.rows, split.block_size, self.k,
