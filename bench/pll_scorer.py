@@ -45,7 +45,7 @@ from transformers.utils import logging as hf_logging
 
 from babyteach.data.tokenizer import train_tokenizer
 from babyteach.evaluate.pairs import (
-    DEFAULT_BATCH_SIZE,
+    DEFAULT_BATCH_TOKENS,
     DEFAULT_VARIANT,
     VARIANTS,
     Pair,
@@ -156,8 +156,8 @@ def main(argv: list[str] | None = None) -> None:
                         help="tokenizer vocabulary when one is trained here (default: %(default)s, the pipeline's)")
     parser.add_argument("--corpus-bytes", type=int, default=2_000_000,
                         help="bytes of each babylm_10M train file the tokenizer is trained on (default: %(default)s)")
-    parser.add_argument("--batch-size", type=int, default=DEFAULT_BATCH_SIZE,
-                        help="our masked copies per forward (default: %(default)s, the pipeline's)")
+    parser.add_argument("--batch-tokens", type=int, default=DEFAULT_BATCH_TOKENS,
+                        help="our tokens per forward, masked copies × length (default: %(default)s, the pipeline's)")
     parser.add_argument("--warmup", type=int, default=0,
                         help="untimed runs of each besides the agreement check's (default: %(default)s)")
     parser.add_argument("--repeats", type=int, default=3, help="timed runs of each (default: %(default)s)")
@@ -190,7 +190,7 @@ def main(argv: list[str] | None = None) -> None:
     sentences = [p.good for p in pairs] + [p.bad for p in pairs]
 
     def ours() -> list[float]:
-        return score_sentences(model, tokenizer, sentences, variant=args.variant, batch_size=args.batch_size)
+        return score_sentences(model, tokenizer, sentences, variant=args.variant, batch_tokens=args.batch_tokens)
 
     def reference() -> list[float]:
         return [reference_pll(model, tokenizer, s, args.variant) for s in sentences]
@@ -215,7 +215,7 @@ def main(argv: list[str] | None = None) -> None:
     n_tokens = sum(len(tokenizer(s)["input_ids"]) - 2 for s in sentences)
     print(f"model {described}; vocabulary {model.config.vocab_size}")
     print(f"data {args.data_dir}: {len(pairs)} blimp-fast pairs ({len({p.task for p in pairs})} UIDs, "
-          f"{n_tokens} scored tokens), variant {args.variant}, our batch {args.batch_size} copies; "
+          f"{n_tokens} scored tokens), variant {args.variant}, our batches ≤ {args.batch_tokens} tokens; "
           f"{torch.get_num_threads()} threads, median of {args.repeats} after {args.warmup} + 1 warm-up, "
           f"1-min load average at start {os.getloadavg()[0]:.1f}", flush=True)  # fmt: skip
     print(f"agreement: max |ours - reference| per sentence {diff:.1e} (≤ 1e-4), accuracy "
