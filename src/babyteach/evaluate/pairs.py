@@ -396,7 +396,12 @@ def _backend(tokenizer):
     A tokenizer saved with truncation or padding switched on would cut or pad the sentences
     silently: such a backend is copied and both are switched off on the copy.
     """
-    backend = tokenizer.backend_tokenizer
+    backend = getattr(tokenizer, "backend_tokenizer", None)
+    if backend is None:
+        raise InputError(
+            f"{type(tokenizer).__name__} has no Rust (fast) backend, which scoring tokenizes with; save the "
+            "tokenizer with tokenizer.json (transformers' tokenizer.save_pretrained does)"
+        )
     if backend.truncation is None and backend.padding is None:
         return backend
     from tokenizers import Tokenizer
