@@ -45,7 +45,6 @@ from babyteach.models import Architecture
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from pll_scorer import (
-    PIPELINE_TOKENIZER,
     build_saved_model,
     default_data_dir,
     fixed_pairs,
@@ -114,8 +113,7 @@ def main(argv: list[str] | None = None) -> int:
         if model_dir is None:
             model_dir = Path(tmp) / "model"
             arch = Architecture(2, 2, 64) if args.quick else Architecture(4, 4, 256)
-            tokenizer_dir = PIPELINE_TOKENIZER if PIPELINE_TOKENIZER.is_dir() and not args.quick else None
-            origin = build_saved_model(model_dir, arch, args.vocab_size, args.corpus_bytes, tokenizer_dir=tokenizer_dir,
+            origin = build_saved_model(model_dir, arch, args.vocab_size, args.corpus_bytes,
                                        weight_scale=args.weight_scale)  # fmt: skip
             described = f"{arch.describe()} (seed 0, random weights × {args.weight_scale:g}), tokenizer {origin}"
         else:

@@ -9,13 +9,17 @@ own functions
    (analytic FLOPs of :func:`babyteach.models.flops_per_token`, peak from :data:`PEAK_BF16`);
 2. trains 4 DWML peers searched for that teacher (``search_architectures``) with
    ``train("dwml", …)`` and reports their tokens/s and MFU (FLOPs of all peers);
-3. scores ``blimp-fast`` with the trained teacher (``evaluate_pairs``) and reports pairs/s;
+3. scores ``blimp-fast`` with the trained teacher (``evaluate_pairs``, the pipeline's
+   length-bucketed batches of ``--batch-tokens`` tokens) and reports pairs/s and the batch plan;
+   with ``--full-blimp`` also the whole ``blimp-filtered`` (59,875 pairs), timed after the
+   blimp-fast run has warmed the kernels (target ≤ 15 s on an H200-class GPU);
 4. prints the NVML utilisation the training runs recorded (:mod:`babyteach.gpu`).
 
-Targets printed beside the numbers: teacher ≥ 40 % MFU, DWML ≥ 25 % MFU. Run::
+Targets printed beside the numbers: teacher ≥ 40 % MFU, DWML ≥ 25 % MFU, full BLiMP ≤ 15 s. Run::
 
-    python bench/gpu_check.py                      # on the GPU machine, mirror ../shared/data
+    python bench/gpu_check.py --full-blimp         # on the GPU machine, mirror ../shared/data
     python bench/gpu_check.py --quick --device cpu # smoke run of the same path on a CPU
+    python bench/gpu_check.py --quick --device cpu --full-blimp  # blimp-filtered cut to 20 pairs per UID
 
 The throughput is read from the loop's own ``metrics.jsonl`` (tokens/s between log lines, the
 first interval left out as warm-up), so start-up, the dev loss and file writing are not in it.
@@ -39,7 +43,7 @@ from babyteach.data.clean import clean_corpus
 from babyteach.data.fetch import fetch_dataset
 from babyteach.data.shards import write_shards
 from babyteach.data.tokenizer import train_tokenizer
-from babyteach.evaluate.pairs import evaluate_pairs
+from babyteach.evaluate.pairs import DEFAULT_BATCH_TOKENS, evaluate_pairs, load_pairs, plan_batches
 from babyteach.models import Architecture, flops_per_token
 from babyteach.search import SearchSpace, search_architectures, students_from_search, write_search
 from babyteach.train import TrainConfig, train
@@ -55,6 +59,8 @@ PEAK_BF16: dict[str, float] = {
     "T4": 65e12,
 }  # fmt: skip
 TARGET_MFU = {"teacher": 0.40, "dwml": 0.25}
+#: Seconds for the whole blimp-filtered (59,875 pairs) on one H200-class GPU (issue 13).
+TARGET_FULL_BLIMP_S = 15.0
 
 
 def peak_flops(device_name: str) -> float | None:
@@ -67,6 +73,18 @@ def measured_tokens_per_s(run_dir: Path) -> float:
     lines = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
     rates = [line["tokens_per_s"] for line in lines[1:]] or [lines[0]["tokens_per_s"]]
     return statistics.median(rates)
+
+
+def describe_plan(tokenizer_dir: Path, family: str, data_dir: Path, batch_tokens: int, max_per_task: int | None) -> str:
+    """The scorer's batch plan for a BLiMP family (no context: one copy per non-special token), in words."""
+    from transformers import AutoTokenizer
+
+    pairs = load_pairs(family, data_dir, max_per_task)
+    sentences = sorted({s for p in pairs for s in (p.good, p.bad)})
+    lengths = [len(ids) for ids in AutoTokenizer.from_pretrained(tokenizer_dir)(sentences)["input_ids"]]
+    plan = plan_batches([n for n in lengths for _ in range(n - 2)], batch_tokens)
+    return (f"{len(sentences)} distinct sentences, {plan.order.size} masked copies, {plan.tokens:,} tokens in "
+            f"{len(plan.bounds)} batches of ≤ {batch_tokens} tokens ({plan.fill:.0%} full on average, no padding)")
 
 
 def prepare_data(mirror: Path, work: Path, lines_per_file: int, vocab_size: int) -> tuple[Path, Path]:
@@ -87,6 +105,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--lines", type=int, default=40000, help="cleaned lines per corpus file for the slice")
     parser.add_argument("--vocab-size", type=int, default=50265, help="tokenizer vocabulary (reached if the slice allows)")
     parser.add_argument("--compile", action="store_true", help="torch.compile the models (training.compile)")
+    parser.add_argument("--batch-tokens", type=int, default=DEFAULT_BATCH_TOKENS,
+                        help="scoring: tokens per forward pass (evaluation.batch_size; default %(default)s)")
+    parser.add_argument("--full-blimp", action="store_true",
+                        help="also score the whole blimp-filtered (59,875 pairs; --quick: 20 per UID) and time it")
     parser.add_argument("--quick", action="store_true", help="smoke run: tiny teacher, 6 steps, small slice")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
@@ -128,8 +150,20 @@ def main(argv: list[str] | None = None) -> None:
                      summary["gpu"]))  # fmt: skip
 
         fetch_dataset("blimp-fast", work / "blimp-fast", args.mirror)
+        per_task = 20 if args.quick else None
         scored = evaluate_pairs(work / "teacher" / "teacher", "blimp-fast", work / "blimp-fast", work / "blimp.json",
-                                max_per_task=20 if args.quick else None)  # fmt: skip
+                                max_per_task=per_task, batch_tokens=args.batch_tokens)  # fmt: skip
+        plans = {"blimp-fast": describe_plan(tokenizer, "blimp-fast", work / "blimp-fast", args.batch_tokens, per_task)}
+        full = None
+        if args.full_blimp:  # after blimp-fast: CUDA context and kernels are warm
+            fetch_dataset("blimp-filtered", work / "blimp-filtered", args.mirror)
+            wall = time.perf_counter()
+            full = evaluate_pairs(work / "teacher" / "teacher", "blimp-filtered", work / "blimp-filtered",
+                                  work / "blimp-filtered.json", max_per_task=per_task,
+                                  batch_tokens=args.batch_tokens)  # fmt: skip
+            full["wall_s"] = time.perf_counter() - wall
+            plans["blimp-filtered"] = describe_plan(tokenizer, "blimp-filtered", work / "blimp-filtered",
+                                                    args.batch_tokens, per_task)  # fmt: skip
 
     print("| run | tokens/s | model TFLOP/s | MFU | target | GPU utilisation (NVML) |")
     print("|---|---|---|---|---|---|")
@@ -139,7 +173,14 @@ def main(argv: list[str] | None = None) -> None:
                           for g in gpu["per_gpu"]) if gpu and gpu.get("gpus") else f"none: {gpu and gpu.get('reason')}")
         print(f"| {label} | {rate:,.0f} | {flops / 1e12:.2f} | {mfu} | ≥ {TARGET_MFU[kind]:.0%} | {util} |")
     print(f"BLiMP fast scoring with the trained teacher: {scored['n_pairs']} pairs at "
-          f"{scored['pairs_per_second']:.0f} pairs/s (accuracy {scored['macro_accuracy']:.3f})")
+          f"{scored['pairs_per_second']:.0f} pairs/s (accuracy {scored['macro_accuracy']:.3f}); {plans['blimp-fast']}")
+    if full is not None:
+        seconds = full["n_pairs"] / full["pairs_per_second"]
+        cut = " (--quick: 20 pairs per UID)" if args.quick else ""
+        print(f"full blimp-filtered{cut}: {full['n_pairs']} pairs scored in {seconds:.1f} s (tokenizing included; "
+              f"{full['wall_s']:.1f} s with reading the pairs and loading the model), {full['pairs_per_second']:.0f} "
+              f"pairs/s, target ≤ {TARGET_FULL_BLIMP_S:.0f} s for 59,875 on an H200-class GPU; "
+              f"{plans['blimp-filtered']}")
     print(f"total wall time {time.monotonic() - started:.0f} s")
 
 

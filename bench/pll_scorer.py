@@ -10,11 +10,14 @@ log-probabilities of the masked tokens are summed.
 
 The model is fixed and small: L4-H4-D256 (seeded, random weights) with a real byte-level
 BPE tokenizer, saved with ``save_pretrained`` in a temporary folder and loaded back with
-``load_model_and_tokenizer``. The tokenizer is ``results/2024-10M/tokenizer`` when the
-pipeline has built it, else one trained here (``train_tokenizer``, vocabulary
-``--vocab-size``) on the first ``--corpus-bytes`` of each ``*.train`` file of the mirror's
-``babylm_10M``; ``--model-dir`` scores any saved model instead. The pairs are
-``--pairs`` pairs of blimp-fast spread evenly over all 67 UIDs.
+``load_model_and_tokenizer``. The tokenizer is always trained here (``train_tokenizer``,
+vocabulary ``--vocab-size``, 8 s at 50,265) on the first ``--corpus-bytes`` of each ``*.train``
+file of the mirror's ``babylm_10M``, never taken from ``results/``: the ratio depends on the
+vocabulary (the reference computes full-vocabulary logits at every position), so the run must
+have the one it states; a tokenizer that falls short of ``--vocab-size`` stops the run.
+``--model-dir`` scores any saved model instead (its own vocabulary, printed). The pairs are
+``--pairs`` pairs of blimp-fast spread evenly over all 67 UIDs. The first line of the report
+states the configuration measured.
 
 Before timing, every sentence's score must agree to 1e-4 and the pair accuracy (correct and
 tied pairs) must be identical; these first runs are the warm-up. Both are then timed
@@ -26,13 +29,15 @@ forward (the reference makes one per sentence) took ~80× longer than with one (
     python bench/pll_scorer.py --variant pll --pairs 1000
     python bench/pll_scorer.py --model-dir results/models/baseline
     python bench/pll_scorer.py --quick                  # smoke run: tiny model, 20 pairs (~1×: vocab 1000)
+
+Our scorer's batches are ``--batch-tokens`` tokens (masked copies × their length), the
+pipeline's default ``evaluation.batch_size``.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
-import shutil
 import tempfile
 import time
 from pathlib import Path
@@ -45,21 +50,20 @@ from transformers.utils import logging as hf_logging
 
 from babyteach.data.tokenizer import train_tokenizer
 from babyteach.evaluate.pairs import (
-    DEFAULT_BATCH_SIZE,
+    DEFAULT_BATCH_TOKENS,
     DEFAULT_VARIANT,
     VARIANTS,
     Pair,
     aggregate,
     load_model_and_tokenizer,
     load_pairs,
+    plan_batches,
     score_sentences,
 )
 from babyteach.models import Architecture, build_model
 
 REPO = Path(__file__).resolve().parents[1]
 MIRROR = Path(os.environ.get("BABYTEACH_DATA_MIRROR", REPO.parent / "shared" / "data"))
-#: The pipeline's tokenizer, used when it has been built (``results/<release>-<track>/tokenizer``).
-PIPELINE_TOKENIZER = REPO / "results" / "2024-10M" / "tokenizer"
 
 
 def default_data_dir() -> Path:
@@ -75,32 +79,34 @@ def build_saved_model(
     corpus_bytes: int,
     block_size: int = 128,
     seed: int = 0,
-    tokenizer_dir: Path | None = None,
     weight_scale: float = 1.0,
 ) -> str:
-    """Save a seeded random ``arch`` model and its tokenizer in ``out_dir``; say where the tokenizer came from.
+    """Save a seeded random ``arch`` model and its tokenizer in ``out_dir``; say how the tokenizer was made.
 
-    The tokenizer is copied from ``tokenizer_dir`` if given, else trained on the first
-    ``corpus_bytes`` (cut at a line end) of each ``babylm_10M/*.train`` file of the mirror.
-    ``weight_scale`` multiplies every matrix (embeddings, linear layers): at 1 (RoBERTa's
-    init) the predictions hardly depend on the context; at ~10 they depend on it strongly.
+    The tokenizer is trained on the first ``corpus_bytes`` (cut at a line end) of each
+    ``babylm_10M/*.train`` file of the mirror, never taken from ``results/``, so the benchmark has
+    the vocabulary it states; one smaller than ``vocab_size`` (too little text for that many
+    merges) raises ``SystemExit`` naming ``--corpus-bytes``. ``weight_scale`` multiplies every
+    matrix (embeddings, linear layers): at 1 (RoBERTa's init) the predictions hardly depend on
+    the context; at ~10 they depend on it strongly.
     """
     out_dir = Path(out_dir)
-    if tokenizer_dir is not None:
-        shutil.copytree(tokenizer_dir, out_dir)
-        origin = f"copied from {tokenizer_dir}"
-    else:
-        with tempfile.TemporaryDirectory() as tmp:
-            clean = Path(tmp)
-            for path in sorted((MIRROR / "babylm_10M").glob("*.train")):
-                with path.open("rb") as f:
-                    head = f.read(corpus_bytes)
-                (clean / path.name).write_bytes(head[: head.rfind(b"\n") + 1])
-            start = time.perf_counter()
-            train_tokenizer(clean, out_dir, vocab_size=vocab_size)
-            origin = (f"trained here on the first {corpus_bytes / 1e6:g} MB of each babylm_10M/*.train "
-                      f"(vocab_size {vocab_size}, {time.perf_counter() - start:.0f} s)")  # fmt: skip
+    with tempfile.TemporaryDirectory() as tmp:
+        clean = Path(tmp)
+        for path in sorted((MIRROR / "babylm_10M").glob("*.train")):
+            with path.open("rb") as f:
+                head = f.read(corpus_bytes)
+            (clean / path.name).write_bytes(head[: head.rfind(b"\n") + 1])
+        start = time.perf_counter()
+        train_tokenizer(clean, out_dir, vocab_size=vocab_size)
+        origin = (f"trained here on the first {corpus_bytes / 1e6:g} MB of each babylm_10M/*.train "
+                  f"(vocab_size {vocab_size}, {time.perf_counter() - start:.0f} s)")  # fmt: skip
     tokenizer = AutoTokenizer.from_pretrained(out_dir)
+    if len(tokenizer) != vocab_size:
+        raise SystemExit(
+            f"the tokenizer trained on {corpus_bytes:,} bytes per file has {len(tokenizer)} tokens, not the "
+            f"{vocab_size} asked for: raise --corpus-bytes (or lower --vocab-size) so the run has the stated vocabulary"
+        )
     model = build_model(arch, len(tokenizer), block_size=block_size, seed=seed)
     with torch.no_grad():
         for parameter in model.parameters():  # tied embeddings are listed once
@@ -156,8 +162,8 @@ def main(argv: list[str] | None = None) -> None:
                         help="tokenizer vocabulary when one is trained here (default: %(default)s, the pipeline's)")
     parser.add_argument("--corpus-bytes", type=int, default=2_000_000,
                         help="bytes of each babylm_10M train file the tokenizer is trained on (default: %(default)s)")
-    parser.add_argument("--batch-size", type=int, default=DEFAULT_BATCH_SIZE,
-                        help="our masked copies per forward (default: %(default)s, the pipeline's)")
+    parser.add_argument("--batch-tokens", type=int, default=DEFAULT_BATCH_TOKENS,
+                        help="our tokens per forward, masked copies × length (default: %(default)s, the pipeline's)")
     parser.add_argument("--warmup", type=int, default=0,
                         help="untimed runs of each besides the agreement check's (default: %(default)s)")
     parser.add_argument("--repeats", type=int, default=3, help="timed runs of each (default: %(default)s)")
@@ -179,18 +185,25 @@ def main(argv: list[str] | None = None) -> None:
         if model_dir is None:
             model_dir = Path(tmp) / "model"
             arch = Architecture(args.layers, args.heads, args.hidden)
-            tokenizer_dir = PIPELINE_TOKENIZER if PIPELINE_TOKENIZER.is_dir() and not args.quick else None
-            origin = build_saved_model(model_dir, arch, args.vocab_size, args.corpus_bytes, seed=args.seed,
-                                       tokenizer_dir=tokenizer_dir)  # fmt: skip
+            origin = build_saved_model(model_dir, arch, args.vocab_size, args.corpus_bytes, seed=args.seed)
             described = f"{arch.describe()} (seed {args.seed}, random weights), tokenizer {origin}"
         else:
             described = str(model_dir)
         model, tokenizer = load_model_and_tokenizer(model_dir, device="cpu")
     pairs = fixed_pairs(args.data_dir, args.pairs)
     sentences = [p.good for p in pairs] + [p.bad for p in pairs]
+    # The configuration measured, before anything is timed (vocabulary: what the run has, not what was asked).
+    lengths = np.asarray([len(ids) for ids in tokenizer(sorted(set(sentences)))["input_ids"]])
+    plan = plan_batches(np.repeat(lengths, lengths - 2), args.batch_tokens)  # one copy per scored token
+    print(f"model {described}; vocabulary {model.config.vocab_size} (tokenizer {len(tokenizer)})")
+    print(f"data {args.data_dir}: {len(pairs)} blimp-fast pairs ({len({p.task for p in pairs})} UIDs, "
+          f"{int((lengths - 2).sum())} scored tokens), variant {args.variant}, our batches ≤ {args.batch_tokens} "
+          f"tokens ({plan.order.size} copies in {len(plan.bounds)} batches, {plan.fill:.0%} full, no padding); "
+          f"{torch.get_num_threads()} threads, median of {args.repeats} after {args.warmup} + 1 warm-up, "
+          f"1-min load average at start {os.getloadavg()[0]:.1f}", flush=True)  # fmt: skip
 
     def ours() -> list[float]:
-        return score_sentences(model, tokenizer, sentences, variant=args.variant, batch_size=args.batch_size)
+        return score_sentences(model, tokenizer, sentences, variant=args.variant, batch_tokens=args.batch_tokens)
 
     def reference() -> list[float]:
         return [reference_pll(model, tokenizer, s, args.variant) for s in sentences]
@@ -212,12 +225,6 @@ def main(argv: list[str] | None = None) -> None:
     ]
     flipped = sum(a != b for a, b in zip(*outcomes, strict=True))
 
-    n_tokens = sum(len(tokenizer(s)["input_ids"]) - 2 for s in sentences)
-    print(f"model {described}; vocabulary {model.config.vocab_size}")
-    print(f"data {args.data_dir}: {len(pairs)} blimp-fast pairs ({len({p.task for p in pairs})} UIDs, "
-          f"{n_tokens} scored tokens), variant {args.variant}, our batch {args.batch_size} copies; "
-          f"{torch.get_num_threads()} threads, median of {args.repeats} after {args.warmup} + 1 warm-up, "
-          f"1-min load average at start {os.getloadavg()[0]:.1f}", flush=True)  # fmt: skip
     print(f"agreement: max |ours - reference| per sentence {diff:.1e} (≤ 1e-4), accuracy "
           f"{results['ours']['accuracy']:.4f} both ({counts['ours'][0]} correct, {counts['ours'][1]} ties), "
           f"{flipped} pair outcomes differ", flush=True)  # fmt: skip

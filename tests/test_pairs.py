@@ -4,11 +4,15 @@ strict-inequality aggregation (ties are wrong), and the result JSON."""
 from __future__ import annotations
 
 import json
+import logging
 import shutil
+from collections import Counter
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
+from torch.utils._python_dispatch import TorchDispatchMode
 from transformers import AutoTokenizer
 
 from babyteach.data import fetch as fetch_module
@@ -22,6 +26,7 @@ from babyteach.evaluate.pairs import (
     evaluate_pairs,
     load_model_and_tokenizer,
     load_pairs,
+    plan_batches,
     score_sentences,
 )
 from babyteach.models import Architecture, build_model
@@ -86,14 +91,91 @@ def reference_pll(model, tokenizer, sentence: str, prefix: str, variant: str) ->
     return total
 
 
+@pytest.mark.parametrize("batch_tokens", [40, 65536])
 @pytest.mark.parametrize("variant", ["pll", "pll-word-l2r"])
-def test_batched_pll_equals_unbatched_reference(model_and_tokenizer, variant):
+def test_batched_pll_equals_unbatched_reference(model_and_tokenizer, variant, batch_tokens):
     model, tokenizer = model_and_tokenizer
-    # batch_size 7: batches mix sentences of different lengths and split one sentence's copies.
-    got = score_sentences(model, tokenizer, SENTENCES, PREFIXES, variant=variant, batch_size=7)
+    # 40 tokens: a sentence's copies are split over batches, and the longest inputs (> 40 tokens)
+    # run one copy per batch; 65536: every copy of a length in one batch.
+    assert max(len(tokenizer(f"{p} {s}" if p else s)["input_ids"]) for s, p in zip(SENTENCES, PREFIXES)) > 40
+    got = score_sentences(model, tokenizer, SENTENCES, PREFIXES, variant=variant, batch_tokens=batch_tokens)
     expected = [reference_pll(model, tokenizer, s, p, variant) for s, p in zip(SENTENCES, PREFIXES)]
-    assert got == pytest.approx(expected, abs=1e-4)
+    assert got == pytest.approx(expected, abs=1e-5)
     assert all(score < 0 for score in got)
+
+
+def test_plan_batches_buckets_by_length_within_the_token_budget():
+    # copy lengths; budget 10: 12 > budget goes alone, the 5s two per batch, the 3s three per batch
+    plan = plan_batches([3, 5, 3, 12, 5, 5, 3, 3], batch_tokens=10)
+    assert plan.order.tolist() == [3, 1, 4, 5, 0, 2, 6, 7]  # longest first, stable within a length
+    assert plan.bounds == [(0, 1, 12), (1, 3, 5), (3, 4, 5), (4, 7, 3), (7, 8, 3)]
+    assert plan.tokens == 12 + 3 * 5 + 4 * 3
+    assert plan_batches([], batch_tokens=10).bounds == []
+
+
+def test_plan_batches_keeps_every_copy_once_and_never_exceeds_the_budget():
+    rng = np.random.default_rng(0)
+    lengths = np.r_[rng.integers(3, 40, size=5000), 300]  # BLiMP-like lengths and one very long input
+    for budget in (64, 1000, 65536):
+        plan = plan_batches(lengths, budget)
+        batches = [plan.order[first:end] for first, end, _ in plan.bounds]
+        assert np.array_equal(np.sort(np.concatenate(batches)), np.arange(lengths.size))  # none lost or doubled
+        for (first, end, length), copies in zip(plan.bounds, batches, strict=True):
+            assert (lengths[copies] == length).all()  # one length per batch: no padding
+            assert (end - first) * length <= budget or end - first == 1  # only a lone over-long copy exceeds it
+        assert [length for *_, length in plan.bounds] == sorted((b[2] for b in plan.bounds), reverse=True)
+    with pytest.raises(InputError, match="batch_tokens must be a positive integer"):
+        plan_batches(lengths, 0)
+
+
+def test_scores_come_back_in_input_order(model_and_tokenizer):
+    model, tokenizer = model_and_tokenizer
+    forward = score_sentences(model, tokenizer, SENTENCES, PREFIXES, batch_tokens=40)
+    backward = score_sentences(model, tokenizer, SENTENCES[::-1], PREFIXES[::-1], batch_tokens=40)
+    assert backward[::-1] == pytest.approx(forward, abs=1e-6)
+    assert len(set(forward)) == len(forward)  # distinct scores: a reordering would show
+    assert score_sentences(model, tokenizer, []) == []
+
+
+def test_a_sentence_longer_than_the_budget_is_scored_one_copy_per_batch(model_and_tokenizer):
+    model, tokenizer = model_and_tokenizer
+    long = "Zebras quickly jumped over the unbelievable fence while the cat saw a dog in the garden."
+    n = len(tokenizer(long)["input_ids"])
+    assert n > 24
+    got = score_sentences(model, tokenizer, ["a dog", long], batch_tokens=24)
+    assert got[1] == pytest.approx(reference_pll(model, tokenizer, long, "", "pll-word-l2r"), abs=1e-5)
+    assert got[0] == pytest.approx(reference_pll(model, tokenizer, "a dog", "", "pll-word-l2r"), abs=1e-5)
+
+
+class _CountOps(TorchDispatchMode):
+    """Counts the aten ops run under it."""
+
+    def __init__(self):
+        super().__init__()
+        self.counts: Counter[str] = Counter()
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        self.counts[str(func.overloadpacket)] += 1  # e.g. 'aten.addmm'
+        return func(*args, **(kwargs or {}))
+
+
+def test_scoring_reads_nothing_back_per_batch(model_and_tokenizer):
+    # Ops that copy a device value to the host (a GPU sync): an attention mask makes transformers
+    # check it with torch.all(...) on every forward pass; reading a result per batch would add more.
+    model, tokenizer = model_and_tokenizer
+    with _CountOps() as ops:
+        score_sentences(model, tokenizer, SENTENCES, PREFIXES, batch_tokens=40)
+    assert ops.counts["aten.log_softmax"] >= 10  # many batches ran
+    host_reads = ("aten._local_scalar_dense", "aten.is_nonzero", "aten.item", "aten.nonzero", "aten.all")
+    assert {k: v for k, v in ops.counts.items() if k in host_reads} == {}
+
+
+def test_a_tokenizer_saved_with_truncation_does_not_cut_sentences(model_dir: Path, model_and_tokenizer):
+    model, tokenizer = model_and_tokenizer
+    truncating = AutoTokenizer.from_pretrained(model_dir)
+    truncating.backend_tokenizer.enable_truncation(max_length=6)
+    sentence = ["Zebras quickly jumped over the unbelievable fence!"]
+    assert score_sentences(model, truncating, sentence) == pytest.approx(score_sentences(model, tokenizer, sentence))
 
 
 def test_word_l2r_differs_from_plain_pll_on_multi_token_words(model_and_tokenizer):
@@ -250,12 +332,16 @@ def test_model_folder_problems_are_input_errors(model_dir: Path, tmp_path: Path)
         load_model_and_tokenizer(small)
 
 
-def test_result_json_fields(model_dir: Path, tmp_path: Path):
+def test_result_json_fields(model_dir: Path, tmp_path: Path, caplog):
     # BLiMP has pairs whose two sentences are the same string: a tie for any model, counted wrong.
     same = json.dumps({"sentence_good": "the cat saw a dog.", "sentence_bad": "the cat saw a dog.",
                        "linguistics_term": "term_0"})  # fmt: skip
     data = write_blimp_like(tmp_path / "data", {"passive_1": [same]})
-    result = evaluate_pairs(model_dir, "blimp-fast", data, tmp_path / "r.json", variant="pll", max_per_task=1)
+    with caplog.at_level(logging.WARNING, logger="babyteach.evaluate.pairs"):
+        # 512: the key's old default, when it counted masked copies; now tokens, with a warning
+        result = evaluate_pairs(model_dir, "blimp-fast", data, tmp_path / "r.json", variant="pll", max_per_task=1,
+                                batch_tokens=512)  # fmt: skip
+    assert "counts tokens, not masked copies" in caplog.text
     assert result["identical_pairs"] == 1
     assert result["tasks"]["passive_1"] == {"n": 1, "correct": 0, "ties": 1, "accuracy": 0.0}
     assert result["version"] == RESULTS_VERSION

@@ -14,6 +14,6 @@ evaluate_pairs(
     Path(snakemake.output[0]),  # noqa: F821
     variant=snakemake.params.variant,  # noqa: F821
     max_per_task=snakemake.params.max_per_task,  # noqa: F821
-    batch_size=snakemake.params.batch_size,  # noqa: F821
+    batch_tokens=snakemake.params.batch_size,  # noqa: F821
     per_item=snakemake.params.per_item,  # noqa: F821
 )

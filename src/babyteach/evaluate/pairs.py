@@ -23,14 +23,19 @@ context is part of the model input but only the target tokens are masked and sco
 score is ``PLL(target | context)`` (minicons' ``conditional_score``). Target tokens are those
 whose character span ends after the context.
 
-Speed: the masked copies of many sentences are built at once, sorted by length, batched, and
-run through the encoder only (``model.roberta``); the LM head and the log-softmax run on the
-one masked position per copy, ``(n_copies, vocab)``, never on ``(batch, seq, vocab)``.
+Speed: all sentences are tokenized in one call and their masked copies listed as flat arrays;
+the copies are bucketed by length (a batch holds copies of one length only, so no padding and no
+attention mask) and batched by a token budget (:func:`plan_batches`). Token ids and the plan go
+to the device once; each batch is built there by indexing, run through the encoder only
+(``model.roberta``), and the LM head and the log-softmax run on the one masked position per
+copy, ``(n_copies, vocab)``, never on ``(batch, seq, vocab)``. The host reads the results back
+once, at the end.
 """
 
 from __future__ import annotations
 
 import contextlib
+import itertools
 import logging
 import time
 import zipfile
@@ -57,8 +62,16 @@ RESULTS_VERSION = 1
 VARIANTS: tuple[str, ...] = ("pll", "pll-word-l2r")
 DEFAULT_VARIANT = "pll-word-l2r"
 
-#: Masked copies per encoder forward pass.
-DEFAULT_BATCH_SIZE = 512
+#: Tokens per encoder forward pass (masked copies × their length): ~5,000 BLiMP copies, enough
+#: to keep a data-centre GPU busy; scoring needs no activations kept, so memory stays small.
+DEFAULT_BATCH_TOKENS = 65536
+
+#: Below this many tokens per forward pass :func:`evaluate_pairs` warns that a GPU idles.
+SMALL_BATCH_TOKENS = 4096
+
+#: Most copies whose ``(copies, vocab)`` logits exist at once: bounds the LM head's memory
+#: (2,048 × 50,265 fp32 logits = 0.4 GB) whatever the token budget and sentence length.
+HEAD_CHUNK = 2048
 
 @dataclass(frozen=True)
 class Pair:
@@ -168,13 +181,76 @@ def _parse(spec: Family, task: str, where: str, number: int, raw: bytes) -> Pair
 # --- scoring -----------------------------------------------------------------------------------
 
 
-@dataclass
-class _Encoded:
-    """One sentence ready for PLL: token ids and, per scored token, the positions to mask."""
+@dataclass(frozen=True)
+class _Copies:
+    """The masked copies of a list of sentences, as flat arrays (no per-copy Python objects).
 
-    ids: np.ndarray  # (seq,) int64, with <s> ... </s>
-    targets: np.ndarray  # (n,) positions scored, ascending
-    masks: np.ndarray  # (n, seq) bool: positions replaced by <mask> in copy k
+    Copy ``k`` is sentence ``owner[k]`` with the token at ``target[k]`` masked (and, for
+    pll-word-l2r, the later scored tokens of the same word). Copies are sentence-major and, within
+    a sentence, in ascending ``target``: the order the scores are summed in.
+    """
+
+    tokens: np.ndarray  # (n_tokens,) int64: every sentence's ids, <s> ... </s>, back to back
+    words: np.ndarray  # (n_tokens,) int64: word id of a scored token (-1: none), -2 for every other token
+    starts: np.ndarray  # (n_sentences,) int64: where each sentence begins in ``tokens``
+    lengths: np.ndarray  # (n_sentences,) int64: tokens of each sentence, <s>/</s> (and context) included
+    owner: np.ndarray  # (n_copies,) int64: the sentence of each copy
+    target: np.ndarray  # (n_copies,) int64: the position scored in each copy (0 is <s>)
+
+    @property
+    def first_copy(self) -> np.ndarray:
+        """``(n_sentences,)`` index of each sentence's first copy (every sentence has one)."""
+        return np.flatnonzero(np.r_[True, self.owner[1:] != self.owner[:-1]])
+
+
+@dataclass(frozen=True)
+class BatchPlan:
+    """Which masked copies go through the encoder together, as slices of one order.
+
+    ``order`` lists the copies longest input first; batch ``b`` is ``order[first:end]`` for
+    ``bounds[b] = (first, end, length)``, and every copy in it has exactly ``length`` tokens, so a
+    batch needs no padding and no attention mask (which the model would check on the host every
+    forward pass). A batch holds at most ``batch_tokens // length`` copies, and one copy when a
+    single input is longer than the budget.
+    """
+
+    order: np.ndarray  # (n_copies,) int64
+    bounds: list[tuple[int, int, int]]
+    batch_tokens: int
+
+    @property
+    def tokens(self) -> int:
+        """Tokens through the encoder: every copy's own length (no padding)."""
+        return sum((end - first) * length for first, end, length in self.bounds)
+
+    @property
+    def fill(self) -> float:
+        """Mean share of the token budget the batches use (tails of each length fill less)."""
+        return self.tokens / (len(self.bounds) * self.batch_tokens) if self.bounds else 0.0
+
+
+def plan_batches(lengths: np.ndarray, batch_tokens: int) -> BatchPlan:
+    """Length-bucketed batches of copies with ``lengths`` tokens each, ≤ ``batch_tokens`` tokens per batch.
+
+    Copies are sorted by length, longest first (a memory error shows up on the first batch, not
+    the last), stably, so equal-length copies keep their order; each run of equal lengths is cut
+    into batches of ``batch_tokens // length`` copies (at least one). Every copy appears in exactly
+    one batch.
+    """
+    if batch_tokens < 1:
+        raise InputError(f"batch_tokens must be a positive integer, got {batch_tokens}")
+    lengths = np.asarray(lengths, dtype=np.int64)
+    order = np.argsort(-lengths, kind="stable")
+    ordered = lengths[order]
+    runs = np.flatnonzero(np.diff(ordered)) + 1  # where the length changes
+    bounds: list[tuple[int, int, int]] = []
+    if ordered.size == 0:
+        return BatchPlan(order, bounds, batch_tokens)
+    for first, end in zip(np.r_[0, runs].tolist(), np.r_[runs, ordered.size].tolist(), strict=True):
+        length = int(ordered[first])
+        per_batch = max(1, batch_tokens // length)
+        bounds += [(a, min(a + per_batch, end), length) for a in range(first, end, per_batch)]
+    return BatchPlan(order, bounds, batch_tokens)
 
 
 def load_model_and_tokenizer(folder: Path, device: str | torch.device | None = None):
@@ -206,29 +282,43 @@ def _check_vocab(model, tokenizer, where: str = "model") -> None:
         raise InputError(f"{where}: the tokenizer defines no <mask> or <pad> token; it cannot be used for PLL")
 
 
+def precision(device: torch.device) -> contextlib.AbstractContextManager:
+    """The numeric precision scoring runs in on ``device``: bf16 autocast on CUDA, fp32 elsewhere.
+
+    The one place that decides it (the LM head's output is cast to fp32 before the log-softmax
+    either way); a device type or a precision option is added here.
+    """
+    if device.type == "cuda":
+        return torch.autocast("cuda", dtype=torch.bfloat16)
+    return contextlib.nullcontext()
+
+
 def score_sentences(
     model,
     tokenizer,
     sentences: list[str],
     prefixes: list[str] | None = None,
     variant: str = DEFAULT_VARIANT,
-    batch_size: int = DEFAULT_BATCH_SIZE,
+    batch_tokens: int = DEFAULT_BATCH_TOKENS,
     names: list[str] | None = None,
 ) -> list[float]:
     """Summed pseudo-log-likelihood (natural log) of each sentence, given its prefix if any.
 
     With a prefix the model reads ``prefix + " " + sentence`` and only the sentence's tokens are
-    masked and scored. ``variant`` is ``"pll"`` or ``"pll-word-l2r"``. ``batch_size`` is the
-    number of masked copies per forward pass. ``names`` (optional, one per sentence) is how
-    errors name a sentence; a sentence with no token to score raises :class:`InputError`.
+    masked and scored. ``variant`` is ``"pll"`` or ``"pll-word-l2r"``. ``batch_tokens`` bounds the
+    tokens per encoder forward pass (masked copies × their length; see :func:`plan_batches`).
+    ``names`` (optional, one per sentence) is how errors name a sentence; a sentence with no
+    token to score raises :class:`InputError`.
     """
     if variant not in VARIANTS:
         raise InputError(f"unknown scoring variant {variant!r}; valid: {', '.join(VARIANTS)}")
-    if batch_size < 1:
-        raise InputError(f"batch_size must be a positive integer, got {batch_size}")
+    if batch_tokens < 1:
+        raise InputError(f"batch_tokens must be a positive integer, got {batch_tokens}")
     if prefixes is not None and len(prefixes) != len(sentences):
         raise ValueError(f"{len(prefixes)} prefixes for {len(sentences)} sentences")
     _check_vocab(model, tokenizer)
+    if not sentences:
+        return []
     # Score each distinct (prefix, sentence) once: repeated sentences get identical scores
     # whatever batch they would have landed in (BLiMP has pairs whose two sentences are equal).
     prefixes = prefixes or [""] * len(sentences)
@@ -241,118 +331,145 @@ def score_sentences(
         slots.append(unique[key])
     # RoBERTa numbers positions from pad_token_id + 1: the longest input is max_positions - pad - 1.
     max_length = model.config.max_position_embeddings - model.config.pad_token_id - 1
-    encoded = _encode(
-        tokenizer, [s for _, s in unique], [p for p, _ in unique], variant, unique_names, max_length
-    )
-    scores = torch.zeros(len(encoded), dtype=torch.float64)
-    device = next(model.parameters()).device
-    autocast = (
-        torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else contextlib.nullcontext()
-    )
-    pad_id, mask_id = tokenizer.pad_token_id, tokenizer.mask_token_id
+    copies = _encode(tokenizer, [s for _, s in unique], [p for p, _ in unique], unique_names, max_length)
+    plan = plan_batches(copies.lengths[copies.owner], batch_tokens)
+    log.info("scoring %d sentences: %d masked copies, %d tokens in %d batches of ≤ %d tokens (%.0f %% full)",
+             len(unique), copies.owner.size, plan.tokens, len(plan.bounds), batch_tokens, 100 * plan.fill)  # fmt: skip
     was_training = model.training
     model.eval()
     try:
-        with torch.inference_mode(), autocast:
-            for batch in _batches(encoded, batch_size):
-                ids, attention, positions, labels, owners = _collate(encoded, batch, pad_id, mask_id)
-                hidden = model.roberta(
-                    input_ids=ids.to(device), attention_mask=attention.to(device)
-                ).last_hidden_state  # (copies, seq, H)
-                rows = torch.arange(len(positions), device=device)
-                picked = hidden[rows, positions.to(device)]  # (copies, H)
-                logits = model.lm_head(picked).float()  # (copies, vocab)
-                logp = torch.log_softmax(logits, dim=-1)[rows, labels.to(device)]  # (copies,)
-                scores.index_add_(0, owners, logp.double().cpu())
+        logp = _score_copies(model, copies, plan, variant, tokenizer.mask_token_id)
     finally:
         model.train(was_training)
+    # float64 sums, one sentence's copies in ascending position: a fixed order, whatever the batches.
+    scores = np.add.reduceat(logp.astype(np.float64), copies.first_copy)
     return scores[slots].tolist()
 
 
-def _encode(
-    tokenizer,
-    sentences: list[str],
-    prefixes: list[str],
-    variant: str,
-    names: list[str],
-    max_length: int,
-) -> list[_Encoded]:
-    """Tokenize ``[prefix + " "] + sentence`` and build each sentence's masking plan."""
+def _encode(tokenizer, sentences: list[str], prefixes: list[str], names: list[str], max_length: int) -> _Copies:
+    """Tokenize ``[prefix + " "] + sentence`` for every sentence and list their masked copies.
+
+    One copy per scored token: the non-special tokens (never ``<s>``/``</s>``), and with a
+    prefix only those whose character span ends after the prefix (also right for a lone ``Ġ``
+    token, whose trimmed span is empty). Tokenized in one batch by the tokenizer's Rust backend;
+    everything after is array arithmetic.
+    """
     texts = [f"{p} {s}" if p else s for p, s in zip(prefixes, sentences, strict=True)]
-    batch = tokenizer(
-        texts, add_special_tokens=True, return_offsets_mapping=True, return_special_tokens_mask=True
+    encodings = _backend(tokenizer).encode_batch(texts, add_special_tokens=True)
+    lengths = np.fromiter((len(e.ids) for e in encodings), dtype=np.int64, count=len(encodings))
+    n_tokens = int(lengths.sum())
+    chain = itertools.chain.from_iterable
+    tokens = np.fromiter(chain(e.ids for e in encodings), dtype=np.int64, count=n_tokens)
+    special = np.fromiter(chain(e.special_tokens_mask for e in encodings), dtype=bool, count=n_tokens)
+    words = np.fromiter(
+        (-1 if w is None else w for w in chain(e.word_ids for e in encodings)), dtype=np.int64, count=n_tokens
     )
+    starts = np.r_[0, np.cumsum(lengths)[:-1]].astype(np.int64)
+    sentence_of = np.repeat(np.arange(len(texts)), lengths)  # (n_tokens,)
+    scored = ~special
+    if any(prefixes):
+        ends = np.fromiter((end for e in encodings for _, end in e.offsets), dtype=np.int64, count=n_tokens)
+        prefix_chars = np.fromiter(map(len, prefixes), dtype=np.int64, count=len(prefixes))
+        prefix_of = prefix_chars[sentence_of]  # (n_tokens,)
+        scored &= (prefix_of == 0) | (ends > prefix_of)
+    words = np.where(scored, words, -2)  # never the word of a scored token: -2 is never masked along
+    n_scored = np.bincount(sentence_of[scored], minlength=len(texts))
+    bad = np.flatnonzero((n_scored == 0) | (lengths > max_length))
+    if bad.size:
+        i = int(bad[0])  # the first problem in input order, as a per-sentence loop would find it
+        if n_scored[i] == 0:
+            raise InputError(
+                f"{names[i]}: {sentences[i]!r} tokenizes to nothing to score; fix or drop this pair in the data"
+            )
+        raise InputError(
+            f"{names[i]}: {lengths[i]} tokens (context and <s>/</s> included), more than the model's "
+            f"{max_length}; shorten or drop this pair, or evaluate a model with a longer block size"
+        )
+    at = np.flatnonzero(scored)  # (n_copies,) the scored token of each copy, sentence-major
+    owner = sentence_of[at]
+    return _Copies(tokens, words, starts, lengths, owner, at - starts[owner])
+
+
+def _backend(tokenizer):
+    """The tokenizer's Rust ``tokenizers.Tokenizer``, without truncation or padding.
+
+    A tokenizer saved with truncation or padding switched on would cut or pad the sentences
+    silently: such a backend is copied and both are switched off on the copy.
+    """
+    backend = getattr(tokenizer, "backend_tokenizer", None)
+    if backend is None:
+        raise InputError(
+            f"{type(tokenizer).__name__} has no Rust (fast) backend, which scoring tokenizes with; save the "
+            "tokenizer with tokenizer.json (transformers' tokenizer.save_pretrained does)"
+        )
+    if backend.truncation is None and backend.padding is None:
+        return backend
+    from tokenizers import Tokenizer
+
+    backend = Tokenizer.from_str(backend.to_str())
+    backend.no_truncation()
+    backend.no_padding()
+    return backend
+
+
+def _score_copies(model, copies: _Copies, plan: BatchPlan, variant: str, mask_id: int) -> np.ndarray:
+    """``log p(token)`` at each copy's masked position, ``(n_copies,)`` float32 in copy order.
+
+    The token stream and the plan go to the model's device once; every batch is then built,
+    run and stored there, so the host only queues work and waits once, for the final copy back.
+    The encoder runs without an attention mask (a batch has no padding); the LM head and the
+    log-softmax run on the masked position only, :data:`HEAD_CHUNK` copies at a time.
+    """
+    device = next(model.parameters()).device
+
+    def to_device(array: np.ndarray) -> torch.Tensor:
+        return torch.from_numpy(np.ascontiguousarray(array)).to(device)
+
+    tokens, words = to_device(copies.tokens), to_device(copies.words)
+    start = to_device(copies.starts[copies.owner][plan.order])  # (n_copies,) in plan order
+    target = to_device(copies.target[plan.order])
+    positions = torch.arange(int(copies.lengths.max()), device=device)
+    out = torch.empty(plan.order.size, dtype=torch.float32, device=device)
+    with torch.inference_mode(), precision(device):
+        for first, end, length in plan.bounds:
+            out[first:end] = _batch_logp(
+                model, tokens, words, start[first:end], target[first:end], positions[:length],
+                variant == "pll-word-l2r", mask_id,
+            )  # fmt: skip
+    logp = np.empty(plan.order.size, dtype=np.float32)
+    logp[plan.order] = out.cpu().numpy()
+    return logp
+
+
+def _batch_logp(
+    model,
+    tokens: torch.Tensor,
+    words: torch.Tensor,
+    start: torch.Tensor,
+    target: torch.Tensor,
+    positions: torch.Tensor,
+    word_l2r: bool,
+    mask_id: int,
+) -> torch.Tensor:
+    """``(copies,)`` log-probabilities of one batch of equal-length copies, built on the device.
+
+    Copy ``k`` is the ``len(positions)`` tokens from ``start[k]`` with ``<mask>`` at
+    ``target[k]``; with ``word_l2r`` also at the later scored tokens of the same word.
+    """
+    index = start[:, None] + positions  # (copies, length) into the token stream
+    at = start + target  # (copies,) the scored token
+    masked = positions == target[:, None]  # (copies, length)
+    if word_l2r:  # unscored tokens have word -2, never equal to a scored token's word
+        masked |= (positions > target[:, None]) & (words[index] == words[at][:, None])
+    ids = tokens[index].masked_fill_(masked, mask_id)
+    hidden = model.roberta(input_ids=ids).last_hidden_state  # (copies, length, H)
+    picked = hidden[torch.arange(target.numel(), device=target.device), target]  # (copies, H)
+    labels = tokens[at]
     out = []
-    for i in range(len(texts)):
-        ids = np.asarray(batch["input_ids"][i], dtype=np.int64)
-        special = np.asarray(batch["special_tokens_mask"][i], dtype=bool)
-        scored = ~special
-        if prefixes[i]:
-            # Only the sentence's tokens: those whose character span ends after the prefix
-            # (also right for a lone "Ġ" token, whose trimmed span is empty).
-            ends = np.asarray([end for _, end in batch["offset_mapping"][i]])
-            scored &= ends > len(prefixes[i])
-        targets = np.flatnonzero(scored)
-        name = names[i]
-        if targets.size == 0:
-            raise InputError(
-                f"{name}: {sentences[i]!r} tokenizes to nothing to score; fix or drop this pair in the data"
-            )
-        if ids.size > max_length:
-            raise InputError(
-                f"{name}: {ids.size} tokens (context and <s>/</s> included), more than the model's "
-                f"{max_length}; shorten or drop this pair, or evaluate a model with a longer block size"
-            )
-        masks = np.zeros((targets.size, ids.size), dtype=bool)
-        masks[np.arange(targets.size), targets] = True
-        if variant == "pll-word-l2r":
-            words = np.asarray([-1 if w is None else w for w in batch.word_ids(i)], dtype=np.int64)[targets]
-            # copy k also masks scored tokens j to the right of k within the same word
-            same_word_right = (words[None, :] == words[:, None]) & (targets[None, :] > targets[:, None])
-            rows, cols = np.nonzero(same_word_right)
-            masks[rows, targets[cols]] = True
-        out.append(_Encoded(ids, targets, masks))
-    return out
-
-
-def _batches(encoded: list[_Encoded], batch_size: int) -> Iterator[list[tuple[int, int, int]]]:
-    """Groups of ``(sentence, first copy, end copy)`` with ``batch_size`` copies, longest first."""
-    order = sorted(range(len(encoded)), key=lambda i: -encoded[i].ids.size)
-    batch, filled = [], 0
-    for i in order:
-        n, start = encoded[i].targets.size, 0
-        while start < n:
-            take = min(n - start, batch_size - filled)
-            batch.append((i, start, start + take))
-            filled, start = filled + take, start + take
-            if filled == batch_size:
-                yield batch
-                batch, filled = [], 0
-    if batch:
-        yield batch
-
-
-def _collate(encoded: list[_Encoded], batch: list[tuple[int, int, int]], pad_id: int, mask_id: int):
-    """Padded masked copies of a batch: ids, attention, masked position, label, owner sentence."""
-    seq = max(encoded[i].ids.size for i, _, _ in batch)
-    copies = sum(stop - start for _, start, stop in batch)
-    ids = np.full((copies, seq), pad_id, dtype=np.int64)
-    attention = np.zeros((copies, seq), dtype=np.int64)
-    positions = np.empty(copies, dtype=np.int64)
-    owners = np.empty(copies, dtype=np.int64)
-    row = 0
-    for i, start, stop in batch:
-        item, n = encoded[i], stop - start
-        length = item.ids.size
-        block = np.where(item.masks[start:stop], mask_id, item.ids[None, :])  # (n, length)
-        ids[row : row + n, :length] = block
-        attention[row : row + n, :length] = 1
-        positions[row : row + n] = item.targets[start:stop]
-        owners[row : row + n] = i
-        row += n
-    labels = np.concatenate([encoded[i].ids[encoded[i].targets[start:stop]] for i, start, stop in batch])
-    return (torch.from_numpy(ids), torch.from_numpy(attention), torch.from_numpy(positions),
-            torch.from_numpy(labels), torch.from_numpy(owners))  # fmt: skip
+    for a in range(0, target.numel(), HEAD_CHUNK):
+        logits = model.lm_head(picked[a : a + HEAD_CHUNK]).float()  # (chunk, vocab)
+        out.append(torch.log_softmax(logits, dim=-1).gather(1, labels[a : a + HEAD_CHUNK, None])[:, 0])
+    return torch.cat(out)
 
 
 # --- aggregation and the evaluation entry point ------------------------------------------------
@@ -402,7 +519,7 @@ def evaluate_pairs(
     out_json: Path,
     variant: str = DEFAULT_VARIANT,
     max_per_task: int | None = None,
-    batch_size: int = DEFAULT_BATCH_SIZE,
+    batch_tokens: int = DEFAULT_BATCH_TOKENS,
     per_item: bool = False,
 ) -> dict:
     """Score every pair of ``family`` in ``data_dir`` with the model in ``model_dir``; write JSON.
@@ -411,10 +528,17 @@ def evaluate_pairs(
     ``data_dir`` and ``model_dir`` (folder names), ``variant``, ``max_per_task``, the numbers of
     :func:`aggregate`, ``identical_pairs`` (pairs whose two sentences are the same string: ties
     for every model; BLiMP has 7), ``pairs_per_second``, and with ``per_item`` every pair's ``task``,
-    ``line``, ``group`` and ``good``/``bad`` scores. Returns the same dict.
+    ``line``, ``group`` and ``good``/``bad`` scores. Returns the same dict. ``batch_tokens`` (the
+    config's ``evaluation.batch_size``) bounds the tokens per forward pass, see :func:`plan_batches`.
     """
     if variant not in VARIANTS:
         raise InputError(f"unknown scoring variant {variant!r}; valid: {', '.join(VARIANTS)}")
+    if batch_tokens < SMALL_BATCH_TOKENS:
+        # The key counted masked copies until 2026-11-30 (default 512): an old value still works,
+        # as that many tokens, but leaves a GPU mostly idle.
+        log.warning("evaluation batch of %d tokens per forward pass (evaluation.batch_size counts tokens, "
+                    "not masked copies, since 2026-11-30): a GPU is filled from ~%d; default %d",
+                    batch_tokens, SMALL_BATCH_TOKENS, DEFAULT_BATCH_TOKENS)  # fmt: skip
     pairs = load_pairs(family, Path(data_dir), max_per_task)
     model, tokenizer = load_model_and_tokenizer(Path(model_dir))
     log.info("%s: scoring %d pairs of %s with %s", model_dir, len(pairs), family, variant)
@@ -423,7 +547,7 @@ def evaluate_pairs(
     names = [f"{family} task {p.task} line {p.line} ({which})" for which in ("good", "bad") for p in pairs]
     scores = score_sentences(
         model, tokenizer, sentences, prefixes=[p.prefix for p in pairs] * 2, variant=variant,
-        batch_size=batch_size, names=names,
+        batch_tokens=batch_tokens, names=names,
     )  # fmt: skip
     elapsed = time.perf_counter() - started
     records = [
