@@ -1,28 +1,33 @@
-"""GPU check: the training loop's throughput and MFU, DWML's, and the BLiMP scorer's, on one device.
+"""GPU check: throughput and MFU of every training job kind, the scorer and fine-tuning, on one device.
 
-For a maintainer with one GPU (under 8 minutes on a recent data-centre GPU): from the local
-data mirror it builds a small corpus slice, a tokenizer and shards, then through the project's
-own functions
+For a maintainer with one GPU. Through the project's own functions it measures
 
-1. trains the paper's teacher architecture (``config.yaml`` ``model.teacher``) with
-   ``train("baseline", …)`` for a fixed number of steps in bf16 and reports tokens/s and MFU
-   (analytic FLOPs of :func:`babyteach.models.flops_per_token`, peak from :data:`PEAK_BF16`);
-2. trains 4 DWML peers searched for that teacher (``search_architectures``) with
-   ``train("dwml", …)`` and reports their tokens/s and MFU (FLOPs of all peers);
-3. scores ``blimp-fast`` with the trained teacher (``evaluate_pairs``, the pipeline's
-   length-bucketed batches of ``--batch-tokens`` tokens) and reports pairs/s and the batch plan;
-   with ``--full-blimp`` also the whole ``blimp-filtered`` (59,875 pairs), timed after the
-   blimp-fast run has warmed the kernels (target ≤ 15 s on an H200-class GPU);
-4. prints the NVML utilisation the training runs recorded (:mod:`babyteach.gpu`).
+1. training, ``train(method, …)`` for a fixed number of steps in bf16 with the searched peers of
+   ``config.yaml`` (4 peers) and its teacher: the teacher (baseline, RoBERTa-base) at the
+   configured batch, compiled (``training.compile``) and at batch 128; the peers alone
+   (``ablation_size``'s job), KD, SD, DML, DWML and KD_DWML. Tokens/s come from the loop's own
+   ``metrics.jsonl`` (tokens/s between log lines, the first interval left out as warm-up);
+   MFU is ``tokens/s × Σ_students flops_per_token / peak`` (analytic FLOPs of
+   :func:`babyteach.models.flops_per_token`, dense bf16 peak from :data:`PEAK_BF16`), so a
+   teacher's forward (KD) and DWML's outer steps count as overhead;
+2. scoring ``blimp-fast`` with the trained teacher (``evaluate_pairs``, length-bucketed batches of
+   ``--batch-tokens`` tokens) and, with ``--full-blimp``, the whole ``blimp-filtered`` (59,875
+   pairs; target ≤ 15 s on an H200-class GPU);
+3. fine-tuning the trained teacher on one GLUE task for one epoch (``finetune_model``), when the
+   data holds it;
+4. the NVML utilisation the training runs recorded (:mod:`babyteach.gpu`).
 
-Targets printed beside the numbers: teacher ≥ 40 % MFU, DWML ≥ 25 % MFU, full BLiMP ≤ 15 s. Run::
+It prints a table as it goes and writes ``throughput.json`` (``--out``), the input of
+``bench/gpu_budget.py`` (GPU-hours of a planned DAG). Targets printed beside the numbers: teacher
+≥ 40 % MFU, DWML ≥ 25 % MFU, full BLiMP ≤ 15 s. Run::
 
-    python bench/gpu_check.py --full-blimp         # on the GPU machine, mirror ../shared/data
-    python bench/gpu_check.py --quick --device cpu # smoke run of the same path on a CPU
-    python bench/gpu_check.py --quick --device cpu --full-blimp  # blimp-filtered cut to 20 pairs per UID
+    python bench/gpu_check.py --data device_data --out "$OUT" --full-blimp   # on the GPU machine
+    python bench/gpu_check.py --full-blimp                # data prepared from the mirror (../shared/data)
+    python bench/gpu_check.py --quick --device cpu        # smoke run of the same path on a CPU
 
-The throughput is read from the loop's own ``metrics.jsonl`` (tokens/s between log lines, the
-first interval left out as warm-up), so start-up, the dev loss and file writing are not in it.
+``--data`` is a folder from ``bench/prepare_device_data.py`` (a GPU machine has no data mirror):
+``shards/``, ``tokenizer/``, ``peers.json`` (the searched peers, as a GPU machine may lack
+bayes_opt), ``blimp-fast/`` and optionally ``blimp-filtered/`` and ``glue-filtered/``.
 """
 
 from __future__ import annotations
@@ -32,9 +37,14 @@ import json
 import logging
 import os
 import statistics
+import subprocess
 import tempfile
 import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import date
 from pathlib import Path
+from typing import Any
 
 import torch
 import yaml
@@ -45,11 +55,11 @@ from babyteach.data.shards import write_shards
 from babyteach.data.tokenizer import train_tokenizer
 from babyteach.evaluate.pairs import DEFAULT_BATCH_TOKENS, evaluate_pairs, load_pairs, plan_batches
 from babyteach.models import Architecture, flops_per_token
-from babyteach.search import SearchSpace, search_architectures, students_from_search, write_search
 from babyteach.train import TrainConfig, train
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_MIRROR = Path(os.environ.get("BABYTEACH_DATA_MIRROR", REPO.parent / "shared" / "data"))
+THROUGHPUT_FORMAT = 1
 
 #: Dense bf16 peak FLOP/s by a substring of ``torch.cuda.get_device_name()`` (vendor data
 #: sheets, without sparsity); the first match wins, so longer names come first.
@@ -61,6 +71,8 @@ PEAK_BF16: dict[str, float] = {
 TARGET_MFU = {"teacher": 0.40, "dwml": 0.25}
 #: Seconds for the whole blimp-filtered (59,875 pairs) on one H200-class GPU (issue 13).
 TARGET_FULL_BLIMP_S = 15.0
+#: The GLUE task timed for fine-tuning: small, with train and valid files in the mirror.
+FINETUNE_TASK = "mrpc"
 
 
 def peak_flops(device_name: str) -> float | None:
@@ -71,8 +83,8 @@ def peak_flops(device_name: str) -> float | None:
 def measured_tokens_per_s(run_dir: Path) -> float:
     """Median tokens/s of a run's ``metrics.jsonl`` intervals, the first (warm-up) left out."""
     lines = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
-    rates = [line["tokens_per_s"] for line in lines[1:]] or [lines[0]["tokens_per_s"]]
-    return statistics.median(rates)
+    rates = [line["tokens_per_s"] for line in lines if "tokens_per_s" in line]
+    return statistics.median(rates[1:] or rates)
 
 
 def describe_plan(tokenizer_dir: Path, family: str, data_dir: Path, batch_tokens: int, max_per_task: int | None) -> str:
@@ -87,24 +99,77 @@ def describe_plan(tokenizer_dir: Path, family: str, data_dir: Path, batch_tokens
             f"{len(plan.bounds)} batches of ≤ {batch_tokens} tokens ({plan.fill:.0%} full on average, no padding)")
 
 
-def prepare_data(mirror: Path, work: Path, lines_per_file: int, vocab_size: int) -> tuple[Path, Path]:
-    """A slice of the mirror's 2024 10M corpus: cleaned, a tokenizer and shards. Returns (shards, tokenizer)."""
+def prepare_from_mirror(mirror: Path, work: Path, lines_per_file: int, vocab_size: int, teacher: Architecture,
+                        space: Mapping[str, Any]) -> Path:
+    """A data folder like ``bench/prepare_device_data.py``'s, from a slice of the mirror's 10M corpus."""
+    from babyteach.search import SearchSpace, search_architectures, students_from_search, write_search
+
     fetch_dataset("babylm-2024-10M", work / "raw", mirror)
     clean_corpus(work / "raw", work / "clean", work / "corpus.csv", "2024", max_lines_per_file=lines_per_file)
     train_tokenizer(work / "clean", work / "tokenizer", vocab_size)
     write_shards(work / "clean", work / "tokenizer", work / "shards")
-    return work / "shards", work / "tokenizer"
+    vocab = json.loads((work / "shards" / "meta.json").read_text())["vocab_size"]
+    search = search_architectures(teacher, 4, SearchSpace(**space), vocab, 128, 10, 40, 0, tolerance=1.0)
+    write_search(work / "search.json", search)
+    peers = {name: arch.to_dict() for name, arch in students_from_search(work / "search.json", 4).items()}
+    (work / "peers.json").write_text(json.dumps(peers), encoding="utf-8")
+    for family in ("blimp-fast", "blimp-filtered", "glue-filtered"):
+        fetch_dataset(family, work / family, mirror)
+    return work
+
+
+@dataclass
+class Job:
+    """One training measurement: a method on some students, with training overrides."""
+
+    label: str
+    method: str
+    students: dict[str, Architecture]
+    kind: str | None = None  # a key of TARGET_MFU, if the job has a target
+    overrides: dict[str, Any] = field(default_factory=dict)
+    options: dict[str, Any] = field(default_factory=dict)
+    needs_teacher: bool = False
+
+
+def training_jobs(teacher: Architecture, peers: dict[str, Architecture], batch: int, mutual: Mapping[str, Any],
+                  kd: Mapping[str, Any], sd: Mapping[str, Any]) -> list[Job]:
+    """The jobs measured: every kind of training job the workflow runs, at ``config.yaml``'s settings."""
+    outer = {k: mutual[k] for k in ("alpha", "tau", "weight_update_every", "hypergradient", "inner_product", "eta0",
+                                    "eta_min", "clip") if k in mutual}  # fmt: skip
+    return [
+        Job(f"teacher {teacher.describe()}, batch {batch}", "baseline", {"teacher": teacher}, "teacher"),
+        Job(f"teacher, batch {batch}, compiled", "baseline", {"teacher": teacher}, "teacher", {"compile": True}),
+        Job("teacher, batch 128", "baseline", {"teacher": teacher}, "teacher", {"batch_size": 128}),
+        Job("4 peers alone (ablation_size)", "baseline", peers),
+        Job("KD, 4 peers", "kd", peers, options=dict(kd), needs_teacher=True),
+        Job("SD, 4 peers", "sd", peers, options=dict(sd)),
+        Job("DML, 4 peers", "dml", peers, options={"alpha": mutual["alpha"], "tau": mutual["tau"]}),
+        Job("DWML, 4 peers", "dwml", peers, "dwml", options=outer),
+        Job("DWML, 4 peers, compiled", "dwml", peers, "dwml", {"compile": True}, options=outer),
+        Job("KD_DWML, 4 peers", "kd_dwml", peers, options={**outer, "lam": kd["lam"], "kd_tau": kd["tau"]},
+            needs_teacher=True),
+    ]
+
+
+def _commit() -> str | None:
+    try:
+        return subprocess.run(["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"], capture_output=True,
+                              text=True, check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return None  # a checkout copied without .git
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--mirror", type=Path, default=DEFAULT_MIRROR, help="data mirror (default: %(default)s)")
+    parser.add_argument("--data", type=Path, help="prepared data folder (bench/prepare_device_data.py)")
+    parser.add_argument("--mirror", type=Path, default=DEFAULT_MIRROR, help="data mirror without --data")
+    parser.add_argument("--out", type=Path, default=Path("."), help="where throughput.json goes (default: .)")
     parser.add_argument("--device", default="auto", choices=("auto", "cuda", "cpu"), help="training.device")
     parser.add_argument("--steps", type=int, default=60, help="optimiser steps per training run")
-    parser.add_argument("--batch", type=int, default=64, help="blocks of 128 tokens per step")
-    parser.add_argument("--lines", type=int, default=40000, help="cleaned lines per corpus file for the slice")
-    parser.add_argument("--vocab-size", type=int, default=50265, help="tokenizer vocabulary (reached if the slice allows)")
-    parser.add_argument("--compile", action="store_true", help="torch.compile the models (training.compile)")
+    parser.add_argument("--batch", type=int, default=None, help="blocks per step (default: config.yaml's)")
+    parser.add_argument("--lines", type=int, default=40000, help="cleaned lines per corpus file, without --data")
+    parser.add_argument("--vocab-size", type=int, default=50265, help="tokenizer vocabulary, without --data")
+    parser.add_argument("--only", nargs="*", default=None, help="measure only the jobs whose label has one of these")
     parser.add_argument("--batch-tokens", type=int, default=DEFAULT_BATCH_TOKENS,
                         help="scoring: tokens per forward pass (evaluation.batch_size; default %(default)s)")
     parser.add_argument("--full-blimp", action="store_true",
@@ -114,74 +179,116 @@ def main(argv: list[str] | None = None) -> None:
     logging.basicConfig(level=logging.WARNING)
     config = yaml.safe_load((REPO / "config.yaml").read_text())
     teacher = Architecture.from_mapping(config["model"]["teacher"], "model.teacher")
-    space = SearchSpace(**{k: config["search"]["space"][k] for k in ("layers", "heads", "hidden")})
-    block = 128
+    space = {k: config["search"]["space"][k] for k in ("layers", "heads", "hidden")}
+    block, batch = config["model"]["block_size"], args.batch or config["training"]["batch_size"]
     if args.quick:
-        teacher, args.steps, args.batch, args.lines, args.vocab_size = Architecture(2, 2, 64), 6, 8, 2000, 2000
-        space = SearchSpace(layers=(1, 2), heads=(1, 2), hidden=(16, 32, 48, 64))
+        teacher, args.steps, batch, args.lines, args.vocab_size = Architecture(2, 2, 64), 6, 8, 2000, 2000
+        space = {"layers": (1, 2), "heads": (1, 2), "hidden": (16, 32, 48, 64)}
+    args.out.mkdir(parents=True, exist_ok=True)
 
     started = time.monotonic()
+    say: Callable[[str], None] = lambda text: print(text, flush=True)  # noqa: E731
     with tempfile.TemporaryDirectory(prefix="gpu-check-") as scratch:
         work = Path(scratch)
-        shards, tokenizer = prepare_data(args.mirror, work, args.lines, args.vocab_size)
+        data = args.data or prepare_from_mirror(args.mirror, work / "data", args.lines, args.vocab_size, teacher, space)
+        shards, tokenizer = data / "shards", data / "tokenizer"
         vocab = json.loads((shards / "meta.json").read_text())["vocab_size"]
-        cfg = TrainConfig(token_budget=args.steps * args.batch * block, block_size=block, batch_size=args.batch,
-                          lr=5e-4, warmup_fraction=0.1, log_every=max(1, args.steps // 6), checkpoint_every=10**9,
-                          dev_blocks=args.batch, device=args.device, compile=args.compile)  # fmt: skip
+        peers = {name: Architecture(**arch) for name, arch in json.loads((data / "peers.json").read_text()).items()}
         device = "cuda" if args.device == "cuda" or (args.device == "auto" and torch.cuda.is_available()) else "cpu"
         name = torch.cuda.get_device_name() if device == "cuda" else "CPU"
         peak = peak_flops(name) if device == "cuda" else None
-        print(f"# GPU check on {name} ({device}), torch {torch.__version__}; vocab {vocab}, block {block}, "
-              f"batch {args.batch}, {args.steps} steps per run; data prepared in {time.monotonic() - started:.0f} s")
+        record: dict[str, Any] = {
+            "format_version": THROUGHPUT_FORMAT, "device": name, "peak_flops": peak, "date": date.today().isoformat(),
+            "torch": torch.__version__, "commit": _commit(), "quick": args.quick,
+            "training": [], "scoring": [], "finetune": [],
+        }  # fmt: skip
 
-        rows = []
-        summary = train("baseline", {"teacher": teacher}, shards, tokenizer, work / "teacher", work / "ckpt-t", cfg)
-        rate = measured_tokens_per_s(work / "teacher")
-        flops = flops_per_token(teacher, vocab, block, cfg.mask_prob) * rate
-        rows.append(("teacher " + teacher.describe(), rate, flops, "teacher", summary["gpu"]))
+        def save() -> None:
+            (args.out / "throughput.json").write_text(json.dumps(record, indent=1), encoding="utf-8")
 
-        search = search_architectures(teacher, 4, space, vocab, block, 10, 40, 0, tolerance=1.0)
-        write_search(work / "search.json", search)
-        peers = students_from_search(work / "search.json", 4)
-        summary = train("dwml", peers, shards, tokenizer, work / "dwml", work / "ckpt-d", cfg)
-        rate = measured_tokens_per_s(work / "dwml")
-        flops = sum(flops_per_token(arch, vocab, block, cfg.mask_prob) for arch in peers.values()) * rate
-        rows.append(("DWML 4 peers " + ", ".join(a.describe() for a in peers.values()), rate, flops, "dwml",
-                     summary["gpu"]))  # fmt: skip
+        say(f"# GPU check on {name} ({device}), torch {torch.__version__}, commit {record['commit']}; vocab {vocab}, "
+            f"block {block}, {args.steps} steps per run; peers {', '.join(a.describe() for a in peers.values())}; "
+            f"data ready after {time.monotonic() - started:.0f} s")
+        say("| run | tokens/s | model TFLOP/s | MFU | target | GPU utilisation (NVML) | wall s |")
+        say("|---|---|---|---|---|---|---|")
+        jobs = training_jobs(teacher, peers, batch, config["mutual"], config["kd"], config["sd"])
+        if args.only:
+            jobs = [job for job in jobs if any(word in job.label for word in args.only)]
+        teacher_dir = None
+        for number, job in enumerate(jobs):
+            if job.needs_teacher and teacher_dir is None:
+                say(f"| {job.label} | skipped: no teacher trained in this run (measure a teacher job first) | | | | | |")
+                continue
+            values = dict(token_budget=args.steps * batch * block, block_size=block, batch_size=batch, lr=1e-4,
+                          warmup_fraction=0.1, log_every=max(1, args.steps // 6), checkpoint_every=10**9,
+                          dev_blocks=min(batch, 64), device=args.device)  # fmt: skip
+            values.update(job.overrides)
+            values["token_budget"] = args.steps * values["batch_size"] * block
+            cfg = TrainConfig(**values)
+            run_dir = work / f"run-{number}"
+            wall = time.monotonic()
+            summary = train(job.method, job.students, shards, tokenizer, run_dir, work / f"ckpt-{number}", cfg,
+                            teacher_dir=teacher_dir if job.needs_teacher else None, method_options=job.options)
+            wall = time.monotonic() - wall
+            if job.method == "baseline" and "teacher" in job.students and teacher_dir is None:
+                teacher_dir = run_dir / "teacher"
+            rate = measured_tokens_per_s(run_dir)
+            flops = sum(flops_per_token(a, vocab, block, cfg.mask_prob) for a in job.students.values()) * rate
+            gpu = summary["gpu"]
+            record["training"].append({
+                "label": job.label, "method": job.method,
+                "students": {n: a.to_dict() for n, a in job.students.items()}, "batch_size": cfg.batch_size,
+                "block_size": block, "vocab_size": vocab, "mask_prob": cfg.mask_prob, "compile": cfg.compile,
+                "method_options": job.options, "tokens_per_s": rate, "model_flops_per_s": flops,
+                "mfu": flops / peak if peak else None, "wall_s": wall, "gpu": gpu,
+            })  # fmt: skip
+            save()
+            mfu = f"{flops / peak:.1%}" if peak else "n/a"
+            target = f"≥ {TARGET_MFU[job.kind]:.0%}" if job.kind else "—"
+            util = (", ".join(f"mean {g['util_mean_pct']:.0f} %, peak mem {g['mem_peak_mib']:.0f} MiB"
+                              for g in gpu["per_gpu"]) if gpu and gpu.get("gpus") else "none")  # fmt: skip
+            say(f"| {job.label} | {rate:,.0f} | {flops / 1e12:.2f} | {mfu} | {target} | {util} | {wall:.0f} |")
 
-        fetch_dataset("blimp-fast", work / "blimp-fast", args.mirror)
-        per_task = 20 if args.quick else None
-        scored = evaluate_pairs(work / "teacher" / "teacher", "blimp-fast", work / "blimp-fast", work / "blimp.json",
-                                max_per_task=per_task, batch_tokens=args.batch_tokens)  # fmt: skip
-        plans = {"blimp-fast": describe_plan(tokenizer, "blimp-fast", work / "blimp-fast", args.batch_tokens, per_task)}
-        full = None
-        if args.full_blimp:  # after blimp-fast: CUDA context and kernels are warm
-            fetch_dataset("blimp-filtered", work / "blimp-filtered", args.mirror)
-            wall = time.perf_counter()
-            full = evaluate_pairs(work / "teacher" / "teacher", "blimp-filtered", work / "blimp-filtered",
-                                  work / "blimp-filtered.json", max_per_task=per_task,
-                                  batch_tokens=args.batch_tokens)  # fmt: skip
-            full["wall_s"] = time.perf_counter() - wall
-            plans["blimp-filtered"] = describe_plan(tokenizer, "blimp-filtered", work / "blimp-filtered",
-                                                    args.batch_tokens, per_task)  # fmt: skip
+        if teacher_dir is not None:
+            per_task = 20 if args.quick else None
+            families = ["blimp-fast"] + (["blimp-filtered"] if args.full_blimp else [])
+            for family in families:  # blimp-fast first: the CUDA context and kernels are warm for the full set
+                if not (data / family).is_dir():
+                    say(f"{family}: not in {data}; skipped")
+                    continue
+                wall = time.perf_counter()
+                scored = evaluate_pairs(teacher_dir, family, data / family, work / f"{family}.json",
+                                        max_per_task=per_task, batch_tokens=args.batch_tokens)
+                wall = time.perf_counter() - wall
+                seconds = scored["n_pairs"] / scored["pairs_per_second"]
+                record["scoring"].append({"architecture": teacher.to_dict(), "vocab_size": vocab, "family": family,
+                                          "pairs": scored["n_pairs"], "seconds": seconds, "wall_s": wall,
+                                          "batch_tokens": args.batch_tokens})  # fmt: skip
+                save()
+                target = f" (target ≤ {TARGET_FULL_BLIMP_S:.0f} s for 59,875 pairs)" if family == "blimp-filtered" else ""
+                say(f"{family}: {scored['n_pairs']} pairs in {seconds:.1f} s ({scored['pairs_per_second']:.0f} "
+                    f"pairs/s, tokenizing included; {wall:.1f} s with loading){target}, accuracy "
+                    f"{scored['macro_accuracy']:.3f}; {describe_plan(tokenizer, family, data / family, args.batch_tokens, per_task)}")
+            glue = data / "glue-filtered"
+            if (glue / f"{FINETUNE_TASK}.train.jsonl").is_file():
+                from babyteach.evaluate.glue import FinetuneConfig, finetune_model
 
-    print("| run | tokens/s | model TFLOP/s | MFU | target | GPU utilisation (NVML) |")
-    print("|---|---|---|---|---|---|")
-    for label, rate, flops, kind, gpu in rows:
-        mfu = f"{flops / peak:.1%}" if peak else "n/a (no peak for this device)"
-        util = (", ".join(f"GPU {g['index']} mean {g['util_mean_pct']:.0f} %, peak mem {g['mem_peak_mib']:.0f} MiB"
-                          for g in gpu["per_gpu"]) if gpu and gpu.get("gpus") else f"none: {gpu and gpu.get('reason')}")
-        print(f"| {label} | {rate:,.0f} | {flops / 1e12:.2f} | {mfu} | ≥ {TARGET_MFU[kind]:.0%} | {util} |")
-    print(f"BLiMP fast scoring with the trained teacher: {scored['n_pairs']} pairs at "
-          f"{scored['pairs_per_second']:.0f} pairs/s (accuracy {scored['macro_accuracy']:.3f}); {plans['blimp-fast']}")
-    if full is not None:
-        seconds = full["n_pairs"] / full["pairs_per_second"]
-        cut = " (--quick: 20 pairs per UID)" if args.quick else ""
-        print(f"full blimp-filtered{cut}: {full['n_pairs']} pairs scored in {seconds:.1f} s (tokenizing included; "
-              f"{full['wall_s']:.1f} s with reading the pairs and loading the model), {full['pairs_per_second']:.0f} "
-              f"pairs/s, target ≤ {TARGET_FULL_BLIMP_S:.0f} s for 59,875 on an H200-class GPU; "
-              f"{plans['blimp-filtered']}")
-    print(f"total wall time {time.monotonic() - started:.0f} s")
+                finetune = config["finetune"]
+                cfg = FinetuneConfig(tasks=(FINETUNE_TASK,), max_epochs=1, batch_size=finetune["batch_size"],
+                                     max_length=finetune["max_length"],
+                                     max_train_examples=64 if args.quick else None,
+                                     max_eval_examples=64 if args.quick else None)  # fmt: skip
+                result = finetune_model(teacher_dir, glue, work / "glue.json", cfg)["tasks"][FINETUNE_TASK]
+                record["finetune"].append({"architecture": teacher.to_dict(), "vocab_size": vocab,
+                                           "task": FINETUNE_TASK, "examples": result["n_train"],
+                                           "valid_examples": result["n_valid"], "epochs": 1,
+                                           "max_length": cfg.max_length, "batch_size": cfg.batch_size,
+                                           "seconds": result["wall_time_s"]})  # fmt: skip
+                save()
+                say(f"fine-tuning {FINETUNE_TASK}: {result['n_train']} train + {result['n_valid']} valid examples, one "
+                    f"epoch in {result['wall_time_s']:.1f} s")
+    save()
+    say(f"wrote {args.out / 'throughput.json'}; total wall time {time.monotonic() - started:.0f} s")
 
 
 if __name__ == "__main__":
