@@ -1,15 +1,19 @@
-"""The GPU budget: throughput file, seconds per job by hand, transfers flagged, missing measurements named
-(issue 13, item 5)."""
+"""The GPU budget: throughput file, seconds per job by hand, transfers flagged, missing measurements named,
+and the training command the rules print read back exactly (issue 13, item 5)."""
 
 from __future__ import annotations
 
 import json
+import shlex
+import time
 
 import pytest
+from workflow_helpers import run_snakemake
 
 from babyteach.budget import (
     FinetuneJob,
     FinetuneMeasurement,
+    JobCost,
     Lengths,
     MissingMeasurement,
     PairWork,
@@ -19,15 +23,19 @@ from babyteach.budget import (
     Throughput,
     TrainingJob,
     TrainingMeasurement,
+    by_rule,
     finetune_cost,
+    format_budget,
     parse_throughput,
     read_throughput,
     scoring_cost,
     throughput_to_dict,
     training_cost,
 )
+from babyteach.dryrun import job_stats, parse_dry_run, parse_train_command, plan_costs
 from babyteach.errors import InputError
 from babyteach.models import Architecture
+from babyteach.search import SearchSpace, search_architectures, write_search
 
 BIG = Architecture(2, 2, 64)  # flops_per_token(BIG, 1000, 16, 0.15) = 675,686 (by hand below)
 SMALL = Architecture(1, 1, 32)  # flops_per_token(SMALL, 1000, 16, 0.15) = 109,594
@@ -199,3 +207,128 @@ def test_a_bad_throughput_file_names_the_file_and_key(tmp_path, change, message)
     path.write_text("{")
     with pytest.raises(InputError, match="not JSON"):
         read_throughput(path)
+
+
+# --- reading the plan --------------------------------------------------------------------------
+
+SETTINGS = {"block_size": 128, "method": "dwml", "method_options": {"alpha": 0.5, "tau": 1.0}, "peers": 4, "seed": 0,
+            "training": {"batch_size": 32, "epochs": 10, "token_budget": None, "compile": False}}  # fmt: skip
+JOB = {"cadence": {"log_every": 10}, "checkpoint_dir": "checkpoints/it's here", "output": "results/2024-10M/train/x",
+       "search": "results/search/peers-4.json", "shards": "results/2024-10M/shards", "tokenizer": "results/t"}  # fmt: skip
+
+
+def train_smk_command(launcher: str) -> str:
+    """The shell command as train.smk writes it: "{params.launcher} -m babyteach.train_job {params.settings:q}
+    {params.job:q} {log:q}", the params being common.smk's json.dumps(..., sort_keys=True)."""
+    settings, job = json.dumps(SETTINGS, sort_keys=True), json.dumps(JOB, sort_keys=True)
+    return f"{launcher} -m babyteach.train_job {shlex.quote(settings)} {shlex.quote(job)} {shlex.quote('logs/x y.log')}"
+
+
+def dry_run_block(command: str) -> str:
+    return f"""
+[Mon Nov 30 03:53:20 2026]
+rule train_mutual:
+    input: results/2024-10M/shards, results/2024-10M/tokenizer, results/search/peers-4.json
+    output: results/2024-10M/train/x
+    log: logs/x y.log
+    jobid: 16
+    reason: Missing output files: results/2024-10M/train/x
+    wildcards: corpus=2024-10M, method=dwml, peers=4, alpha=0.5, seed=0
+    resources: tmpdir=/tmp, gpu=1, runtime=600, mem_mb=16000, mem=16 GB, mem_mib=15259
+Shell command: {command}
+
+[Mon Nov 30 03:53:20 2026]
+localrule all:
+    input: results/2024-10M/train/x
+    jobid: 0
+    reason: Input files updated by another job: results/2024-10M/train/x
+    resources: tmpdir=/tmp
+Shell command: None
+"""
+
+
+@pytest.mark.parametrize("launcher", ["/usr/bin/python3.11", "'/opt/my env/python' -m torch.distributed.run --standalone --nproc_per_node 4"])
+def test_the_printed_training_command_reads_back_to_its_json_arguments(launcher):
+    jobs = parse_dry_run(dry_run_block(train_smk_command(launcher)))
+    assert [j.rule for j in jobs] == ["train_mutual", "all"]
+    train, target = jobs
+    assert train.outputs == ("results/2024-10M/train/x",) and train.wildcards["alpha"] == "0.5"
+    assert train.inputs[2] == "results/search/peers-4.json"
+    command = parse_train_command(train.shell)
+    assert (command.settings, command.job, command.log) == (SETTINGS, JOB, "logs/x y.log")
+    assert target.shell is None and parse_train_command(target.shell) is None
+
+
+def test_job_stats_are_read_from_the_printout():
+    text = "Job stats:\njob                   count\n------------------  -------\ntrain_mutual 24\nall 1\ntotal 25\n"
+    assert job_stats(text) == {"train_mutual": 24, "all": 1}
+
+
+def test_the_table_marks_partial_rules_as_lower_bounds_and_names_what_is_missing():
+    costs = [JobCost("train_baseline", "a", 3600.0), JobCost("train_students", "b", 1800.0),
+             JobCost("train_students", "c", None, reason="no training measurement of method 'kd'")]  # fmt: skip
+    assert [(b.rule, b.jobs, b.budgeted, b.seconds) for b in by_rule(costs)] == [
+        ("train_baseline", 1, 1, 3600.0), ("train_students", 2, 1, 1800.0)]  # fmt: skip
+    text = format_budget({"1 seed": costs}, throughput(), "title")
+    assert "| train_baseline | 1.00 h (1 job) |" in text
+    assert "≥ 0.50 h (1 of 2 jobs budgeted)" in text and "≥ 1.50 h (2 of 3 jobs budgeted)" in text
+    assert "train_students: no training measurement of method 'kd' [1 job]" in text
+
+
+# --- one real dry-run --------------------------------------------------------------------------
+
+MICRO = {
+    "corpus": {"max_lines_per_file": 200},
+    "tokenizer": {"vocab_size": 400},
+    "model": {"block_size": 128, "teacher": {"layers": 2, "heads": 2, "hidden": 32}},
+    "search": {"peer_counts": [2], "space": {"layers": [1, 2], "heads": [1, 2], "hidden": [8, 16, 24, 32]},
+               "init_points": 2, "n_iter": 2},
+    "evaluation_data": ["ewok-fast", "glue-filtered"],
+    "seeds": [0],
+    "training": {"epochs": None, "token_budget": 4000, "batch_size": 4},
+    "evaluation": {"max_per_task": 2},
+    "finetune": {"tasks": ["mrpc", "rte"], "max_train_examples": 16, "max_eval_examples": 8, "max_epochs": 2},
+    "ablations": {"alphas": [0.5]},
+    "report": {"table1_tracks": ["10M"]},
+}  # fmt: skip
+
+
+def test_a_real_dry_run_is_budgeted_job_by_job(tmp_path, data_mirror):
+    """The micro plan: every training job from its printed command and its real shards, every evaluation
+    job from its model; KD (unmeasured) named as not budgeted, its students' evaluations still budgeted."""
+    started = time.monotonic()
+    config = {**MICRO, "data_mirror": str(data_mirror)}
+    # the search rule's result, written here with its function: the rule's start-up (imports) takes 10 s
+    space, teacher = MICRO["search"], Architecture(**MICRO["model"]["teacher"])
+    write_search(tmp_path / "results/search/peers-2.json", search_architectures(
+        teacher, 2, SearchSpace(**space["space"]), MICRO["tokenizer"]["vocab_size"], MICRO["model"]["block_size"],
+        space["init_points"], space["n_iter"], 0, tolerance=0.15))  # fmt: skip
+    run_snakemake(tmp_path, "--cores", "2", "--workflow-profile", "none", "data", config=config)
+    text = run_snakemake(tmp_path, "-n", "-p", "--workflow-profile", "none", "all", config=config).stdout
+    jobs = parse_dry_run(text)
+    assert {r: sum(1 for j in jobs if j.rule == r) for r in job_stats(text)} == job_stats(text)
+    vocab = json.loads((tmp_path / "results/2024-10M/shards/meta.json").read_text())["vocab_size"]
+
+    def run(method, tokens_per_s=1000.0):
+        return TrainingMeasurement(method, {"teacher": teacher}, 4, 128, vocab, 0.15, False, {}, tokens_per_s)
+
+    table = throughput([run("baseline"), run("sd"), run("dml"), run("dwml"), run("kd_dwml")],
+                       [ScoringMeasurement(teacher, vocab, "ewok-fast", 100, 2.0)],
+                       [FinetuneMeasurement(teacher, "mrpc", 16, 1, 128, 3.0)])  # fmt: skip
+    costs, others = plan_costs(jobs, tmp_path, table, MICRO["evaluation"], MICRO["finetune"])
+    by_output = {c.output: c for c in costs}
+    baseline = by_output["results/2024-10M/train/baseline/seed-0"]
+    assert baseline.seconds == pytest.approx(4000 // (4 * 128) * 4 * 128 / 1000.0)  # plan_steps: 7 steps, 3,584 tokens
+    assert baseline.notes == ()
+    dwml = by_output["results/2024-10M/train/dwml/peers-2/alpha-0.5/seed-0"]
+    assert dwml.seconds > 0 and "transferred" in dwml.notes[0]
+    kd = by_output["results/2024-10M/train/kd/peers-2/seed-0"]
+    assert kd.seconds is None and "method 'kd'" in kd.reason
+    assert by_output["results/2024-10M/eval/kd/peers-2/seed-0/peer-1/ewok-fast.json"].seconds > 0
+    models = 1 + 2 * 6  # the teacher; 2 peers of baseline/peers-2, kd, sd, dml, dwml, kd_dwml
+    assert sum(c.rule == "evaluate_zero_shot" and c.seconds > 0 for c in costs) == models
+    tuned = [c for c in costs if c.rule == "evaluate_finetune"]
+    assert len(tuned) == models and all(c.seconds > 0 for c in tuned)
+    assert any("rte transferred from mrpc" in n for n in tuned[0].notes)
+    assert others["figure"] == 5
+    assert time.monotonic() - started < 40  # ~10 s on 2 loaded cores
