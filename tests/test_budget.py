@@ -3,11 +3,13 @@ and the training command the rules print read back exactly (issue 13, item 5).""
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import shlex
 import time
 
 import pytest
+from conftest import REPO
 from workflow_helpers import run_snakemake
 
 from babyteach.budget import (
@@ -332,3 +334,16 @@ def test_a_real_dry_run_is_budgeted_job_by_job(tmp_path, data_mirror):
     assert any("rte transferred from mrpc" in n for n in tuned[0].notes)
     assert others["figure"] == 5
     assert time.monotonic() - started < 40  # ~10 s on 2 loaded cores
+
+
+def test_the_example_holds_the_issues_h200_figures():
+    """bench/gpu_budget.py --example: issue 13's tokens/s give back the MFUs the issue reports."""
+    spec = importlib.util.spec_from_file_location("gpu_budget", REPO / "bench" / "gpu_budget.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    example = module.example_throughput()
+    mfu = {(m.method, m.batch_size, m.compile): round(m.mfu(example.peak_flops), 3) for m in example.training}
+    assert mfu == {("baseline", 32, False): 0.061, ("baseline", 32, True): 0.061, ("baseline", 128, False): 0.187,
+                   ("dml", 32, False): 0.019, ("dwml", 32, False): 0.012}  # fmt: skip
+    assert [(s.family, s.pairs, s.seconds) for s in example.scoring] == [("blimp-fast", 13_400, 13.0)]
+    assert example.finetune == () and parse_throughput(throughput_to_dict(example)) == example

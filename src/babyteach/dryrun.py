@@ -193,7 +193,8 @@ def training_job(planned: PlannedJob, command: TrainCommand, workdir: Path) -> T
     settings, job = command.settings, command.job
     shards = workdir / job["shards"]
     if not (shards / "meta.json").is_file():
-        raise NotPrepared(f"{job['shards']} not prepared in {workdir} (its corpus's data stage has not run there)")
+        raise NotPrepared(f"{job['shards']} not prepared in {workdir}: its corpus's data stage has not run there "
+                          "(run it there, or leave that corpus out of the plan, e.g. report.table1_tracks)")
     search = job.get("search")
     if search is not None and not (workdir / search).is_file():
         raise NotPrepared(f"{search} not in {workdir} (the search stage has not run there)")
