@@ -35,8 +35,9 @@ Throughput file (JSON, ``format_version`` 1)::
   (``finetune_model``): ``examples`` train examples (after ``max_train_examples``), ``epochs``
   epochs run, inputs cut at ``max_length`` tokens, ``seconds`` of that task's run (its validation
   after every epoch included, ``wall_time_s`` of the task in the result JSON). Optional
-  ``valid_examples``: the valid examples scored after each epoch (default: the task's whole valid
-  file(s), as ``finetune_model`` does without ``max_eval_examples``).
+  ``valid_examples``: the valid examples scored after each epoch, all valid sets together (default:
+  the task's own ``<task>.valid.jsonl``, whole, as ``finetune_model`` scores it without
+  ``max_eval_examples``; give it when the run scored a subset, or mnli-mm too).
 
 How a job's seconds follow (each measured rate is a FLOP rate of the project's analytic FLOPs,
 applied to the job's own FLOPs):
@@ -137,7 +138,7 @@ class FinetuneMeasurement:
     epochs: int
     max_length: int
     seconds: float
-    valid_examples: int | None = None  # None: the task's whole valid file(s)
+    valid_examples: int | None = None  # None: the task's own valid file, whole
 
 
 @dataclass(frozen=True)
@@ -316,13 +317,9 @@ class Lengths:
     squares: float = 0.0
 
     @classmethod
-    def of(cls, lengths: Sequence[int], weights: Sequence[int] | None = None) -> Lengths:
-        """The sums of ``lengths`` (each counted ``weights[i]`` times, default once)."""
-        weights = [1] * len(lengths) if weights is None else weights
-        if len(weights) != len(lengths):
-            raise ValueError(f"{len(weights)} weights for {len(lengths)} lengths")
-        return cls(float(sum(weights)), float(sum(w * n for n, w in zip(lengths, weights, strict=True))),
-                   float(sum(w * n * n for n, w in zip(lengths, weights, strict=True))))  # fmt: skip
+    def of(cls, lengths: Sequence[int]) -> Lengths:
+        """The sums of ``lengths``."""
+        return cls(float(len(lengths)), float(sum(lengths)), float(sum(n * n for n in lengths)))
 
     def __add__(self, other: Lengths) -> Lengths:
         return Lengths(self.count + other.count, self.tokens + other.tokens, self.squares + other.squares)
@@ -330,11 +327,6 @@ class Lengths:
     def scaled(self, factor: float) -> Lengths:
         """The same mix of lengths, ``factor`` times as many inputs."""
         return Lengths(self.count * factor, self.tokens * factor, self.squares * factor)
-
-    @property
-    def mean(self) -> float:
-        """Mean tokens per input (0 for none)."""
-        return self.tokens / self.count if self.count else 0.0
 
 
 def encoder_flops(arch: Architecture, vocab_size: int, inputs: Lengths, head_rows: float, backward: bool) -> float:
@@ -390,7 +382,7 @@ class PairWork:
         """Forward FLOPs of scoring these copies with ``arch``: :func:`scoring_flops`."""
         return scoring_flops(arch, vocab_size, self.copies)
 
-    def per_pair(self, pairs: float) -> PairWork:
+    def scaled_to(self, pairs: float) -> PairWork:
         """The same family at ``pairs`` pairs (its mix of lengths kept)."""
         return PairWork(int(round(pairs)), self.copies.scaled(pairs / self.pairs))
 
@@ -507,7 +499,7 @@ def scoring_cost(job: ScoringJob, throughput: Throughput, family_work: Callable[
         raise MissingMeasurement("no scoring measurement (key 'scoring' empty); measure it with bench/gpu_check.py")
     own = [m for m in throughput.scoring if m.family == job.family]
     measured = max(own or throughput.scoring, key=lambda m: m.pairs)
-    work = family_work(measured.family).per_pair(measured.pairs)
+    work = family_work(measured.family).scaled_to(measured.pairs)
     rate = work.flops(measured.architecture, measured.vocab_size) / measured.seconds  # FLOP/s
     notes = () if own else (
         f"scoring rate transferred from {measured.family} ({measured.pairs} pairs in {measured.seconds:g} s) to "

@@ -227,6 +227,14 @@ def model_of(planned: PlannedJob, trainings: Mapping[str, tuple[TrainingJob, str
     return training, tokenizer
 
 
+def data_input(planned: PlannedJob, training: TrainingJob) -> str:
+    """The dataset folder an evaluation job reads: its one input besides the trained run."""
+    data = [path for path in planned.inputs if path != training.output]
+    if len(data) != 1:
+        raise InputError(f"{planned.outputs[0]}: expected one dataset input besides {training.output}, got {data}")
+    return data[0]
+
+
 def _fast_tokenizer(tokenizer_dir: Path):
     from tokenizers import Tokenizer
 
@@ -319,7 +327,7 @@ def scoring_job(planned: PlannedJob, training: TrainingJob, tokenizer: Path, wor
                 max_per_task: int | None) -> ScoringJob:  # fmt: skip
     """The budget facts of a zero-shot job: its model and the masked copies of its family's pairs."""
     family = planned.wildcards["family"]
-    data = next((p for p in planned.inputs if p != training.output), f"results/raw/{family}")
+    data = data_input(planned, training)
     return ScoringJob(
         rule=planned.rule, output=planned.outputs[0], family=family,
         architecture=training.students[planned.wildcards["model"]], vocab_size=training.vocab_size,
@@ -332,7 +340,7 @@ def finetune_job(planned: PlannedJob, training: TrainingJob, tokenizer: Path, wo
     """The budget facts of a fine-tuning job: its model and every task run (``max_epochs`` each)."""
     from babyteach.evaluate.glue import FinetuneConfig
 
-    data = next((p for p in planned.inputs if p != training.output), "results/raw/glue-filtered")
+    data = data_input(planned, training)
     tasks = finetune_work(workdir / tokenizer, workdir / data, json.dumps(dict(finetune), sort_keys=True))
     return FinetuneJob(
         rule=planned.rule, output=planned.outputs[0], architecture=training.students[planned.wildcards["model"]],
@@ -354,11 +362,9 @@ def plan_costs(planned: Iterable[PlannedJob], workdir: Path, throughput: Through
     others: dict[str, int] = {}
     trainings: dict[str, tuple[TrainingJob, str]] = {}
     failed: dict[str, str] = {}  # training output -> why it was not budgeted
-    for job in planned:
-        command = parse_train_command(job.shell)
-        if command is None:
-            continue
-        output = command.job["output"]
+    commands = {i: c for i, c in enumerate(map(parse_train_command, (j.shell for j in planned))) if c is not None}
+    for i, command in commands.items():
+        job, output = planned[i], command.job["output"]
         try:
             training = training_job(job, command, workdir)
             trainings[output] = (training, command.job["tokenizer"])
@@ -368,9 +374,9 @@ def plan_costs(planned: Iterable[PlannedJob], workdir: Path, throughput: Through
         except InputError as error:  # not prepared, or unreadable: its evaluation jobs cannot be budgeted either
             failed[output] = str(error)
             costs.append(JobCost(job.rule, output, None, reason=str(error)))
-    for job in planned:
+    for i, job in enumerate(planned):
         if job.rule not in ZERO_SHOT_RULES + FINETUNE_RULES:
-            if parse_train_command(job.shell) is None and job.outputs:
+            if i not in commands and job.outputs:
                 others[job.rule] = others.get(job.rule, 0) + 1
             continue
         output = job.outputs[0]
@@ -385,9 +391,8 @@ def plan_costs(planned: Iterable[PlannedJob], workdir: Path, throughput: Through
                                           functools.partial(_measured_pair_work, workdir / tokenizer, workdir)))
             else:
                 tuning = finetune_job(job, training, Path(tokenizer), workdir, finetune)
-                data = workdir / next(p for p in job.inputs if p != training.output)
-                costs.append(finetune_cost(tuning, throughput,
-                                           functools.partial(measured_task_work, workdir / tokenizer, data)))
+                costs.append(finetune_cost(tuning, throughput, functools.partial(
+                    measured_task_work, workdir / tokenizer, workdir / data_input(job, training))))
         except InputError as error:  # a missing measurement, or inputs not prepared: named, never guessed
             costs.append(JobCost(job.rule, output, None, reason=str(error)))
     return costs, others
