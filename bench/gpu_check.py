@@ -10,9 +10,9 @@ For a maintainer with one GPU. Through the project's own functions it measures
    MFU is ``tokens/s × Σ_students flops_per_token / peak`` (analytic FLOPs of
    :func:`babyteach.models.flops_per_token`, dense bf16 peak from :data:`PEAK_BF16`), so a
    teacher's forward (KD) and DWML's outer steps count as overhead;
-2. scoring ``blimp-fast`` with the trained teacher (``evaluate_pairs``, length-bucketed batches of
-   ``--batch-tokens`` tokens) and, with ``--full-blimp``, the whole ``blimp-filtered`` (59,875
-   pairs; target ≤ 15 s on an H200-class GPU);
+2. scoring ``blimp-fast``, ``supplement-fast`` and ``ewok-fast`` with the trained teacher
+   (``evaluate_pairs``, length-bucketed batches of ``--batch-tokens`` tokens) and, with
+   ``--full-blimp``, the whole ``blimp-filtered`` (59,875 pairs; target ≤ 15 s on an H200-class GPU);
 3. fine-tuning the trained teacher on one GLUE task for one epoch (``finetune_model``), when the
    data holds it;
 4. the NVML utilisation the training runs recorded (:mod:`babyteach.gpu`).
@@ -27,7 +27,8 @@ It prints a table as it goes and writes ``throughput.json`` (``--out``), the inp
 
 ``--data`` is a folder from ``bench/prepare_device_data.py`` (a GPU machine has no data mirror):
 ``shards/``, ``tokenizer/``, ``peers.json`` (the searched peers, as a GPU machine may lack
-bayes_opt), ``blimp-fast/`` and optionally ``blimp-filtered/`` and ``glue-filtered/``.
+bayes_opt), ``blimp-fast/`` and optionally ``supplement-fast/``, ``ewok-fast/``, ``blimp-filtered/``
+and ``glue-filtered/`` (whatever is missing is skipped and said so).
 """
 
 from __future__ import annotations
@@ -113,7 +114,7 @@ def prepare_from_mirror(mirror: Path, work: Path, lines_per_file: int, vocab_siz
     write_search(work / "search.json", search)
     peers = {name: arch.to_dict() for name, arch in students_from_search(work / "search.json", 4).items()}
     (work / "peers.json").write_text(json.dumps(peers), encoding="utf-8")
-    for family in ("blimp-fast", "blimp-filtered", "glue-filtered"):
+    for family in ("blimp-fast", "supplement-fast", "ewok-fast", "blimp-filtered", "glue-filtered"):
         fetch_dataset(family, work / family, mirror)
     return work
 
@@ -251,7 +252,7 @@ def main(argv: list[str] | None = None) -> None:
 
         if teacher_dir is not None:
             per_task = 20 if args.quick else None
-            families = ["blimp-fast"] + (["blimp-filtered"] if args.full_blimp else [])
+            families = ["blimp-fast", "supplement-fast", "ewok-fast"] + (["blimp-filtered"] if args.full_blimp else [])
             for family in families:  # blimp-fast first: the CUDA context and kernels are warm for the full set
                 if not (data / family).is_dir():
                     say(f"{family}: not in {data}; skipped")
@@ -266,9 +267,11 @@ def main(argv: list[str] | None = None) -> None:
                                           "batch_tokens": args.batch_tokens})  # fmt: skip
                 save()
                 target = f" (target ≤ {TARGET_FULL_BLIMP_S:.0f} s for 59,875 pairs)" if family == "blimp-filtered" else ""
+                plan = (f"; {describe_plan(tokenizer, family, data / family, args.batch_tokens, per_task)}"
+                        if family.startswith("blimp") else "")  # the plan of a family without context
                 say(f"{family}: {scored['n_pairs']} pairs in {seconds:.1f} s ({scored['pairs_per_second']:.0f} "
                     f"pairs/s, tokenizing included; {wall:.1f} s with loading){target}, accuracy "
-                    f"{scored['macro_accuracy']:.3f}; {describe_plan(tokenizer, family, data / family, args.batch_tokens, per_task)}")
+                    f"{scored['macro_accuracy']:.3f}{plan}")
             glue = data / "glue-filtered"
             if (glue / f"{FINETUNE_TASK}.train.jsonl").is_file():
                 from babyteach.evaluate.glue import FinetuneConfig, finetune_model
