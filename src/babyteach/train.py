@@ -31,11 +31,13 @@ several runs in one process should start the group itself::
 
     torchrun --standalone --nproc_per_node 4 my_training_script.py   # which calls train(...)
 
-Every process masks the same global micro-batch of ``cfg.batch_size`` blocks and trains on
-its ``batch_size / W`` rows; each student's gradients are summed over the processes once per
-optimiser step (one flat all-reduce per student, after accumulation), weighted so that the
-update equals a single process's on the whole batch: the loss is a mean over the masked
-positions of the global batch, whatever their split. Dropout draws use seed ``seed + rank``.
+Every process builds and masks its ``batch_size / W`` rows of the same global micro-batch of
+``cfg.batch_size`` blocks, exactly as a single process masks those rows
+(:mod:`babyteach.data.batches`); every row has the same number of predicted positions, so the
+mean of the processes' mean losses is the global mean, and each student's gradients are
+averaged over the processes once per optimiser step (one flat all-reduce per student, after
+accumulation): the update equals a single process's on the whole batch. Dropout draws use
+seed ``seed + rank``.
 Only rank 0 logs, checkpoints and writes ``out_dir``; the checkpoint keeps every rank's
 random state, so a resume with the same number of processes is exact. DWML's outer step
 averages the processes' hypergradients, so ω stays identical on every rank.
@@ -54,7 +56,7 @@ Outputs, written as one directory at the end (``out_dir`` appears complete or no
     out_dir/train_summary.json   steps, tokens, wall time, GPU summary, and per student the final dev
                                  loss, analytic training FLOPs (and ω); the config
 
-The dev loss (:func:`_dev_loss`) is each student's masked CE on the first ``cfg.dev_blocks`` dev
+The dev loss (:class:`_DevSet`) is each student's masked CE on the first ``cfg.dev_blocks`` dev
 blocks, with the same masks at every evaluation and in every run of the same seed, so its points
 are comparable across steps and methods. It is computed at the end and, with ``cfg.eval_every``,
 after every ``eval_every``-th optimiser step too (the last of the curve is the final dev loss).
@@ -64,9 +66,17 @@ backward: about ``dev_blocks / (3 × batch_size × grad_accum)`` steps' compute 
 Evaluating neither changes the weights nor draws from the training random state: a run with
 ``eval_every`` ends with the weights of the same run without it.
 
-Numerics: fp32 on CPU; on CUDA bf16 autocast (``precision="auto"``), TF32 matmuls and fused
-AdamW. Masking draws come from a generator seeded per micro-batch and the global RNG
-(dropout) is checkpointed, so resumed runs are exact on deterministic hardware.
+The step never waits for the device between log lines: the token streams live on the device,
+blocks are gathered and masked there with static shapes (:mod:`babyteach.data.masking`), and
+losses, non-finite checks, gradient norms and outer-step records are read back only at
+``log_every``, ``eval_every`` and ``checkpoint_every`` steps (:class:`_Tally`); a non-finite loss
+stops the run at the next of those, naming the step where it first appeared, before any
+checkpoint is written (``tests/test_step_sync.py`` checks every method on the CPU).
+
+Numerics: fp32 on CPU; on CUDA bf16 autocast (``precision="auto"``) and TF32 matmuls; one fused
+AdamW for all students. Masks are a hash of (seed, stream, micro-batch, position), the same on
+every device, and the global RNG (dropout) is checkpointed, so resumed runs are exact on
+deterministic hardware.
 """
 
 from __future__ import annotations
