@@ -9,6 +9,7 @@ distribution and little else (the plateau of issue 12)::
     baseline = unigram_baseline(Path("results/2024-10M/shards"))
     baseline.train_entropy        # nats: H of the train tokens' frequencies
     baseline.dev_cross_entropy    # nats: dev tokens under the train frequencies (add-one smoothed)
+    own_token_floor(shards)       # nats: best dev loss from the own (corrupted) input token alone
 
 Only text tokens count: the shards hold no special tokens, and the ``</s>`` separators the
 block reader inserts between lines are never predicted (:mod:`babyteach.data.masking`).
@@ -21,6 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
+from babyteach.data.masking import MASK_SHARE, RANDOM_SHARE
 from babyteach.data.shards import _load_split, read_meta
 from babyteach.errors import InputError
 
@@ -65,3 +67,38 @@ def unigram_baseline(shard_dir: Path) -> UnigramBaseline:
     used = dev > 0
     dev_cross_entropy = float(-(dev[used] * np.log(q[used])).sum() / dev.sum())
     return UnigramBaseline(train_entropy, dev_cross_entropy, int(train.sum()), int(dev.sum()))
+
+
+def own_token_floor(shard_dir: Path, mask_share: float = MASK_SHARE, random_share: float = RANDOM_SHARE) -> float:
+    """The dev masked-LM loss of the best predictor that sees only its own (corrupted) input token, nats.
+
+    Of the predicted positions, ``mask_share`` show ``<mask>``, ``random_share`` a random
+    non-special id (uniform over the R non-special ids) and the rest the true token
+    (:mod:`babyteach.data.masking`). Without context, the best a model can do is the unigram
+    ``q`` (train frequencies, add-one smoothed as in :func:`unigram_baseline`) at a ``<mask>``,
+    and at a shown id ``x`` the Bayes posterior ``p(y | x) = (q(x)·[y = x] + q(y)/R) / (q(x) + 1/R)``
+    (it was kept with probability ∝ ``q(x)``, drawn at random with probability ∝ ``1/R``). Its
+    dev loss is this floor, about 0.55 nat under the unigram cross-entropy: a run whose dev loss
+    stays at or above it has learned to copy its input token and nothing from the context
+    (the plateau of issue 12, docs/RECIPE.md).
+    """
+    shard_dir = Path(shard_dir)
+    meta = read_meta(shard_dir)
+    train, dev = token_counts(shard_dir, "train"), token_counts(shard_dir, "dev")
+    if train.sum() == 0 or dev.sum() == 0:
+        raise InputError(f"{shard_dir}: the train and dev splits need at least one token for the own-token floor")
+    ordinary = np.ones(len(train), dtype=bool)
+    ordinary[sorted(int(i) for i in meta["special_tokens"].values())] = False
+    if np.any(dev[~ordinary]):
+        raise InputError(f"{shard_dir}: the dev tokens contain special ids; rerun the tokenize_corpus step")
+    q = train[ordinary] + 1.0
+    q /= q.sum()  # (R,): smoothed train unigram over the non-special ids
+    d = dev[ordinary] / dev.sum()  # dev frequencies of the targets
+    r = float(ordinary.sum())
+    at_mask = -(d * np.log(q)).sum()
+    kept = -(d * np.log(q * (1 + 1 / r) / (q + 1 / r))).sum()
+    # random: y ~ d, x uniform over the R ids; loss = log(q(x) + 1/R) − log(q(y)/R + q(y)·[x = y])
+    mean_log_norm = np.log(q + 1 / r).mean()
+    at_random = mean_log_norm - (d * ((r - 1) / r * np.log(q / r) + np.log(q * (1 + 1 / r)) / r)).sum()
+    keep_share = 1.0 - mask_share - random_share
+    return float(mask_share * at_mask + keep_share * kept + random_share * at_random)
