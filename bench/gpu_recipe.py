@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import functools
 import json
 import logging
 import math
@@ -251,7 +252,7 @@ def plot_curves(curves: pd.DataFrame, unigram: float, floor: float, path: Path, 
 def run_recipes(settings: Sequence[Setting], shard_dir: Path, tokenizer_dir: Path, out_dir: Path,
                 token_budget: int, *, points: int = 8, budget_s: float | None = None, device: str = "auto",
                 base: Mapping[str, Any] | None = None, eval_sets: Mapping[str, Path] | None = None,
-                title: str = "", say: Callable[[str], None] = print) -> pd.DataFrame:
+                title: str = "", say: Callable[[str], None] | None = None) -> pd.DataFrame:
     """Train every setting in turn for ``token_budget`` tokens; write curves, summary and figure; return the summary.
 
     ``base``: TrainConfig fields the settings override (default: config.yaml's training section).
@@ -265,6 +266,7 @@ def run_recipes(settings: Sequence[Setting], shard_dir: Path, tokenizer_dir: Pat
     from babyteach.data.shards import PackedBlocks
     from babyteach.evaluate.pairs import evaluate_pairs
 
+    say = say or functools.partial(print, flush=True)  # flushed: the curves show while a device script runs
     started = time.monotonic()
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
