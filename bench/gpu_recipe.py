@@ -191,45 +191,18 @@ def _dev_curve(run_dir: Path) -> list[dict[str, Any]]:
     return rows
 
 
-def loss_by_corruption(model_dir: Path, shard_dir: Path, cfg: TrainConfig, device: str = "auto") -> dict[str, float]:
-    """Dev masked-LM loss split by what the predicted position shows: ``ce_mask`` (``<mask>``, 80 %),
-    ``ce_random`` (a random id) and ``ce_kept`` (the true id), nats.
-
-    At a ``<mask>`` a model without context can do no better than the unigram cross-entropy, so
-    ``ce_mask`` under it measures what the model takes from the context; the kept positions show
-    whether it learned to copy. The first ``cfg.dev_blocks`` dev blocks, masked with a fixed seed.
-    """
-    from babyteach.data.masking import mask_tokens
-    from babyteach.data.shards import PackedBlocks, read_meta
-    from babyteach.data.tokenizer import MASK
-    from babyteach.models import masked_logits
+def loss_by_corruption_of(model_dir: Path, shard_dir: Path, cfg: TrainConfig, device: str = "auto") -> dict[str, float]:
+    """A saved model's dev loss at ``<mask>`` / random / kept positions (:mod:`babyteach.diagnostics`):
+    ``ce_mask`` under the unigram cross-entropy is what it takes from the context."""
     from transformers import AutoModelForMaskedLM
 
-    meta = read_meta(shard_dir)
+    from babyteach.diagnostics import loss_by_corruption
+
     where = torch.device("cuda" if device != "cpu" and torch.cuda.is_available() else "cpu")
-    model = AutoModelForMaskedLM.from_pretrained(model_dir, dtype=torch.float32).to(where).eval()
-    dev = PackedBlocks(shard_dir, "dev", cfg.block_size)
-    n = min(cfg.dev_blocks, len(dev))
-    generator = torch.Generator().manual_seed(cfg.seed + 12345)
-    special = sorted(meta["special_tokens"].values())
-    mask_id = meta["special_tokens"][MASK]
-    sums = {"mask": 0.0, "random": 0.0, "kept": 0.0}
-    counts = dict.fromkeys(sums, 0)
-    with torch.no_grad():
-        for first in range(0, n, cfg.batch_size):
-            ids = torch.from_numpy(dev.get_blocks(range(first, min(first + cfg.batch_size, n))))
-            batch = mask_tokens(ids, generator, cfg.mask_prob, mask_id, meta["vocab_size"], special)
-            positions = torch.zeros(ids.numel(), dtype=torch.bool)
-            positions[batch.positions] = True
-            logits = masked_logits(model, batch.input_ids.to(where), None, positions.view(ids.shape).to(where))
-            losses = torch.nn.functional.cross_entropy(logits.float(), batch.targets.to(where), reduction="none").cpu()
-            shown = batch.input_ids.flatten()[batch.positions]  # (n_masked,)
-            kinds = {"mask": shown == mask_id, "kept": shown == batch.targets}
-            kinds["random"] = ~(kinds["mask"] | kinds["kept"])
-            for kind, chosen in kinds.items():
-                sums[kind] += float(losses[chosen].sum())
-                counts[kind] += int(chosen.sum())
-    return {f"ce_{kind}": sums[kind] / max(counts[kind], 1) for kind in sums}
+    model = AutoModelForMaskedLM.from_pretrained(model_dir, dtype=torch.float32).to(where)
+    split = loss_by_corruption(model, shard_dir, cfg.block_size, cfg.dev_blocks, cfg.batch_size, cfg.mask_prob)
+    return {"ce_mask": split.mask, "ce_random": split.random, "ce_kept": split.kept,
+            "context_gain": split.context_gain}
 
 
 def plot_curves(curves: pd.DataFrame, unigram: float, floor: float, path: Path, title: str) -> None:
@@ -335,9 +308,9 @@ def run_recipes(settings: Sequence[Setting], shard_dir: Path, tokenizer_dir: Pat
             row.update(status="done", final_dev_loss=final, min_dev_loss=min(p["dev_loss"] for p in points_of_run),
                        under_unigram=unigram - final, under_floor=floor - final, wall_s=wall,
                        tokens_per_s=row["tokens"] / max(result["wall_time_s"], 1e-9))
-            row.update(loss_by_corruption(run_dir / "teacher", shard_dir, cfg, device))
-            say(f"{setting.name}\tdev loss at <mask> {row['ce_mask']:.3f} (unigram {unigram:.3f}), random "
-                f"{row['ce_random']:.3f}, kept {row['ce_kept']:.3f}")
+            row.update(loss_by_corruption_of(run_dir / "teacher", shard_dir, cfg, device))
+            say(f"{setting.name}\tdev loss at <mask> {row['ce_mask']:.3f} (context gain over the unigram at the "
+                f"same positions {row['context_gain']:+.3f}), random {row['ce_random']:.3f}, kept {row['ce_kept']:.3f}")
             (out_dir / "runs").mkdir(exist_ok=True)
             shutil.copy2(run_dir / "metrics.jsonl", out_dir / "runs" / f"{setting.name}.metrics.jsonl")
             for family, folder in (eval_sets or {}).items():

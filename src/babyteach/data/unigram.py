@@ -49,6 +49,16 @@ def token_counts(shard_dir: Path, split: str) -> np.ndarray:
     return np.bincount(np.asarray(tokens), minlength=int(meta["vocab_size"])).astype(np.int64)
 
 
+def smoothed_unigram(shard_dir: Path) -> np.ndarray:
+    """The train split's token frequencies with one added to every non-special id, normalised,
+    ``(vocab_size,)`` float64; special ids (never a target) get 0. The context-free predictor whose dev
+    loss is :attr:`UnigramBaseline.dev_cross_entropy`."""
+    meta = read_meta(shard_dir)
+    smoothed = token_counts(shard_dir, "train").astype(np.float64) + 1.0
+    smoothed[sorted(int(i) for i in meta["special_tokens"].values())] = 0.0  # never a target
+    return smoothed / smoothed.sum()
+
+
 def unigram_baseline(shard_dir: Path) -> UnigramBaseline:
     """The :class:`UnigramBaseline` of a shard folder with ``train`` and ``dev`` splits."""
     shard_dir = Path(shard_dir)
@@ -59,9 +69,7 @@ def unigram_baseline(shard_dir: Path) -> UnigramBaseline:
     p = train / train.sum()
     seen = p > 0
     train_entropy = float(-(p[seen] * np.log(p[seen])).sum())
-    smoothed = train.astype(np.float64) + 1.0
-    smoothed[sorted(int(i) for i in meta["special_tokens"].values())] = 0.0  # never a target
-    q = smoothed / smoothed.sum()
+    q = smoothed_unigram(shard_dir)
     if np.any(dev[q == 0]):
         raise InputError(f"{shard_dir}: the dev tokens contain special ids; rerun the tokenize_corpus step")
     used = dev > 0
