@@ -191,18 +191,21 @@ def _dev_curve(run_dir: Path) -> list[dict[str, Any]]:
     return rows
 
 
-def loss_by_corruption_of(model_dir: Path, shard_dir: Path, cfg: TrainConfig, device: str = "auto") -> dict[str, float]:
-    """A saved model's dev loss at ``<mask>`` / random / kept positions (:mod:`babyteach.diagnostics`):
-    ``ce_mask`` under the unigram cross-entropy is what it takes from the context."""
+def loss_by_corruption_of(model_dir: Path, shard_dir: Path, cfg: TrainConfig, device: str = "auto") -> dict[str, Any]:
+    """A saved model's diagnostics (:mod:`babyteach.diagnostics`): dev loss at ``<mask>`` / random / kept
+    positions (``context_gain``: what it takes from the context; ``ce_kept`` near the unigram: it does not
+    copy its input) and the cosine between positions' hidden states per layer (near 1: collapsed)."""
     from transformers import AutoModelForMaskedLM
 
-    from babyteach.diagnostics import loss_by_corruption
+    from babyteach.diagnostics import hidden_similarity, loss_by_corruption
 
     where = torch.device("cuda" if device != "cpu" and torch.cuda.is_available() else "cpu")
     model = AutoModelForMaskedLM.from_pretrained(model_dir, dtype=torch.float32).to(where)
     split = loss_by_corruption(model, shard_dir, cfg.block_size, cfg.dev_blocks, cfg.batch_size, cfg.mask_prob)
+    similarity = hidden_similarity(model, shard_dir, cfg.block_size)
     return {"ce_mask": split.mask, "ce_random": split.random, "ce_kept": split.kept,
-            "context_gain": split.context_gain}
+            "context_gain": split.context_gain, "cos_last": similarity[-1],
+            "cos_layers": " ".join(f"{c:.2f}" for c in similarity)}
 
 
 def plot_curves(curves: pd.DataFrame, unigram: float, floor: float, path: Path, title: str) -> None:
@@ -310,7 +313,8 @@ def run_recipes(settings: Sequence[Setting], shard_dir: Path, tokenizer_dir: Pat
                        tokens_per_s=row["tokens"] / max(result["wall_time_s"], 1e-9))
             row.update(loss_by_corruption_of(run_dir / "teacher", shard_dir, cfg, device))
             say(f"{setting.name}\tdev loss at <mask> {row['ce_mask']:.3f} (context gain over the unigram at the "
-                f"same positions {row['context_gain']:+.3f}), random {row['ce_random']:.3f}, kept {row['ce_kept']:.3f}")
+                f"same positions {row['context_gain']:+.3f}), random {row['ce_random']:.3f}, kept {row['ce_kept']:.3f}; "
+                f"cosine between positions per layer {row['cos_layers']}")
             (out_dir / "runs").mkdir(exist_ok=True)
             shutil.copy2(run_dir / "metrics.jsonl", out_dir / "runs" / f"{setting.name}.metrics.jsonl")
             for family, folder in (eval_sets or {}).items():

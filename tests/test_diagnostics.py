@@ -11,7 +11,7 @@ from babyteach.data.masking import mask_tokens
 from babyteach.data.shards import PackedBlocks, read_meta
 from babyteach.data.tokenizer import MASK
 from babyteach.data.unigram import smoothed_unigram
-from babyteach.diagnostics import loss_by_corruption
+from babyteach.diagnostics import hidden_similarity, loss_by_corruption
 from babyteach.models import build_model, masked_logits
 from train_helpers import BLOCK, TINY, data  # noqa: F401  (the tiny corpus fixture)
 
@@ -62,3 +62,17 @@ def test_a_model_that_outputs_the_unigram_gains_nothing_from_context(data):  # n
     split = loss_by_corruption(model, shards, BLOCK, dev_blocks=8, batch_size=4)
     assert split.context_gain == pytest.approx(0.0, abs=1e-5)
     assert split.mask == pytest.approx(split.mask_reference, abs=1e-5)
+
+
+def test_hidden_similarity_is_the_mean_cosine_of_distinct_positions(data):  # noqa: F811
+    shards, _ = data
+    meta = read_meta(shards)
+    model = build_model(TINY, meta["vocab_size"], BLOCK, seed=1)
+    similarities = hidden_similarity(model, shards, BLOCK, blocks=3)
+    assert len(similarities) == TINY.layers + 1
+    ids = torch.from_numpy(PackedBlocks(shards, "dev", BLOCK).get_blocks(np.arange(3)))
+    with torch.no_grad():
+        last = model.eval().roberta(input_ids=ids).last_hidden_state  # (3, BLOCK, H)
+    pairs = [float(F.cosine_similarity(last[b, i], last[b, j], dim=0))
+             for b in range(3) for i in range(BLOCK) for j in range(BLOCK) if i != j]
+    assert similarities[-1] == pytest.approx(sum(pairs) / len(pairs), rel=1e-5)

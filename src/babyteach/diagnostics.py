@@ -61,7 +61,8 @@ def loss_by_corruption(model: RobertaForMaskedLM, shard_dir: Path, block_size: i
     mode on its own device, in fp32; its mode is restored.
     """
     meta = read_meta(shard_dir)
-    reference = -torch.from_numpy(np.log(smoothed_unigram(shard_dir)))  # (vocab,): unigram loss per target id
+    with np.errstate(divide="ignore"):  # special ids have probability 0 and are never targets
+        reference = -torch.from_numpy(np.log(smoothed_unigram(shard_dir)))  # (vocab,): unigram loss per target id
     reference_sum = 0.0
     dev = PackedBlocks(shard_dir, "dev", block_size)
     n = min(dev_blocks, len(dev))
@@ -94,3 +95,30 @@ def loss_by_corruption(model: RobertaForMaskedLM, shard_dir: Path, block_size: i
         overall=sum(sums.values()) / total, counts=counts,
         mask_reference=reference_sum / counts["mask"] if counts["mask"] else float("nan"),
     )
+
+
+def hidden_similarity(model: RobertaForMaskedLM, shard_dir: Path, block_size: int = 128, blocks: int = 16) -> list[float]:
+    """Mean cosine similarity between the hidden states of different positions of a block, per layer.
+
+    Entry 0 is the embedding output, entry ``l`` the output of layer ``l``; the mean is over all
+    pairs of distinct positions of each of the first ``blocks`` dev blocks (unmasked). Near 1, every
+    position carries the same vector: the representations have collapsed (Dong et al. 2021, "Attention
+    is not all you need: pure attention loses rank"), and a model can neither copy its input token nor
+    tell positions apart, the signature of the CPU plateau in docs/RECIPE.md.
+    """
+    dev = PackedBlocks(shard_dir, "dev", block_size)
+    ids = torch.from_numpy(dev.get_blocks(np.arange(min(blocks, len(dev)))))
+    device = next(model.parameters()).device
+    training = model.training
+    model.eval()
+    with torch.no_grad():
+        states = model.roberta(input_ids=ids.to(device), output_hidden_states=True).hidden_states
+    model.train(training)
+    similarities = []
+    for hidden in states:  # each (blocks, seq, H)
+        unit = F.normalize(hidden.float(), dim=-1)
+        cos = unit @ unit.transpose(1, 2)  # (blocks, seq, seq)
+        seq = cos.shape[-1]
+        similarities.append(float((cos.sum(dim=(1, 2)) - cos.diagonal(dim1=1, dim2=2).sum(dim=1)).mean()
+                                  / (seq * (seq - 1))))
+    return similarities
