@@ -11,7 +11,7 @@ import pytest
 
 from babyteach.data.shards import offsets_file, tokens_file
 from babyteach.data.tokenizer import SPECIAL_TOKENS
-from babyteach.data.unigram import own_token_floor, token_counts, unigram_baseline
+from babyteach.data.unigram import dev_counts, own_token_floor, token_counts, unigram_baseline
 from babyteach.errors import InputError
 
 
@@ -79,3 +79,16 @@ def test_own_token_floor_equals_enumerating_the_corruption(tmp_path):
     floor = own_token_floor(shards)
     assert floor == pytest.approx(brute_force_floor(train, dev, [5, 6, 7]), rel=1e-12)
     assert floor < unigram_baseline(shards).dev_cross_entropy  # the shown token helps
+
+
+def test_dev_blocks_restricts_the_dev_numbers_to_the_first_blocks(tmp_path):
+    # one dev line 5 5 5 6 7 7 in blocks of 5: <s> 5 5 5 </s>, <s> 6 7 7 </s> (the specials are never counted)
+    shards = write_shards(tmp_path / "s", {"train": [5, 5, 6, 7], "dev": [5, 5, 5, 6, 7, 7]})
+    assert dev_counts(shards, 1, block_size=5).tolist() == [0, 0, 0, 0, 0, 3, 0, 0]
+    first = unigram_baseline(shards, dev_blocks=1, block_size=5)
+    assert first.dev_cross_entropy == pytest.approx(-math.log(3 / 7), rel=1e-12)  # q = (3, 2, 2) / 7
+    assert first.dev_tokens == 3
+    assert unigram_baseline(shards, dev_blocks=99, block_size=5).dev_cross_entropy == pytest.approx(
+        unigram_baseline(shards).dev_cross_entropy, rel=1e-12)  # all blocks: the whole split
+    assert own_token_floor(shards, dev_blocks=1, block_size=5) == pytest.approx(
+        brute_force_floor([5, 5, 6, 7], [5, 5, 5], [5, 6, 7]), rel=1e-12)
