@@ -129,6 +129,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--warmup-fraction", type=float, default=0.06)
     parser.add_argument("--out", type=Path, default=Path("build/exp"))
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--precisions", nargs="+", default=["fp32", "bf16"], choices=("fp32", "bf16"))
     parser.add_argument("--check", action="store_true", help="also run train() in fp32 and compare the curves")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
@@ -140,11 +141,11 @@ def main(argv: list[str] | None = None) -> None:
     cfg = TrainConfig(**base, token_budget=args.tokens, eval_every=max(1, steps // args.points),
                       log_every=max(1, steps // args.points))
     rows = []
-    for precision in ("fp32", "bf16"):
+    for precision in args.precisions:
         started = time.monotonic()
         rows += train_curve(arch, shards, cfg, precision)
         print(f"{precision}: {time.monotonic() - started:.0f} s", flush=True)
-    if args.check:
+    if args.check and "fp32" in args.precisions:
         with tempfile.TemporaryDirectory() as scratch:
             summary = train("baseline", {"teacher": arch}, shards, args.data / "tokenizer", Path(scratch) / "o",
                             Path(scratch) / "c", cfg)
@@ -161,7 +162,7 @@ def main(argv: list[str] | None = None) -> None:
         print(f"fp32 loop vs train(): largest dev-loss difference {gap:.2e} nats over {len(mine)} points "
               f"(final {mine[-1]:.4f} vs {summary['students']['teacher']['final_dev_loss']:.4f})")
     args.out.mkdir(parents=True, exist_ok=True)
-    path = args.out / f"bf16_{args.arch}_lr{args.lr:g}.csv"
+    path = args.out / f"bf16_{args.arch}_lr{args.lr:g}_{'-'.join(args.precisions)}.csv"
     pd.DataFrame(rows).to_csv(path, index=False)
     print(f"wrote {path}")
 
