@@ -157,11 +157,15 @@ class _LiveDevLoss(logging.Handler):
     def __init__(self, name: str, say: Callable[[str], None]) -> None:
         super().__init__(logging.INFO)
         self.name_, self.say = name, say
+        self.points: list[tuple[int, float]] = []  # (step, dev loss) as logged: a stopped run's partial curve
 
     def emit(self, record: logging.LogRecord) -> None:
         message = record.getMessage()
         if "dev loss" in message:
             self.say(f"  {self.name_}: {message}")
+            match = re.search(r"step (\d+)/\d+ dev loss \S+=([-\d.]+)", message)
+            if match:
+                self.points.append((int(match.group(1)), float(match.group(2))))
 
 
 @contextlib.contextmanager
@@ -173,7 +177,7 @@ def _live(name: str, say: Callable[[str], None]):
     logger.setLevel(logging.INFO)
     logger.propagate = False  # its other INFO lines (every log_every step) stay out of the root handlers
     try:
-        yield
+        yield handler
     finally:
         logger.removeHandler(handler)
         logger.setLevel(level)
@@ -279,7 +283,8 @@ def run_recipes(settings: Sequence[Setting], shard_dir: Path, tokenizer_dir: Pat
         left = None if budget_s is None else budget_s - (time.monotonic() - started)
         estimate = None if s_per_flop is None else s_per_flop * flops
         if left is not None and (left <= 0 or (estimate is not None and estimate > left)):
-            row["status"] = f"skipped: needs ~{estimate or 0:.0f} s, {max(left, 0):.0f} s left"
+            row["status"] = (f"skipped: needs ~{estimate:.0f} s, {max(left, 0):.0f} s left" if estimate is not None
+                             else "skipped: no time left")
             say(f"## {setting.name}: {row['status']}")
             summary.append(row)
             _write(out_dir, curves, summary, unigram, floor, title)
@@ -300,13 +305,15 @@ def run_recipes(settings: Sequence[Setting], shard_dir: Path, tokenizer_dir: Pat
         with tempfile.TemporaryDirectory(prefix="recipe-") as scratch:
             run_dir = Path(scratch) / "out"
             try:
-                with _live(setting.name, say):
+                with _live(setting.name, say) as live:
                     result = train("baseline", {"teacher": setting.arch}, shard_dir, tokenizer_dir, run_dir,
                                    Path(scratch) / "ckpt", cfg, on_step=hook)
             except _Deadline as stop:
                 row["status"] = str(stop)
                 row["last_train_loss"] = train_losses[-1] if train_losses else math.nan
                 row["wall_s"] = time.monotonic() - run_started
+                curves += [{"setting": setting.name, "step": step, "tokens": step * row["tokens"] // steps,
+                            "dev_loss": loss} for step, loss in live.points]  # the dev points it reached
                 say(f"## {setting.name}: {row['status']} (last train loss {row['last_train_loss']:.3f})")
                 summary.append(row)
                 _write(out_dir, curves, summary, unigram, floor, title)
