@@ -119,7 +119,7 @@ def parse_setting(spec: str, default_arch: Architecture = TEACHER) -> Setting:
 
 
 def _scalar(text: str) -> Any:
-    """``"5e-4"`` → 0.0005, ``"32"`` → 32, ``"null"`` → None, ``"true"`` → True (YAML reads 5e-4 as a string)."""
+    """``"5e-4"`` → 0.0005, ``"32"`` → 32, ``"null"`` → None, ``"true"`` → True (YAML reads 5e-4 as a str)."""
     for kind in (int, float):
         try:
             return kind(text)
@@ -328,7 +328,8 @@ def run_recipes(settings: Sequence[Setting], shard_dir: Path, tokenizer_dir: Pat
                        tokens_per_s=row["tokens"] / max(result["wall_time_s"], 1e-9))
             row.update(loss_by_corruption_of(run_dir / "teacher", shard_dir, cfg, device))
             say(f"{setting.name}\tdev loss at <mask> {row['ce_mask']:.3f} (context gain over the unigram at the "
-                f"same positions {row['context_gain']:+.3f}), random {row['ce_random']:.3f}, kept {row['ce_kept']:.3f}; "
+                f"same positions {row['context_gain']:+.3f}), random {row['ce_random']:.3f}, "
+                f"kept {row['ce_kept']:.3f}; "
                 f"cosine between positions per layer {row['cos_layers']}")
             (out_dir / "runs").mkdir(exist_ok=True)
             shutil.copy2(run_dir / "metrics.jsonl", out_dir / "runs" / f"{setting.name}.metrics.jsonl")

@@ -21,7 +21,8 @@ DOCS = Path(__file__).resolve().parents[1] / "docs" / "recipe"
 #: Figure titles by CSV stem; a CSV without one gets its stem.
 TITLES: dict[str, str] = {
     "gpu_issue": "Issue author's H200 runs (bf16, vocab 50,265, f0eb2eb, 2026-11-29); lines: first 256 dev blocks",
-    "cpu_lr_warmup": "CPU: L4-H4-D128, batch 8, demo slice (vocab 2,000), 1,200 steps: lr and warmup; lines: first 64 dev blocks",
+    "cpu_lr_warmup": "CPU: L4-H4-D128, batch 8, demo slice (vocab 2,000), 1,200 steps: lr and warmup; "
+                     "lines: first 64 dev blocks",
     "cpu_factors": "CPU: L4-H4-D128, batch 8, demo slice, lr 2e-3, warmup 72 (seed 0): one change each",
     "cpu_peers": "CPU: teacher analogue L4-H4-D128 and peer analogues at one lr vs their own",
 }

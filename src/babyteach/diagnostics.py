@@ -97,7 +97,8 @@ def loss_by_corruption(model: RobertaForMaskedLM, shard_dir: Path, block_size: i
     )
 
 
-def hidden_similarity(model: RobertaForMaskedLM, shard_dir: Path, block_size: int = 128, blocks: int = 16) -> list[float]:
+def hidden_similarity(model: RobertaForMaskedLM, shard_dir: Path, block_size: int = 128,
+                      blocks: int = 16) -> list[float]:
     """Mean cosine similarity between the hidden states of different positions of a block, per layer.
 
     Entry 0 is the embedding output, entry ``l`` the output of layer ``l``; the mean is over all

@@ -110,10 +110,10 @@ def own_token_floor(shard_dir: Path, mask_share: float = MASK_SHARE, random_shar
     ``q`` (train frequencies, add-one smoothed as in :func:`unigram_baseline`) at a ``<mask>``,
     and at a shown id ``x`` the Bayes posterior ``p(y | x) = (q(x)·[y = x] + q(y)/R) / (q(x) + 1/R)``
     (it was kept with probability ∝ ``q(x)``, drawn at random with probability ∝ ``1/R``). Its
-    dev loss is this floor, 0.55–0.66 nat under the unigram cross-entropy on the BabyLM slices: a
+    dev loss is this floor, 0.54–0.66 nat under the unigram cross-entropy on the BabyLM slices: a
     run whose dev loss is under it has learned from the context (one above it may have too: the
-    floor assumes a perfect copy; :mod:`babyteach.diagnostics` separates the two). ``dev_blocks``: over the first dev blocks only, as
-    :func:`unigram_baseline`.
+    floor assumes a perfect copy; :mod:`babyteach.diagnostics` separates the two). ``dev_blocks``:
+    over the first dev blocks only, as :func:`unigram_baseline`.
     """
     shard_dir = Path(shard_dir)
     meta = read_meta(shard_dir)
