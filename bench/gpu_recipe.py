@@ -237,16 +237,18 @@ def plot_curves(curves: pd.DataFrame, unigram: float, floor: float, path: Path, 
 def run_recipes(settings: Sequence[Setting], shard_dir: Path, tokenizer_dir: Path, out_dir: Path,
                 token_budget: int, *, points: int = 8, budget_s: float | None = None, device: str = "auto",
                 base: Mapping[str, Any] | None = None, eval_sets: Mapping[str, Path] | None = None,
-                title: str = "", say: Callable[[str], None] | None = None) -> pd.DataFrame:
+                eval_max_per_task: int | None = None, title: str = "",
+                say: Callable[[str], None] | None = None) -> pd.DataFrame:
     """Train every setting in turn for ``token_budget`` tokens; write curves, summary and figure; return the summary.
 
     ``base``: TrainConfig fields the settings override (default: config.yaml's training section).
     ``budget_s``: wall-clock seconds for all settings; a setting estimated not to fit is skipped
-    (status ``skipped: …``) and one that overruns is stopped (``stopped at step …``; its dev curve is
-    lost, its train losses are in the log). ``eval_sets``: family → fetched folder (e.g.
-    ``{"blimp-fast": Path("device_data/blimp-fast")}``), scored per setting with the BabyLM PLL
-    scorer (counts in the budget). Outputs in ``out_dir``: ``recipe_curves.csv``,
-    ``recipe_summary.csv``, ``recipe_curves.png``.
+    (status ``skipped: …``) and one that overruns is stopped (``stopped at step …``; the dev points it
+    reached are kept). ``eval_sets``: family → fetched folder (e.g. ``{"blimp-fast":
+    Path("device_data/blimp-fast")}``), scored per setting with the BabyLM PLL scorer (its time counts in
+    the estimates; ``eval_max_per_task``: only the first N pairs per task). Every finished run also gets
+    the diagnostics of :func:`loss_by_corruption_of`. Outputs in ``out_dir``: ``recipe_curves.csv``,
+    ``recipe_summary.csv``, ``recipe_curves.png`` and ``runs/<setting>.metrics.jsonl``.
     """
     from babyteach.data.shards import PackedBlocks
     from babyteach.evaluate.pairs import evaluate_pairs
@@ -319,7 +321,6 @@ def run_recipes(settings: Sequence[Setting], shard_dir: Path, tokenizer_dir: Pat
                 _write(out_dir, curves, summary, unigram, floor, title)
                 continue
             wall = time.monotonic() - run_started
-            s_per_flop = wall / flops
             points_of_run = _dev_curve(run_dir)
             curves += [{"setting": setting.name, **point} for point in points_of_run]
             final = result["students"]["teacher"]["final_dev_loss"]
@@ -334,9 +335,11 @@ def run_recipes(settings: Sequence[Setting], shard_dir: Path, tokenizer_dir: Pat
             (out_dir / "runs").mkdir(exist_ok=True)
             shutil.copy2(run_dir / "metrics.jsonl", out_dir / "runs" / f"{setting.name}.metrics.jsonl")
             for family, folder in (eval_sets or {}).items():
-                scored = evaluate_pairs(run_dir / "teacher", family, Path(folder), Path(scratch) / f"{family}.json")
+                scored = evaluate_pairs(run_dir / "teacher", family, Path(folder), Path(scratch) / f"{family}.json",
+                                        max_per_task=eval_max_per_task)
                 row[family] = 100 * scored["macro_accuracy"]
                 say(f"{setting.name}\t{family} {row[family]:.1f}")
+        s_per_flop = (time.monotonic() - run_started) / flops  # training, diagnostics and scoring
         say(f"## {setting.name}: final dev loss {final:.4f} (unigram {final - unigram:+.3f}, own-token floor "
             f"{final - floor:+.3f}) in {wall:.0f} s")
         summary.append(row)
@@ -367,6 +370,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--budget-s", type=float, default=None, help="wall-clock seconds for all settings")
     parser.add_argument("--device", default="auto", choices=("auto", "cuda", "cpu"), help="training.device")
     parser.add_argument("--score", nargs="*", default=[], help="fetched sets to score per setting, e.g. blimp-fast")
+    parser.add_argument("--score-max", type=int, default=None, help="score only the first N pairs per task")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     parser.add_argument("--quick", action="store_true",
                         help="smoke run: L2-H2-D64, 40k tokens, demo-sized settings (use with the demo data)")
@@ -384,13 +388,15 @@ def main(argv: list[str] | None = None) -> None:
         arch, args.tokens, args.points = Architecture(2, 2, 64), 40_000, 4
         specs = args.setting or list(QUICK_SETTINGS)
         base.update(batch_size=8, dev_blocks=16)
+        args.score_max = args.score_max or 20
     settings = [parse_setting(spec, arch) for spec in specs]
     device = args.device
     name = torch.cuda.get_device_name() if device != "cpu" and torch.cuda.is_available() else "CPU"
     title = f"{arch.describe()} on {args.data.name} ({name}, torch {torch.__version__})"
     run_recipes(settings, args.data / "shards", args.data / "tokenizer", args.out, args.tokens, points=args.points,
                 budget_s=args.budget_s, device=device, base=base,
-                eval_sets={family: args.data / family for family in args.score}, title=title)
+                eval_sets={family: args.data / family for family in args.score}, eval_max_per_task=args.score_max,
+                title=title)
     sys.stdout.flush()
 
 
