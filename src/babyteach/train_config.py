@@ -40,7 +40,7 @@ class TrainConfig:
         default=32, metadata={"help": "blocks per micro-batch, over all processes (each of W takes batch_size / W)"}
     )
     grad_accum: int = field(default=1, metadata={"help": "micro-batches per optimiser step"})
-    lr: float = field(default=5e-4, metadata={"help": "peak AdamW learning rate"})
+    lr: float = field(default=1e-4, metadata={"help": "peak AdamW learning rate (docs/RECIPE.md)"})
     weight_decay: float = field(
         default=0.01, metadata={"help": "AdamW decoupled weight decay on matrices (not biases, LayerNorms)"}
     )
@@ -48,7 +48,8 @@ class TrainConfig:
     adam_beta2: float = field(default=0.98, metadata={"help": "AdamW β2 (RoBERTa: 0.98)"})
     adam_eps: float = field(default=1e-6, metadata={"help": "AdamW ε (RoBERTa: 1e-6)"})
     warmup_fraction: float = field(
-        default=0.06, metadata={"help": "share of the steps with linear warmup, then cosine decay to 0"}
+        default=0.25,
+        metadata={"help": "share of the steps with linear warmup, then cosine decay to 0 (docs/RECIPE.md)"},
     )
     clip_norm: float | None = field(
         default=1.0, metadata={"help": "gradient-norm clipping threshold per student (None: no clipping)"}
