@@ -7,8 +7,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from babyteach.data.masking import mask_tokens
-from babyteach.data.shards import PackedBlocks, read_meta
+from babyteach.data.masking import DEV_STREAM, mask_blocks, mask_key, predictions_per_block, replacement_ids
+from babyteach.data.shards import PackedBlocks, dev_sample, read_meta
 from babyteach.data.tokenizer import MASK
 from babyteach.data.unigram import smoothed_unigram
 from babyteach.diagnostics import hidden_similarity, loss_by_corruption
@@ -23,20 +23,24 @@ def test_parts_average_to_the_masked_cross_entropy_of_the_same_masks(data):  # n
     meta = read_meta(shards)
     model = build_model(TINY, meta["vocab_size"], BLOCK, seed=3)
     split = loss_by_corruption(model, shards, BLOCK, dev_blocks=8, batch_size=3, mask_prob=0.5, seed=7)
-    # the same draws by hand: one generator over the batches of 3 blocks
-    generator, losses, shown, targets = torch.Generator().manual_seed(7), [], [], []
-    dev = PackedBlocks(shards, "dev", BLOCK)
+    # the dev loss's blocks and masks by hand: the host reader at the spread sample, key (seed, DEV_STREAM, j) for
+    # batch j of 3 blocks, k from the train split's predictable tokens, the head on a boolean mask
+    losses, shown, targets = [], [], []
+    dev, train = PackedBlocks(shards, "dev", BLOCK), PackedBlocks(shards, "train", BLOCK)
+    eos, special = meta["special_tokens"]["</s>"], sorted(meta["special_tokens"].values())
+    text = train.get_blocks(np.arange(len(train)))[:, 1:-1]
+    k = predictions_per_block(0.5, float((text != eos).sum(axis=1).mean()))
+    sample = dev_sample(len(dev), 8)
     model.eval()
-    for first in range(0, 8, 3):
-        ids = torch.from_numpy(dev.get_blocks(np.arange(first, min(first + 3, 8))))
-        batch = mask_tokens(ids, generator, 0.5, meta["special_tokens"][MASK], meta["vocab_size"],
-                            sorted(meta["special_tokens"].values()))
-        positions = torch.zeros(ids.numel(), dtype=torch.bool)
-        positions[batch.positions] = True
+    for j, first in enumerate(range(0, 8, 3)):
+        ids = torch.from_numpy(dev.get_blocks(sample[first : first + 3]))
+        batch = mask_blocks(ids, mask_key(7, DEV_STREAM, j), k, torch.tensor(special),
+                            replacement_ids(meta["vocab_size"], special, torch.device("cpu")), meta["special_tokens"][MASK])
+        chosen = torch.zeros_like(ids, dtype=torch.bool).scatter(1, batch.positions, True)  # (rows, seq)
         with torch.no_grad():
-            logits = masked_logits(model, batch.input_ids, None, positions.view(ids.shape))
+            logits = masked_logits(model, batch.input_ids, None, chosen)
         losses.append(F.cross_entropy(logits, batch.targets, reduction="none"))
-        shown.append(batch.input_ids.flatten()[batch.positions])
+        shown.append(batch.input_ids[chosen])
         targets.append(batch.targets)
     losses, shown, targets = torch.cat(losses), torch.cat(shown), torch.cat(targets)
     at_mask = shown == meta["special_tokens"][MASK]
@@ -70,7 +74,8 @@ def test_hidden_similarity_is_the_mean_cosine_of_distinct_positions(data):  # no
     model = build_model(TINY, meta["vocab_size"], BLOCK, seed=1)
     similarities = hidden_similarity(model, shards, BLOCK, blocks=3)
     assert len(similarities) == TINY.layers + 1
-    ids = torch.from_numpy(PackedBlocks(shards, "dev", BLOCK).get_blocks(np.arange(3)))
+    dev = PackedBlocks(shards, "dev", BLOCK)
+    ids = torch.from_numpy(dev.get_blocks(dev_sample(len(dev), 3)))
     with torch.no_grad():
         last = model.eval().roberta(input_ids=ids).last_hidden_state  # (3, BLOCK, H)
     pairs = [float(F.cosine_similarity(last[b, i], last[b, j], dim=0))

@@ -37,10 +37,11 @@ def test_a_setting_is_named_after_its_values_in_key_order():
 
 
 def test_a_setting_overrides_the_training_section_for_the_probe_budget():
-    runs = probe_runs([{"lr": 1e-4}, {"lr": 5e-4, "warmup_fraction": 0.1}, {}], TRAINING, 4096, 128)
-    assert list(runs) == ["lr-0.0001", "lr-0.0005_warmup_fraction-0.1", "base"]  # the configured order
-    first = runs["lr-0.0001"]
-    assert first["lr"] == 1e-4 and first["warmup_fraction"] == TRAINING["warmup_fraction"]
+    assert TRAINING["lr"] not in (3e-4, 5e-4)  # every setting below trains a run of its own
+    runs = probe_runs([{"lr": 3e-4}, {"lr": 5e-4, "warmup_fraction": 0.1}, {}], TRAINING, 4096, 128)
+    assert list(runs) == ["lr-0.0003", "lr-0.0005_warmup_fraction-0.1", "base"]  # the configured order
+    first = runs["lr-0.0003"]
+    assert first["lr"] == 3e-4 and first["warmup_fraction"] == TRAINING["warmup_fraction"]
     assert runs["lr-0.0005_warmup_fraction-0.1"]["warmup_fraction"] == 0.1
     assert runs["base"]["lr"] == TRAINING["lr"]
     for values in runs.values():
@@ -225,8 +226,11 @@ def test_probe_writes_a_summary_row_per_setting_from_its_runs(micro_probe):
         "setting", "lr", "warmup_fraction", "steps", "tokens", "final_dev_loss", "unigram_entropy",
         "unigram_dev_cross_entropy", "margin_under_unigram", "dataset", "accuracy_pct", "corpus"]  # fmt: skip
     assert table["setting"].tolist() == ["lr-0.002", "lr-0.0005_warmup_fraction-0.1"]
-    assert table["lr"].tolist() == [0.002, 0.0005] and table["warmup_fraction"].tolist() == [0.06, 0.1]
-    baseline = unigram_baseline(workdir / "results/2024-10M/shards")
+    warmup = {**TRAINING, **MICRO.get("training", {})}["warmup_fraction"]  # the first setting keeps the section's
+    assert table["lr"].tolist() == [0.002, 0.0005] and table["warmup_fraction"].tolist() == [warmup, 0.1]
+    summary = json.loads((workdir / "results/probe/2024-10M/train" / table["setting"][0] / "train_summary.json").read_text())
+    # the yardstick on the dev loss's own blocks
+    baseline = unigram_baseline(workdir / "results/2024-10M/shards", summary["dev_blocks"], summary["block_size"])
     for row in table.itertuples():
         run = workdir / "results/probe/2024-10M/train" / row.setting
         lines = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]

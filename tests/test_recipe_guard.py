@@ -11,8 +11,8 @@ cross-entropy of the same dev blocks (:func:`babyteach.data.unigram.unigram_base
 The stall of issue 12 sits *at* the unigram level of the dev loss's blocks (H200: 6.58–6.62 against
 6.54; CPU analogue: 6.25 against 6.31): the model learns the token frequencies and then neither
 copies the shown tokens nor uses the context. A run that learns passes the margin within a minute;
-a stalled one cannot. Measured (docs/RECIPE.md, "The guard"): the default recipe ends 0.51 nat under,
-the stalled recipe 0.05, lr 1e-5 above the line. Why not "≈ 1 nat": a minute of 2 CPU cores is
+a stalled one cannot. Measured (docs/RECIPE.md, "The guard"; 256 dev blocks spread over the split):
+the default recipe ends 0.43 nat under, the stalled recipe 0.02 above, lr 1e-5 0.86 above. Why not "≈ 1 nat": a minute of 2 CPU cores is
 ~900 steps of this model, and after 2,400 steps (8 minutes) it is still only 0.67 nat under.
 
 Seeing it fail: ``RECIPE_GUARD_SABOTAGE=lr-low`` trains at lr 1e-5; ``RECIPE_GUARD_SABOTAGE=stall``
@@ -45,7 +45,7 @@ from babyteach.train_config import CADENCE_KEYS
 REPO = Path(__file__).resolve().parents[1]
 #: The guarded student: the size of the issue's scale example (L2-H2-D128).
 ARCH = Architecture(layers=2, heads=2, hidden=128)
-#: Optimiser steps of the guard run (≈ 50 s on 2 free cores; 921,600 tokens, 2.8 epochs of the slice).
+#: Optimiser steps of the guard run (≈ 35–50 s on 2 cores; 921,600 tokens, 2.8 epochs of the slice).
 STEPS = 900
 #: Required nats under the unigram cross-entropy of the dev loss's blocks.
 MARGIN = 0.30

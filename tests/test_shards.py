@@ -12,6 +12,7 @@ import torch
 from babyteach.data.shards import (
     PackedBlocks,
     decode_lines,
+    dev_sample,
     epoch_order,
     offsets_file,
     token_dtype,
@@ -212,3 +213,11 @@ def test_resuming_gives_the_remaining_batches(corpus):
     assert all(torch.equal(x, y) for x, y in zip(resumed, full[2:]))
     assert torch.equal(full[1][2], torch.from_numpy(blocks[int(order[6])]))
     assert all(len(b) == 4 for b in blocks.batches(order, batch_size=4, drop_last=True))
+
+
+def test_dev_sample_spreads_the_dev_loss_blocks_over_the_split():
+    # every domain of a split laid out domain after domain is in the sample, in proportion
+    assert dev_sample(10, 4).tolist() == [0, 2, 5, 7]  # ⌊i · 10 / 4⌋
+    assert dev_sample(3, 8).tolist() == [0, 1, 2]  # a short split: all its blocks
+    assert dev_sample(0, 8).tolist() == []
+    assert dev_sample(1000, 256).max() > 990  # reaches the split's end, not its first 256 blocks

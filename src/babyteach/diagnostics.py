@@ -25,8 +25,8 @@ import torch
 import torch.nn.functional as F
 from transformers import RobertaForMaskedLM
 
-from babyteach.data.masking import mask_tokens
-from babyteach.data.shards import PackedBlocks, read_meta
+from babyteach.data.batches import DeviceSplit, dev_loss_batches
+from babyteach.data.shards import PackedBlocks, dev_sample, read_meta
 from babyteach.data.tokenizer import MASK
 from babyteach.data.unigram import smoothed_unigram
 from babyteach.models import masked_logits
@@ -54,46 +54,46 @@ class CorruptionLosses:
 
 def loss_by_corruption(model: RobertaForMaskedLM, shard_dir: Path, block_size: int = 128, dev_blocks: int = 256,
                        batch_size: int = 32, mask_prob: float = 0.15, seed: int = 0) -> CorruptionLosses:
-    """Split the dev loss of ``model`` on the first ``dev_blocks`` dev blocks by corruption kind.
+    """Split the dev loss of ``model`` by corruption kind, on the dev loss's own blocks and masks.
 
-    The masks come from a generator seeded with ``seed`` (the same masks for every model). A
-    random replacement that happens to equal its target counts as kept. The model runs in eval
-    mode on its own device, in fp32; its mode is restored.
+    The batches are the training loop's dev-loss batches for these settings
+    (:func:`babyteach.data.batches.dev_loss_batches`: ``dev_blocks`` blocks spread over the dev
+    split, ``k`` predicted positions per block from the train split), so ``overall`` is a run's
+    final dev loss (up to the precision it ran in). A random replacement that happens to equal its
+    target counts as kept. The model runs in eval mode on its own device, in fp32; its mode is
+    restored.
     """
     meta = read_meta(shard_dir)
-    with np.errstate(divide="ignore"):  # special ids have probability 0 and are never targets
-        reference = -torch.from_numpy(np.log(smoothed_unigram(shard_dir)))  # (vocab,): unigram loss per target id
-    reference_sum = 0.0
-    dev = PackedBlocks(shard_dir, "dev", block_size)
-    n = min(dev_blocks, len(dev))
-    special = sorted(meta["special_tokens"].values())
-    mask_id = int(meta["special_tokens"][MASK])
-    generator = torch.Generator().manual_seed(seed)
     device = next(model.parameters()).device
-    sums, counts = {"mask": 0.0, "random": 0.0, "kept": 0.0}, {"mask": 0, "random": 0, "kept": 0}
+    with np.errstate(divide="ignore"):  # special ids have probability 0 and are never targets
+        reference = -torch.from_numpy(np.log(smoothed_unigram(shard_dir))).to(device)  # (vocab,): unigram loss per id
+    k = DeviceSplit(shard_dir, "train", block_size, torch.device("cpu")).predictions(mask_prob)
+    batches = dev_loss_batches(DeviceSplit(shard_dir, "dev", block_size, device), k, seed, batch_size, dev_blocks,
+                               meta["special_tokens"], int(meta["vocab_size"]))
+    mask_id = int(meta["special_tokens"][MASK])
+    sums = {kind: torch.zeros((), dtype=torch.float64, device=device) for kind in ("mask", "random", "kept")}
+    counts = {kind: torch.zeros((), dtype=torch.int64, device=device) for kind in sums}
+    reference_sum = torch.zeros((), dtype=torch.float64, device=device)
     training = model.training
     model.eval()
     with torch.no_grad():
-        for first in range(0, n, batch_size):
-            ids = torch.from_numpy(dev.get_blocks(np.arange(first, min(first + batch_size, n))))
-            batch = mask_tokens(ids, generator, mask_prob, mask_id, int(meta["vocab_size"]), special)
-            positions = torch.zeros(ids.numel(), dtype=torch.bool)
-            positions[batch.positions] = True
-            logits = masked_logits(model, batch.input_ids.to(device), None, positions.view(ids.shape).to(device))
-            losses = F.cross_entropy(logits.float(), batch.targets.to(device), reduction="none").cpu()  # (n_masked,)
-            shown = batch.input_ids.flatten()[batch.positions]  # (n_masked,): what each predicted position shows
+        for batch in batches:
+            logits = masked_logits(model, batch.input_ids, None, batch.positions)  # (n_masked, vocab)
+            losses = F.cross_entropy(logits.float(), batch.targets, reduction="none")  # (n_masked,)
+            shown = batch.input_ids.gather(1, batch.positions).flatten()  # (n_masked,): what each position shows
             kinds = {"mask": shown == mask_id, "kept": shown == batch.targets}
             kinds["random"] = ~(kinds["mask"] | kinds["kept"])
             for kind, chosen in kinds.items():
-                sums[kind] += float(losses[chosen].sum())
-                counts[kind] += int(chosen.sum())
-            reference_sum += float(reference[batch.targets[kinds["mask"]]].sum())
+                sums[kind] += losses[chosen].double().sum()
+                counts[kind] += chosen.sum()
+            reference_sum += reference[batch.targets[kinds["mask"]]].sum()
     model.train(training)
+    sums, counts = {k: float(v) for k, v in sums.items()}, {k: int(v) for k, v in counts.items()}
     total = sum(counts.values())
     return CorruptionLosses(
         **{kind: sums[kind] / counts[kind] if counts[kind] else float("nan") for kind in sums},
         overall=sum(sums.values()) / total, counts=counts,
-        mask_reference=reference_sum / counts["mask"] if counts["mask"] else float("nan"),
+        mask_reference=float(reference_sum) / counts["mask"] if counts["mask"] else float("nan"),
     )
 
 
@@ -102,13 +102,13 @@ def hidden_similarity(model: RobertaForMaskedLM, shard_dir: Path, block_size: in
     """Mean cosine similarity between the hidden states of different positions of a block, per layer.
 
     Entry 0 is the embedding output, entry ``l`` the output of layer ``l``; the mean is over all
-    pairs of distinct positions of each of the first ``blocks`` dev blocks (unmasked). Near 1, every
+    pairs of distinct positions of ``blocks`` dev blocks spread over the split (unmasked). Near 1, every
     position carries the same vector: the representations have collapsed (Dong et al. 2021, "Attention
     is not all you need: pure attention loses rank"), and a model can neither copy its input token nor
     tell positions apart, the signature of the CPU plateau in docs/RECIPE.md.
     """
     dev = PackedBlocks(shard_dir, "dev", block_size)
-    ids = torch.from_numpy(dev.get_blocks(np.arange(min(blocks, len(dev)))))
+    ids = torch.from_numpy(dev.get_blocks(dev_sample(len(dev), blocks)))
     device = next(model.parameters()).device
     training = model.training
     model.eval()

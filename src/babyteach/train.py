@@ -56,8 +56,8 @@ Outputs, written as one directory at the end (``out_dir`` appears complete or no
     out_dir/train_summary.json   steps, tokens, wall time, GPU summary, and per student the final dev
                                  loss, analytic training FLOPs (and ω); the config
 
-The dev loss (:class:`_DevSet`) is each student's masked CE on the first ``cfg.dev_blocks`` dev
-blocks, with the same masks at every evaluation and in every run of the same seed, so its points
+The dev loss (:class:`_DevSet`) is each student's masked CE on ``cfg.dev_blocks`` dev blocks spread
+over the split (:func:`babyteach.data.shards.dev_sample`), with the same masks at every evaluation and in every run of the same seed, so its points
 are comparable across steps and methods. It is computed at the end and, with ``cfg.eval_every``,
 after every ``eval_every``-th optimiser step too (the last of the curve is the final dev loss).
 Each evaluation is one forward pass of every student over those blocks, without dropout or
@@ -101,8 +101,8 @@ from torch import nn
 from torch._utils import _flatten_dense_tensors, _unflatten_dense_tensors
 from transformers import AutoModelForMaskedLM, RobertaForMaskedLM, get_scheduler
 
-from babyteach.data.batches import DeviceSplit, MicroBatches
-from babyteach.data.masking import DEV_STREAM, OUTER_STREAM, TRAIN_STREAM
+from babyteach.data.batches import DeviceSplit, MicroBatches, dev_loss_batches
+from babyteach.data.masking import OUTER_STREAM, TRAIN_STREAM
 from babyteach.data.shards import PackedBlocks, read_meta
 from babyteach.data.tokenizer import load_tokenizer
 from babyteach.errors import InputError
@@ -701,7 +701,8 @@ def _micro_batches(split: DeviceSplit, stream: int, k: int, cfg: TrainConfig, me
 
 
 class _DevSet:
-    """The dev-loss blocks: the first ``cfg.dev_blocks`` dev blocks, masked once, kept on the device.
+    """The dev-loss blocks: ``cfg.dev_blocks`` dev blocks spread over the split
+    (:func:`babyteach.data.shards.dev_sample`), masked once, kept on the device.
 
     The same blocks and masks for every student, every evaluation and every run with the same
     seed, so the points of a dev-loss curve are comparable across steps and methods; batch ``j``
@@ -709,19 +710,9 @@ class _DevSet:
     """
 
     def __init__(self, split: DeviceSplit, k: int, cfg: TrainConfig, meta: Mapping[str, Any]) -> None:
-        self.n_blocks = min(cfg.dev_blocks, len(split))
-        if self.n_blocks == 0:
-            raise InputError(
-                f"{split.shard_dir}: the dev split has no block of {cfg.block_size} tokens; the dev loss needs one"
-            )
-        masking = MicroBatches(split, cfg.seed, cfg.batch_size, DEV_STREAM, k, meta["special_tokens"],
-                               int(meta["vocab_size"]))
-        starts = range(0, self.n_blocks, cfg.batch_size)
-        self.batches = [
-            masking.mask(split.gather(torch.arange(first, min(first + cfg.batch_size, self.n_blocks),
-                                                   device=split.device)), number)
-            for number, first in enumerate(starts)
-        ]
+        self.batches = dev_loss_batches(split, k, cfg.seed, cfg.batch_size, cfg.dev_blocks, meta["special_tokens"],
+                                        int(meta["vocab_size"]))
+        self.n_blocks = sum(len(batch.input_ids) for batch in self.batches)
 
     def losses(self, models: Mapping[str, RobertaForMaskedLM], autocast: Any) -> dict[str, float]:
         """Each student's mean masked CE over every predicted position of the dev blocks (dropout off).
@@ -842,8 +833,8 @@ def _model_card(name: str, arch: Architecture, summary: Mapping[str, Any]) -> st
         f"| seed | {summary['config']['seed']} |",
         f"| config hash | `{summary['config_hash']}` (method, students and training settings; the checkpoint "
         f"folder `run-{summary['config_hash']}`) |",
-        f"| final dev loss | {student['final_dev_loss']:.4f} nats (masked CE on the first "
-        f"{summary['dev_blocks']} dev blocks) |",
+        f"| final dev loss | {student['final_dev_loss']:.4f} nats (masked CE on "
+        f"{summary['dev_blocks']} dev blocks spread over the dev split) |",
         *([f"| final peer weight ω | {student['peer_weight']:.4f} |"] if "peer_weight" in student else []),
         "",
         "Load it with `AutoModelForMaskedLM.from_pretrained(folder)` and "

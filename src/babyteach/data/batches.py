@@ -25,8 +25,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from babyteach.data.masking import MaskedBatch, Masker, mask_key, predictions_per_block, replacement_ids
-from babyteach.data.shards import PackedBlocks
+from babyteach.data.masking import DEV_STREAM, MaskedBatch, Masker, mask_key, predictions_per_block, replacement_ids
+from babyteach.data.shards import PackedBlocks, dev_sample
 from babyteach.data.tokenizer import MASK
 from babyteach.errors import InputError
 
@@ -129,3 +129,19 @@ class MicroBatches:
     def mask(self, ids: torch.Tensor, index: int) -> MaskedBatch:
         """Mask ``ids`` (this process's rows, or fewer) as micro-batch ``index`` of this stream."""
         return self.masker(ids, mask_key(self.seed, self.stream, index))
+
+
+def dev_loss_batches(split: DeviceSplit, k: int, seed: int, batch_size: int, dev_blocks: int,
+                     special: Mapping[str, int], vocab_size: int) -> list[MaskedBatch]:
+    """The dev loss's batches: ``dev_blocks`` blocks of the dev ``split`` spread over it
+    (:func:`babyteach.data.shards.dev_sample`), ``batch_size`` at a time (the last shorter), batch
+    ``j`` masked with key ``(seed, DEV_STREAM, j)`` and ``k`` positions per block (the train
+    split's, :meth:`DeviceSplit.predictions`). The same blocks and masks for every model and every
+    call with the same arguments: the training loop's dev loss and :mod:`babyteach.diagnostics`."""
+    blocks = torch.from_numpy(dev_sample(len(split), dev_blocks)).to(split.device)
+    if not len(blocks):
+        raise InputError(f"{split.shard_dir}: the '{split.split}' split has no block of {split.block_size} tokens; "
+                         "the dev loss needs one")
+    masking = MicroBatches(split, seed, batch_size, DEV_STREAM, k, special, vocab_size)
+    return [masking.mask(split.gather(blocks[first : first + batch_size]), number)
+            for number, first in enumerate(range(0, len(blocks), batch_size))]

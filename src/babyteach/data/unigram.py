@@ -14,11 +14,11 @@ distribution and little else (the plateau of issue 12)::
 Only text tokens count: the shards hold no special tokens, and the ``</s>`` separators the
 block reader inserts between lines are never predicted (:mod:`babyteach.data.masking`).
 
-Compare like with like: ``train()``'s dev loss is measured on the *first* ``training.dev_blocks``
-dev blocks, which lie in the first domain file of the dev split (bnc_spoken), whose tokens are
-more frequent than the split's average. ``dev_blocks=N`` computes the dev numbers on exactly
-those blocks' tokens (on the 10M corpus at vocabulary 50,265: 6.54 nats for the first 256 blocks
-against 7.17 for the whole split; docs/RECIPE.md)::
+Compare like with like: ``train()``'s dev loss is measured on ``training.dev_blocks`` dev blocks
+spread over the split (:func:`babyteach.data.shards.dev_sample`; until 2026-11-30 the *first*
+blocks, all from one domain: 6.54 nats of unigram cross-entropy on the 10M corpus against the
+split's 7.17, docs/RECIPE.md). ``dev_blocks=N`` computes the dev numbers on exactly those
+blocks' tokens::
 
     unigram_baseline(shards, dev_blocks=256).dev_cross_entropy
     own_token_floor(shards, dev_blocks=256)
@@ -32,7 +32,7 @@ from pathlib import Path
 import numpy as np
 
 from babyteach.data.masking import MASK_SHARE, RANDOM_SHARE
-from babyteach.data.shards import PackedBlocks, _load_split, read_meta
+from babyteach.data.shards import PackedBlocks, _load_split, dev_sample, read_meta
 from babyteach.errors import InputError
 
 
@@ -59,13 +59,14 @@ def token_counts(shard_dir: Path, split: str) -> np.ndarray:
 
 
 def dev_counts(shard_dir: Path, dev_blocks: int | None = None, block_size: int = 128) -> np.ndarray:
-    """Token counts of the dev split, or of its first ``dev_blocks`` blocks of ``block_size`` (the
-    sample of ``train()``'s dev loss; special ids, never predicted, not counted), ``(vocab_size,)``."""
+    """Token counts of the dev split, or of the ``dev_blocks`` blocks of ``block_size`` of ``train()``'s
+    dev loss (:func:`babyteach.data.shards.dev_sample`; special ids, never predicted, not counted),
+    ``(vocab_size,)``."""
     if dev_blocks is None:
         return token_counts(shard_dir, "dev")
     meta = read_meta(shard_dir)
     dev = PackedBlocks(shard_dir, "dev", block_size)
-    ids = dev.get_blocks(np.arange(min(dev_blocks, len(dev)))).ravel()
+    ids = dev.get_blocks(dev_sample(len(dev), dev_blocks)).ravel()
     counts = np.bincount(ids, minlength=int(meta["vocab_size"])).astype(np.int64)
     counts[sorted(int(i) for i in meta["special_tokens"].values())] = 0
     return counts
@@ -83,7 +84,7 @@ def smoothed_unigram(shard_dir: Path) -> np.ndarray:
 
 def unigram_baseline(shard_dir: Path, dev_blocks: int | None = None, block_size: int = 128) -> UnigramBaseline:
     """The :class:`UnigramBaseline` of a shard folder with ``train`` and ``dev`` splits; the dev numbers
-    over the whole split, or over its first ``dev_blocks`` blocks (:func:`dev_counts`)."""
+    over the whole split, or over the dev loss's ``dev_blocks`` blocks (:func:`dev_counts`)."""
     shard_dir = Path(shard_dir)
     meta = read_meta(shard_dir)
     train, dev = token_counts(shard_dir, "train"), dev_counts(shard_dir, dev_blocks, block_size)
@@ -113,7 +114,7 @@ def own_token_floor(shard_dir: Path, mask_share: float = MASK_SHARE, random_shar
     dev loss is this floor, 0.54–0.66 nat under the unigram cross-entropy on the BabyLM slices: a
     run whose dev loss is under it has learned from the context (one above it may have too: the
     floor assumes a perfect copy; :mod:`babyteach.diagnostics` separates the two). ``dev_blocks``:
-    over the first dev blocks only, as :func:`unigram_baseline`.
+    over the dev loss's blocks only, as :func:`unigram_baseline`.
     """
     shard_dir = Path(shard_dir)
     meta = read_meta(shard_dir)

@@ -112,9 +112,11 @@ def probe_summary(settings: Mapping[str, Mapping[str, Any]], run_dirs: Sequence[
 def write_probe_summary(settings: Mapping[str, Mapping[str, Any]], run_dirs: Sequence[str | PathLike[str]],
                         eval_files: Sequence[str | PathLike[str]], shard_dir: str | PathLike[str], corpus: str,
                         out_csv: str | PathLike[str]) -> pd.DataFrame:  # fmt: skip
-    """:func:`probe_summary` with the unigram baseline of ``shard_dir``, written to ``out_csv`` atomically;
-    returns the table."""
-    table = probe_summary(settings, run_dirs, eval_files, unigram_baseline(Path(shard_dir)), corpus)
+    """:func:`probe_summary` with the unigram baseline of ``shard_dir`` on the dev loss's own blocks (the
+    runs' ``dev_blocks`` and ``block_size``), written to ``out_csv`` atomically; returns the table."""
+    config = load_summary(Path(run_dirs[0]) / "train_summary.json").get("config", {}) if run_dirs else {}
+    baseline = unigram_baseline(Path(shard_dir), config.get("dev_blocks"), config.get("block_size", 128))
+    table = probe_summary(settings, run_dirs, eval_files, baseline, corpus)
     with atomic_path(out_csv) as tmp:
         table.to_csv(tmp, index=False)
     for row in table.itertuples(index=False):
