@@ -265,7 +265,7 @@ def run_recipes(settings: Sequence[Setting], shard_dir: Path, tokenizer_dir: Pat
     vocab = json.loads((Path(shard_dir) / "meta.json").read_text())["vocab_size"]
     n_blocks = len(PackedBlocks(shard_dir, "train", base["block_size"]))
     say(f"# recipe curves: {len(settings)} setting(s), {token_budget:,} tokens each, vocab {vocab}; "
-        f"on the first {base['dev_blocks']} dev blocks unigram CE {unigram:.3f}, own-token floor {floor:.3f} nats "
+        f"on the {base['dev_blocks']} dev-loss blocks (spread over the split) unigram CE {unigram:.3f}, own-token floor {floor:.3f} nats "
         f"(whole dev split: unigram {unigram_all:.3f}); budget "
         f"{'none' if budget_s is None else f'{budget_s:.0f} s'}")
     s_per_flop: float | None = None  # measured wall seconds per analytic training FLOP (set-up included)

@@ -386,3 +386,12 @@ def test_a_failed_checkpoint_write_keeps_the_previous_checkpoint(data, tmp_path,
     steps = []
     run(data, tmp_path, "baseline", {"a": TINY}, cfg, on_step=lambda step, *args: steps.append(step))
     assert steps == [3, 4, 5, 6]  # resumed from it
+
+
+def test_bf16_precision_autocasts_on_the_cpu_too(data, tmp_path):
+    # training.precision: bf16 runs forward and loss under bf16 autocast on any device (the CPU study of the
+    # GPU's bf16 path): the same run in fp32 and bf16 ends close, but not equal
+    fp32 = run(data, tmp_path, "baseline", {"a": TINY}, config(token_budget=3 * 8 * BLOCK, precision="fp32"), tag="fp32")
+    bf16 = run(data, tmp_path, "baseline", {"a": TINY}, config(token_budget=3 * 8 * BLOCK, precision="bf16"), tag="bf16")
+    a, b = fp32["students"]["a"]["final_dev_loss"], bf16["students"]["a"]["final_dev_loss"]
+    assert a != b and abs(a - b) < 0.05

@@ -73,7 +73,8 @@ losses, non-finite checks, gradient norms and outer-step records are read back o
 stops the run at the next of those, naming the step where it first appeared, before any
 checkpoint is written (``tests/test_step_sync.py`` checks every method on the CPU).
 
-Numerics: fp32 on CPU; on CUDA bf16 autocast (``precision="auto"``) and TF32 matmuls; one fused
+Numerics: fp32 on CPU; on CUDA bf16 autocast (``precision="auto"``) and TF32 matmuls (``"bf16"``:
+autocast on a CPU too, to study the bf16 path without a GPU); one fused
 AdamW for all students. Masks are a hash of (seed, stream, micro-batch, position), the same on
 every device, and the global RNG (dropout) is checkpointed, so resumed runs are exact on
 deterministic hardware.
@@ -495,7 +496,7 @@ def _train(the_method: Method, students: Mapping[str, Architecture], shard_dir: 
     if not procs.is_main:
         log.setLevel(logging.WARNING)  # one process reports progress
     vocab_size, block_size, method = int(meta["vocab_size"]), cfg.block_size, the_method.name
-    bf16 = device.type == "cuda" and cfg.precision == "auto"
+    bf16 = cfg.precision == "bf16" or (device.type == "cuda" and cfg.precision == "auto")
     if device.type == "cuda":
         torch.set_float32_matmul_precision("high")  # TF32 matmuls for whatever runs outside autocast
 
@@ -552,7 +553,7 @@ def _train(the_method: Method, students: Mapping[str, Architecture], shard_dir: 
 
     started = time.monotonic()
     last_log = (step, started)  # for tokens/s between metrics lines
-    autocast = torch.autocast("cuda", dtype=torch.bfloat16) if bf16 else contextlib.nullcontext()
+    autocast = torch.autocast(device.type, dtype=torch.bfloat16) if bf16 else contextlib.nullcontext()
     for model in models.values():
         model.train()
     for module in extras.values():

@@ -13,7 +13,7 @@ from typing import Any
 
 from babyteach.errors import InputError
 
-PRECISIONS = ("auto", "fp32")
+PRECISIONS = ("auto", "fp32", "bf16")
 DEVICES = ("auto", "cpu", "cuda")
 
 
@@ -67,11 +67,13 @@ class TrainConfig:
                   "final dev loss"},
     )
     dev_blocks: int = field(
-        default=256, metadata={"help": "first dev blocks used for the dev loss (final and every eval_every steps)"}
+        default=256, metadata={"help": "dev blocks, spread over the split, of the dev loss (final and every eval_every "
+                                       "steps)"}
     )
     precision: str = field(
         default="auto",
-        metadata={"help": "'auto': bf16 autocast on CUDA, fp32 on CPU; 'fp32': no autocast (CUDA matmuls in TF32)"},
+        metadata={"help": "'auto': bf16 autocast on CUDA, fp32 on CPU; 'fp32': no autocast (CUDA matmuls in TF32); "
+                  "'bf16': bf16 autocast on any device (on a CPU: to study the bf16 path without a GPU)"},
     )
     compile: bool = field(
         default=False,
