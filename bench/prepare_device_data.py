@@ -10,8 +10,12 @@ the CPU side before a device session, builds with the project's own functions (t
       blimp-fast/        fetched evaluation sets, as the workflow's fetch_data rule leaves them
       supplement-fast/
       ewok-fast/
+      blimp-filtered/    the whole BLiMP of BabyLM 2024 (the scorer's 15 s target; --no-full-blimp: left out)
+      glue-filtered/     MRPC's train and valid files only (bench/gpu_check.py times one fine-tuning epoch)
+      peers.json         config.yaml's 4 searched peers {"peer-1": {"layers", "heads", "hidden"}, …}: the
+                         search needs bayes_opt, which a GPU machine may lack
 
-(about 25 MB), and prints its size. ``device_data/`` is ignored by git (``.git/info/exclude``);
+(about 55 MB; carry allows 64 MiB), and prints its size. ``device_data/`` is ignored by git (``.git/info/exclude``);
 carry it to the device (``run(carry=["device_data"])``). Run::
 
     python bench/prepare_device_data.py                              # config.yaml's corpus and vocabulary
@@ -81,11 +85,48 @@ def fetch_sets(mirror: Path, out: Path, names: tuple[str, ...] = FAST_SETS) -> l
     return folders
 
 
+def fetch_glue_task(mirror: Path, out: Path, task: str = "mrpc") -> Path:
+    """``out/glue-filtered`` holding only ``task``'s train and valid files (the whole set is 19 MB)."""
+    target = Path(out) / "glue-filtered"
+    shutil.rmtree(target, ignore_errors=True)
+    target.mkdir(parents=True)
+    with tempfile.TemporaryDirectory(prefix="glue-", dir=out) as scratch:
+        fetch_dataset("glue-filtered", Path(scratch) / "glue", mirror)
+        for split in ("train", "valid"):
+            shutil.copy2(Path(scratch) / "glue" / f"{task}.{split}.jsonl", target / f"{task}.{split}.jsonl")
+    return target
+
+
+def write_peers(config: dict, shard_dir: Path, out: Path, peers: int = 4) -> Path:
+    """``out/peers.json``: the ``peers`` architectures the workflow's search finds for config.yaml's teacher."""
+    import json
+
+    from babyteach.models import Architecture
+    from babyteach.search import SearchSpace, search_architectures, students_from_search, write_search
+
+    search = config["search"]
+    vocab = json.loads((Path(shard_dir) / "meta.json").read_text())["vocab_size"]
+    teacher = Architecture.from_mapping(config["model"]["teacher"], "model.teacher")
+    result = search_architectures(teacher, peers, SearchSpace(**search["space"]), vocab, config["model"]["block_size"],
+                                  search["init_points"], search["n_iter"], search["seed"], search["tolerance"])
+    with tempfile.TemporaryDirectory(prefix="search-", dir=out) as scratch:
+        write_search(Path(scratch) / "search.json", result)
+        students = students_from_search(Path(scratch) / "search.json", peers)
+    path = Path(out) / "peers.json"
+    path.write_text(json.dumps({name: arch.to_dict() for name, arch in students.items()}, indent=1), encoding="utf-8")
+    return path
+
+
 def prepare_device_data(mirror: Path, out: Path, vocab_size: int, min_frequency: int = 2,
-                        max_lines: int | None = None, sets: tuple[str, ...] = FAST_SETS) -> int:
-    """Build the whole device folder (:func:`build_corpus` + :func:`fetch_sets`); returns its size in bytes."""
-    build_corpus(mirror, out, vocab_size, min_frequency, max_lines=max_lines)
-    fetch_sets(mirror, out, sets)
+                        max_lines: int | None = None, sets: tuple[str, ...] = FAST_SETS, full_blimp: bool = True,
+                        config: dict | None = None) -> int:
+    """Build the whole device folder (:func:`build_corpus`, :func:`fetch_sets`, the full BLiMP, MRPC and the
+    searched peers of ``config``, config.yaml by default); returns its size in bytes."""
+    config = config or yaml.safe_load((REPO / "config.yaml").read_text())
+    shards, _ = build_corpus(mirror, out, vocab_size, min_frequency, max_lines=max_lines)
+    fetch_sets(mirror, out, (*sets, "blimp-filtered") if full_blimp else sets)
+    fetch_glue_task(mirror, out)
+    write_peers(config, shards, out)
     return folder_size(out)
 
 
@@ -98,11 +139,13 @@ def main(argv: list[str] | None = None) -> None:
                         help="tokenizer vocabulary (default: config.yaml's %(default)s)")
     parser.add_argument("--max-lines", type=int, default=None,
                         help="first N cleaned lines per domain file (default: all; the demo slice: 3000)")
+    parser.add_argument("--no-full-blimp", dest="full_blimp", action="store_false",
+                        help="leave out blimp-filtered (21 MB), e.g. for a CPU smoke folder")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
     started = time.monotonic()
     size = prepare_device_data(args.mirror, args.out, args.vocab_size, config["tokenizer"]["min_frequency"],
-                               args.max_lines)
+                               args.max_lines, full_blimp=args.full_blimp, config=config)
     print(f"{args.out}: {size / 1e6:.1f} MB ({', '.join(sorted(p.name for p in args.out.iterdir()))}) "
           f"in {time.monotonic() - started:.0f} s")
 
