@@ -294,12 +294,12 @@ def run_recipes(settings: Sequence[Setting], shard_dir: Path, tokenizer_dir: Pat
         say(f"## {setting.name}: {setting.describe()}, {steps} steps, warmup {row['warmup_steps']}"
             + (f", estimated {estimate:.0f} s" if estimate is not None else ""))
         deadline = None if left is None else time.monotonic() + left
-        train_losses: list[float] = []
+        train_losses: list[Any] = []
 
         def hook(step: int, models: Any, values: Any, deadline: float | None = deadline,
-                 losses: list[float] = train_losses) -> None:
-            if isinstance(values, Mapping) and values:
-                losses.append(float(next(iter(values.values()))))
+                 losses: list[Any] = train_losses) -> None:
+            if isinstance(values, Mapping) and values:  # the loss as the loop holds it: reading it here would make
+                losses[:] = [next(iter(values.values()))]  # every step wait for the GPU; read once, if stopped
             if deadline is not None and time.monotonic() > deadline:
                 raise _Deadline(f"stopped at step {step} of {steps}: wall-clock budget spent")
 
@@ -312,7 +312,7 @@ def run_recipes(settings: Sequence[Setting], shard_dir: Path, tokenizer_dir: Pat
                                    Path(scratch) / "ckpt", cfg, on_step=hook)
             except _Deadline as stop:
                 row["status"] = str(stop)
-                row["last_train_loss"] = train_losses[-1] if train_losses else math.nan
+                row["last_train_loss"] = float(train_losses[-1]) if train_losses else math.nan
                 row["wall_s"] = time.monotonic() - run_started
                 curves += [{"setting": setting.name, "step": step, "tokens": step * row["tokens"] // steps,
                             "dev_loss": loss} for step, loss in live.points]  # the dev points it reached
