@@ -175,6 +175,9 @@ def main(argv: list[str] | None = None) -> None:
                         help="scoring: tokens per forward pass (evaluation.batch_size; default %(default)s)")
     parser.add_argument("--full-blimp", action="store_true",
                         help="also score the whole blimp-filtered (59,875 pairs; --quick: 20 per UID) and time it")
+    parser.add_argument("--budget-s", type=float, default=None,
+                        help="wall seconds for the whole check: training jobs that would start after 70 %% of it are "
+                             "skipped (said so), scoring and fine-tuning after 90 %%")
     parser.add_argument("--quick", action="store_true", help="smoke run: tiny teacher, 6 steps, small slice")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
@@ -216,7 +219,14 @@ def main(argv: list[str] | None = None) -> None:
         if args.only:
             jobs = [job for job in jobs if any(word in job.label for word in args.only)]
         teacher_dir = None
+
+        def over(share: float) -> bool:
+            return args.budget_s is not None and time.monotonic() - started > share * args.budget_s
+
         for number, job in enumerate(jobs):
+            if over(0.7):
+                say(f"| {job.label} | skipped: --budget-s {args.budget_s:.0f} s nearly spent | | | | | |")
+                continue
             if job.needs_teacher and teacher_dir is None:
                 say(f"| {job.label} | skipped: no teacher trained in this run (measure a teacher job first) | | | | | |")
                 continue
@@ -254,6 +264,9 @@ def main(argv: list[str] | None = None) -> None:
             per_task = 20 if args.quick else None
             families = ["blimp-fast", "supplement-fast", "ewok-fast"] + (["blimp-filtered"] if args.full_blimp else [])
             for family in families:  # blimp-fast first: the CUDA context and kernels are warm for the full set
+                if over(0.9):
+                    say(f"{family}: skipped, --budget-s {args.budget_s:.0f} s nearly spent")
+                    continue
                 if not (data / family).is_dir():
                     say(f"{family}: not in {data}; skipped")
                     continue
@@ -273,7 +286,7 @@ def main(argv: list[str] | None = None) -> None:
                     f"pairs/s, tokenizing included; {wall:.1f} s with loading){target}, accuracy "
                     f"{scored['macro_accuracy']:.3f}{plan}")
             glue = data / "glue-filtered"
-            if (glue / f"{FINETUNE_TASK}.train.jsonl").is_file():
+            if (glue / f"{FINETUNE_TASK}.train.jsonl").is_file() and not over(0.9):
                 from babyteach.evaluate.glue import FinetuneConfig, finetune_model
 
                 finetune = config["finetune"]
