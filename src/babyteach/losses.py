@@ -174,13 +174,16 @@ def mutual_loss_terms(
     log_q = [F.log_softmax(z / tau, dim=-1) for z in logits]  # M × (n, vocab), with gradient
     p = [lq.detach().exp() for lq in log_q]  # M × (n, vocab), the detached targets sg(p_j)
     n = logits[0].shape[0]
-    neg_entropy = torch.stack([(pj * lq.detach()).sum() / n for pj, lq in zip(p, log_q, strict=True)])  # (M,)
-    weighted_neg_entropy = weights * neg_entropy  # (M,): ω_j (−H_j)
+    # ⟨p_i, log p_i⟩ with gradient through log p_i: its value is −H_i, and it is the ω_i p_i part of m_i
+    self_cross = torch.stack([(pi * lq).sum() / n for pi, lq in zip(p, log_q, strict=True)])  # (M,)
+    weighted_neg_entropy = weights * self_cross.detach()  # (M,): ω_j (−H_j)
     mixture = sum(w * pj for w, pj in zip(weights, p, strict=True))  # (n, vocab): P = Σ_j ω_j p_j
-    cross = torch.stack(
-        [((mixture - w * pi) * lq).sum() / n for w, pi, lq in zip(weights, p, log_q, strict=True)]
-    )  # (M,): ⟨m_i, log p_i⟩ with m_i = P − ω_i p_i
+    cross = torch.stack([(mixture * lq).sum() / n for lq in log_q]) - weights * self_cross
+    # (M,): ⟨m_i, log p_i⟩ = ⟨P, log p_i⟩ − ω_i ⟨p_i, log p_i⟩ with m_i = P − ω_i p_i
     peer_terms = (weighted_neg_entropy.sum() - weighted_neg_entropy) - cross
+    if supervised is None and tau == 1.0:  # CE from the log-probabilities already computed: one log-softmax a peer
+        _check(logits[0], targets)
+        supervised = [F.nll_loss(lq, targets) for lq in log_q]
     supervised_terms = weights * _supervised_terms(logits, targets, supervised)
     return (1 - alpha) * supervised_terms + alpha * peer_terms
 
