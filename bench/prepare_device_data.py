@@ -15,7 +15,7 @@ the CPU side before a device session, builds with the project's own functions (t
       peers.json         config.yaml's 4 searched peers {"peer-1": {"layers", "heads", "hidden"}, …}: the
                          search needs bayes_opt, which a GPU machine may lack
 
-(about 55 MB; carry allows 64 MiB), and prints its size. ``device_data/`` is ignored by git (``.git/info/exclude``);
+(about 52 MB; carry allows 64 MiB), and prints its size. ``device_data/`` is ignored by git (``.gitignore``);
 carry it to the device (``run(carry=["device_data"])``). Run::
 
     python bench/prepare_device_data.py                              # config.yaml's corpus and vocabulary
