@@ -76,8 +76,12 @@ def smoothed_unigram(shard_dir: Path) -> np.ndarray:
     """The train split's token frequencies with one added to every non-special id, normalised,
     ``(vocab_size,)`` float64; special ids (never a target) get 0. The context-free predictor whose dev
     loss is :attr:`UnigramBaseline.dev_cross_entropy`."""
-    meta = read_meta(shard_dir)
-    smoothed = token_counts(shard_dir, "train").astype(np.float64) + 1.0
+    return _smoothed(token_counts(shard_dir, "train"), read_meta(shard_dir))
+
+
+def _smoothed(train: np.ndarray, meta: dict) -> np.ndarray:
+    """:func:`smoothed_unigram` from the train split's token counts (the one place of the smoothing)."""
+    smoothed = train.astype(np.float64) + 1.0
     smoothed[sorted(int(i) for i in meta["special_tokens"].values())] = 0.0  # never a target
     return smoothed / smoothed.sum()
 
@@ -93,7 +97,7 @@ def unigram_baseline(shard_dir: Path, dev_blocks: int | None = None, block_size:
     p = train / train.sum()
     seen = p > 0
     train_entropy = float(-(p[seen] * np.log(p[seen])).sum())
-    q = smoothed_unigram(shard_dir)
+    q = _smoothed(train, meta)  # the train tokens are counted once
     if np.any(dev[q == 0]):
         raise InputError(f"{shard_dir}: the dev tokens contain special ids; rerun the tokenize_corpus step")
     used = dev > 0
@@ -121,12 +125,11 @@ def own_token_floor(shard_dir: Path, mask_share: float = MASK_SHARE, random_shar
     train, dev = token_counts(shard_dir, "train"), dev_counts(shard_dir, dev_blocks, block_size)
     if train.sum() == 0 or dev.sum() == 0:
         raise InputError(f"{shard_dir}: the train and dev splits need at least one token for the own-token floor")
-    ordinary = np.ones(len(train), dtype=bool)
-    ordinary[sorted(int(i) for i in meta["special_tokens"].values())] = False
+    smoothed = _smoothed(train, meta)
+    ordinary = smoothed > 0  # the non-special ids
     if np.any(dev[~ordinary]):
         raise InputError(f"{shard_dir}: the dev tokens contain special ids; rerun the tokenize_corpus step")
-    q = train[ordinary] + 1.0
-    q /= q.sum()  # (R,): smoothed train unigram over the non-special ids
+    q = smoothed[ordinary]  # (R,): smoothed train unigram over the non-special ids
     d = dev[ordinary] / dev.sum()  # dev frequencies of the targets
     r = float(ordinary.sum())
     at_mask = -(d * np.log(q)).sum()
