@@ -545,7 +545,8 @@ def _train(the_method: Method, students: Mapping[str, Architecture], shard_dir: 
     train_split, dev_split = (DeviceSplit(shard_dir, split, block_size, device) for split in ("train", "dev"))
     k = train_split.predictions(cfg.mask_prob)
     batches = _micro_batches(train_split, TRAIN_STREAM, k, cfg, meta, procs, count=plan.steps * cfg.grad_accum)
-    outer_batches = (_micro_batches(dev_split, OUTER_STREAM, k, cfg, meta, procs, count=plan.steps)
+    outer_steps = sum(the_method.outer_step_due(s) for s in range(1, plan.steps + 1))  # one dev batch each
+    outer_batches = (_micro_batches(dev_split, OUTER_STREAM, k, cfg, meta, procs, count=outer_steps)
                      if the_method.has_outer_step else None)
     dev_set = _DevSet(dev_split, k, cfg, meta)
     log.info("%d positions predicted per block of %d tokens: %.1f %% of the train split's predictable tokens", k,
