@@ -158,7 +158,8 @@ def hypergradient_and_outer_loss(
             for k in range(m):
                 grads = torch.autograd.grad(coefficients[k], flat, retain_graph=k < m - 1, allow_unused=True)
                 coefficient_grads.append(_zeros_for_none(grads, flat))
-            l1_grad = [sum(weights[k] * coefficient_grads[k][i] for k in range(m)) for i in range(len(flat))]
+            if mode == "unrolled":
+                l1_grad = [sum(weights[k] * coefficient_grads[k][i] for k in range(m)) for i in range(len(flat))]
 
     # θ': the virtual step on L1, or θ itself
     if mode == "unrolled":

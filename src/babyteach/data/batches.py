@@ -3,7 +3,7 @@ gathered and masked there, with static shapes and without host synchronisation.
 
 A split's packed stream (:class:`babyteach.data.shards.PackedBlocks`: lines joined by ``</s>``,
 cut into blocks ``<s> … </s>``) is copied to the device once (int32; the 10M track's train split
-is about 35 MB). Micro-batch ``i`` of a run is then a pure function of ``i``: epoch ``e`` visits
+is about 30 MB). Micro-batch ``i`` of a run is then a pure function of ``i``: epoch ``e`` visits
 the blocks in ``PackedBlocks.order(seed, e)`` (one permutation per epoch, all the run needs copied
 to the device at the start), ``batch_size`` at a time, the epoch's last partial batch skipped; the
 blocks are gathered with one indexing kernel and masked by :func:`babyteach.data.masking.mask_blocks`
