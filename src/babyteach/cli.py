@@ -17,6 +17,7 @@ import sys
 from pathlib import Path
 
 from babyteach.errors import InputError
+from babyteach.evaluate.variants import RESULT_VARIANTS, VARIANTS
 from babyteach.logs import log_to
 
 
@@ -56,7 +57,8 @@ def _parser() -> argparse.ArgumentParser:
     pairs.add_argument("family", help="benchmark family, e.g. blimp-fast, supplement-fast, ewok-fast")
     pairs.add_argument("data_dir", type=Path, help="the fetched dataset folder (babyteach fetch)")
     pairs.add_argument("out_json", type=Path)
-    pairs.add_argument("--variant", default="pll-word-l2r", choices=["pll-word-l2r", "pll"])
+    pairs.add_argument("--variants", nargs="+", default=list(RESULT_VARIANTS), choices=VARIANTS,
+                       help="scoring variants, all from one pass (default: %(default)s, as the workflow)")  # fmt: skip
     pairs.add_argument("--max-per-task", type=int, default=None)
     pairs.add_argument("--per-item", action="store_true", help="also write every pair's two scores")
     return parser
@@ -91,9 +93,11 @@ def main(argv: list[str] | None = None) -> int:
 
             result = evaluate_pairs(
                 args.model_dir, args.family, args.data_dir, args.out_json,
-                variant=args.variant, max_per_task=args.max_per_task, per_item=args.per_item,
+                variants=args.variants, max_per_task=args.max_per_task, per_item=args.per_item,
             )
-            print(f"{args.family}: macro accuracy {result['macro_accuracy']:.4f} over {result['n_pairs']} pairs")
+            for name, numbers in result["variants"].items():
+                print(f"{args.family} ({name}): macro accuracy {numbers['macro_accuracy']:.4f} over "
+                      f"{numbers['n_pairs']} pairs, {numbers['ties']} ties counted {numbers['ties_count_as']}")  # fmt: skip
     except (InputError, OSError) as error:  # bad input, or a path that cannot be read or written
         print(f"babyteach {args.command}: error: {error}", file=sys.stderr)
         return 2
