@@ -398,6 +398,17 @@ def score_variants(
     return out
 
 
+def copy_lengths(tokenizer, sentences: list[str], prefixes: list[str],
+                 variants: Sequence[str] = RESULT_VARIANTS) -> np.ndarray:  # fmt: skip
+    """The tokens of every masked copy :func:`score_variants` runs for these distinct (prefix, sentence)
+    inputs under ``variants`` (one copy per scored token and variant), without a model: what a budget
+    plans for. ``tokenizer`` needs ``backend_tokenizer`` and, for ``official``, ``eos_token`` and the
+    ``<s>``/``</s>``/``<pad>`` ids (``cls_token_id``, ``sep_token_id``, ``pad_token_id``)."""
+    names = [f"input {i}" for i in range(len(sentences))]
+    copies = _concat([_encode(tokenizer, sentences, prefixes, names, 10**9, spec) for spec in _specs(variants)])
+    return copies.lengths[copies.owner]
+
+
 def _encode(tokenizer, sentences: list[str], prefixes: list[str], names: list[str], max_length: int,
             spec: Variant) -> _Copies:  # fmt: skip
     """Tokenize every sentence as ``spec`` reads it and list its masked copies.

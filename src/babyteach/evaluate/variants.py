@@ -84,11 +84,11 @@ OFFICIAL = "official"
 VARIANT_SPECS: dict[str, Variant] = {
     v.name: v
     for v in (
-        Variant("pll", False, False, "sum", False, "pll: summed plain PLL of <s> sentence </s>, ties wrong"),
-        Variant(STRICT, False, True, "sum", False, "pll-word-l2r: summed PLL-word-l2r of <s> sentence </s>, ties wrong"),
+        Variant("pll", False, False, "sum", False, "pll (summed plain PLL of the sentence alone, ties wrong)"),
+        Variant(STRICT, False, True, "sum", False, "pll-word-l2r (summed PLL-word-l2r of the sentence alone, ties wrong)"),
         Variant(OFFICIAL, True, False, "mean", True,
-                "official: the BabyLM 2024 pipeline's protocol (mean plain PLL per token of '</s>  sentence' as "
-                "minicons conditional_score computes it, ties correct)"),
+                "official (the BabyLM 2024 pipeline's protocol: minicons' mean plain PLL per token of the sentence "
+                "after the end-of-sentence token and two spaces, ties correct)"),
     )
 }  # fmt: skip
 VARIANTS: tuple[str, ...] = tuple(VARIANT_SPECS)
