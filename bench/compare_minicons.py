@@ -1,6 +1,6 @@
 """Check: our per-sentence PLL equals minicons' ``MaskedLMScorer`` (sum reduction) to 1e-4.
 
-``METHODS.md`` ("Evaluation scoring") requires that ``babyteach.evaluate.pairs.score_sentences``
+``docs/METHODS.md`` ("Evaluation: zero-shot minimal pairs") requires that ``babyteach.evaluate.pairs.score_sentences``
 give the same summed pseudo-log-likelihood as minicons on the same saved model, for plain PLL
 (minicons ``PLL_metric="original"``) and PLL-word-l2r (``"within_word_l2r"``, Kauf & Ivanova
 2023). This script scores a fixed set of sentences with both and prints, per variant, the

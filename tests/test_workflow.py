@@ -13,9 +13,10 @@ import pandas as pd
 import pytest
 from conftest import REPO
 from transformers import AutoModelForMaskedLM, AutoTokenizer
+from shard_helpers import decode_split
 from workflow_helpers import run_snakemake
 
-from babyteach.data.shards import PackedBlocks, decode_lines
+from babyteach.data.shards import PackedBlocks
 
 MICRO = {
     "corpus": {"max_lines_per_file": 200},
@@ -70,7 +71,7 @@ def test_shards_decode_back_to_the_cleaned_train_text(micro_run):
     expected = []
     for domain in sorted({p.stem for p in (corpus / "clean").glob("*.train")}):
         expected += (corpus / "clean" / f"{domain}.train").read_text(encoding="utf-8").splitlines()
-    assert list(decode_lines(corpus / "shards", "train", corpus / "tokenizer")) == expected
+    assert decode_split(corpus / "shards", "train", corpus / "tokenizer") == expected
     blocks = PackedBlocks(corpus / "shards", "dev", block_size=128)
     first = blocks[0]
     assert first[0] == tokenizer.bos_token_id and first[-1] == tokenizer.eos_token_id

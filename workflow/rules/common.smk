@@ -111,7 +111,7 @@ def checkpoint_dir(wildcards, output):
     return str(Path("checkpoints") / Path(output[0]).relative_to("results"))
 
 
-#: Methods that train all searched peers together (METHODS.md); their runs carry alpha.
+#: Methods that train all searched peers together (docs/METHODS.md); their runs carry alpha.
 MUTUAL_METHODS = ("dml", "dwml", "kd_dwml")
 
 

@@ -4,7 +4,7 @@
 
 
 rule train_baseline:
-    """Train the baseline/teacher architecture with plain MLM (METHODS.md, Baseline)."""
+    """Train the baseline/teacher architecture with plain MLM (docs/METHODS.md, Baseline)."""
     input:
         shards="results/{corpus}/shards",
         tokenizer="results/{corpus}/tokenizer",

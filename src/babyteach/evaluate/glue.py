@@ -2,7 +2,7 @@
 
 Every task is described once, as data, in :data:`TASKS`: which fields of a json line make the
 first and second text segment, how many labels it has and which metric BabyLM reports for it
-(``METHODS.md``, "Evaluation scoring", GLUE bullet): accuracy, except the Matthews correlation
+(``docs/METHODS.md``, "Evaluation: (Super)GLUE fine-tuning"): accuracy, except the Matthews correlation
 coefficient for CoLA and binary F1 (positive class 1) for MRPC and QQP. Accuracy is reported
 alongside for every task::
 

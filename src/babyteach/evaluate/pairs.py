@@ -4,7 +4,7 @@ Every benchmark family is described once, as data, in
 :data:`babyteach.evaluate.families.FAMILIES`: where its pairs live in
 a fetched dataset folder, which fields hold the good and bad sentence, the optional context and
 the group. A model prefers the good sentence when its score is **strictly** greater; ties count
-as wrong and are reported (``METHODS.md``, "Evaluation scoring (zero-shot)")::
+as wrong and are reported (``docs/METHODS.md``, "Evaluation: zero-shot minimal pairs")::
 
     from babyteach.evaluate.pairs import evaluate_pairs
     evaluate_pairs(Path("results/models/baseline"), "blimp-fast", Path("results/raw/blimp-fast"),

@@ -386,7 +386,7 @@ def load_peer_weights(path: str | PathLike[str]) -> pd.DataFrame:
 
 #: A run whose largest final peer weight ω_k is at least this has *collapsed* onto peer k: its
 #: ω-weighted ensemble is then, within 1 %, that one peer, and the other peers are distilled from it
-#: with almost no label term of their own (README, mutual learning). Figure 3 says so on the panel.
+#: with almost no label term of their own (docs/METHODS.md, "Collapse"). Figure 3 says so on the panel.
 COLLAPSE_WEIGHT = 0.99
 
 
