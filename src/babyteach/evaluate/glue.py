@@ -579,6 +579,7 @@ class EpochSelector:
         return self.stale >= self.patience
 
 
+@_fp32()
 def _fine_tune(
     model_dir: Path,
     tokenizer,
@@ -595,20 +596,6 @@ def _fine_tune(
     which never choose). Returns per-epoch scores per valid set, the mean train loss per epoch,
     the kept epoch (1-based) and the epochs run.
     """
-    with _fp32():
-        return _fine_tune_fp32(model_dir, tokenizer, task, train, valid, cfg, device)
-
-
-def _fine_tune_fp32(
-    model_dir: Path,
-    tokenizer,
-    task: GlueTask,
-    train: _Encoded,
-    valid: dict[str, _Encoded],
-    cfg: FinetuneConfig,
-    device: torch.device,
-) -> dict[str, Any]:
-    """The body of :func:`_fine_tune`."""
     import torch
     from transformers import AutoModelForSequenceClassification, get_scheduler
 
