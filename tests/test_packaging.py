@@ -39,10 +39,20 @@ def _pyproject_runtime() -> set[str]:
 
 def test_pyproject_lists_the_issue_runtime_dependencies():
     expected = {
-        "torch", "transformers", "tokenizers", "datasets", "snakemake", "bayesian-optimization",
+        "torch", "transformers", "tokenizers", "snakemake", "bayesian-optimization",
         "pandas", "matplotlib", "nvidia-ml-py", "tqdm", "pyyaml", "threadpoolctl",
     }
     assert _pyproject_runtime() == expected
+
+
+def test_datasets_is_neither_declared_nor_imported():
+    """``datasets`` was dropped (README, "(Super)GLUE as the organisers run it"): the GLUE loaders
+    check every line themselves, and nothing else needs it. A module that imports it again must
+    declare it again."""
+    assert "datasets" not in _pyproject_runtime()
+    pattern = re.compile(r"^\s*(import datasets\b|from datasets\b)", re.MULTILINE)
+    sources = [*(REPO / "src").rglob("*.py"), *(REPO / "workflow").rglob("*.py"), *(REPO / "bench").glob("*.py")]
+    assert sources and not [p for p in sources if pattern.search(p.read_text(encoding="utf-8"))]
 
 
 def test_environment_yml_matches_pyproject():

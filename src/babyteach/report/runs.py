@@ -132,7 +132,7 @@ MUTUAL_METHODS: tuple[str, ...] = ("dml", "dwml", "kd_dwml")
 
 #: Result-format versions this module reads.
 ZERO_SHOT_VERSIONS = (1,)
-GLUE_VERSIONS = (1,)
+GLUE_VERSIONS = (1, 2)  # 2: the BabyLM 2024 protocol (evaluate/glue.py); never mixed with 1 (data_version)
 SUMMARY_VERSIONS = (1, 2, 3)
 SEARCH_VERSIONS = (1, 2)
 
