@@ -17,7 +17,7 @@ import sys
 from pathlib import Path
 
 from babyteach.errors import InputError
-from babyteach.logs import log_to
+from babyteach.logs import job_logging
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -65,8 +65,8 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``babyteach`` command; returns the exit status."""
     args = _parser().parse_args(argv)
-    log_to(None)
-    try:
+    # bad input, or a path that cannot be read or written: the message without traceback, status 2
+    with job_logging(None, f"babyteach {args.command}", {InputError: 2, OSError: 2}) as outcome:
         if args.command == "fetch":
             from babyteach.data.fetch import fetch_dataset, mirror_from
 
@@ -94,10 +94,7 @@ def main(argv: list[str] | None = None) -> int:
                 variant=args.variant, max_per_task=args.max_per_task, per_item=args.per_item,
             )
             print(f"{args.family}: macro accuracy {result['macro_accuracy']:.4f} over {result['n_pairs']} pairs")
-    except (InputError, OSError) as error:  # bad input, or a path that cannot be read or written
-        print(f"babyteach {args.command}: error: {error}", file=sys.stderr)
-        return 2
-    return 0
+    return outcome.status
 
 
 if __name__ == "__main__":
