@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import json
 
-from babyteach.cli import main
+import pytest
+
+from babyteach.cli import _parser, main
 from conftest import REPO
 
 
@@ -30,10 +32,6 @@ def test_readme_test_command_is_what_ci_runs():
 
 
 def test_number_arguments_in_any_spelling(capsys):
-    import pytest
-
-    from babyteach.cli import _parser
-
     args = _parser().parse_args(["train-tokenizer", "clean", "tok", "--vocab-size", "5e2", "--min-frequency", "2"])
     assert args.vocab_size == 500 and isinstance(args.vocab_size, int)
     assert _parser().parse_args(["fetch", "blimp-fast", "x", "--timeout-s", "1e-1"]).timeout_s == 0.1
