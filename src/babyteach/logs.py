@@ -50,7 +50,10 @@ INPUT_ERROR_STATUS = 2
 
 
 def log_to(path: str | os.PathLike[str] | None = None) -> None:
-    """Send INFO-level logging to ``path`` (a log file), or to stderr when None (once per process)."""
+    """Send INFO-level logging to ``path`` (a log file), or to stderr when None (once per process).
+
+    Plain set-up without the failure handling: jobs (rule scripts, the training job, the
+    ``babyteach`` command) use :func:`rule_logging` / :func:`job_logging` instead."""
     logging.basicConfig(filename=path, level=logging.INFO, format=LOG_FORMAT)
 
 
