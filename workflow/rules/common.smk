@@ -8,8 +8,6 @@ from pathlib import Path
 
 from snakemake.utils import validate
 
-validate(config, workflow.source_path("../schemas/config.schema.yaml"))
-
 # This file and the rule scripts import babyteach from this checkout, also in a --use-conda
 # environment that only holds the dependencies: jobs inherit the environment of the
 # Snakemake process. PYTHONPATH is set here, not required from the user (no `envvars:`).
@@ -18,6 +16,14 @@ sys.path.insert(0, SRC)
 os.environ.update(
     PYTHONPATH=os.pathsep.join(filter(None, [SRC, os.environ.get("PYTHONPATH")]))
 )
+
+from babyteach.config_schema import check_config  # noqa: E402
+
+# Numbers in any YAML spelling (1e-3) become numbers, and a bad key or value stops with one line
+# per problem; then Snakemake's validate fills in the schema's defaults.
+SCHEMA = str(Path(workflow.basedir) / "workflow" / "schemas" / "config.schema.yaml")
+check_config(config, SCHEMA)
+validate(config, SCHEMA)
 
 from babyteach.data.corpora import TRACK_WORDS, TRACKS, CorpusId  # noqa: E402
 from babyteach.data.fetch import DATASETS, mirror_from  # noqa: E402
