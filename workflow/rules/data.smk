@@ -4,11 +4,11 @@
 rule fetch_data:
     """Fetch one dataset of the registry (src/babyteach/data/fetch.py), verified by sha256."""
     output:
-        directory("results/raw/{dataset}"),
+        directory(results("raw/{dataset}")),
     log:
-        "logs/fetch_data/{dataset}.log",
+        logs("fetch_data/{dataset}.log"),
     benchmark:
-        "benchmarks/fetch_data/{dataset}.tsv"
+        benchmarks("fetch_data/{dataset}.tsv")
     conda:
         "../envs/babyteach.yaml"
     threads: 1
@@ -28,12 +28,12 @@ rule clean_corpus:
     input:
         raw=corpus_dataset,
     output:
-        clean=directory("results/{corpus}/clean"),
-        stats="results/{corpus}/stats/corpus.csv",
+        clean=directory(results("{corpus}/clean")),
+        stats=results("{corpus}/stats/corpus.csv"),
     log:
-        "logs/clean_corpus/{corpus}.log",
+        logs("clean_corpus/{corpus}.log"),
     benchmark:
-        "benchmarks/clean_corpus/{corpus}.tsv"
+        benchmarks("clean_corpus/{corpus}.tsv")
     conda:
         "../envs/babyteach.yaml"
     threads: 1
