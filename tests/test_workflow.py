@@ -195,10 +195,10 @@ def test_a_training_job_with_two_gpus_runs_as_two_torchrun_processes(micro_run, 
     assert "Nothing to be done" in plan.stdout + plan.stderr
 
 
-def test_table1_spans_every_configured_track(tmp_path):
+def test_table1_spans_every_configured_track(tmp_path, planning_mirror):
     """With the default config (both tracks), Table 1 plans the baseline and DWML on each corpus,
     and budgets scale with it: 100M cleaning, tokenising and training get 10x the 10M runtime."""
-    plan = run_snakemake(tmp_path, "-n", "table1").stdout
+    plan = run_snakemake(tmp_path, "-n", "table1", "--config", f"data_mirror={planning_mirror}").stdout
     runtime = {}  # output → runtime (minutes) of every planned job
     for block in plan.split("\nrule ")[1:]:
         output, minutes = re.search(r"output: (\S+)", block), re.search(r"runtime=(\d+)", block)

@@ -26,6 +26,7 @@ from babyteach.evaluate.glue import FinetuneConfig  # noqa: E402
 from babyteach.layout import checkpoint_dir as run_checkpoint_dir  # noqa: E402
 from babyteach.layout import results_root  # noqa: E402
 from babyteach.probe import probe_runs  # noqa: E402
+from babyteach.startup import check_fetchable  # noqa: E402
 from babyteach.train_config import CADENCE_KEYS, TrainConfig  # noqa: E402
 
 # Every output, log, benchmark and checkpoint of this configuration lies under its results root.
@@ -75,6 +76,24 @@ def benchmarks(path):
 def data_mirror_param():
     """The resolved mirror folder as a string, for params (None: official URLs)."""
     return str(DATA_MIRROR) if DATA_MIRROR else None
+
+
+def fetchable(wildcards):
+    """Input function of fetch_data (it has no inputs): the start-up check of its dataset. Snakemake
+    calls it while building the DAG, before any job runs, for exactly the datasets the requested
+    targets need; an unavailable one stops the workflow naming the config key that asks for it.
+    """
+    dataset = wildcards.dataset
+    check_fetchable(dataset, config, DATA_MIRROR, Path(results(f"raw/{dataset}")))
+    return []
+
+
+def fetch_decode_mode(wildcards):
+    """corpus.on_decode_error for a corpus dataset (its files are decoded when fetched), else None;
+    so a change of it refetches only the corpora."""
+    if wildcards.dataset.startswith("babylm-"):
+        return config["corpus"]["on_decode_error"]
+    return None
 
 
 def corpus_dataset(wildcards):
@@ -160,8 +179,8 @@ def student_training_inputs(wildcards):
         "search": results(f"search/peers-{wildcards.peers}.json"),
     }
     if wildcards.method in ("kd", "kd_dwml"):
-        inputs["teacher"] = (
-            results(f"{wildcards.corpus}/train/baseline/seed-{wildcards.seed}")
+        inputs["teacher"] = results(
+            f"{wildcards.corpus}/train/baseline/seed-{wildcards.seed}"
         )
     return inputs
 
@@ -507,7 +526,9 @@ def figure_params(wildcards):
 
 def figure_outputs(names=FIGURES):
     """The PDF and PNG of the given figures (default: all)."""
-    return [results(f"figures/{name}.{ext}") for name in names for ext in ("pdf", "png")]
+    return [
+        results(f"figures/{name}.{ext}") for name in names for ext in ("pdf", "png")
+    ]
 
 
 # --- the recipe probe (target probe) -------------------------------------------------

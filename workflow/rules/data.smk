@@ -2,7 +2,9 @@
 
 
 rule fetch_data:
-    """Fetch one dataset of the registry (src/babyteach/data/fetch.py), verified by sha256."""
+    """Fetch one dataset of the registry (src/babyteach/data/fetch.py), verified by sha256 and read as the workflow reads it."""
+    input:
+        fetchable,
     output:
         directory(results("raw/{dataset}")),
     log:
@@ -19,6 +21,7 @@ rule fetch_data:
         mirror=data_mirror_param(),
         retries=config["download"]["retries"],
         timeout_s=config["download"]["timeout_s"],
+        on_decode_error=fetch_decode_mode,
     script:
         "../scripts/fetch_data.py"
 

@@ -67,7 +67,9 @@ rule train_mutual:
     log:
         logs("{corpus}/train/{method}/peers-{peers}/alpha-{alpha}/seed-{seed}.log"),
     benchmark:
-        benchmarks("{corpus}/train/{method}/peers-{peers}/alpha-{alpha}/seed-{seed}.tsv")
+        benchmarks(
+            "{corpus}/train/{method}/peers-{peers}/alpha-{alpha}/seed-{seed}.tsv"
+        )
     wildcard_constraints:
         method="dml|dwml|kd_dwml",
     conda:
