@@ -21,11 +21,13 @@ os.environ.update(
 
 from babyteach.data.corpora import TRACK_WORDS, TRACKS, CorpusId  # noqa: E402
 from babyteach.data.fetch import DATASETS, mirror_from  # noqa: E402
+from babyteach.errors import InputError  # noqa: E402
 from babyteach.evaluate.families import FAMILIES  # noqa: E402
 from babyteach.evaluate.glue import FinetuneConfig  # noqa: E402
 from babyteach.layout import checkpoint_dir as run_checkpoint_dir  # noqa: E402
 from babyteach.layout import results_root  # noqa: E402
 from babyteach.probe import probe_runs  # noqa: E402
+from babyteach.report.finished import Item, finished, missing_note  # noqa: E402
 from babyteach.startup import check_fetchable  # noqa: E402
 from babyteach.train_config import CADENCE_KEYS, TrainConfig  # noqa: E402
 
@@ -529,6 +531,37 @@ def figure_outputs(names=FIGURES):
     return [
         results(f"figures/{name}.{ext}") for name in names for ext in ("pdf", "png")
     ]
+
+
+def figure_target(name):
+    """The target rule of figure ``name`` (training_loss → figure_training_loss)."""
+    return name if name.startswith("figure") else f"figure_{name}"
+
+
+def report_items():
+    """Every table and figure this configuration builds, with its target, in report order."""
+    return [Item(name, tuple(table_outputs([name]))) for name in tables()] + [
+        Item(figure_target(name), tuple(figure_outputs([name]))) for name in FIGURES
+    ]
+
+
+def finished_outputs(wildcards):
+    """Input function of the target finished, the tables and figures built so far (and the probe's, if
+    built); prints which are missing and the command that builds them (stderr)."""
+    probe = Item("probe", tuple(probe_outputs()))
+    done = finished([*report_items(), probe])
+    # the probe is not part of all: not missing when not built
+    missing = [item for item in done.missing if item != probe]
+    print(
+        missing_note(missing, [str(f) for f in workflow.config_settings.configfiles]),
+        file=sys.stderr,
+    )
+    if not done.files:
+        raise InputError(
+            "target finished: no table or figure is built yet, so a report would be empty; "
+            "build one first, e.g. `snakemake table5 --cores all` (with the same --configfile)"
+        )
+    return done.files
 
 
 # --- the recipe probe (target probe) -------------------------------------------------
