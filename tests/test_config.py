@@ -46,9 +46,9 @@ def test_every_config_yaml_key_is_commented():
 
 
 @pytest.mark.parametrize("configfile", [None, "config/demo.yaml", "config/track-100M.yaml"])
-def test_dry_run_plans_the_whole_dag(tmp_path, configfile):
+def test_dry_run_plans_the_whole_dag(tmp_path, configfile, planning_mirror):
     args = ["-n", "all"] + (["--configfile", str(REPO / configfile)] if configfile else [])
-    result = run_snakemake(tmp_path, *args)
+    result = run_snakemake(tmp_path, *args, "--config", f"data_mirror={planning_mirror}")
     for rule in ("fetch_data", "clean_corpus", "train_tokenizer", "tokenize_corpus", "search_architectures",
                  "train_baseline", "train_students", "train_mutual", "evaluate_zero_shot",
                  "evaluate_finetune", "table", "figure"):
@@ -85,10 +85,10 @@ def test_bad_config_fails_at_start_up_naming_the_key(tmp_path, config, named):
     assert not (tmp_path / "results").exists()
 
 
-def test_ablation_targets_plan_their_points(tmp_path):
+def test_ablation_targets_plan_their_points(tmp_path, data_mirror):
     # paper config: p in (1, 2, 4), alphas (0.3, 0.5, 0.7), seeds 0-2
     def trained(target: str) -> set[str]:
-        result = run_snakemake(tmp_path, "-n", target)
+        result = run_snakemake(tmp_path, "-n", target, "--config", f"data_mirror={data_mirror}")
         return {line.split("train/", 1)[1] for line in result.stdout.splitlines()
                 if "output: results/2024-10M/train/" in line and "train/baseline/seed-" not in line}
 

@@ -13,4 +13,5 @@ with rule_logging(snakemake):  # noqa: F821 (injected by Snakemake)
         mirror=Path(snakemake.params.mirror) if snakemake.params.mirror else None,  # noqa: F821
         retries=snakemake.params.retries,  # noqa: F821
         timeout_s=snakemake.params.timeout_s,  # noqa: F821
+        on_decode_error=snakemake.params.on_decode_error,  # noqa: F821
     )
