@@ -113,8 +113,8 @@ def test_a_typo_in_a_top_level_key_is_one_short_line(tmp_path):
     result = _dry_run_with(tmp_path, "tokenizr:\n  vocab_size: 100\n")
     assert result.returncode != 0
     output = result.stdout + result.stderr
-    assert ("  tokenizr: unknown key; did you mean 'tokenizer'? valid keys of the top level: data_mirror, download, "
-            "corpus, tokenizer,") in output  # fmt: skip
+    assert ("  tokenizr: unknown key; did you mean 'tokenizer'? valid keys of the top level: results_dir, data_mirror, "
+            "download, corpus, tokenizer,") in output  # fmt: skip
     assert len(output.splitlines()) < 12  # not the schema and the config (1,347 lines before)
     assert "Failed validating" not in output and "description" not in output
 

@@ -18,6 +18,7 @@ from types import SimpleNamespace
 
 import pytest
 
+from babyteach.data.acquire import fetch_dataset
 from babyteach.data.corpora import BABYLM_DOMAINS, SPLITS
 from babyteach.data.fetch import (
     DATASETS,
@@ -27,7 +28,6 @@ from babyteach.data.fetch import (
     Osf,
     Source,
     fetch,
-    fetch_dataset,
     mirror_from,
     open_ewok_zip,
 )
@@ -229,6 +229,7 @@ def test_snakemake_script_fetches_into_its_output(data_mirror: Path, tmp_path: P
         wildcards=SimpleNamespace(dataset="supplement-fast"),
         output=[str(tmp_path / "raw" / "supplement-fast")],
         params=SimpleNamespace(mirror=str(data_mirror), retries=1, timeout_s=5.0, on_decode_error=None),
+        rule="fetch_data",
     )
     runpy.run_path(str(REPO / "workflow" / "scripts" / "fetch_data.py"), init_globals={"snakemake": snakemake})
     assert len(manifest(tmp_path / "raw" / "supplement-fast")["files"]) == 5
@@ -512,7 +513,7 @@ def test_a_damaged_download_names_the_download_and_says_to_download_again(
 ) -> None:
     from dataclasses import replace
 
-    from babyteach.data.validate import validate_dataset
+    from babyteach.data.acquire import validate_dataset
 
     tasks = ("hypernym", "qa_congruence_easy", "qa_congruence_tricky", "subject_aux_inversion", "turn_taking")
     good = json.dumps({"sentence_good": "A good one.", "sentence_bad": "A bad one."}).encode()
@@ -534,7 +535,7 @@ def test_a_damaged_download_names_the_download_and_says_to_download_again(
 def test_every_registry_dataset_is_read_by_its_loader_when_fetched(name: str, tmp_path: Path) -> None:
     """A dataset without a reader would be copied unread: every registry name has one (an empty
     folder is reported as a missing file by that reader, not as an unknown dataset)."""
-    from babyteach.data.validate import validate_dataset
+    from babyteach.data.acquire import validate_dataset
 
     with pytest.raises(InputError):
         validate_dataset(name, tmp_path)

@@ -48,7 +48,7 @@ def test_failed_rule_log_ends_with_the_message_and_keeps_every_attempt(tmp_path:
     assert len(messages) == 2 and "checksum mismatch" in messages[0] and str(damaged) in messages[0]
     assert "Traceback" not in terminal
 
-    log = workdir / "logs/fetch_data/supplement-fast.log"
+    log = workdir / "results/logs/fetch_data/supplement-fast.log"
     assert _last_line(log).endswith(f" ERROR fetch_data: {messages[0]}")
     assert "Traceback" not in log.read_text()
     # Snakemake deleted the first attempt's log before the retry; the attempts file kept both
@@ -80,7 +80,7 @@ def test_failed_training_job_log_ends_with_the_message(tmp_path: Path):
     assert "rule train_baseline" in result.stdout + result.stderr  # only the training job ran
     (message,) = re.findall(r"^babyteach train: error: (.*)$", result.stdout + result.stderr, re.M)
     assert "results/2024-10M/shards/train.tokens.npy" in message
-    log = workdir / "logs/2024-10M/train/baseline/seed-0.log"
+    log = workdir / "results/logs/2024-10M/train/baseline/seed-0.log"
     assert _last_line(log).endswith(f" ERROR babyteach train: {message}")
     assert "Traceback" not in log.read_text()
     assert HEADER.search(attempts_path(log).read_text())

@@ -85,7 +85,8 @@ def main(argv: list[str] | None = None) -> int:
     # bad input, or a path that cannot be read or written: the message without traceback, status 2
     with job_logging(None, f"babyteach {args.command}", {InputError: 2, OSError: 2}) as outcome:
         if args.command == "fetch":
-            from babyteach.data.fetch import fetch_dataset, mirror_from
+            from babyteach.data.acquire import fetch_dataset
+            from babyteach.data.fetch import mirror_from
 
             fetch_dataset(args.dataset, args.dest, mirror_from(args.mirror), args.retries, args.timeout_s)
         elif args.command == "clean":

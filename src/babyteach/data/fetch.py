@@ -2,12 +2,13 @@
 
 Every dataset is described once, as data, in :data:`DATASETS`: where it is published, which
 files it consists of, and where it lives in a local mirror laid out like ``shared/data``.
-:func:`fetch_dataset` turns that description into a folder with a fixed, flat layout (a BabyLM
+:func:`fetch` (through :func:`babyteach.data.acquire.fetch_dataset`) turns that description into a folder with a fixed, flat layout (a BabyLM
 corpus becomes ``<domain>.<split>`` files whatever the release's archive layout), verifies every
 byte against the known sha256 sums, and writes ``MANIFEST.json`` (name, source, per-file size
 and sha256). The folder appears atomically: a failed fetch leaves nothing that looks complete.
 
-    from babyteach.data.fetch import fetch_dataset, mirror_from
+    from babyteach.data.acquire import fetch_dataset   # fetch, then read every file (validate)
+    from babyteach.data.fetch import mirror_from
     fetch_dataset("blimp-fast", Path("results/raw/blimp-fast"), mirror_from("../shared/data"))
 
 EWoK is gated data that must not reach the web in plain text, so it stays in its
@@ -282,30 +283,6 @@ def mirror_from(config_value: str | None) -> Path | None:
     return path
 
 
-def fetch_dataset(
-    name: str,
-    dest: Path,
-    mirror: Path | None,
-    retries: int = 3,
-    timeout_s: float = 60.0,
-    on_decode_error: str | None = None,
-) -> None:
-    """Fetch registry dataset ``name`` into the folder ``dest`` (from ``mirror`` if given, else its URLs).
-
-    Every file is read as the workflow will read it (:func:`babyteach.data.validate.validate_dataset`;
-    ``on_decode_error`` is ``corpus.on_decode_error`` for corpora) before ``dest`` appears: a bad
-    file stops the fetch naming its source file and line, and nothing is written.
-    """
-    if name not in DATASETS:
-        raise InputError(f"unknown dataset {name!r}; valid names: {', '.join(sorted(DATASETS))}")
-    from babyteach.data.validate import validate_dataset  # it imports the readers, which import this module
-
-    def check(folder: Path) -> None:
-        validate_dataset(name, folder, on_decode_error)
-
-    fetch(DATASETS[name], Path(dest), mirror, retries=retries, timeout_s=timeout_s, check=check)
-
-
 def fetch(
     dataset: Dataset,
     dest: Path,
@@ -317,7 +294,7 @@ def fetch(
     osf: Osf | None = None,
     check: Callable[[Path], None] | None = None,
 ) -> None:
-    """Fetch ``dataset`` (any :class:`Dataset`, registered or not) into ``dest``; see :func:`fetch_dataset`.
+    """Fetch ``dataset`` (any :class:`Dataset`, registered or not) into ``dest``; see :func:`babyteach.data.acquire.fetch_dataset`.
 
     ``backoff_s`` is the first wait between attempts (doubled each retry); ``osf`` the OSF
     endpoints used to resolve ``osf://`` URLs. ``check`` reads the staged folder before it is

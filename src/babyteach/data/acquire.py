@@ -1,6 +1,7 @@
-"""Read a fetched dataset the way the workflow will read it, before the fetch lets it appear.
+"""Fetch a registry dataset and read it the way the workflow will, before the folder appears.
 
-:func:`babyteach.data.fetch.fetch_dataset` runs :func:`validate_dataset` on the staged folder, so
+:func:`fetch_dataset` fetches with :func:`babyteach.data.fetch.fetch` and runs
+:func:`validate_dataset` on the staged folder, so
 a damaged file (a jsonl line without ``sentence_bad``, an EWoK zip that is not one, a corpus file
 that is not UTF-8) stops the fetch naming the file and line, instead of the evaluation hours later.
 Each kind of dataset is read with the parser of the code that reads it later (one place per fact):
@@ -17,7 +18,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from babyteach.data.fetch import DATASETS
+from babyteach.data.fetch import DATASETS, fetch
 from babyteach.errors import InputError
 from babyteach.evaluate.families import FAMILIES
 
@@ -44,7 +45,7 @@ def validate_dataset(name: str, folder: Path, on_decode_error: str | None = None
         for spec in DATASETS[name].files:
             read_text(folder / spec.path, on_decode_error or "strict")
     else:
-        raise ValueError(f"dataset {name!r} has no validator; add one to babyteach.data.validate")
+        raise ValueError(f"dataset {name!r} has no validator; add one to babyteach.data.acquire")
 
 
 def _validate_glue(folder: Path) -> None:
@@ -58,3 +59,26 @@ def _validate_glue(folder: Path) -> None:
         task = path.name.split(".", 1)[0]
         if task in TASKS:
             load_examples(TASKS[task], path)
+
+
+def fetch_dataset(
+    name: str,
+    dest: Path,
+    mirror: Path | None,
+    retries: int = 3,
+    timeout_s: float = 60.0,
+    on_decode_error: str | None = None,
+) -> None:
+    """Fetch registry dataset ``name`` into the folder ``dest`` (from ``mirror`` if given, else its URLs).
+
+    Every file is read as the workflow will read it (:func:`validate_dataset`;
+    ``on_decode_error`` is ``corpus.on_decode_error`` for corpora) before ``dest`` appears: a bad
+    file stops the fetch naming its source file and line, and nothing is written.
+    """
+    if name not in DATASETS:
+        raise InputError(f"unknown dataset {name!r}; valid names: {', '.join(sorted(DATASETS))}")
+
+    def check(folder: Path) -> None:
+        validate_dataset(name, folder, on_decode_error)
+
+    fetch(DATASETS[name], Path(dest), mirror, retries=retries, timeout_s=timeout_s, check=check)
