@@ -186,6 +186,12 @@ rule figure_training_loss:
         figure_outputs(["training_loss"]),
 
 
+rule finished:
+    """The tables and figures built so far, for an HTML report of a partial run: snakemake finished --report results/report.html."""
+    input:
+        finished_outputs,
+
+
 rule probe:
     """The recipe probe (not part of all): the teacher at each probe.settings entry, results/probe/summary.csv and dev_loss.pdf."""
     input:

@@ -38,7 +38,7 @@ PEERS = (Architecture(4, 4, 256), Architecture(3, 4, 256), Architecture(3, 4, 19
 
 def naive_mutual_terms(logits: list[torch.Tensor], targets: torch.Tensor, weights: torch.Tensor,
                        alpha: float) -> torch.Tensor:
-    """Each peer's share of L1 written as METHODS.md writes it: M(M − 1) pairwise KLs."""
+    """Each peer's share of L1 written as docs/METHODS.md writes it: M(M − 1) pairwise KLs."""
     terms = []
     for i, z_i in enumerate(logits):
         term = (1 - alpha) * weights[i] * F.cross_entropy(z_i, targets)

@@ -54,6 +54,7 @@ from babyteach.budget import (
 from babyteach.dryrun import PlannedJob, job_stats, parse_dry_run, plan_costs
 from babyteach.errors import InputError
 from babyteach.io import write_json_atomic
+from babyteach.layout import results_root
 from babyteach.models import Architecture
 
 REPO = Path(__file__).resolve().parents[1]
@@ -199,7 +200,8 @@ def main(argv: list[str] | None = None) -> int:
                 return path
 
             config = merged_config([*configfiles, override(max(args.seeds))])
-            families = [f"results/raw/{m.family}" for m in throughput.scoring]
+            raw = f"{results_root(config['results_dir'])}/raw"  # the configuration's fetched datasets
+            families = [f"{raw}/{m.family}" for m in throughput.scoring]
             print(f"preparing data and search in {workdir} …", file=sys.stderr)
             snakemake(workdir, [*configfiles, override(max(args.seeds))], args.mirror, "--cores", str(args.cores),
                       "--", "data", "search", *families, log=workdir / "budget-prepare.log")  # fmt: skip

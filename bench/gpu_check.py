@@ -51,7 +51,7 @@ import torch
 import yaml
 
 from babyteach.data.clean import clean_corpus
-from babyteach.data.fetch import fetch_dataset
+from babyteach.data.acquire import fetch_dataset
 from babyteach.data.shards import write_shards
 from babyteach.data.tokenizer import train_tokenizer
 from babyteach.evaluate.pairs import DEFAULT_BATCH_TOKENS, evaluate_pairs, load_pairs, plan_batches

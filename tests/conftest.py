@@ -33,3 +33,26 @@ def one_torch_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="session")
+def planning_mirror(tmp_path_factory, data_mirror) -> Path:
+    """A data mirror in which every registry dataset is present, for dry runs only.
+
+    The shared mirror's folders are linked in; each dataset it lacks (the 100M and 2023 corpora)
+    gets a folder of empty files under the expected names. A dry run's start-up check only asks
+    whether the files exist, so configurations that need those corpora (config.yaml's Table 1)
+    can be planned; running a job on this mirror would fail at the empty files.
+    """
+    from babyteach.data.fetch import DATASETS, missing_in_mirror
+
+    mirror = tmp_path_factory.mktemp("planning-mirror")
+    for entry in data_mirror.iterdir():
+        (mirror / entry.name).symlink_to(entry)
+    for dataset in DATASETS.values():
+        if (mirror / Path(dataset.mirror_dir).parts[0]).is_symlink():
+            continue  # a folder of the shared mirror: never written to
+        for path in missing_in_mirror(dataset, mirror):
+            (mirror / dataset.mirror_dir / path).parent.mkdir(parents=True, exist_ok=True)
+            (mirror / dataset.mirror_dir / path).touch()
+    return mirror

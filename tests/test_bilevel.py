@@ -52,7 +52,7 @@ def roberta_out(model, params, inputs):
 
 
 def naive_l1(logits, targets, weights, alpha, supervised=None):
-    """METHODS.md's L1 as a double loop (τ = 1), targets detached."""
+    """docs/METHODS.md's L1 as a double loop (τ = 1), targets detached."""
     total = 0.0
     for i, z_i in enumerate(logits):
         sup = F.cross_entropy(z_i, targets) if supervised is None else supervised(z_i, targets)
@@ -151,7 +151,7 @@ def mlp_problem(m: int):
 @pytest.mark.parametrize("inner_product", INNER_PRODUCTS)
 @pytest.mark.parametrize("m,kd", [(2, False), (3, False), (3, True)])
 def test_unrolled_hypergradient_equals_finite_difference(m, kd, inner_product):
-    # METHODS.md's required test, for both ways of computing the inner products
+    # docs/METHODS.md's required test, for both ways of computing the inner products
     models, train, dev, weights, teacher = mlp_problem(m)
     alpha, gamma = 0.5, 0.7
     supervised = (lambda z, y: kd_loss(z, teacher, y)) if kd else None
@@ -213,8 +213,8 @@ def test_unrolled_hypergradient_on_tiny_roberta_peers(inner_product):
         return outer_loss(models, moved, dev, w, roberta_out)
 
     ref = finite_difference(objective, weights)
-    # METHODS.md's bar (1e-5) holds for the exact inner products, the default. The central difference at the
-    # step METHODS.md prescribes (ε = 0.01/‖v‖) measures 1.06e-5 here, where γ = 50 makes the inner products
+    # docs/METHODS.md's bar (1e-5) holds for the exact inner products, the default. The central difference at the
+    # step docs/METHODS.md prescribes (ε = 0.01/‖v‖) measures 1.06e-5 here, where γ = 50 makes the inner products
     # dominate g: its O(ε²) error, which is why it is an option and not the default.
     assert relative_error(g, ref) < (1e-5 if inner_product == "backward" else 2e-5)
     assert relative_error(hypergradient(models, train, dev, weights, alpha, gamma, "first_order"), ref) > 1e-3

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import json
 
-from babyteach.cli import main
+import pytest
+
+from babyteach.cli import _parser, main
 from conftest import REPO
 
 
@@ -27,3 +29,13 @@ def test_readme_test_command_is_what_ci_runs():
     ci_command = (REPO / ".ci/run").read_text().strip().splitlines()[-1]
     assert ci_command.startswith("python3.11 -m venv")
     assert f"\n{ci_command}\n" in (REPO / "README.md").read_text()
+
+
+def test_number_arguments_in_any_spelling(capsys):
+    args = _parser().parse_args(["train-tokenizer", "clean", "tok", "--vocab-size", "5e2", "--min-frequency", "2"])
+    assert args.vocab_size == 500 and isinstance(args.vocab_size, int)
+    assert _parser().parse_args(["fetch", "blimp-fast", "x", "--timeout-s", "1e-1"]).timeout_s == 0.1
+    with pytest.raises(SystemExit) as exited:
+        _parser().parse_args(["train-tokenizer", "clean", "tok", "--vocab-size", "5.5e0"])
+    assert exited.value.code == 2
+    assert "argument --vocab-size: '5.5e0' is not a whole number (e.g. 50000, 5e4 or 50_000)" in capsys.readouterr().err

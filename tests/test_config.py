@@ -46,9 +46,9 @@ def test_every_config_yaml_key_is_commented():
 
 
 @pytest.mark.parametrize("configfile", [None, "config/demo.yaml", "config/track-100M.yaml"])
-def test_dry_run_plans_the_whole_dag(tmp_path, configfile):
+def test_dry_run_plans_the_whole_dag(tmp_path, configfile, planning_mirror):
     args = ["-n", "all"] + (["--configfile", str(REPO / configfile)] if configfile else [])
-    result = run_snakemake(tmp_path, *args)
+    result = run_snakemake(tmp_path, *args, "--config", f"data_mirror={planning_mirror}")
     for rule in ("fetch_data", "clean_corpus", "train_tokenizer", "tokenize_corpus", "search_architectures",
                  "train_baseline", "train_students", "train_mutual", "evaluate_zero_shot",
                  "evaluate_finetune", "table", "figure"):
@@ -76,7 +76,7 @@ def test_dry_run_plans_the_whole_dag(tmp_path, configfile):
         ({"report": {"table1_tracks": []}}, "table1_tracks"),
         ({"finetune": {"tasks": ["mnli-mm"]}}, "mnli"),
         ({"finetune": {"lr": 0}}, "lr"),
-        ({"evaluation": {"variant": "pll"}}, "'variant' was unexpected"),  # removed: both scorings always run
+        ({"evaluation": {"variant": "pll"}}, "evaluation.variant: unknown key"),  # removed: both scorings always run
     ],
 )
 def test_bad_config_fails_at_start_up_naming_the_key(tmp_path, config, named):
@@ -86,10 +86,10 @@ def test_bad_config_fails_at_start_up_naming_the_key(tmp_path, config, named):
     assert not (tmp_path / "results").exists()
 
 
-def test_ablation_targets_plan_their_points(tmp_path):
+def test_ablation_targets_plan_their_points(tmp_path, data_mirror):
     # paper config: p in (1, 2, 4), alphas (0.3, 0.5, 0.7), seeds 0-2
     def trained(target: str) -> set[str]:
-        result = run_snakemake(tmp_path, "-n", target)
+        result = run_snakemake(tmp_path, "-n", target, "--config", f"data_mirror={data_mirror}")
         return {line.split("train/", 1)[1] for line in result.stdout.splitlines()
                 if "output: results/2024-10M/train/" in line and "train/baseline/seed-" not in line}
 
@@ -98,3 +98,101 @@ def test_ablation_targets_plan_their_points(tmp_path):
     assert trained("ablation_weights") == {f"{m}/peers-4/alpha-0.5/seed-{s}" for m in ("dml", "dwml") for s in (0, 1, 2)}
     assert trained("ablation_size") == {run for s in (0, 1, 2)
                                         for run in (f"baseline/peers-4/seed-{s}", f"dwml/peers-4/alpha-0.5/seed-{s}")}
+
+
+# --- short errors and numbers in any YAML spelling (babyteach.config_schema) -------------------------
+
+
+def _dry_run_with(tmp_path, yaml_text: str, *targets: str):
+    """``snakemake -n -p`` with ``yaml_text`` as a --configfile, written as a user would type it."""
+    config_file = tmp_path / "mine.yaml"
+    config_file.write_text(yaml_text)
+    return run_snakemake(tmp_path / "work", "-n", "-p", *targets, "--configfile", str(config_file), check=False)
+
+
+def test_a_typo_in_a_top_level_key_is_one_short_line(tmp_path):
+    result = _dry_run_with(tmp_path, "tokenizr:\n  vocab_size: 100\n")
+    assert result.returncode != 0
+    output = result.stdout + result.stderr
+    assert ("  tokenizr: unknown key; did you mean 'tokenizer'? valid keys of the top level: results_dir, data_mirror, "
+            "download, corpus, tokenizer,") in output  # fmt: skip
+    assert len(output.splitlines()) < 12  # not the schema and the config (1,347 lines before)
+    assert "Failed validating" not in output and "description" not in output
+
+
+@pytest.mark.parametrize(
+    ("yaml_text", "line"),
+    [
+        ("training:\n  lr: -1.0\n", "training.lr: -1.0 is not greater than 0; allowed: a number > 0"),
+        ("training:\n  eval_every: 0\n", "training.eval_every: 0 is less than 1; allowed: an integer >= 1, or null"),
+        ("corpus:\n  track: 1B\n", "corpus.track: '1B' is not a valid choice; allowed: one of '10M', '100M'"),
+        ("seeds: [0, x]\n", "seeds[1]: 'x' is not an integer; allowed: an integer >= 0"),
+        ("tokenizer:\n  vocab_size: 2.5e2.5\n", "tokenizer.vocab_size: '2.5e2.5' is not an integer; allowed: an "
+                                                "integer >= 1"),
+        ("training:\n  batch_size: 2.5e-1\n", "training.batch_size: 0.25 is not an integer; allowed: an integer >= 1"),
+        ("report:\n  table1_tracks: []\n", "report.table1_tracks: [] has fewer than 1 item; allowed: a list (at least "
+                                           "1 item, no repeats), each one of '10M', '100M'"),
+        ("training:\n  lrr: 0.001\n", "training.lrr: unknown key; did you mean 'lr'? valid keys of training: epochs,"),
+    ],
+)
+def test_config_errors_give_key_value_reason_and_what_is_allowed(tmp_path, yaml_text, line):
+    result = _dry_run_with(tmp_path, yaml_text)
+    assert result.returncode != 0
+    assert f"\n  {line}" in result.stdout + result.stderr
+
+
+def test_every_problem_is_listed_at_once(tmp_path):
+    result = _dry_run_with(tmp_path, "training:\n  lr: -1.0\n  dropout: 2\ncorpus:\n  track: 1B\n")
+    output = result.stdout + result.stderr
+    assert "has 3 problems:\n  corpus.track: '1B'" in output
+    assert "\n  training.dropout: 2 is not less than 1; allowed: a number >= 0 and < 1" in output and "\n  training.lr: -1.0" in output
+
+
+def test_numbers_in_any_yaml_spelling_are_read_as_numbers(tmp_path):
+    # PyYAML reads 1e-3, 4e5 and 5.0e4 as strings (YAML 1.1 wants a dot and a signed exponent)
+    assert yaml.safe_load("a: 1e-3\nb: 4e5\nc: 5.0e4\nd: 5.0e-4") == {"a": "1e-3", "b": "4e5", "c": "5.0e4",
+                                                                    "d": 0.0005}
+    result = _dry_run_with(tmp_path, "training:\n  lr: 1e-3\n  token_budget: 4e5\n  epochs: null\n"
+                                     "mutual:\n  eta0: 5e-4\n",
+                           "results/2024-10M/train/dwml/peers-4/alpha-0.5/seed-0")  # fmt: skip
+    assert result.returncode == 0, result.stdout + result.stderr
+    # the training jobs get numbers: the same settings (and rerun trigger) as writing 0.001 and 400000
+    assert '"lr": 0.001' in result.stdout and '"token_budget": 400000' in result.stdout
+    assert '"eta0": 0.0005' in result.stdout
+
+
+def test_as_number_and_coerce_numbers():
+    from babyteach.config_schema import as_number, coerce_numbers
+
+    assert as_number("1e-3") == 0.001 and as_number("-2.5E+2") == -250.0 and as_number("1_000") == 1000.0
+    assert as_number("1e8", integer=True) == 100_000_000 and isinstance(as_number("1e8", integer=True), int)
+    assert as_number(32.0, integer=True) == 32 and isinstance(as_number(32.0, integer=True), int)
+    assert as_number("2.5e-1", integer=True) == 0.25 and as_number(1.5, integer=True) == 1.5  # not whole: a float
+    for unchanged in ("abc", "inf", "nan", "1e", True, None, [1]):
+        assert as_number(unchanged) == unchanged
+    schema = {"properties": {"name": {"type": "string"}, "lr": {"type": "number"},
+                             "seeds": {"type": "array", "items": {"type": "integer"}},
+                             "cap": {"type": ["integer", "null"]}}}  # fmt: skip
+    config = {"name": "1e3", "lr": "1e-4", "seeds": ["1e1", 2.0], "cap": None, "other": "1e3"}
+    assert coerce_numbers(config, schema) == {"name": "1e3", "lr": 0.0001, "seeds": [10, 2], "cap": None,
+                                              "other": "1e3"}  # fmt: skip
+
+
+def test_train_config_reads_numbers_as_text_and_names_the_value():
+    from babyteach.errors import InputError
+    from babyteach.train_config import TrainConfig
+
+    cfg = TrainConfig(token_budget="1e6", lr="1e-3", batch_size=16.0)
+    assert (cfg.token_budget, cfg.lr, cfg.batch_size) == (1_000_000, 0.001, 16)
+    with pytest.raises(InputError, match=r"^training\.lr: must be positive and finite, got -0\.5$"):
+        TrainConfig(token_budget=10, lr=-0.5)
+    with pytest.raises(InputError, match=r"^training\.lr: must be a number, got 'fast'$"):
+        TrainConfig(token_budget=10, lr="fast")
+
+
+def test_a_probe_setting_with_a_number_as_text_trains_that_number():
+    from babyteach.probe import probe_runs
+
+    training = {"epochs": 1.0, "token_budget": None, "lr": 0.0001, "batch_size": 8}
+    runs = probe_runs([{"lr": "5e-4"}, {"lr": 0.0001}], training, token_budget=1000, block_size=16)
+    assert list(runs) == ["lr-0.0005", "lr-0.0001"] and runs["lr-0.0005"]["lr"] == 0.0005

@@ -41,7 +41,7 @@ def test_killed_training_job_resumes_from_its_checkpoint(tmp_path: Path, data_mi
     command = [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "-d", str(killed),
                "--configfile", str(killed / "test-config.yaml"), "--cores", "1", TARGET]
     job = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
-    checkpoints = killed / "checkpoints/2024-10M/train/baseline/seed-0"
+    checkpoints = killed / "results/checkpoints/2024-10M/train/baseline/seed-0"
     deadline = time.monotonic() + 300
     while not list(checkpoints.glob("run-*/checkpoint.pt")) and time.monotonic() < deadline and job.poll() is None:
         time.sleep(0.05)
@@ -53,7 +53,7 @@ def test_killed_training_job_resumes_from_its_checkpoint(tmp_path: Path, data_mi
     # a killed Snakemake leaves its lock: unlock, then the same command (--rerun-incomplete)
     run_snakemake(killed, "--unlock", config=config)
     run_snakemake(killed, "--cores", "1", "--rerun-incomplete", TARGET, config=config)
-    log = (killed / "logs/2024-10M/train/baseline/seed-0.log").read_text()
+    log = (killed / "results/logs/2024-10M/train/baseline/seed-0.log").read_text()
     resumed_at = int(log.split("resumed from", 1)[1].split(" at step ", 1)[1].split()[0])
     assert 10 <= resumed_at < 200, log[-2000:]
     a, b = weights(whole), weights(killed)

@@ -18,6 +18,7 @@ from types import SimpleNamespace
 
 import pytest
 
+from babyteach.data.acquire import fetch_dataset
 from babyteach.data.corpora import BABYLM_DOMAINS, SPLITS
 from babyteach.data.fetch import (
     DATASETS,
@@ -27,7 +28,6 @@ from babyteach.data.fetch import (
     Osf,
     Source,
     fetch,
-    fetch_dataset,
     mirror_from,
     open_ewok_zip,
 )
@@ -228,7 +228,8 @@ def test_snakemake_script_fetches_into_its_output(data_mirror: Path, tmp_path: P
         log=[str(tmp_path / "fetch.log")],
         wildcards=SimpleNamespace(dataset="supplement-fast"),
         output=[str(tmp_path / "raw" / "supplement-fast")],
-        params=SimpleNamespace(mirror=str(data_mirror), retries=1, timeout_s=5.0),
+        params=SimpleNamespace(mirror=str(data_mirror), retries=1, timeout_s=5.0, on_decode_error=None),
+        rule="fetch_data",
     )
     runpy.run_path(str(REPO / "workflow" / "scripts" / "fetch_data.py"), init_globals={"snakemake": snakemake})
     assert len(manifest(tmp_path / "raw" / "supplement-fast")["files"]) == 5
@@ -395,3 +396,146 @@ def test_osf_urls_resolve_folders_to_zips_and_files_to_downloads(server: SimpleN
     assert (tmp_path / "o" / "secret.zip").read_bytes() == b"encrypted bytes"
     assert (tmp_path / "o" / "t.jsonl").read_bytes() == b"{}\n"
     assert manifest(tmp_path / "o")["source"] == {"urls": list(dataset.urls)}
+
+
+# --- what fetch reads before the folder appears (issue 16) --------------------------------------
+
+
+def damaged_mirror(root: Path, data_mirror: Path, name: str, file: str, damage) -> tuple[Path, Path]:
+    """A mirror holding dataset ``name``'s files linked from the shared mirror, except ``file``, which is
+    written as ``damage(original bytes)``; no SHA256SUMS, so only the reading can catch it.
+    Returns (mirror, the damaged file)."""
+    dataset = DATASETS[name]
+    source, folder = data_mirror / dataset.mirror_dir, root / dataset.mirror_dir
+    folder.mkdir(parents=True)
+    for spec in dataset.files:
+        if spec.path != file:
+            (folder / spec.path).symlink_to(source / spec.path)
+    (folder / file).write_bytes(damage((source / file).read_bytes()))
+    return root, folder / file
+
+
+def drop_field(field: str, line: int):
+    """Remove ``field`` from the JSON object on 1-based ``line``."""
+
+    def damage(data: bytes) -> bytes:
+        lines = data.split(b"\n")
+        row = json.loads(lines[line - 1])
+        del row[field]
+        lines[line - 1] = json.dumps(row).encode()
+        return b"\n".join(lines)
+
+    return damage
+
+
+def set_field(field: str, value: object, line: int):
+    def damage(data: bytes) -> bytes:
+        lines = data.split(b"\n")
+        lines[line - 1] = json.dumps({**json.loads(lines[line - 1]), field: value}).encode()
+        return b"\n".join(lines)
+
+    return damage
+
+
+def cut_line(line: int):
+    """The file cut off in the middle of 1-based ``line``."""
+
+    def damage(data: bytes) -> bytes:
+        lines = data.split(b"\n")
+        return b"\n".join(lines[: line - 1] + [lines[line - 1][: len(lines[line - 1]) // 2]])
+
+    return damage
+
+
+def bad_byte_on(line: int):
+    def damage(data: bytes) -> bytes:
+        lines = data.split(b"\n")
+        lines[line - 1] = lines[line - 1][:3] + b"\xff" + lines[line - 1][3:]
+        return b"\n".join(lines)
+
+    return damage
+
+
+# (dataset, damaged file, damage, what the message must say about it)
+DAMAGED = [
+    ("blimp-fast", "adjunct_island.jsonl", drop_field("sentence_bad", 3), ["adjunct_island.jsonl, line 3", "'sentence_bad'"]),
+    ("supplement-fast", "turn_taking.jsonl", cut_line(2), ["turn_taking.jsonl, line 2", "not valid JSON"]),
+    ("blimp-filtered", "passive_1.jsonl", set_field("linguistics_term", 7, 10), ["passive_1.jsonl, line 10",
+                                                                                 "'linguistics_term'"]),
+    ("ewok-fast", "ewok_fast.zip", lambda data: b"this is not a zip\n", ["ewok_fast.zip", "not a readable zip"]),
+    ("glue-filtered", "cola.train.jsonl", set_field("label", 7, 5), ["cola.train.jsonl, line 5", "label 7"]),
+    ("glue-filtered", "mrpc.valid.jsonl", drop_field("sentence2", 1), ["mrpc.valid.jsonl, line 1", "'sentence2'"]),
+    ("babylm-2024-10M", "childes.dev", bad_byte_on(2), ["childes.dev: line 2", "not valid UTF-8"]),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("name", "file", "damage", "says"), DAMAGED, ids=[f"{d[0]}:{d[1]}" for d in DAMAGED])
+def test_a_damaged_file_stops_the_fetch_naming_file_and_line_and_writes_nothing(
+    name: str, file: str, damage, says: list[str], data_mirror: Path, tmp_path: Path
+) -> None:
+    mirror, damaged = damaged_mirror(tmp_path / "mirror", data_mirror, name, file, damage)
+    dest = tmp_path / "results" / "raw" / name
+    with pytest.raises(InputError) as error:
+        fetch_dataset(name, dest, mirror)
+    message = str(error.value)
+    assert f"dataset {name!r}" in message and str(damaged) in message  # the mirror's file, not a temporary
+    for part in says:
+        assert part in message, message
+    # what to do: nothing to delete under results/, replace the mirror's file, rerun
+    assert f"wrote nothing to {dest}" in message
+    assert f"Replace the damaged file in {damaged.parent} with the official one" in message
+    assert "rerun the same command" in message and f"babyteach fetch {name} {dest} --mirror {mirror}" in message
+    assert ".tmp" not in message
+    assert_not_written(dest)
+
+
+def test_a_corpus_with_invalid_utf8_is_fetched_when_the_config_replaces_it(data_mirror: Path, tmp_path: Path) -> None:
+    """corpus.on_decode_error: replace lets cleaning substitute U+FFFD, so fetch copies the bytes as they are."""
+    mirror, damaged = damaged_mirror(tmp_path / "mirror", data_mirror, "babylm-2024-10M", "childes.dev", bad_byte_on(2))
+    fetch_dataset("babylm-2024-10M", tmp_path / "c", mirror, on_decode_error="replace")
+    assert (tmp_path / "c" / "childes.dev").read_bytes() == damaged.read_bytes()
+
+
+def test_an_ewok_zip_that_does_not_open_with_the_password_stops_the_fetch(
+    data_mirror: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import babyteach.data.fetch as fetch_module
+
+    monkeypatch.setattr(fetch_module, "EWOK_ZIP_PASSWORD", "not-the-password")
+    with pytest.raises(InputError, match=r"ewok_fast.zip: cannot decrypt .*\n.*wrote nothing") as error:
+        fetch_dataset("ewok-fast", tmp_path / "ewok", data_mirror)
+    assert str(data_mirror / "ewok" / "ewok_fast.zip") in str(error.value)
+    assert_not_written(tmp_path / "ewok")
+
+
+def test_a_damaged_download_names_the_download_and_says_to_download_again(
+    server: SimpleNamespace, tmp_path: Path
+) -> None:
+    from dataclasses import replace
+
+    from babyteach.data.acquire import validate_dataset
+
+    tasks = ("hypernym", "qa_congruence_easy", "qa_congruence_tricky", "subject_aux_inversion", "turn_taking")
+    good = json.dumps({"sentence_good": "A good one.", "sentence_bad": "A bad one."}).encode()
+    members = {f"supplement_fast/{t}.jsonl": good + b"\n" for t in tasks}
+    members["supplement_fast/turn_taking.jsonl"] = good + b"\n" + json.dumps({"sentence_good": "x"}).encode() + b"\n"
+    server.routes["/sf.zip"] = zip_bytes(members)
+    dataset = replace(DATASETS["supplement-fast"], sources=(Source(f"{server.url}/sf.zip"),))
+    dest = tmp_path / "raw" / "supplement-fast"
+    with pytest.raises(InputError) as error:
+        fetch(dataset, dest, None, backoff_s=0.01, check=lambda folder: validate_dataset("supplement-fast", folder))
+    message = str(error.value)
+    assert f"[download of {server.url}/sf.zip]/turn_taking.jsonl, line 2" in message
+    assert "'sentence_bad'" in message and f"wrote nothing to {dest}" in message
+    assert "rerun the same command to download it again" in message
+    assert_not_written(dest)
+
+
+@pytest.mark.parametrize("name", sorted(DATASETS))
+def test_every_registry_dataset_is_read_by_its_loader_when_fetched(name: str, tmp_path: Path) -> None:
+    """A dataset without a reader would be copied unread: every registry name has one (an empty
+    folder is reported as a missing file by that reader, not as an unknown dataset)."""
+    from babyteach.data.acquire import validate_dataset
+
+    with pytest.raises(InputError):
+        validate_dataset(name, tmp_path)

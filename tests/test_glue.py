@@ -1,7 +1,10 @@
-"""(Super)GLUE fine-tuning: metrics pinned to hand-computed values, the task table, config
-validation, an end-to-end run on a tiny random model (cola as MCC, mrpc as F1, mnli with 3
+"""(Super)GLUE fine-tuning: metrics pinned to hand-computed values, the task table and its inputs
+as the BabyLM 2024 pipeline builds them, config validation, the official epoch selection and
+early stopping (against transformers' own callback, and end to end with scripted predictions that
+catch reporting the last epoch, choosing by the wrong metric and choosing mnli-mm's epoch from its
+own curve), fp32, an end-to-end run on a tiny random model (cola as MCC, mrpc as F1, mnli with 3
 labels, mnli-mm scored with the mnli model, a missing task left out of the macro average),
-determinism, early stopping, a learnable toy task, and bad input."""
+determinism, a learnable toy task, and bad input."""
 
 from __future__ import annotations
 
@@ -10,6 +13,7 @@ import math
 import random
 import shutil
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 from transformers import AutoTokenizer
@@ -20,6 +24,7 @@ from babyteach.evaluate import glue
 from babyteach.evaluate.glue import (
     FORMAT_VERSION,
     TASKS,
+    EpochSelector,
     FinetuneConfig,
     accuracy,
     f1_binary,
@@ -145,19 +150,50 @@ def test_accuracy_and_length_checks():
 def test_task_table_metrics_labels_and_segments():
     assert list(TASKS) == ["boolq", "cola", "mnli", "mnli-mm", "mrpc", "multirc", "qnli", "qqp", "rte", "sst2", "wsc"]
     assert {n: t.metric for n, t in TASKS.items() if t.metric != "accuracy"} == {"cola": "mcc", "mrpc": "f1", "qqp": "f1"}
+    # the epoch is chosen by F1 for every two-label task, by accuracy for mnli (finetune_classification.py 600-607)
+    assert {n: t.selection_metric for n, t in TASKS.items() if t.selection_metric != "f1"} == {
+        "mnli": "accuracy", "mnli-mm": "accuracy"}  # fmt: skip
     assert TASKS["mnli"].num_labels == TASKS["mnli-mm"].num_labels == 3
     assert TASKS["mnli-mm"].train_from == "mnli"
     assert TASKS["cola"].texts({"sentence": "a b."}) == ("a b.", None)
     row = {"paragraph": "P.", "question": "Who?", "answer": "Ann", "text": "Ann met Bo. She smiled.",
-           "span1_text": "Ann", "span2_text": "She"}  # fmt: skip
-    assert TASKS["multirc"].texts(row) == ("P.", "Who? Ann")
-    assert TASKS["wsc"].texts(row) == ("Ann met Bo. She smiled.", 'Does "She" refer to "Ann"?')
-    assert TASKS["wsc"].fields == ("text", "span2_text", "span1_text")
+           "span1_text": "Ann", "span2_text": "She", "passage": "Pa.", "sentence": "S.", "sentence1": "A.",
+           "sentence2": "B.", "question1": "Q1?", "question2": "Q2?", "premise": "Pr.", "hypothesis": "H."}  # fmt: skip
+    # as finetune_classification.py lines 441-468 pair them (the official strings, written out by hand)
+    assert TASKS["multirc"].texts(row) == ("Question: Who? Answer: Ann", "P.")
+    assert TASKS["wsc"].texts(row) == ('Does "She" refer to "Ann" in this passage?', "Ann met Bo. She smiled.")
+    assert TASKS["wsc"].fields == ("span2_text", "span1_text", "text")
+    expected = {"boolq": ("Who?", "Pa."), "qnli": ("Who?", "S."), "rte": ("A.", "B."), "mrpc": ("A.", "B."),
+                "qqp": ("Q1?", "Q2?"), "mnli": ("Pr.", "H."), "mnli-mm": ("Pr.", "H."), "sst2": ("S.", None)}  # fmt: skip
+    assert {name: TASKS[name].texts(row) for name in expected} == expected
+
+
+def test_multirc_and_wsc_files_are_encoded_as_the_official_pairs(model_dir: Path, tmp_path: Path):
+    """A MultiRC and a WSC line of the BabyLM files become (first, second) = (template, passage),
+    tokenised as one pair in that order, as the official ``tokenizer(keys1, examples[sentence2_key])``."""
+    multirc = {"paragraph": "the cat saw a dog.", "question": "who saw a dog?", "answer": "the cat",
+               "idx": {"paragraph": 0, "question": 0, "answer": 0}, "label": 1}  # fmt: skip
+    wsc = {"text": "the cat saw the dog. it liked the ball.", "span1_index": 0, "span2_index": 5,
+           "span1_text": "the cat", "span2_text": "it", "idx": 0, "label": 0}  # fmt: skip
+    write_jsonl(tmp_path / "multirc.valid.jsonl", [multirc])
+    write_jsonl(tmp_path / "wsc.valid.jsonl", [wsc])
+    (m,) = load_examples(TASKS["multirc"], tmp_path / "multirc.valid.jsonl")
+    (w,) = load_examples(TASKS["wsc"], tmp_path / "wsc.valid.jsonl")
+    assert (m.first, m.second, m.label) == ("Question: who saw a dog? Answer: the cat", "the cat saw a dog.", 1)
+    assert (w.first, w.second, w.label) == ('Does "it" refer to "the cat" in this passage?',
+                                            "the cat saw the dog. it liked the ball.", 0)  # fmt: skip
+    tokenizer = AutoTokenizer.from_pretrained(model_dir)
+    encoded = glue._encode(tokenizer, [m], 128)
+    assert encoded.ids[0] == tokenizer("Question: who saw a dog? Answer: the cat", "the cat saw a dog.")["input_ids"]
 
 
 def test_config_defaults_are_babylm_2024():
     cfg = FinetuneConfig()
+    # finetune_model.sh lines 4-8 and 34, finetune_classification.py line 254
     assert (cfg.lr, cfg.batch_size, cfg.max_epochs, cfg.patience, cfg.max_length, cfg.seed) == (5e-5, 64, 10, 3, 128, 12)
+    assert cfg.early_stopping_threshold == 0.001
+    # HF Trainer's defaults, which the script leaves alone
+    assert (cfg.warmup_fraction, cfg.weight_decay, cfg.clip_norm) == (0.0, 0.0, 1.0)
     assert cfg.tasks == tuple(TASKS) and cfg.max_train_examples is None and cfg.max_eval_examples is None
     assert set(FinetuneConfig.help()) == set(cfg.to_dict())
 
@@ -170,6 +206,8 @@ def test_config_defaults_are_babylm_2024():
         ({"batch_size": 0}, "finetune.batch_size"),
         ({"max_epochs": 2.5}, "finetune.max_epochs"),
         ({"patience": 0}, "finetune.patience"),
+        ({"early_stopping_threshold": -0.001}, "finetune.early_stopping_threshold"),
+        ({"early_stopping_threshold": math.inf}, "finetune.early_stopping_threshold"),
         ({"max_length": 2}, "finetune.max_length"),
         ({"seed": -1}, "finetune.seed"),
         ({"warmup_fraction": 1.0}, "finetune.warmup_fraction"),
@@ -196,6 +234,233 @@ def test_config_from_mapping():
     assert FinetuneConfig.from_mapping(None) == FinetuneConfig()
     with pytest.raises(InputError, match="unknown keys.*'epochs'"):
         FinetuneConfig.from_mapping({"epochs": 3})
+
+
+# --- the kept epoch and early stopping: the official rule -----------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("values", "patience", "best_epoch", "epochs_run"),
+    [
+        # an improvement by 0.0009 makes the epoch the kept one but does not reset the patience:
+        # stale 1 after epoch 2, 2 after epoch 3 -> stop; with "any improvement resets" it would
+        # run on to epoch 4 and keep 0.6
+        ([0.5, 0.5009, 0.5018, 0.6], 2, 3, 3),
+        # by 0.0011 it does (0.5011 - 0.5 > 0.001): all four epochs run, the 4th is kept
+        ([0.5, 0.5011, 0.5022, 0.6], 2, 4, 4),
+        # the counter compares with the best of the EARLIER epochs: 0.5 -> 0.7 resets, 0.7 -> 0.6995
+        # and 0.7 -> 0.7 do not (not greater); a tie keeps the first epoch
+        ([0.5, 0.7, 0.6995, 0.7], 2, 2, 4),
+        # ... and stops at patience: epochs 3, 4 without improvement with patience 2
+        ([0.5, 0.7, 0.6995, 0.7, 0.9], 2, 2, 4),
+        # the last epoch is not the best one
+        ([0.3, 0.8, 0.7, 0.6], 3, 2, 4),
+    ],
+)
+def test_epoch_selector_hand_computed(values, patience, best_epoch, epochs_run):
+    selector = EpochSelector(patience, 0.001)
+    run = 0
+    for value in values:
+        run += 1
+        if selector.update(value):
+            break
+    assert (selector.best_epoch, run) == (best_epoch, epochs_run)
+
+
+def test_epoch_selector_equals_transformers_trainer_with_the_official_callback():
+    """Against transformers itself: its ``EarlyStoppingCallback(patience, 0.001)`` sees each epoch's
+    metric first (``Trainer.evaluate`` -> ``on_evaluate``), then ``Trainer._determine_best_metric``
+    records a strictly better value as the best checkpoint (the order of
+    ``Trainer._maybe_log_save_evaluate``); the kept epoch is the last one recorded as best, and
+    training ends when the callback sets ``should_training_stop``. 300 random curves on a 0.0005
+    grid, so that steps below, at and above the threshold all occur."""
+    from transformers import EarlyStoppingCallback, Trainer, TrainerControl, TrainerState
+    from transformers.trainer_utils import SaveStrategy
+
+    rng = random.Random(0)
+    args = SimpleNamespace(metric_for_best_model="f1", greater_is_better=True, save_strategy=SaveStrategy.EPOCH)
+    outcomes = set()
+    for _ in range(300):
+        patience = rng.randint(1, 4)
+        values = [round(0.5 + 0.0005 * rng.randint(0, 8) * rng.choice((1, 1, -1)), 4) for _ in range(10)]
+        callback = EarlyStoppingCallback(early_stopping_patience=patience, early_stopping_threshold=0.001)
+        trainer = SimpleNamespace(args=args, state=TrainerState())
+        control, kept, hf_run = TrainerControl(), 0, len(values)
+        for epoch, value in enumerate(values, start=1):
+            metrics = {"eval_f1": value}
+            callback.on_evaluate(args, trainer.state, control, metrics)
+            if Trainer._determine_best_metric(trainer, metrics=metrics, trial=None):
+                kept = epoch
+            if control.should_training_stop:
+                hf_run = epoch
+                break
+        selector = EpochSelector(patience, 0.001)
+        ours = next((epoch for epoch, value in enumerate(values, start=1) if selector.update(value)), len(values))
+        assert (selector.best_epoch, ours) == (kept, hf_run), (values, patience)
+        outcomes.add((kept == hf_run, hf_run < len(values)))
+    assert outcomes == {(True, True), (True, False), (False, True), (False, False)}  # every kind of case met
+
+
+def scripted_glue(folder: Path) -> Path:
+    """cola (20 valid rows: 10 of label 1), rte (16: 8), mnli (12: 4 per label) and mnli-mm (9: 3 per
+    label) valid files, distinguishable by their sizes; small train files."""
+    items = sentences()
+    write_jsonl(folder / "cola.train.jsonl", cola_rows(items[:16]))
+    write_jsonl(folder / "cola.valid.jsonl", [{"sentence": s, "label": int(i < 10), "idx": i}
+                                              for i, s in enumerate(items[16:36])])  # fmt: skip
+    write_jsonl(folder / "rte.train.jsonl", [{"sentence1": s, "sentence2": items[i], "label": i % 2, "idx": i}
+                                             for i, s in enumerate(items[36:52])])  # fmt: skip
+    write_jsonl(folder / "rte.valid.jsonl", [{"sentence1": s, "sentence2": items[i], "label": int(i < 8), "idx": i}
+                                             for i, s in enumerate(items[52:68])])  # fmt: skip
+
+    def mnli(part: list[str], per_label: int) -> list[dict]:
+        return [{"premise": s, "hypothesis": "a dog.", "label": i // per_label, "idx": i} for i, s in enumerate(part)]
+
+    write_jsonl(folder / "mnli.train.jsonl", mnli(items[68:80], 4))
+    write_jsonl(folder / "mnli.valid.jsonl", mnli(items[80:92], 4))
+    write_jsonl(folder / "mnli-mm.valid.jsonl", mnli(items[:9], 3))
+    return folder
+
+
+def binary(labels: list[int], tp: int, fp: int) -> list[int]:
+    """Predictions with ``tp`` of the label-1 rows and ``fp`` of the label-0 rows predicted 1."""
+    ones, zeros, out = 0, 0, []
+    for y in labels:
+        if y == 1:
+            ones += 1
+            out.append(int(ones <= tp))
+        else:
+            zeros += 1
+            out.append(int(zeros <= fp))
+    return out
+
+
+def three_way(labels: list[int], correct: int) -> list[int]:
+    """Predictions right on the first ``correct`` rows, wrong ((label + 1) mod 3) on the others."""
+    return [y if i < correct else (y + 1) % 3 for i, y in enumerate(labels)]
+
+
+# Per valid set (keyed by its size), per epoch: the scripted predictions. Hand-computed metrics:
+#   cola (10 ones, 10 zeros)  (TP, FP)   F1            MCC                  accuracy
+#     epoch 1                 (10, 10)   20/30         0                    10/20
+#     epoch 2                 (10, 6)    20/26 (best)  40/sqrt(16·10·10·4) = 0.5   14/20
+#     epoch 3                 (6, 0)     12/16         60/sqrt(6·10·10·14) (best)  16/20 (best)
+#     epoch 4                 (5, 0)     10/15         50/sqrt(5·10·10·15)        15/20
+#   rte (8 ones, 8 zeros)     (8, 8) F1 16/24 acc 8/16; (8, 5) F1 16/21 (best) acc 11/16;
+#                             (4, 0) F1 8/12 acc 12/16 (best); (2, 0) F1 4/10 acc 10/16
+#   mnli (12 rows)            correct 6, 9 (best), 7, 8
+#   mnli-mm (9 rows)          correct 3, 5, 8 (its own best), 6
+SCRIPT = {
+    20: lambda labels, epoch: binary(labels, *[(10, 10), (10, 6), (6, 0), (5, 0)][epoch]),
+    16: lambda labels, epoch: binary(labels, *[(8, 8), (8, 5), (4, 0), (2, 0)][epoch]),
+    12: lambda labels, epoch: three_way(labels, [6, 9, 7, 8][epoch]),
+    9: lambda labels, epoch: three_way(labels, [3, 5, 8, 6][epoch]),
+}
+
+
+def scripted_predict(monkeypatch) -> None:
+    """Replace the model's predictions by :data:`SCRIPT` (the model still trains for real)."""
+    calls: dict[int, int] = {}
+
+    def predict(model, data, batch_size, pad_id):
+        n = len(data.labels)
+        epoch = calls.get(n, 0)
+        calls[n] = epoch + 1
+        return SCRIPT[n](data.labels, epoch)
+
+    monkeypatch.setattr(glue, "predict", predict)
+
+
+def test_kept_epoch_is_chosen_by_the_official_metric_and_mnli_mm_follows_mnli(model_dir, tmp_path, monkeypatch):
+    """Scripted valid predictions where the best epoch by the selection metric, the best by the
+    reported metric, the best by accuracy and the last epoch all differ. Fails if the last epoch is
+    reported (cola 0.5774, rte 10/16, mnli 8/12, mnli-mm 6/9), if the epoch is chosen by the
+    reported metric or by accuracy (cola's epoch 3: MCC 0.6547; rte's epoch 3: 12/16), or if
+    mnli-mm's epoch is chosen on its own curve (epoch 3: 8/9 instead of mnli's epoch 2: 5/9)."""
+    data = scripted_glue(tmp_path / "glue")
+    scripted_predict(monkeypatch)
+    cfg = FinetuneConfig(tasks=("cola", "mnli", "mnli-mm", "rte"), lr=1e-3, batch_size=8, max_epochs=4,
+                         patience=3, max_length=32, device="cpu")  # fmt: skip
+    tasks = finetune_model(model_dir, data, tmp_path / "glue.json", cfg)["tasks"]
+    for name in ("cola", "mnli", "mnli-mm", "rte"):
+        assert tasks[name]["epochs_run"] == 4  # stale 2 < patience 3 after the best epoch 2
+        assert tasks[name]["best_epoch"] == 2, name
+
+    cola = tasks["cola"]
+    assert cola["selection_metric"] == "f1" and cola["metric"] == "mcc"
+    assert cola["selection_curve"] == pytest.approx([20 / 30, 20 / 26, 12 / 16, 10 / 15], abs=1e-12)
+    assert cola["valid_curve"] == pytest.approx(
+        [0.0, 0.5, 60 / math.sqrt(6 * 10 * 10 * 14), 50 / math.sqrt(5 * 10 * 10 * 15)], abs=1e-12)  # fmt: skip
+    assert cola["value"] == pytest.approx(0.5, abs=1e-12) and cola["accuracy"] == pytest.approx(14 / 20, abs=1e-12)
+
+    rte = tasks["rte"]
+    assert (rte["selection_metric"], rte["metric"]) == ("f1", "accuracy")
+    assert rte["value"] == pytest.approx(11 / 16, abs=1e-12) == rte["accuracy"]
+
+    mnli, mm = tasks["mnli"], tasks["mnli-mm"]
+    assert mnli["value"] == pytest.approx(9 / 12, abs=1e-12)
+    assert mm["valid_curve"] == pytest.approx([3 / 9, 5 / 9, 8 / 9, 6 / 9], abs=1e-12)
+    assert mm["value"] == pytest.approx(5 / 9, abs=1e-12)  # at mnli's epoch, not its own best 8/9
+    assert mm["selection_metric"] == "accuracy" and mm["selection_curve"] == mnli["selection_curve"]
+
+
+def test_early_stopping_counts_only_improvements_above_the_threshold(model_dir, tmp_path, monkeypatch):
+    """1,000 cola valid rows (500 of label 1), scripted so that F1 rises by 0.0009 per epoch, then
+    jumps: (TP, FP) = (500, 500) F1 1000/1500; (500, 498) 1000/1498; (500, 496) 1000/1496;
+    (500, 300) 1000/1300. With patience 2 training stops after epoch 3 (two epochs better by
+    less than 0.001) and keeps epoch 3; counting every improvement would train on and keep epoch 4."""
+    items = sentences() * 11
+    write_jsonl(tmp_path / "glue" / "cola.train.jsonl", cola_rows(items[:16]))
+    write_jsonl(tmp_path / "glue" / "cola.valid.jsonl",
+                [{"sentence": s, "label": i % 2, "idx": i} for i, s in enumerate(items[:1000])])  # fmt: skip
+    steps = [(500, 500), (500, 498), (500, 496), (500, 300)]
+    calls = []
+
+    def predict(model, data, batch_size, pad_id):
+        calls.append(1)
+        return binary(data.labels, *steps[len(calls) - 1])
+
+    monkeypatch.setattr(glue, "predict", predict)
+    cfg = FinetuneConfig(tasks=("cola",), lr=1e-3, batch_size=8, max_epochs=4, patience=2, max_length=32,
+                         device="cpu")  # fmt: skip
+    cola = finetune_model(model_dir, tmp_path / "glue", tmp_path / "glue.json", cfg)["tasks"]["cola"]
+    assert cola["selection_curve"] == pytest.approx([1000 / 1500, 1000 / 1498, 1000 / 1496], abs=1e-12)
+    assert (cola["epochs_run"], cola["best_epoch"]) == (3, 3)
+    # the config's threshold is the one used: at 0.0001 the small steps count and all 4 epochs run
+    calls.clear()
+    loose = FinetuneConfig(**{**cfg.to_dict(), "early_stopping_threshold": 0.0001})
+    cola = finetune_model(model_dir, tmp_path / "glue", tmp_path / "loose.json", loose)["tasks"]["cola"]
+    assert (cola["epochs_run"], cola["best_epoch"]) == (4, 4)
+
+
+def test_fine_tuning_runs_in_fp32_even_after_tf32_was_enabled(model_dir, tmp_path, monkeypatch):
+    """Training enables TF32 matmuls in its process; fine-tuning (training steps and scoring) turns
+    them off and restores the setting afterwards."""
+    import torch
+
+    data = write_toy_glue(tmp_path / "glue")
+    seen = []
+
+    def spy(model, *args):
+        seen.append((torch.get_float32_matmul_precision(), torch.backends.cudnn.allow_tf32,
+                     next(model.parameters()).dtype))  # fmt: skip
+        return real(model, *args)
+
+    real = glue.predict
+    monkeypatch.setattr(glue, "predict", spy)
+    before = torch.get_float32_matmul_precision(), torch.backends.cudnn.allow_tf32
+    torch.set_float32_matmul_precision("high")
+    torch.backends.cudnn.allow_tf32 = True
+    try:
+        result = finetune_model(model_dir, data, tmp_path / "out.json",
+                                FinetuneConfig(tasks=("cola",), **{**FAST, "max_epochs": 1}))  # fmt: skip
+        after = torch.get_float32_matmul_precision(), torch.backends.cudnn.allow_tf32
+    finally:
+        torch.set_float32_matmul_precision(before[0])
+        torch.backends.cudnn.allow_tf32 = before[1]
+    assert seen == [("highest", False, torch.float32)]
+    assert after == ("high", True)
+    assert result["precision"] == "fp32"
 
 
 # --- end to end on a tiny model ----------------------------------------------------------------
@@ -238,14 +503,20 @@ def test_end_to_end_metrics_mnli_mm_missing_task_and_determinism(model_dir: Path
     for name in result["tasks_included"]:
         t = tasks[name]
         assert t["status"] == "ok" and t["n_train"] == 32 and t["n_valid"] == 24
-        assert t["epochs_run"] == len(t["valid_curve"]) == 2
-        assert t["value"] == t["valid_curve"][t["best_epoch"] - 1] == max(t["valid_curve"])
+        assert t["epochs_run"] == len(t["valid_curve"]) == len(t["selection_curve"]) == 2
+        assert t["value"] == t["valid_curve"][t["best_epoch"] - 1]
         assert t["accuracy"] == t["valid_accuracy_curve"][t["best_epoch"] - 1]
+        assert t["best_epoch"] == 1 + t["selection_curve"].index(max(t["selection_curve"]))
         assert 0 <= t["accuracy"] <= 1 and -1 <= t["value"] <= 1
     # cola and mrpc: 2-label heads, scored 2 epochs each; mnli: a 3-label head scored on mnli and
     # mnli-mm after each of its 2 epochs (one model: mnli-mm is not fine-tuned on its own)
     assert heads == [2, 2, 3, 3, 3, 3, 2, 2]
     assert tasks["mnli"]["value"] == tasks["mnli"]["accuracy"]
+    assert tasks["mnli"]["selection_curve"] == tasks["mnli"]["valid_accuracy_curve"]  # mnli chooses by accuracy
+    assert {n: tasks[n]["selection_metric"] for n in result["tasks_included"]} == {
+        "cola": "f1", "mnli": "accuracy", "mnli-mm": "accuracy", "mrpc": "f1"}  # fmt: skip
+    assert tasks["mrpc"]["selection_curve"] == tasks["mrpc"]["valid_curve"]  # mrpc reports its selection metric
+    assert result["precision"] == "fp32" and result["config"]["early_stopping_threshold"] == 0.001
     # mnli-mm is scored with the mnli model (its valid file is mnli's here, so the curves agree),
     # at the epoch mnli selects, without a train file of its own
     assert tasks["mnli-mm"]["trained_on"] == "mnli"

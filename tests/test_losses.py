@@ -72,7 +72,7 @@ def test_kd_loss_hand_value_with_tau_squared():
     expected = (1 - lam) * hand_ce(STUDENT, TARGETS) + lam * tau**2 * hand_kl(TEACHER, STUDENT, tau)
     got = kd_loss(t(STUDENT), t(TEACHER), torch.tensor(TARGETS), lam=lam, tau=tau).item()
     assert got == pytest.approx(expected, rel=1e-12)
-    # defaults are METHODS.md's λ = 0.5, τ = 2
+    # defaults are docs/METHODS.md's λ = 0.5, τ = 2
     default = 0.5 * hand_ce(STUDENT, TARGETS) + 0.5 * 4.0 * hand_kl(TEACHER, STUDENT, 2.0)
     assert kd_loss(t(STUDENT), t(TEACHER), torch.tensor(TARGETS)).item() == pytest.approx(default, rel=1e-12)
 
@@ -127,7 +127,7 @@ def test_sd_loss_defaults_single_exit_is_plain_ce():
 
 
 def naive_mutual_loss(logits, targets, weights, alpha, tau=1.0, supervised=None):
-    """L1 written as METHODS.md writes it: a double loop of pairwise KLs with detached targets."""
+    """L1 written as docs/METHODS.md writes it: a double loop of pairwise KLs with detached targets."""
     total = 0.0
     for i, z_i in enumerate(logits):
         sup = F.cross_entropy(z_i, targets) if supervised is None else supervised[i]

@@ -132,7 +132,7 @@ def test_kd_dwml_step_and_outer_step_follow_the_spec_with_one_teacher_pass():
     losses = method.step_loss(ctx)
     assert len(passes) == 1  # one teacher pass for the outer step and both peers' inner losses
 
-    # the outer step, computed by hand from the pieces of METHODS.md
+    # the outer step, computed by hand from the pieces of docs/METHODS.md
     z_teacher = masked_logits(teacher, batch.input_ids, None, batch.positions)
     uniform = torch.tensor([0.5, 0.5])
     g, outer = hypergradient_and_outer_loss(

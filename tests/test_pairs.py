@@ -17,7 +17,8 @@ from torch.utils._python_dispatch import TorchDispatchMode
 from transformers import AutoTokenizer
 
 from babyteach.data import fetch as fetch_module
-from babyteach.data.fetch import BLIMP_UIDS, SUPPLEMENT_TASKS, fetch_dataset
+from babyteach.data.acquire import fetch_dataset
+from babyteach.data.fetch import BLIMP_UIDS, SUPPLEMENT_TASKS
 from babyteach.data.tokenizer import train_tokenizer
 from babyteach.errors import InputError
 from babyteach.evaluate.families import EWOK_DOMAINS

@@ -33,7 +33,7 @@ import yaml
 from transformers import AutoModelForMaskedLM
 
 from babyteach.data.clean import clean_corpus
-from babyteach.data.fetch import fetch_dataset
+from babyteach.data.acquire import fetch_dataset
 from babyteach.data.shards import write_shards
 from babyteach.data.tokenizer import train_tokenizer
 from babyteach.data.unigram import own_token_floor, unigram_baseline

@@ -11,7 +11,6 @@ import torch
 
 from babyteach.data.shards import (
     PackedBlocks,
-    decode_lines,
     dev_sample,
     epoch_order,
     offsets_file,
@@ -21,6 +20,7 @@ from babyteach.data.shards import (
 )
 from babyteach.data.tokenizer import SPECIAL_TOKENS, train_tokenizer
 from babyteach.errors import InputError
+from shard_helpers import decode_split
 
 # Lines as a cleaner leaves them: no newline inside, no empty line; unicode, punctuation,
 # odd spacing and text that looks like special tokens must survive the round trip.
@@ -72,7 +72,7 @@ def corpus(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, Path, 
 @pytest.mark.parametrize(("split", "domains", "repeat"), [("train", DOMAINS, 3), ("dev", DEV, 1)])
 def test_round_trip_gives_back_the_clean_lines(corpus, split, domains, repeat):
     _, tokenizer, shards, _ = corpus
-    assert list(decode_lines(shards, split, tokenizer, batch_lines=5)) == expected_lines(domains, repeat)
+    assert decode_split(shards, split, tokenizer) == expected_lines(domains, repeat)
 
 
 def test_file_format_and_meta(corpus):

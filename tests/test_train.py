@@ -6,7 +6,6 @@ from __future__ import annotations
 import copy
 import errno
 import json
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -15,7 +14,7 @@ from transformers import AutoModelForMaskedLM, AutoTokenizer
 
 from babyteach import methods as methods_module
 from babyteach.data.shards import PackedBlocks, read_meta
-from babyteach.errors import InputError
+from babyteach.errors import InputError, WriteError
 from babyteach.losses import cross_entropy, kd_loss, sd_loss
 from babyteach.methods import METHODS, MLMBatch, StepContext, make_method
 from babyteach.models import build_model, count_parameters, flops_per_token, masked_logits
@@ -369,15 +368,15 @@ def test_a_failed_checkpoint_write_keeps_the_previous_checkpoint(data, tmp_path,
     cfg = config(token_budget=6 * 8 * BLOCK, checkpoint_every=2)
     real_save, saves = torch.save, []
 
-    def disk_full_on_the_second_save(obj, path, *args, **kwargs):
-        saves.append(path)
+    def disk_full_on_the_second_save(obj, file, *args, **kwargs):
+        saves.append(file)
         if len(saves) == 2:
-            Path(path).write_bytes(b"half a checkpoint")
+            file.write(b"half a checkpoint")
             raise OSError(errno.ENOSPC, "No space left on device")
-        return real_save(obj, path, *args, **kwargs)
+        return real_save(obj, file, *args, **kwargs)
 
     monkeypatch.setattr(torch, "save", disk_full_on_the_second_save)
-    with pytest.raises(OSError, match="No space left on device"):
+    with pytest.raises(WriteError, match="checkpoint.pt: cannot be written: No space left on device"):
         run(data, tmp_path, "baseline", {"a": TINY}, cfg)
     path = checkpoint_of(tmp_path / "run" / "ckpt")
     assert torch.load(path, weights_only=True)["step"] == 2  # the good one, untouched

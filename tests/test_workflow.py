@@ -13,9 +13,10 @@ import pandas as pd
 import pytest
 from conftest import REPO
 from transformers import AutoModelForMaskedLM, AutoTokenizer
+from shard_helpers import decode_split
 from workflow_helpers import run_snakemake
 
-from babyteach.data.shards import PackedBlocks, decode_lines
+from babyteach.data.shards import PackedBlocks
 
 MICRO = {
     "corpus": {"max_lines_per_file": 200},
@@ -70,7 +71,7 @@ def test_shards_decode_back_to_the_cleaned_train_text(micro_run):
     expected = []
     for domain in sorted({p.stem for p in (corpus / "clean").glob("*.train")}):
         expected += (corpus / "clean" / f"{domain}.train").read_text(encoding="utf-8").splitlines()
-    assert list(decode_lines(corpus / "shards", "train", corpus / "tokenizer")) == expected
+    assert decode_split(corpus / "shards", "train", corpus / "tokenizer") == expected
     blocks = PackedBlocks(corpus / "shards", "dev", block_size=128)
     first = blocks[0]
     assert first[0] == tokenizer.bos_token_id and first[-1] == tokenizer.eos_token_id
@@ -170,7 +171,7 @@ def test_trained_models_load_and_report_their_budget(micro_run):
     assert len(weights) == dwml["outer_steps"] + 1
     assert json.loads((runs / MUTUAL_RUNS[2] / "train_summary.json").read_text())["teacher_dir"].endswith(
         "train/baseline/seed-0/teacher")
-    assert (workdir / "checkpoints/2024-10M/train/baseline/seed-0").is_dir()
+    assert (workdir / "results/checkpoints/2024-10M/train/baseline/seed-0").is_dir()
 
 
 def test_a_training_job_with_two_gpus_runs_as_two_torchrun_processes(micro_run, tmp_path):
@@ -183,7 +184,7 @@ def test_a_training_job_with_two_gpus_runs_as_two_torchrun_processes(micro_run, 
     result = run_snakemake(tmp_path, "--cores", "2", "-p", "results/2024-10M/train/baseline/seed-0",
                            "--set-resources", "train_baseline:gpu=2", config=config)
     assert "torch.distributed.run --standalone --nproc_per_node 2 -m babyteach.train_job" in result.stderr
-    log = (tmp_path / "logs/2024-10M/train/baseline/seed-0.log").read_text()
+    log = (tmp_path / "results/logs/2024-10M/train/baseline/seed-0.log").read_text()
     assert "data-parallel over 2 processes, 2 blocks each per micro-batch" in log
     two = json.loads((tmp_path / "results/2024-10M/train/baseline/seed-0/train_summary.json").read_text())
     one = json.loads((corpus / "train/baseline/seed-0/train_summary.json").read_text())
@@ -195,10 +196,10 @@ def test_a_training_job_with_two_gpus_runs_as_two_torchrun_processes(micro_run, 
     assert "Nothing to be done" in plan.stdout + plan.stderr
 
 
-def test_table1_spans_every_configured_track(tmp_path):
+def test_table1_spans_every_configured_track(tmp_path, planning_mirror):
     """With the default config (both tracks), Table 1 plans the baseline and DWML on each corpus,
     and budgets scale with it: 100M cleaning, tokenising and training get 10x the 10M runtime."""
-    plan = run_snakemake(tmp_path, "-n", "table1").stdout
+    plan = run_snakemake(tmp_path, "-n", "table1", "--config", f"data_mirror={planning_mirror}").stdout
     runtime = {}  # output → runtime (minutes) of every planned job
     for block in plan.split("\nrule ")[1:]:
         output, minutes = re.search(r"output: (\S+)", block), re.search(r"runtime=(\d+)", block)

@@ -17,15 +17,17 @@ def run_snakemake(
     """Run ``snakemake`` on this repository's Snakefile in ``workdir``.
 
     ``config`` is written to ``workdir/test-config.yaml`` and passed with ``--configfile``
-    (merged over config.yaml). Output is captured; with ``check`` a failure raises with it.
+    (merged over config.yaml), after ``args``: the README's safe order, since ``--configfile``
+    takes several values and would read a target after it as one more file. Output is captured;
+    with ``check`` a failure raises with it.
     """
     workdir.mkdir(parents=True, exist_ok=True)
-    command = [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "-d", str(workdir)]
+    command = [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "-d", str(workdir), *args]
     if config is not None:
         config_file = workdir / "test-config.yaml"
         config_file.write_text(yaml.safe_dump(config))
         command += ["--configfile", str(config_file)]
-    result = subprocess.run(command + list(args), capture_output=True, text=True, timeout=timeout)
+    result = subprocess.run(command, capture_output=True, text=True, timeout=timeout)
     if check and result.returncode != 0:
         raise AssertionError(f"snakemake failed ({result.returncode}):\n{result.stdout}\n{result.stderr}")
     return result

@@ -1,6 +1,6 @@
 """DWML's outer loop: the hypergradient of the peer weights ω and its mirror-descent step.
 
-``METHODS.md`` (DWML) models the inner loop by one SGD step of size γ,
+``docs/METHODS.md`` (DWML) models the inner loop by one SGD step of size γ,
 ``θ'(ω) = θ − γ ∇_θ L1(θ, ω)``, and descends ``ω ↦ L2(θ'(ω), ω)`` on the simplex::
 
     g = hypergradient(peers, (train_inputs, train_targets), (dev_inputs, dev_targets),
@@ -32,9 +32,9 @@ from babyteach.models import masked_logits
 Batch = tuple[Any, torch.Tensor]
 LogitsFn = Callable[[nn.Module, Any], torch.Tensor]
 HYPERGRADIENT_MODES = ("unrolled", "first_order")
-#: How the inner products ⟨∇_θ L2, ∇_θ La_k⟩ of Eq. 3 are computed (METHODS.md allows both).
+#: How the inner products ⟨∇_θ L2, ∇_θ La_k⟩ of Eq. 3 are computed (docs/METHODS.md allows both).
 INNER_PRODUCTS = ("backward", "finite_difference")
-#: The finite difference's step along v = ∇_θ L2 is ε = FD_STEP / ‖v‖ (METHODS.md).
+#: The finite difference's step along v = ∇_θ L2 is ε = FD_STEP / ‖v‖ (docs/METHODS.md).
 FD_STEP = 0.01
 
 
@@ -102,7 +102,7 @@ def hypergradient_and_outer_loss(
     supervised: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None,
     inner_product: str = "backward",
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """The hypergradient ``g`` (M,) of ``METHODS.md``'s Eq. 3, and the outer loss ``L2(θ', ω)``::
+    """The hypergradient ``g`` (M,) of ``docs/METHODS.md``'s Eq. 3, and the outer loss ``L2(θ', ω)``::
 
         g_k = ∂L2/∂ω_k (θ', ω) − γ ⟨ ∇_θ L2(θ', ω), ∇_θ La_k(θ) ⟩
 
@@ -118,7 +118,7 @@ def hypergradient_and_outer_loss(
       peers' parameters). Cost: a forward of every peer on each batch and M + 1 backward passes.
     - ``"finite_difference"``: ``⟨v, ∇_θ La_k(θ)⟩ ≈ [La_k(θ + εv) − La_k(θ − εv)] / 2ε`` with
       ``v = ∇_θ L2(θ')`` and ``ε = 0.01 / ‖v‖``, all k from the same two forward passes
-      (METHODS.md), the detached targets ``sg(p_k)`` of ``La_k`` held at θ (moving them too would
+      (docs/METHODS.md), the detached targets ``sg(p_k)`` of ``La_k`` held at θ (moving them too would
       difference another function than the one Eq. 3 differentiates). Cost: one backward of
       ``L1`` for θ' (in ``first_order`` mode a forward without gradient instead, for the targets),
       a forward and backward of ``L2``, and two forwards without gradient (``bench/dwml_step.py``
@@ -215,7 +215,7 @@ def hypergradient(
 def mirror_descent_log_step(
     log_weights: torch.Tensor, g: torch.Tensor, eta: float, clip: float | None = None
 ) -> torch.Tensor:
-    """Mirror descent (``METHODS.md``, Eq. 4) on ``log ω``: returns the new ``log ω``, float64, on its device.
+    """Mirror descent (``docs/METHODS.md``, Eq. 4) on ``log ω``: returns the new ``log ω``, float64, on its device.
 
     ``log ω_k ← log ω_k − η g_k − log Σ_j exp(log ω_j − η g_j)``, with ``g`` first clipped to
     ``[−clip, clip]`` when ``clip`` is given. Why log space in float64: ω_k itself underflows
@@ -239,7 +239,7 @@ def mirror_descent_log_step(
 def mirror_descent_step(
     weights: torch.Tensor, g: torch.Tensor, eta: float, clip: float | None = None
 ) -> torch.Tensor:
-    """Exponentiated-gradient step on the simplex (``METHODS.md``, Eq. 4), in ``weights``' dtype and device.
+    """Exponentiated-gradient step on the simplex (``docs/METHODS.md``, Eq. 4), in ``weights``' dtype and device.
 
     ``ω_k ← ω_k exp(−η g_k) / Σ_j ω_j exp(−η g_j)``, with ``g`` first clipped to
     ``[−clip, clip]`` when ``clip`` is given; computed by :func:`mirror_descent_log_step`
@@ -258,7 +258,7 @@ def eta_schedule(step: int, total: int, eta0: float = 0.25, eta_min: float = 0.0
     """Cosine annealing of the mirror-descent step size from ``eta0`` (step 0) to ``eta_min`` (step ``total``).
 
     ``η = η_min + (η_0 − η_min)(1 + cos(π · step / total)) / 2``; defaults are the paper's
-    code's (``METHODS.md``). A run's outer steps take it through :func:`outer_step_eta`.
+    code's (``docs/METHODS.md``). A run's outer steps take it through :func:`outer_step_eta`.
     """
     if total < 1 or not 0 <= step <= total:
         raise ValueError(f"need total ≥ 1 and 0 ≤ step ≤ total, got step {step}, total {total}")
@@ -277,7 +277,7 @@ def outer_step_eta(update: int, n_updates: int, eta0: float = 0.25, eta_min: flo
     """The step size η of outer step ``update`` (1 … ``n_updates``) of a run.
 
     The cosine of :func:`eta_schedule` laid over the run's own outer steps: the first uses
-    ``eta0``, the last exactly ``eta_min``, so the annealing ``METHODS.md`` specifies is
+    ``eta0``, the last exactly ``eta_min``, so the annealing ``docs/METHODS.md`` specifies is
     completed however many outer steps there are. A run with a single outer step uses
     ``eta0`` (its first step; there is nothing to anneal).
     """

@@ -392,7 +392,8 @@ def plan_costs(planned: Iterable[PlannedJob], workdir: Path, throughput: Through
             if job.rule in ZERO_SHOT_RULES:
                 scoring = scoring_job(job, training, Path(tokenizer), workdir, evaluation.get("max_per_task"))
                 costs.append(scoring_cost(scoring, throughput,
-                                          functools.partial(_measured_pair_work, workdir / tokenizer, workdir)))
+                                          functools.partial(_measured_pair_work, workdir / tokenizer,
+                                                            workdir / Path(data_input(job, training)).parent)))
             else:
                 tuning = finetune_job(job, training, Path(tokenizer), workdir, finetune)
                 costs.append(finetune_cost(tuning, throughput, functools.partial(
@@ -402,10 +403,10 @@ def plan_costs(planned: Iterable[PlannedJob], workdir: Path, throughput: Through
     return costs, others
 
 
-def _measured_pair_work(tokenizer_dir: Path, workdir: Path, family: str, variants: tuple[str, ...]) -> PairWork:
+def _measured_pair_work(tokenizer_dir: Path, raw_dir: Path, family: str, variants: tuple[str, ...]) -> PairWork:
     """The work of a measured scoring family under the variants the measured run scored, read from
-    ``results/raw/<family>`` of the working directory.
+    ``raw_dir/<family>`` (the folder of fetched datasets the planned job reads from: ``<results root>/raw``).
 
     The whole family (a measured run's ``pairs`` rescale it), whatever ``max_per_task`` the plan uses.
     """
-    return pair_work(tokenizer_dir, family, workdir / "results" / "raw" / family, None, tuple(variants))
+    return pair_work(tokenizer_dir, family, raw_dir / family, None, tuple(variants))

@@ -46,6 +46,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, Protocol, Self
 
+from babyteach.errors import WriteError
 from babyteach.io import atomic_path
 
 log = logging.getLogger(__name__)
@@ -197,7 +198,9 @@ class GpuSampler:
     """Context manager sampling the visible GPUs every ``interval_s`` seconds in a background thread.
 
     The first sample is taken on entry, then one per interval until exit. On exit, also when
-    the body raises, the thread is stopped and the CSV is written atomically to ``csv_path``.
+    the body raises, the thread is stopped and the CSV is written atomically to ``csv_path``; a
+    failed write (full disk, no permission) raises :class:`~babyteach.errors.WriteError` naming it,
+    or, when the body raised, is logged as a warning so that the body's error is the one reported.
     A GPU read that fails mid-run is logged once per GPU and that sample skipped for it.
     """
 
@@ -264,6 +267,11 @@ class GpuSampler:
         self._duration = time.monotonic() - self._started
         try:
             self._write_csv()
+        except WriteError as error:
+            if exc_type is None:
+                raise
+            # the body's own error (e.g. the disk filled while it wrote a checkpoint) is the one to report
+            log.warning("%s", error)
         finally:
             if self._nvml_started:
                 self._nvml_started = False

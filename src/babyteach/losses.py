@@ -1,8 +1,8 @@
-"""Training losses of every method in ``METHODS.md``, as pure functions of logits.
+"""Training losses of every method in ``docs/METHODS.md``, as pure functions of logits.
 
 All inputs are taken at the masked positions only: logits ``(n_masked, vocab)``, targets
 ``(n_masked,)``; every loss is a mean over those positions. Distillation targets are always
-detached (``sg(·)`` in ``METHODS.md``): no gradient ever reaches a teacher or a target peer
+detached (``sg(·)`` in ``docs/METHODS.md``): no gradient ever reaches a teacher or a target peer
 through its own distribution::
 
     loss = kd_loss(student_logits, teacher_logits, targets, lam=0.5, tau=2.0)
@@ -115,7 +115,7 @@ def sd_loss(
     tau: float = 3.0,
     mu: float = 1e-6,
 ) -> torch.Tensor:
-    """Self-distillation, Zhang et al. 2019 ("Be Your Own Teacher"), as in ``METHODS.md``.
+    """Self-distillation, Zhang et al. 2019 ("Be Your Own Teacher"), as in ``docs/METHODS.md``.
 
     With exits ordered shallowest first (the deepest, index K, is the model's own head)::
 
@@ -196,12 +196,12 @@ def mutual_loss(
     tau: float = 1.0,
     supervised: Sequence[torch.Tensor] | None = None,
 ) -> torch.Tensor:
-    """DWML inner loss (the paper's Eq. 2, direction as in ``METHODS.md``), with M peers::
+    """DWML inner loss (the paper's Eq. 2, direction as in ``docs/METHODS.md``), with M peers::
 
         L1(θ, ω) = (1 − α) Σ_i ω_i S_i  +  α Σ_i Σ_{j≠i} ω_j KL(sg(p_j) ‖ p_i)
 
     ``S_i = CE(z_i, y)``, or ``supervised[i]`` when given (KD_DWML passes KD losses);
-    ``p_i = softmax(z_i / τ)``; no τ² factor (``METHODS.md``'s L1 has none; DML uses τ = 1).
+    ``p_i = softmax(z_i / τ)``; no τ² factor (``docs/METHODS.md``'s L1 has none; DML uses τ = 1).
     With ``ω = 1/M`` this is DML (Zhang et al. 2018) up to the constant factor 1/M.
 
     Computed in O(M) vocabulary-sized work instead of O(M²) pairwise KLs. Write
@@ -232,7 +232,7 @@ def per_peer_coefficients(
         La_k(θ) = (1 − α) S_k + α Σ_{i≠k} KL(sg(p_k) ‖ p_i)
 
     (peer k's supervised loss plus what the others lose by not matching k), so that
-    ``L1(θ, ω) = Σ_k ω_k La_k(θ)`` and ``∇_θ L1 = Σ_k ω_k ∇_θ La_k`` (``METHODS.md``, DWML).
+    ``L1(θ, ω) = Σ_k ω_k La_k(θ)`` and ``∇_θ L1 = Σ_k ω_k ∇_θ La_k`` (``docs/METHODS.md``, DWML).
 
     Cost: with ``C_ki = ⟨sg(p_k), log p_i⟩`` (mean over positions of the row-wise inner
     product), ``La_k = (1 − α) S_k + α [(M − 1)(−H_k) − Σ_{i≠k} C_ki]``. ``C`` is one

@@ -19,7 +19,7 @@ calls :meth:`Method.outer_step` before the inner losses, logging the record it r
 
     if method.outer_step_due(step):
         record = method.outer_step(OuterStep(ctx, dev_batch, gamma=lr, step=step, total_steps=steps))
-Formulas and defaults are those of ``METHODS.md``; the losses are the pure functions of
+Formulas and defaults are those of ``docs/METHODS.md``; the losses are the pure functions of
 :mod:`babyteach.losses`.
 """
 
@@ -276,7 +276,7 @@ class DML(Method):
 
 @dataclass(frozen=True)
 class DWML(DML):
-    """Dynamically weighted mutual learning (the paper's method; ``METHODS.md``, DWML).
+    """Dynamically weighted mutual learning (the paper's method; ``docs/METHODS.md``, DWML).
 
     The inner loss is DML's with weights ω; every ``weight_update_every`` steps an outer
     step on a held-out dev batch computes the hypergradient of the ensemble loss ``L2``
@@ -392,7 +392,7 @@ class DWML(DML):
 @dataclass(frozen=True)
 class KDDWML(DWML):
     """DWML with each peer's supervised term the KD loss against the trained teacher
-    (``METHODS.md``, KD_DWML); the teacher's forward pass is shared by all peers and by the
+    (``docs/METHODS.md``, KD_DWML); the teacher's forward pass is shared by all peers and by the
     outer step of the same micro-batch."""
 
     name: ClassVar[str] = "kd_dwml"

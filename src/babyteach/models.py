@@ -10,7 +10,7 @@ tokenizer's vocabulary size and the training block size::
 
 :func:`count_parameters` is the only parameter count in the project (the architecture
 search and the tables use it); :func:`masked_logits` runs the LM head on the masked
-positions only (``METHODS.md``: all losses are computed on masked positions);
+positions only (``docs/METHODS.md``: all losses are computed on masked positions);
 :class:`SDExits` holds the training-only auxiliary heads of self-distillation.
 """
 

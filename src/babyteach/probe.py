@@ -72,8 +72,9 @@ def probe_training(training: Mapping[str, Any], overrides: Mapping[str, Any], to
 
 
 def _check_setting(index: int, overrides: Any, training: Mapping[str, Any], token_budget: int,
-                   block_size: int) -> dict[str, Any]:  # fmt: skip
-    """One setting's training values; InputError naming ``probe.settings[index].<key>`` if it is bad."""
+                   block_size: int) -> tuple[str, dict[str, Any]]:  # fmt: skip
+    """One setting's run name and training values; InputError naming ``probe.settings[index].<key>`` if it
+    is bad."""
     where = f"probe.settings[{index}]"
     if not isinstance(overrides, Mapping):
         raise InputError(f"{where}: must be a mapping of training keys to values, e.g. {{lr: 0.0001}}; "
@@ -86,18 +87,21 @@ def _check_setting(index: int, overrides: Any, training: Mapping[str, Any], toke
             raise InputError(f"{where}.{key}: not a training key; a setting overrides some of: {', '.join(valid)}")
     values = probe_training(training, overrides, token_budget)
     try:
-        TrainConfig(**values, block_size=block_size)
+        checked = TrainConfig(**values, block_size=block_size)
     except InputError as error:  # "training.<key>: must be …": name the setting's key instead
         message = str(error)
         match = re.match(r"training\.(\w+)", message)
         if match and match.group(1) in overrides:
             raise InputError(f"{where}.{message.removeprefix('training.')}") from None
         raise InputError(f"{where}: {message}") from None
+    # the values as TrainConfig reads them: a number written as text ("1e-3") names and trains as 0.001
+    overrides = {key: getattr(checked, key) for key in overrides}
+    values = probe_training(training, overrides, token_budget)
     name = setting_name(overrides)
     if not _NAME_PATTERN.fullmatch(name):
         raise InputError(f"{where}: the values {dict(overrides)!r} do not make a folder name ({name!r}); use "
                          "numbers, booleans or plain words")  # fmt: skip
-    return values
+    return name, values
 
 
 def probe_runs(settings: Sequence[Any], training: Mapping[str, Any], token_budget: int,
@@ -115,8 +119,7 @@ def probe_runs(settings: Sequence[Any], training: Mapping[str, Any], token_budge
     runs: dict[str, dict[str, Any]] = {}
     first_index: dict[str, int] = {}
     for index, overrides in enumerate(settings):
-        values = _check_setting(index, overrides, training, token_budget, block_size)
-        name = setting_name(overrides)
+        name, values = _check_setting(index, overrides, training, token_budget, block_size)
         same = next((other for other, seen in runs.items() if seen == values), None)
         if same is not None:
             raise InputError(f"probe.settings[{index}]: trains the same run as probe.settings[{first_index[same]}] "

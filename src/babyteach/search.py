@@ -1,4 +1,4 @@
-"""Bayesian architecture search for diverse students (METHODS.md, "Architecture search").
+"""Bayesian architecture search for diverse students (docs/METHODS.md, "Architecture search").
 
 For ``p`` students and a teacher of ``N`` parameters, student ``i = 1..p`` targets
 ``N_i = N / (i + 1)``. Each student's architecture (layers × heads × hidden, intermediate

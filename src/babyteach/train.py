@@ -347,8 +347,13 @@ def _run_fingerprint(method: Method, students: Mapping[str, Architecture], cfg: 
 
 
 def _save_checkpoint(ckpt_dir: Path, state: dict[str, Any]) -> None:
-    with atomic_path(Path(ckpt_dir) / CHECKPOINT_FILE) as tmp:
-        torch.save(state, tmp)
+    """Write the checkpoint atomically; a full disk or unwritable folder raises a WriteError naming it
+    (``torch.save`` into a Python file, so that the file system's error reaches the message)."""
+    path = Path(ckpt_dir) / CHECKPOINT_FILE
+    kept = ("the previous checkpoint is unchanged and the run resumes from it" if path.is_file()
+            else "the run had no checkpoint yet and starts again from step 0")
+    with atomic_path(path, kept=kept) as tmp, open(tmp, "wb") as f:
+        torch.save(state, f)
 
 
 def _load_checkpoint(ckpt_dir: Path) -> dict[str, Any] | None:
@@ -848,8 +853,11 @@ def _model_card(name: str, arch: Architecture, summary: Mapping[str, Any]) -> st
 def _write_outputs(out_dir: Path, models: Mapping[str, RobertaForMaskedLM], students: Mapping[str, Architecture],
                    tokenizer_dir: Path, metrics: list[dict[str, Any]], outer_log: list[dict[str, float]],
                    gpu_csv: Path, summary: dict[str, Any]) -> None:
-    """Write the whole ``out_dir`` at once (atomic rename of a finished temporary folder)."""
-    with atomic_path(out_dir) as tmp:
+    """Write the whole ``out_dir`` at once (atomic rename of a finished temporary folder); a full disk
+    or unwritable folder raises a WriteError naming the file (the final checkpoint is kept, so the
+    same command writes the outputs again without training)."""
+    with atomic_path(out_dir, kept="the final checkpoint is kept: the same command writes the outputs from it "
+                                   "without training again") as tmp:
         tmp.mkdir()
         for name, model in models.items():
             folder = tmp / name

@@ -30,7 +30,8 @@ into the settings' ``training``.
 ``LOG`` is the log file (default: stderr).
 
 A bad argument or bad input prints ``babyteach train: error: …`` and exits with status 2; a
-non-finite loss prints where it happened and exits with status 1.
+non-finite loss prints where it happened and exits with status 1. Either message also ends ``LOG``
+(:func:`babyteach.logs.job_logging`), without a traceback.
 """
 
 from __future__ import annotations
@@ -43,7 +44,7 @@ from pathlib import Path
 from typing import Any
 
 from babyteach.errors import InputError
-from babyteach.logs import log_to
+from babyteach.logs import job_logging
 from babyteach.models import Architecture
 from babyteach.search import students_from_search
 from babyteach.train import NonFiniteLossError, TrainConfig, train
@@ -106,16 +107,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("job", help="paths and cadence, one JSON object (module docstring)")
     parser.add_argument("log", nargs="?", default=None, help="log file (default: stderr)")
     args = parser.parse_args(argv)
-    log_to(args.log)
-    try:
+    # bad input: status 2; a non-finite loss (its message names the step, the model and the checkpoint
+    # kept): status 1; either ends the log with its message, without traceback
+    with job_logging(args.log, "babyteach train", {InputError: 2, NonFiniteLossError: 1}) as outcome:
         run_job(parse_object(args.settings, "settings", SETTINGS_KEYS), parse_object(args.job, "job", JOB_KEYS))
-    except InputError as error:
-        print(f"babyteach train: error: {error}", file=sys.stderr)
-        return 2
-    except NonFiniteLossError as error:  # the message names the step, the model and the checkpoint kept
-        print(f"babyteach train: training diverged: {error}", file=sys.stderr)
-        return 1
-    return 0
+    return outcome.status
 
 
 if __name__ == "__main__":

@@ -8,8 +8,6 @@ from pathlib import Path
 
 from snakemake.utils import validate
 
-validate(config, workflow.source_path("../schemas/config.schema.yaml"))
-
 # This file and the rule scripts import babyteach from this checkout, also in a --use-conda
 # environment that only holds the dependencies: jobs inherit the environment of the
 # Snakemake process. PYTHONPATH is set here, not required from the user (no `envvars:`).
@@ -19,13 +17,28 @@ os.environ.update(
     PYTHONPATH=os.pathsep.join(filter(None, [SRC, os.environ.get("PYTHONPATH")]))
 )
 
+from babyteach.config_schema import check_config  # noqa: E402
+
+# Numbers in any YAML spelling (1e-3) become numbers, and a bad key or value stops with one line
+# per problem; then Snakemake's validate fills in the schema's defaults.
+SCHEMA = str(Path(workflow.basedir) / "workflow" / "schemas" / "config.schema.yaml")
+check_config(config, SCHEMA)
+validate(config, SCHEMA)
+
 from babyteach.data.corpora import TRACK_WORDS, TRACKS, CorpusId  # noqa: E402
 from babyteach.data.fetch import DATASETS, mirror_from  # noqa: E402
+from babyteach.errors import InputError  # noqa: E402
 from babyteach.evaluate.families import FAMILIES  # noqa: E402
 from babyteach.evaluate.glue import FinetuneConfig  # noqa: E402
+from babyteach.layout import checkpoint_dir as run_checkpoint_dir  # noqa: E402
+from babyteach.layout import results_root  # noqa: E402
 from babyteach.probe import probe_runs  # noqa: E402
+from babyteach.report.finished import Item, finished, missing_note  # noqa: E402
+from babyteach.startup import check_fetchable  # noqa: E402
 from babyteach.train_config import CADENCE_KEYS, TrainConfig  # noqa: E402
 
+# Every output, log, benchmark and checkpoint of this configuration lies under its results root.
+RESULTS = results_root(config["results_dir"])
 CORPUS = CorpusId(config["corpus"]["release"], config["corpus"]["track"])
 DATA_MIRROR = mirror_from(config["data_mirror"])
 # Cross-key checks the schema cannot express (e.g. exactly one of epochs and token_budget),
@@ -53,14 +66,47 @@ wildcard_constraints:
     setting="|".join(re.escape(name) for name in PROBE_RUNS),
 
 
+def results(path):
+    """``path`` under this configuration's results root (config key results_dir)."""
+    return f"{RESULTS}/{path}"
+
+
+def logs(path):
+    """The log file ``path`` of a job, under the results root's logs/."""
+    return results(f"logs/{path}")
+
+
+def benchmarks(path):
+    """The benchmark (timing) file ``path`` of a job, under the results root's benchmarks/."""
+    return results(f"benchmarks/{path}")
+
+
 def data_mirror_param():
     """The resolved mirror folder as a string, for params (None: official URLs)."""
     return str(DATA_MIRROR) if DATA_MIRROR else None
 
 
+def fetchable(wildcards):
+    """Input function of fetch_data (it has no inputs): the start-up check of its dataset. Snakemake
+    calls it while building the DAG, before any job runs, for exactly the datasets the requested
+    targets need; an unavailable one stops the workflow naming the config key that asks for it.
+    """
+    dataset = wildcards.dataset
+    check_fetchable(dataset, config, DATA_MIRROR, Path(results(f"raw/{dataset}")))
+    return []
+
+
+def fetch_decode_mode(wildcards):
+    """corpus.on_decode_error for a corpus dataset (its files are decoded when fetched), else None;
+    so a change of it refetches only the corpora."""
+    if wildcards.dataset.startswith("babylm-"):
+        return config["corpus"]["on_decode_error"]
+    return None
+
+
 def corpus_dataset(wildcards):
     """The fetched raw corpus folder of the {corpus} wildcard."""
-    return f"results/raw/babylm-{wildcards.corpus}"
+    return results(f"raw/babylm-{wildcards.corpus}")
 
 
 def scaled_runtime(minutes):
@@ -92,26 +138,26 @@ def corpus_release(wildcards):
 def data_outputs():
     """Every output of the data stage for the configured corpus and evaluation data."""
     return [
-        *expand("results/raw/{dataset}", dataset=config["evaluation_data"]),
-        f"results/{CORPUS.name}/stats/corpus.csv",
-        f"results/{CORPUS.name}/tokenizer",
-        f"results/{CORPUS.name}/shards",
+        *expand(results("raw/{dataset}"), dataset=config["evaluation_data"]),
+        results(f"{CORPUS.name}/stats/corpus.csv"),
+        results(f"{CORPUS.name}/tokenizer"),
+        results(f"{CORPUS.name}/shards"),
     ]
 
 
 def search_outputs():
     """The architecture-search result of every configured peer count."""
     return expand(
-        "results/search/peers-{peers}.json", peers=config["search"]["peer_counts"]
+        results("search/peers-{peers}.json"), peers=config["search"]["peer_counts"]
     )
 
 
 def checkpoint_dir(wildcards, output):
-    """Resumable trainer state of a run: under checkpoints/, outside the declared outputs."""
-    return str(Path("checkpoints") / Path(output[0]).relative_to("results"))
+    """Resumable trainer state of a run: under the results root's checkpoints/, outside the declared outputs."""
+    return run_checkpoint_dir(RESULTS, output[0])
 
 
-#: Methods that train all searched peers together (METHODS.md); their runs carry alpha.
+#: Methods that train all searched peers together (docs/METHODS.md); their runs carry alpha.
 MUTUAL_METHODS = ("dml", "dwml", "kd_dwml")
 
 
@@ -136,13 +182,13 @@ def method_options(wildcards):
 def student_training_inputs(wildcards):
     """Shards, tokenizer, searched architectures and, for KD and KD_DWML, the baseline teacher of the same seed."""
     inputs = {
-        "shards": f"results/{wildcards.corpus}/shards",
-        "tokenizer": f"results/{wildcards.corpus}/tokenizer",
-        "search": f"results/search/peers-{wildcards.peers}.json",
+        "shards": results(f"{wildcards.corpus}/shards"),
+        "tokenizer": results(f"{wildcards.corpus}/tokenizer"),
+        "search": results(f"search/peers-{wildcards.peers}.json"),
     }
     if wildcards.method in ("kd", "kd_dwml"):
-        inputs["teacher"] = (
-            f"results/{wildcards.corpus}/train/baseline/seed-{wildcards.seed}"
+        inputs["teacher"] = results(
+            f"{wildcards.corpus}/train/baseline/seed-{wildcards.seed}"
         )
     return inputs
 
@@ -270,7 +316,7 @@ ABLATIONS = ("peers", "alpha", "weights", "size")
 
 def run_outputs(runs):
     """The training output folders of the given runs."""
-    return [f"results/{CORPUS.name}/train/{run}" for run in dict.fromkeys(runs)]
+    return [results(f"{CORPUS.name}/train/{run}") for run in dict.fromkeys(runs)]
 
 
 def train_outputs():
@@ -282,7 +328,7 @@ def zero_shot_outputs(runs=None):
     """One zero-shot result per model of ``runs`` (default: the main runs) and minimal-pair dataset."""
     families = [name for name in config["evaluation_data"] if name in FAMILIES]
     return [
-        f"results/{CORPUS.name}/eval/{run}/{model}/{family}.json"
+        results(f"{CORPUS.name}/eval/{run}/{model}/{family}.json")
         for run, model in models_of_runs(main_runs() if runs is None else runs)
         for family in families
     ]
@@ -293,7 +339,7 @@ def finetune_outputs(runs=None):
     if "glue-filtered" not in config["evaluation_data"]:
         return []
     return [
-        f"results/{CORPUS.name}/eval/{run}/{model}/glue.json"
+        results(f"{CORPUS.name}/eval/{run}/{model}/glue.json")
         for run, model in models_of_runs(main_runs() if runs is None else runs)
     ]
 
@@ -327,7 +373,7 @@ def eval_files(runs, families, glue=False, corpus=CORPUS.name):
         ["glue"] if glue and "glue-filtered" in config["evaluation_data"] else []
     )
     return [
-        f"results/{corpus}/eval/{run}/{model}/{stem}.json"
+        results(f"{corpus}/eval/{run}/{model}/{stem}.json")
         for run, model in models_of_runs(runs)
         for stem in stems
     ]
@@ -368,7 +414,7 @@ def table_inputs(table):
     if table == "table4":
         return {"glue": finetune_outputs()}
     if table == "table5":
-        return {"corpus": f"results/{CORPUS.name}/stats/corpus.csv"}
+        return {"corpus": results(f"{CORPUS.name}/stats/corpus.csv")}
     if table in TABLE_BENCHMARK:
         return {"eval": eval_files(main, families_of(TABLE_BENCHMARK[table]))}
     if table == "table9":
@@ -404,7 +450,7 @@ def table_options(table):
 
 def max_peers_search():
     """The search result of the largest peer count (the main comparison's peers)."""
-    return f"results/search/peers-{max(config['search']['peer_counts'])}.json"
+    return results(f"search/peers-{max(config['search']['peer_counts'])}.json")
 
 
 def tables():
@@ -419,7 +465,7 @@ def tables():
 def table_outputs(names=None):
     """The .tex and .csv of the given tables (default: every table this config can build)."""
     return [
-        f"results/tables/{name}.{ext}"
+        results(f"tables/{name}.{ext}")
         for name in (tables() if names is None else names)
         for ext in ("tex", "csv")
     ]
@@ -488,7 +534,40 @@ def figure_params(wildcards):
 
 def figure_outputs(names=FIGURES):
     """The PDF and PNG of the given figures (default: all)."""
-    return [f"results/figures/{name}.{ext}" for name in names for ext in ("pdf", "png")]
+    return [
+        results(f"figures/{name}.{ext}") for name in names for ext in ("pdf", "png")
+    ]
+
+
+def figure_target(name):
+    """The target rule of figure ``name`` (training_loss → figure_training_loss)."""
+    return name if name.startswith("figure") else f"figure_{name}"
+
+
+def report_items():
+    """Every table and figure this configuration builds, with its target, in report order."""
+    return [Item(name, tuple(table_outputs([name]))) for name in tables()] + [
+        Item(figure_target(name), tuple(figure_outputs([name]))) for name in FIGURES
+    ]
+
+
+def finished_outputs(wildcards):
+    """Input function of the target finished, the tables and figures built so far (and the probe's, if
+    built); prints which are missing and the command that builds them (stderr)."""
+    probe = Item("probe", tuple(probe_outputs()))
+    done = finished([*report_items(), probe])
+    # the probe is not part of all: not missing when not built
+    missing = [item for item in done.missing if item != probe]
+    print(
+        missing_note(missing, [str(f) for f in workflow.config_settings.configfiles]),
+        file=sys.stderr,
+    )
+    if not done.files:
+        raise InputError(
+            "target finished: no table or figure is built yet, so a report would be empty; "
+            "build one first, e.g. `snakemake table5 --cores all` (with the same --configfile)"
+        )
+    return done.files
 
 
 # --- the recipe probe (target probe) -------------------------------------------------
@@ -516,14 +595,14 @@ def probe_train_job(wildcards, input, output):
 
 def probe_run_outputs():
     """The run folder of every probe setting, in the configured order."""
-    return [f"results/probe/{CORPUS.name}/train/{name}" for name in PROBE_RUNS]
+    return [results(f"probe/{CORPUS.name}/train/{name}") for name in PROBE_RUNS]
 
 
 def probe_eval_outputs():
     """The zero-shot result of every probe run on probe.dataset, in the configured order."""
     dataset = config["probe"]["dataset"]
     return [
-        f"results/probe/{CORPUS.name}/eval/{name}/teacher/{dataset}.json"
+        results(f"probe/{CORPUS.name}/eval/{name}/teacher/{dataset}.json")
         for name in PROBE_RUNS
     ]
 
@@ -536,7 +615,7 @@ def probe_overrides():
 def probe_outputs():
     """The probe's summary table and dev-loss figure."""
     return [
-        "results/probe/summary.csv",
-        "results/probe/dev_loss.pdf",
-        "results/probe/dev_loss.png",
+        results("probe/summary.csv"),
+        results("probe/dev_loss.pdf"),
+        results("probe/dev_loss.png"),
     ]

@@ -2,13 +2,15 @@
 
 
 rule fetch_data:
-    """Fetch one dataset of the registry (src/babyteach/data/fetch.py), verified by sha256."""
+    """Fetch one dataset of the registry (src/babyteach/data/fetch.py), verified by sha256 and read as the workflow reads it."""
+    input:
+        fetchable,
     output:
-        directory("results/raw/{dataset}"),
+        directory(results("raw/{dataset}")),
     log:
-        "logs/fetch_data/{dataset}.log",
+        logs("fetch_data/{dataset}.log"),
     benchmark:
-        "benchmarks/fetch_data/{dataset}.tsv"
+        benchmarks("fetch_data/{dataset}.tsv")
     conda:
         "../envs/babyteach.yaml"
     threads: 1
@@ -19,6 +21,7 @@ rule fetch_data:
         mirror=data_mirror_param(),
         retries=config["download"]["retries"],
         timeout_s=config["download"]["timeout_s"],
+        on_decode_error=fetch_decode_mode,
     script:
         "../scripts/fetch_data.py"
 
@@ -28,12 +31,12 @@ rule clean_corpus:
     input:
         raw=corpus_dataset,
     output:
-        clean=directory("results/{corpus}/clean"),
-        stats="results/{corpus}/stats/corpus.csv",
+        clean=directory(results("{corpus}/clean")),
+        stats=results("{corpus}/stats/corpus.csv"),
     log:
-        "logs/clean_corpus/{corpus}.log",
+        logs("clean_corpus/{corpus}.log"),
     benchmark:
-        "benchmarks/clean_corpus/{corpus}.tsv"
+        benchmarks("clean_corpus/{corpus}.tsv")
     conda:
         "../envs/babyteach.yaml"
     threads: 1

@@ -6,14 +6,14 @@ rule evaluate_zero_shot:
     """Score one saved model on one minimal-pair family by pseudo-log-likelihood, with both
     scorings (official and pll-word-l2r) from one model load."""
     input:
-        run="results/{corpus}/train/{run}",
-        data="results/raw/{family}",
+        run=results("{corpus}/train/{run}"),
+        data=results("raw/{family}"),
     output:
-        "results/{corpus}/eval/{run}/{model}/{family}.json",
+        results("{corpus}/eval/{run}/{model}/{family}.json"),
     log:
-        "logs/{corpus}/eval/{run}/{model}/{family}.log",
+        logs("{corpus}/eval/{run}/{model}/{family}.log"),
     benchmark:
-        "benchmarks/{corpus}/eval/{run}/{model}/{family}.tsv"
+        benchmarks("{corpus}/eval/{run}/{model}/{family}.tsv")
     conda:
         "../envs/babyteach.yaml"
     threads: 2
@@ -31,14 +31,14 @@ rule evaluate_zero_shot:
 rule evaluate_finetune:
     """Fine-tune one saved model on each (Super)GLUE task and score it on the valid files."""
     input:
-        run="results/{corpus}/train/{run}",
-        data="results/raw/glue-filtered",
+        run=results("{corpus}/train/{run}"),
+        data=results("raw/glue-filtered"),
     output:
-        "results/{corpus}/eval/{run}/{model}/glue.json",
+        results("{corpus}/eval/{run}/{model}/glue.json"),
     log:
-        "logs/{corpus}/eval/{run}/{model}/glue.log",
+        logs("{corpus}/eval/{run}/{model}/glue.log"),
     benchmark:
-        "benchmarks/{corpus}/eval/{run}/{model}/glue.tsv"
+        benchmarks("{corpus}/eval/{run}/{model}/glue.tsv")
     conda:
         "../envs/babyteach.yaml"
     threads: 2

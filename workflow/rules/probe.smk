@@ -9,11 +9,11 @@
 # 1 min 44 s with one thread per job, 15 min with two, whose threads waited on each other).
 use rule train_baseline as train_probe with:
     output:
-        directory("results/probe/{corpus}/train/{setting}"),
+        directory(results("probe/{corpus}/train/{setting}")),
     log:
-        "logs/probe/{corpus}/train/{setting}.log",
+        logs("probe/{corpus}/train/{setting}.log"),
     benchmark:
-        "benchmarks/probe/{corpus}/train/{setting}.tsv"
+        benchmarks("probe/{corpus}/train/{setting}.tsv")
     threads: 1
     resources:
         gpu=1,
@@ -28,14 +28,14 @@ use rule train_baseline as train_probe with:
 # The project's zero-shot scoring (evaluate_zero_shot's script and evaluation settings).
 use rule evaluate_zero_shot as evaluate_probe with:
     input:
-        run="results/probe/{corpus}/train/{setting}",
-        data="results/raw/{family}",
+        run=results("probe/{corpus}/train/{setting}"),
+        data=results("raw/{family}"),
     output:
-        "results/probe/{corpus}/eval/{setting}/{model}/{family}.json",
+        results("probe/{corpus}/eval/{setting}/{model}/{family}.json"),
     log:
-        "logs/probe/{corpus}/eval/{setting}/{model}/{family}.log",
+        logs("probe/{corpus}/eval/{setting}/{model}/{family}.log"),
     benchmark:
-        "benchmarks/probe/{corpus}/eval/{setting}/{model}/{family}.tsv"
+        benchmarks("probe/{corpus}/eval/{setting}/{model}/{family}.tsv")
     threads: 1
 
 
@@ -44,13 +44,13 @@ rule probe_summary:
     input:
         runs=probe_run_outputs(),
         evals=probe_eval_outputs(),
-        shards=f"results/{CORPUS.name}/shards",
+        shards=results(f"{CORPUS.name}/shards"),
     output:
-        "results/probe/summary.csv",
+        results("probe/summary.csv"),
     log:
-        "logs/probe/summary.log",
+        logs("probe/summary.log"),
     benchmark:
-        "benchmarks/probe/summary.tsv"
+        benchmarks("probe/summary.tsv")
     conda:
         "../envs/babyteach.yaml"
     threads: 1
@@ -67,19 +67,19 @@ rule probe_summary:
 rule probe_figure:
     """Dev loss against training tokens per probe setting, with the unigram-baseline lines."""
     input:
-        summary="results/probe/summary.csv",
+        summary=results("probe/summary.csv"),
         runs=probe_run_outputs(),
     output:
-        pdf="results/probe/dev_loss.pdf",
+        pdf=results("probe/dev_loss.pdf"),
         png=report(
-            "results/probe/dev_loss.png",
+            results("probe/dev_loss.png"),
             caption="../report/probe.rst",
             category="Recipe probe",
         ),
     log:
-        "logs/probe/dev_loss.log",
+        logs("probe/dev_loss.log"),
     benchmark:
-        "benchmarks/probe/dev_loss.tsv"
+        benchmarks("probe/dev_loss.tsv")
     conda:
         "../envs/babyteach.yaml"
     threads: 1

@@ -7,15 +7,15 @@ rule table:
         unpack(table_input_files),
     output:
         tex=report(
-            "results/tables/{table}.tex",
+            results("tables/{table}.tex"),
             caption="../report/tables.rst",
             category="Tables",
         ),
-        csv="results/tables/{table}.csv",
+        csv=results("tables/{table}.csv"),
     log:
-        "logs/tables/{table}.log",
+        logs("tables/{table}.log"),
     benchmark:
-        "benchmarks/tables/{table}.tsv"
+        benchmarks("tables/{table}.tsv")
     wildcard_constraints:
         table=r"table[1-9]",
     conda:
@@ -35,16 +35,16 @@ rule figure:
     input:
         unpack(figure_input_files),
     output:
-        pdf="results/figures/{figure}.pdf",
+        pdf=results("figures/{figure}.pdf"),
         png=report(
-            "results/figures/{figure}.png",
+            results("figures/{figure}.png"),
             caption="../report/figures.rst",
             category="Figures",
         ),
     log:
-        "logs/figures/{figure}.log",
+        logs("figures/{figure}.log"),
     benchmark:
-        "benchmarks/figures/{figure}.tsv"
+        benchmarks("figures/{figure}.tsv")
     wildcard_constraints:
         figure="|".join(FIGURES),
     conda:

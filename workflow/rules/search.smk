@@ -4,11 +4,11 @@
 rule search_architectures:
     """Search p student architectures against the teacher's closed-form parameter count."""
     output:
-        "results/search/peers-{peers}.json",
+        results("search/peers-{peers}.json"),
     log:
-        "logs/search_architectures/peers-{peers}.log",
+        logs("search_architectures/peers-{peers}.log"),
     benchmark:
-        "benchmarks/search_architectures/peers-{peers}.tsv"
+        benchmarks("search_architectures/peers-{peers}.tsv")
     conda:
         "../envs/babyteach.yaml"
     threads: 1

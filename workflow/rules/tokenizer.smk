@@ -4,13 +4,13 @@
 rule train_tokenizer:
     """Train the byte-level BPE tokenizer on the train split only."""
     input:
-        clean="results/{corpus}/clean",
+        clean=results("{corpus}/clean"),
     output:
-        directory("results/{corpus}/tokenizer"),
+        directory(results("{corpus}/tokenizer")),
     log:
-        "logs/train_tokenizer/{corpus}.log",
+        logs("train_tokenizer/{corpus}.log"),
     benchmark:
-        "benchmarks/train_tokenizer/{corpus}.tsv"
+        benchmarks("train_tokenizer/{corpus}.tsv")
     conda:
         "../envs/babyteach.yaml"
     threads: 2
@@ -27,14 +27,14 @@ rule train_tokenizer:
 rule tokenize_corpus:
     """Encode the train and dev splits into token shards that training reads."""
     input:
-        clean="results/{corpus}/clean",
-        tokenizer="results/{corpus}/tokenizer",
+        clean=results("{corpus}/clean"),
+        tokenizer=results("{corpus}/tokenizer"),
     output:
-        directory("results/{corpus}/shards"),
+        directory(results("{corpus}/shards")),
     log:
-        "logs/tokenize_corpus/{corpus}.log",
+        logs("tokenize_corpus/{corpus}.log"),
     benchmark:
-        "benchmarks/tokenize_corpus/{corpus}.tsv"
+        benchmarks("tokenize_corpus/{corpus}.tsv")
     conda:
         "../envs/babyteach.yaml"
     threads: 2

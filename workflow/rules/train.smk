@@ -4,16 +4,16 @@
 
 
 rule train_baseline:
-    """Train the baseline/teacher architecture with plain MLM (METHODS.md, Baseline)."""
+    """Train the baseline/teacher architecture with plain MLM (docs/METHODS.md, Baseline)."""
     input:
-        shards="results/{corpus}/shards",
-        tokenizer="results/{corpus}/tokenizer",
+        shards=results("{corpus}/shards"),
+        tokenizer=results("{corpus}/tokenizer"),
     output:
-        directory("results/{corpus}/train/baseline/seed-{seed}"),
+        directory(results("{corpus}/train/baseline/seed-{seed}")),
     log:
-        "logs/{corpus}/train/baseline/seed-{seed}.log",
+        logs("{corpus}/train/baseline/seed-{seed}.log"),
     benchmark:
-        "benchmarks/{corpus}/train/baseline/seed-{seed}.tsv"
+        benchmarks("{corpus}/train/baseline/seed-{seed}.tsv")
     conda:
         "../envs/babyteach.yaml"
     threads: 2
@@ -34,11 +34,11 @@ rule train_students:
     input:
         unpack(student_training_inputs),
     output:
-        directory("results/{corpus}/train/{method}/peers-{peers}/seed-{seed}"),
+        directory(results("{corpus}/train/{method}/peers-{peers}/seed-{seed}")),
     log:
-        "logs/{corpus}/train/{method}/peers-{peers}/seed-{seed}.log",
+        logs("{corpus}/train/{method}/peers-{peers}/seed-{seed}.log"),
     benchmark:
-        "benchmarks/{corpus}/train/{method}/peers-{peers}/seed-{seed}.tsv"
+        benchmarks("{corpus}/train/{method}/peers-{peers}/seed-{seed}.tsv")
     wildcard_constraints:
         method="baseline|kd|sd",
     conda:
@@ -62,12 +62,14 @@ rule train_mutual:
         unpack(student_training_inputs),
     output:
         directory(
-            "results/{corpus}/train/{method}/peers-{peers}/alpha-{alpha}/seed-{seed}"
+            results("{corpus}/train/{method}/peers-{peers}/alpha-{alpha}/seed-{seed}")
         ),
     log:
-        "logs/{corpus}/train/{method}/peers-{peers}/alpha-{alpha}/seed-{seed}.log",
+        logs("{corpus}/train/{method}/peers-{peers}/alpha-{alpha}/seed-{seed}.log"),
     benchmark:
-        "benchmarks/{corpus}/train/{method}/peers-{peers}/alpha-{alpha}/seed-{seed}.tsv"
+        benchmarks(
+            "{corpus}/train/{method}/peers-{peers}/alpha-{alpha}/seed-{seed}.tsv"
+        )
     wildcard_constraints:
         method="dml|dwml|kd_dwml",
     conda:

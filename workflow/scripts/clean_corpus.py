@@ -2,16 +2,16 @@
 
 from pathlib import Path
 
-from babyteach.data.clean import clean_corpus
-from babyteach.logs import log_to
+from babyteach.logs import rule_logging
 
-log_to(snakemake.log[0])  # noqa: F821 (injected by Snakemake)
+with rule_logging(snakemake):  # noqa: F821 (injected by Snakemake)
+    from babyteach.data.clean import clean_corpus
 
-clean_corpus(
-    Path(snakemake.input.raw),  # noqa: F821
-    Path(snakemake.output.clean),  # noqa: F821
-    Path(snakemake.output.stats),  # noqa: F821
-    release=snakemake.params.release,  # noqa: F821
-    on_decode_error=snakemake.params.on_decode_error,  # noqa: F821
-    max_lines_per_file=snakemake.params.max_lines_per_file,  # noqa: F821
-)
+    clean_corpus(
+        Path(snakemake.input.raw),  # noqa: F821
+        Path(snakemake.output.clean),  # noqa: F821
+        Path(snakemake.output.stats),  # noqa: F821
+        release=snakemake.params.release,  # noqa: F821
+        on_decode_error=snakemake.params.on_decode_error,  # noqa: F821
+        max_lines_per_file=snakemake.params.max_lines_per_file,  # noqa: F821
+    )

@@ -2,14 +2,14 @@
 
 from pathlib import Path
 
-from babyteach.evaluate.glue import FinetuneConfig, finetune_model
-from babyteach.logs import log_to
+from babyteach.logs import rule_logging
 
-log_to(snakemake.log[0])  # noqa: F821 (injected by Snakemake)
+with rule_logging(snakemake):  # noqa: F821 (injected by Snakemake)
+    from babyteach.evaluate.glue import FinetuneConfig, finetune_model
 
-finetune_model(
-    Path(snakemake.input.run) / snakemake.wildcards.model,  # noqa: F821
-    Path(snakemake.input.data),  # noqa: F821
-    Path(snakemake.output[0]),  # noqa: F821
-    FinetuneConfig.from_mapping(snakemake.params.finetune),  # noqa: F821
-)
+    finetune_model(
+        Path(snakemake.input.run) / snakemake.wildcards.model,  # noqa: F821
+        Path(snakemake.input.data),  # noqa: F821
+        Path(snakemake.output[0]),  # noqa: F821
+        FinetuneConfig.from_mapping(snakemake.params.finetune),  # noqa: F821
+    )

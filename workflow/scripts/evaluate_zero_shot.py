@@ -3,17 +3,17 @@
 
 from pathlib import Path
 
-from babyteach.evaluate.pairs import evaluate_pairs
-from babyteach.logs import log_to
+from babyteach.logs import rule_logging
 
-log_to(snakemake.log[0])  # noqa: F821 (injected by Snakemake)
+with rule_logging(snakemake):  # noqa: F821 (injected by Snakemake)
+    from babyteach.evaluate.pairs import evaluate_pairs
 
-evaluate_pairs(
-    Path(snakemake.input.run) / snakemake.wildcards.model,  # noqa: F821
-    snakemake.wildcards.family,  # noqa: F821
-    Path(snakemake.input.data),  # noqa: F821
-    Path(snakemake.output[0]),  # noqa: F821
-    max_per_task=snakemake.params.max_per_task,  # noqa: F821
-    batch_tokens=snakemake.params.batch_size,  # noqa: F821
-    per_item=snakemake.params.per_item,  # noqa: F821
-)
+    evaluate_pairs(
+        Path(snakemake.input.run) / snakemake.wildcards.model,  # noqa: F821
+        snakemake.wildcards.family,  # noqa: F821
+        Path(snakemake.input.data),  # noqa: F821
+        Path(snakemake.output[0]),  # noqa: F821
+        max_per_task=snakemake.params.max_per_task,  # noqa: F821
+        batch_tokens=snakemake.params.batch_size,  # noqa: F821
+        per_item=snakemake.params.per_item,  # noqa: F821
+    )

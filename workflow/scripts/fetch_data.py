@@ -2,15 +2,16 @@
 
 from pathlib import Path
 
-from babyteach.data.fetch import fetch_dataset
-from babyteach.logs import log_to
+from babyteach.logs import rule_logging
 
-log_to(snakemake.log[0])  # noqa: F821 (injected by Snakemake)
+with rule_logging(snakemake):  # noqa: F821 (injected by Snakemake)
+    from babyteach.data.acquire import fetch_dataset
 
-fetch_dataset(
-    snakemake.wildcards.dataset,  # noqa: F821
-    Path(snakemake.output[0]),  # noqa: F821
-    mirror=Path(snakemake.params.mirror) if snakemake.params.mirror else None,  # noqa: F821
-    retries=snakemake.params.retries,  # noqa: F821
-    timeout_s=snakemake.params.timeout_s,  # noqa: F821
-)
+    fetch_dataset(
+        snakemake.wildcards.dataset,  # noqa: F821
+        Path(snakemake.output[0]),  # noqa: F821
+        mirror=Path(snakemake.params.mirror) if snakemake.params.mirror else None,  # noqa: F821
+        retries=snakemake.params.retries,  # noqa: F821
+        timeout_s=snakemake.params.timeout_s,  # noqa: F821
+        on_decode_error=snakemake.params.on_decode_error,  # noqa: F821
+    )

@@ -2,14 +2,14 @@
 
 from pathlib import Path
 
-from babyteach.data.shards import write_shards
-from babyteach.logs import log_to
+from babyteach.logs import rule_logging
 
-log_to(snakemake.log[0])  # noqa: F821 (injected by Snakemake)
+with rule_logging(snakemake):  # noqa: F821 (injected by Snakemake)
+    from babyteach.data.shards import write_shards
 
-write_shards(
-    Path(snakemake.input.clean),  # noqa: F821
-    Path(snakemake.input.tokenizer),  # noqa: F821
-    Path(snakemake.output[0]),  # noqa: F821
-    batch_lines=snakemake.params.batch_lines,  # noqa: F821
-)
+    write_shards(
+        Path(snakemake.input.clean),  # noqa: F821
+        Path(snakemake.input.tokenizer),  # noqa: F821
+        Path(snakemake.output[0]),  # noqa: F821
+        batch_lines=snakemake.params.batch_lines,  # noqa: F821
+    )

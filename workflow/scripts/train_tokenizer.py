@@ -2,14 +2,14 @@
 
 from pathlib import Path
 
-from babyteach.data.tokenizer import train_tokenizer
-from babyteach.logs import log_to
+from babyteach.logs import rule_logging
 
-log_to(snakemake.log[0])  # noqa: F821 (injected by Snakemake)
+with rule_logging(snakemake):  # noqa: F821 (injected by Snakemake)
+    from babyteach.data.tokenizer import train_tokenizer
 
-train_tokenizer(
-    Path(snakemake.input.clean),  # noqa: F821
-    Path(snakemake.output[0]),  # noqa: F821
-    vocab_size=snakemake.params.vocab_size,  # noqa: F821
-    min_frequency=snakemake.params.min_frequency,  # noqa: F821
-)
+    train_tokenizer(
+        Path(snakemake.input.clean),  # noqa: F821
+        Path(snakemake.output[0]),  # noqa: F821
+        vocab_size=snakemake.params.vocab_size,  # noqa: F821
+        min_frequency=snakemake.params.min_frequency,  # noqa: F821
+    )

@@ -1,14 +1,14 @@
 """Rule figure: result files and training folders → results/figures/<figure>.pdf and .png."""
 
-from babyteach.logs import log_to
-from babyteach.report.figures import write_figure
+from babyteach.logs import rule_logging
 
-log_to(snakemake.log[0])  # noqa: F821 (injected by Snakemake)
+with rule_logging(snakemake):  # noqa: F821 (injected by Snakemake)
+    from babyteach.report.figures import write_figure
 
-write_figure(
-    snakemake.wildcards.figure,  # noqa: F821
-    dict(snakemake.input.items()),  # noqa: F821
-    snakemake.output.pdf,  # noqa: F821
-    snakemake.output.png,  # noqa: F821
-    snakemake.params.options,  # noqa: F821
-)
+    write_figure(
+        snakemake.wildcards.figure,  # noqa: F821
+        dict(snakemake.input.items()),  # noqa: F821
+        snakemake.output.pdf,  # noqa: F821
+        snakemake.output.png,  # noqa: F821
+        snakemake.params.options,  # noqa: F821
+    )

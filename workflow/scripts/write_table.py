@@ -2,20 +2,20 @@
 
 from pathlib import Path
 
-from babyteach.logs import log_to
-from babyteach.report.tables import write_table
+from babyteach.logs import rule_logging
 
-log_to(snakemake.log[0])  # noqa: F821 (injected by Snakemake)
+with rule_logging(snakemake):  # noqa: F821 (injected by Snakemake)
+    from babyteach.report.tables import write_table
 
-inputs = dict(snakemake.input.items())  # noqa: F821
-# training runs are folders (directory outputs); the tables read their summaries
-runs = inputs.pop("runs", None)
-if runs is not None:
-    inputs["summaries"] = [Path(run) / "train_summary.json" for run in runs]
-write_table(
-    snakemake.wildcards.table,  # noqa: F821
-    inputs,
-    snakemake.output.tex,  # noqa: F821
-    snakemake.output.csv,  # noqa: F821
-    snakemake.params.options,  # noqa: F821
-)
+    inputs = dict(snakemake.input.items())  # noqa: F821
+    # training runs are folders (directory outputs); the tables read their summaries
+    runs = inputs.pop("runs", None)
+    if runs is not None:
+        inputs["summaries"] = [Path(run) / "train_summary.json" for run in runs]
+    write_table(
+        snakemake.wildcards.table,  # noqa: F821
+        inputs,
+        snakemake.output.tex,  # noqa: F821
+        snakemake.output.csv,  # noqa: F821
+        snakemake.params.options,  # noqa: F821
+    )

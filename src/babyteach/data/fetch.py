@@ -2,12 +2,13 @@
 
 Every dataset is described once, as data, in :data:`DATASETS`: where it is published, which
 files it consists of, and where it lives in a local mirror laid out like ``shared/data``.
-:func:`fetch_dataset` turns that description into a folder with a fixed, flat layout (a BabyLM
+:func:`fetch` (through :func:`babyteach.data.acquire.fetch_dataset`) turns that description into a folder with a fixed, flat layout (a BabyLM
 corpus becomes ``<domain>.<split>`` files whatever the release's archive layout), verifies every
 byte against the known sha256 sums, and writes ``MANIFEST.json`` (name, source, per-file size
 and sha256). The folder appears atomically: a failed fetch leaves nothing that looks complete.
 
-    from babyteach.data.fetch import fetch_dataset, mirror_from
+    from babyteach.data.acquire import fetch_dataset   # fetch, then read every file (validate)
+    from babyteach.data.fetch import mirror_from
     fetch_dataset("blimp-fast", Path("results/raw/blimp-fast"), mirror_from("../shared/data"))
 
 EWoK is gated data that must not reach the web in plain text, so it stays in its
@@ -282,13 +283,6 @@ def mirror_from(config_value: str | None) -> Path | None:
     return path
 
 
-def fetch_dataset(name: str, dest: Path, mirror: Path | None, retries: int = 3, timeout_s: float = 60.0) -> None:
-    """Fetch registry dataset ``name`` into the folder ``dest`` (from ``mirror`` if given, else its URLs)."""
-    if name not in DATASETS:
-        raise InputError(f"unknown dataset {name!r}; valid names: {', '.join(sorted(DATASETS))}")
-    fetch(DATASETS[name], Path(dest), mirror, retries=retries, timeout_s=timeout_s)
-
-
 def fetch(
     dataset: Dataset,
     dest: Path,
@@ -298,21 +292,23 @@ def fetch(
     timeout_s: float = 60.0,
     backoff_s: float = 1.0,
     osf: Osf | None = None,
+    check: Callable[[Path], None] | None = None,
 ) -> None:
-    """Fetch ``dataset`` (any :class:`Dataset`, registered or not) into ``dest``; see :func:`fetch_dataset`.
+    """Fetch ``dataset`` (any :class:`Dataset`, registered or not) into ``dest``; see :func:`babyteach.data.acquire.fetch_dataset`.
 
     ``backoff_s`` is the first wait between attempts (doubled each retry); ``osf`` the OSF
-    endpoints used to resolve ``osf://`` URLs.
+    endpoints used to resolve ``osf://`` URLs. ``check`` reads the staged folder before it is
+    renamed to ``dest``; an :class:`InputError` it raises stops the fetch, naming the source file.
     """
     if retries < 1:
         raise InputError(f"download.retries must be >= 1, got {retries}")
     if dataset.note:
         log.info("%s: note: %s", dataset.name, dataset.note)
     if mirror is not None:
-        _fetch_from_mirror(dataset, Path(dest), Path(mirror))
+        _fetch_from_mirror(dataset, Path(dest), Path(mirror), check)
     else:
         net = _Net(dataset, retries, timeout_s, backoff_s, osf or Osf())
-        _fetch_from_urls(dataset, Path(dest), net)
+        _fetch_from_urls(dataset, Path(dest), net, check)
 
 
 def open_ewok_zip(path: Path) -> zipfile.ZipFile:
@@ -328,10 +324,40 @@ def open_ewok_zip(path: Path) -> zipfile.ZipFile:
 # --- mirror ------------------------------------------------------------------------------------
 
 
-def _fetch_from_mirror(dataset: Dataset, dest: Path, mirror: Path) -> None:
+def missing_in_mirror(dataset: Dataset, mirror: Path) -> list[str]:
+    """The dataset's required files (paths in its folder) that ``mirror/<mirror_dir>`` lacks."""
+    folder = Path(mirror) / dataset.mirror_dir
+    return [f.path for f in dataset.files if not (folder / f.path).is_file()]
+
+
+def unavailable_reason(dataset: Dataset, mirror: Path | None) -> str | None:
+    """Why :func:`fetch` cannot fetch ``dataset`` (None: it can), checked without fetching anything.
+
+    With a mirror, every required file must be in ``mirror/<mirror_dir>`` (the copy never falls
+    back to a download); without one, the dataset needs an official download. Whether the network
+    answers is not checked: a download that fails stops its fetch job with its own message.
+    """
+    if mirror is not None:
+        folder = Path(mirror) / dataset.mirror_dir
+        if not folder.is_dir():
+            return f"the data mirror {mirror} has no {dataset.mirror_dir}/ folder"
+        missing = missing_in_mirror(dataset, mirror)
+        if missing:
+            shown = ", ".join(missing[:3]) + (f" and {len(missing) - 3} more" if len(missing) > 3 else "")
+            return f"the data mirror's {folder}/ lacks {len(missing)} of its {len(dataset.files)} files ({shown})"
+        return None
+    if not dataset.sources:
+        return (
+            f"it has no public download ({dataset.note or dataset.homepage}) and no data mirror is set "
+            f"(config key `data_mirror` or the environment variable {MIRROR_ENV})"
+        )
+    return None
+
+
+def _fetch_from_mirror(dataset: Dataset, dest: Path, mirror: Path, check: Callable[[Path], None] | None) -> None:
     """Copy the dataset's files from ``mirror/<mirror_dir>``, verifying each against the sums."""
     folder = mirror / dataset.mirror_dir
-    missing = [f.path for f in dataset.files if not (folder / f.path).is_file()]
+    missing = missing_in_mirror(dataset, mirror)
     if missing:
         shown = ", ".join(missing[:5]) + (f" and {len(missing) - 5} more" if len(missing) > 5 else "")
         raise InputError(
@@ -361,6 +387,12 @@ def _fetch_from_mirror(dataset: Dataset, dest: Path, mirror: Path) -> None:
                     f"line (`sha256sum ./{key} >> SHA256SUMS` in {mirror}) so every copy is verified"
                 )
             _check_sha(dataset, folder / rel, sums[key], digests[rel], f"{mirror / 'SHA256SUMS'}")
+        fix = (
+            f"Replace the damaged file in {folder} with the official one ({', '.join(dataset.urls) or dataset.homepage}), "
+            "then rerun the same command: Snakemake fetches the dataset again (this step alone: "
+            f"`babyteach fetch {dataset.name} {dest} --mirror {mirror}`)"
+        )
+        _check_staged(dataset, check, tmp, str(folder), dest, fix)
         _write_manifest(dataset, tmp, {"mirror": str(folder)}, digests)
 
 
@@ -493,7 +525,7 @@ class _Net:
         )
 
 
-def _fetch_from_urls(dataset: Dataset, dest: Path, net: _Net) -> None:
+def _fetch_from_urls(dataset: Dataset, dest: Path, net: _Net, check: Callable[[Path], None] | None) -> None:
     """Download every source, verify it, and write the expected files (flattened) to ``dest``."""
     if not dataset.sources:
         raise InputError(
@@ -517,6 +549,11 @@ def _fetch_from_urls(dataset: Dataset, dest: Path, net: _Net) -> None:
             with atomic_path(dest) as tmp:
                 tmp.mkdir()
                 digests = {rel: _copy_hashed(members[member], tmp / rel) for rel, member in picked.items()}
+                fix = (
+                    "The download is damaged or the official file changed: rerun the same command to download it "
+                    f"again; if it fails the same way, fetch and check the files by hand and {_MIRROR_HINT}"
+                )
+                _check_staged(dataset, check, tmp, f"[download of {', '.join(dataset.urls)}]", dest, fix)
                 _write_manifest(dataset, tmp, {"urls": dataset.urls}, digests)
 
 
@@ -561,6 +598,24 @@ def _pick_members(dataset: Dataset, members: dict[str, Callable[[], IO[bytes]]])
 
 
 # --- shared helpers ----------------------------------------------------------------------------
+
+
+def _check_staged(
+    dataset: Dataset, check: Callable[[Path], None] | None, staged: Path, origin: str, dest: Path, fix: str
+) -> None:
+    """Run ``check`` on the staged folder; its :class:`InputError` becomes one that names the file where
+    it came from (``origin`` replaces the staging folder in the message), says that nothing was written
+    to ``dest``, and ends with ``fix``."""
+    if check is None:
+        return
+    try:
+        check(staged)
+    except InputError as error:
+        detail = str(error).replace(str(staged), origin)
+        raise InputError(
+            f"dataset {dataset.name!r}: a fetched file cannot be read: {detail}\n"
+            f"The fetch stopped and wrote nothing to {dest}. {fix}."
+        ) from None
 
 
 def _stream_hashed(src: IO[bytes], out: IO[bytes], on_chunk: Callable[[int], object] | None = None) -> str:

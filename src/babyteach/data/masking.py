@@ -10,7 +10,7 @@ same rate on average, without its spread from block to block), and it gives ever
 on without ever asking the host how many positions were drawn (no ``nonzero``, no sync), and
 captured by ``torch.compile`` or CUDA graphs. Of the selected positions 80 % become
 ``<mask>``, 10 % a random non-special token and 10 % stay unchanged, each position
-independently (METHODS.md).
+independently (docs/METHODS.md, "The MLM batch").
 
 The random draws come from a counter-based hash (:func:`uniform_hash`), not from a
 ``torch.Generator``: draw ``c`` of key ``K`` is a fixed function of ``(K, c)`` computed with

@@ -240,24 +240,6 @@ def _load_split(shard_dir: Path, split: str, meta: dict[str, Any]) -> tuple[np.n
     return tokens, offsets
 
 
-def decode_lines(
-    shard_dir: Path, split: str, tokenizer: Tokenizer | Path, batch_lines: int = 10000
-) -> Iterator[str]:
-    """Decode a split's shards back into its text lines (the inverse of :func:`write_shards`).
-
-    ``tokenizer`` is a ``tokenizers.Tokenizer`` or a tokenizer folder.
-    """
-    if not isinstance(tokenizer, Tokenizer):
-        tokenizer = load_tokenizer(Path(tokenizer))
-    tokens, offsets = _load_split(shard_dir, split, read_meta(shard_dir))
-    for first in range(0, len(offsets) - 1, batch_lines):
-        bounds = offsets[first : first + batch_lines + 1]
-        chunk = np.asarray(tokens[bounds[0] : bounds[-1]], dtype=np.int64)
-        local = bounds - bounds[0]
-        ids = [chunk[a:b].tolist() for a, b in zip(local[:-1], local[1:])]
-        yield from tokenizer.decode_batch(ids, skip_special_tokens=False)
-
-
 def dev_sample(n_blocks: int, count: int) -> np.ndarray:
     """The blocks of the dev loss: ``min(count, n_blocks)`` block indices spread evenly over a split
     of ``n_blocks`` (block ``⌊i · n_blocks / count⌋`` for i = 0 … count − 1), ascending.

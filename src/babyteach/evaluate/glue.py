@@ -1,8 +1,8 @@
-"""(Super)GLUE fine-tuning evaluation: fine-tune a copy of a saved model per task, score on ``valid``.
+"""(Super)GLUE fine-tuning evaluation as BabyLM 2024 runs it: fine-tune a copy of a model per task, score ``valid``.
 
 Every task is described once, as data, in :data:`TASKS`: which fields of a json line make the
 first and second text segment, how many labels it has and which metric BabyLM reports for it
-(``METHODS.md``, "Evaluation scoring", GLUE bullet): accuracy, except the Matthews correlation
+(``docs/METHODS.md``, "Evaluation: (Super)GLUE fine-tuning"): accuracy, except the Matthews correlation
 coefficient for CoLA and binary F1 (positive class 1) for MRPC and QQP. Accuracy is reported
 alongside for every task::
 
@@ -17,15 +17,60 @@ reported number is measured on ``valid``. ``mnli-mm`` has no train file of its o
 evaluated with the model being fine-tuned on ``mnli`` (at every epoch, and reported at the epoch
 ``mnli`` selects), never fine-tuned separately.
 
-Procedure per trained task (the BabyLM 2024 fine-tuning defaults, :class:`FinetuneConfig`):
-``AutoModelForSequenceClassification`` on the saved masked LM (RoBERTa's classification head
-reads the ``<s>`` position), AdamW with a linear learning-rate decay, batches padded to their
-longest member. After every epoch the valid metric is computed; training stops when it has not
-improved for ``patience`` epochs, or after ``max_epochs``. The reported numbers are those of the
-best epoch (the first epoch with the highest valid metric), as BabyLM's pipeline reports the
-best checkpoint. The metric is selected and reported on the same ``valid`` file, because that
-is the only labelled evaluation data BabyLM distributes; numbers are therefore slightly
-optimistic, exactly as in the BabyLM pipeline.
+**The official protocol.** The BabyLM 2024 pipeline (github.com/babylm/evaluation-pipeline-2024)
+fine-tunes with ``finetune_model.sh``, which runs ``finetune_classification.py`` (a modified
+HF ``run_glue.py`` on the HF ``Trainer``) once per task. The line numbers below are those of
+``finetune_classification.py`` and ``finetune_model.sh`` as stored in the fork
+stefanik12/evaluation-pipeline-2024 (commits 08fe5f36 and 0b71f3af; the official repository's
+files are not in the searchable index; codebyzeb/evaluation-pipeline-2024@7534ab97 has the same
+code, its lines after 431 shifted by 3). What this module reproduces, and where it comes from:
+
+- inputs: MultiRC is ``"Question: {question} Answer: {answer}"`` paired with the paragraph
+  (lines 452-456); WSC is ``'Does "{span2_text}" refer to "{span1_text}" in this passage?'``
+  paired with the text (lines 457-461); the other tasks pair their two fields in the order of
+  lines 441-450 (CoLA and SST-2: the sentence alone, lines 464-468); ``tokenizer(first, second,
+  truncation=True, max_length=128)`` (line 523; ``--max_seq_length 128``, finetune_model.sh:34);
+- labels: the sorted train labels (lines 389-392, 494-495), i.e. 0 .. num_labels - 1 here;
+- the kept epoch: evaluation and a checkpoint after every epoch (finetune_model.sh:39-40), the
+  best checkpoint loaded at the end (``load_best_model_at_end``, line 251), chosen by
+  ``metric_for_best_model`` = **F1 for every two-label task, accuracy otherwise** (lines 394,
+  600-607; :attr:`GlueTask.selection_metric`), whatever metric is reported for the task. HF
+  Trainer keeps the first epoch with the highest value (a later one replaces it only when
+  strictly greater). The reported predictions are those of that model on the valid file
+  (``--do_predict`` with the valid file as test file, lines 350, 675-701);
+- early stopping: ``EarlyStoppingCallback(patience, early_stopping_threshold=0.001)`` (lines
+  248-254, ``--patience 3``, finetune_model.sh:5,38): an epoch resets the patience counter only
+  when its selection metric beats the best of the earlier epochs by **more than 0.001**; training
+  stops when the counter reaches ``patience`` (transformers' ``EarlyStoppingCallback.
+  check_metric_value``, the same rule from v4.0 to the installed 5.24, where the callback runs
+  before the Trainer updates its best metric): :class:`EpochSelector`;
+- mnli-mm: not trained; the saved mnli model (the best mnli epoch, chosen by mnli's accuracy) is
+  evaluated on ``mnli-mm.valid.jsonl`` (finetune_model.sh:12-16, 30);
+- the reported metric: MCC for CoLA, F1 for MRPC and QQP, accuracy otherwise (the organisers'
+  ``score_predictions.py``; the 2024 README's GLUE note);
+- hyperparameters: lr 5e-5, batch size 64, at most 10 epochs, patience 3, seed 12
+  (finetune_model.sh:4-8), and HF Trainer's defaults for what the script does not set: linear
+  decay to 0 over all epochs' steps without warmup, no weight decay, gradient clipping at 1.0,
+  AdamW betas (0.9, 0.999), eps 1e-8 (:class:`FinetuneConfig`);
+- precision: fp32; the script is run without ``--fp16``/``--bf16`` and TF32 stays off
+  (torch's default), so fine-tuning here runs in fp32 with TF32 matmuls disabled on every
+  device (:func:`_fp32`). No measurement shows bf16 or TF32 equivalent, so neither is used.
+
+Differences that remain, none of which changes the mathematics of a step: batches are padded to
+their longest member, not to 128 (``pad_to_max_length``, line 105; masked positions do not enter
+RoBERTa's outputs, so only rounding differs), evaluation batches hold ``batch_size`` examples
+(Trainer: 8), the shuffling and the classification head draw from other random streams, and
+torch's AdamW puts ``eps`` after the bias correction (transformers 4.29's ``adamw_hf`` default
+before it; a difference of order eps). ``max_train_examples`` / ``max_eval_examples`` (demo and
+tests only) take seeded random subsets where the script takes the first N.
+
+Procedure per trained task (:class:`FinetuneConfig`): ``AutoModelForSequenceClassification`` on
+the saved masked LM (RoBERTa's classification head reads the ``<s>`` position), AdamW with a linear
+learning-rate decay, batches padded to their longest member. After every epoch every valid set of
+the run is scored; :class:`EpochSelector` decides on the task's selection metric whether to stop
+and which epoch is kept, and the reported numbers are those of the kept epoch. The epoch is
+selected and reported on the same ``valid`` file, because that is the only labelled evaluation
+data BabyLM distributes; numbers are therefore slightly optimistic, exactly as in the pipeline.
 
 A task whose train or valid file is missing is skipped with a warning and marked
 ``{"status": "missing", "missing_files": [...]}``; it never counts as a zero. The macro average
@@ -35,6 +80,12 @@ Every task is seeded on its own (``torch.manual_seed(seed)`` before the classifi
 initialised, a seeded generator for the shuffling), so a task's numbers do not depend on which
 other tasks are run, and two CPU runs with the same config give identical results (CUDA
 kernels are not bitwise deterministic; expect differences in the last digits there).
+
+The GLUE files are read with the json module, line by line, not with the ``datasets`` library:
+every line is checked with a file:line error (``load_dataset("json")`` reports a broken line as
+a bare ``DatasetGenerationError`` and loads a string label without complaint), and its Arrow
+cache would live outside the workflow's outputs for a saving of seconds (README, "(Super)GLUE
+as the organisers run it").
 
 torch and transformers are imported inside the functions that run models, so the workflow can
 import :class:`FinetuneConfig` and :data:`TASKS` at start-up without paying for them.
@@ -48,7 +99,7 @@ import math
 import random
 import string
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -63,7 +114,9 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 #: Version of the result JSON written by :func:`finetune_model`; bump when its fields change.
-FORMAT_VERSION = 1
+#: 2: the official protocol (MultiRC/WSC inputs, epoch chosen by F1/accuracy with the 0.001
+#: early-stopping threshold, fp32); adds ``selection_metric``, ``selection_curve`` and ``precision``.
+FORMAT_VERSION = 2
 
 DEVICES = ("auto", "cpu", "cuda")
 
@@ -156,6 +209,17 @@ class GlueTask:
             raise ValueError(f"task {self.name}: num_labels must be at least 2")
 
     @property
+    def selection_metric(self) -> str:
+        """The metric that chooses the kept epoch and drives early stopping: binary F1 (class 1)
+        for a two-label task, accuracy otherwise, whichever metric is reported.
+
+        The official script sets ``metric_for_best_model`` from the number of labels alone
+        (finetune_classification.py lines 394, 600-607): CoLA's epoch is chosen by F1, not MCC,
+        and BoolQ's by F1, not accuracy.
+        """
+        return "f1" if self.num_labels == 2 else "accuracy"
+
+    @property
     def fields(self) -> tuple[str, ...]:
         """The json fields the templates read, in order of first use."""
         names: list[str] = []
@@ -170,9 +234,10 @@ class GlueTask:
         return self.first.format_map(row), (None if self.second is None else self.second.format_map(row))
 
 
-#: Every task, in BabyLM's order. MultiRC pairs the paragraph with "question answer"; WSC pairs
-#: the text with the question whether the pronoun (span2) refers to the noun phrase (span1),
-#: as BabyLM's 2024 pipeline builds them.
+#: Every task, in BabyLM's order, with its segments as the 2024 pipeline builds them
+#: (finetune_classification.py lines 441-468): MultiRC puts "Question: ... Answer: ..." before
+#: the paragraph, WSC asks whether the pronoun (span2) refers to the noun phrase (span1) before
+#: the text.
 TASKS: dict[str, GlueTask] = {
     t.name: t
     for t in (
@@ -181,12 +246,12 @@ TASKS: dict[str, GlueTask] = {
         GlueTask("mnli", "{premise}", "{hypothesis}", 3),  # 0 entailment, 1 neutral, 2 contradiction
         GlueTask("mnli-mm", "{premise}", "{hypothesis}", 3, train_from="mnli"),
         GlueTask("mrpc", "{sentence1}", "{sentence2}", 2, metric="f1"),
-        GlueTask("multirc", "{paragraph}", "{question} {answer}", 2),
+        GlueTask("multirc", "Question: {question} Answer: {answer}", "{paragraph}", 2),
         GlueTask("qnli", "{question}", "{sentence}", 2),
         GlueTask("qqp", "{question1}", "{question2}", 2, metric="f1"),
         GlueTask("rte", "{sentence1}", "{sentence2}", 2),
         GlueTask("sst2", "{sentence}", None, 2),
-        GlueTask("wsc", "{text}", 'Does "{span2_text}" refer to "{span1_text}"?', 2),
+        GlueTask("wsc", 'Does "{span2_text}" refer to "{span1_text}" in this passage?', "{text}", 2),
     )
 }
 for _task in TASKS.values():
@@ -201,8 +266,10 @@ for _task in TASKS.values():
 class FinetuneConfig:
     """Fine-tuning hyperparameters (config section ``finetune``); validated at construction.
 
-    The defaults are BabyLM 2024's fine-tuning pipeline (HF Trainer defaults where it sets
-    nothing: no warmup, no weight decay, gradient clipping at 1.0).
+    The defaults are BabyLM 2024's fine-tuning pipeline: lr, batch size, epochs, patience and seed
+    from finetune_model.sh lines 4-8, max_length from its line 34, the early-stopping threshold
+    from finetune_classification.py line 254, and HF Trainer's defaults where the script sets
+    nothing (no warmup, no weight decay, gradient clipping at 1.0).
     """
 
     tasks: tuple[str, ...] = field(
@@ -213,7 +280,12 @@ class FinetuneConfig:
     batch_size: int = field(default=64, metadata={"help": "examples per training step (and per eval batch)"})
     max_epochs: int = field(default=10, metadata={"help": "most passes over the train file per task"})
     patience: int = field(
-        default=3, metadata={"help": "stop after this many epochs without a better valid metric"}
+        default=3,
+        metadata={"help": "stop after this many epochs whose selection metric does not beat the best by the threshold"},
+    )
+    early_stopping_threshold: float = field(
+        default=0.001,
+        metadata={"help": "an epoch resets the patience only when it beats the best selection metric by more than this"},
     )
     max_length: int = field(
         default=128, metadata={"help": "tokens per example incl. special tokens; longer pairs are truncated"}
@@ -255,6 +327,8 @@ class FinetuneConfig:
         for name in ("batch_size", "max_epochs", "patience"):
             _require(_is_int(getattr(self, name)) and getattr(self, name) >= 1, name, "a positive integer")
         _require(_is_int(self.max_length) and self.max_length >= 4, "max_length", "an integer of at least 4")
+        _require(_is_number(self.early_stopping_threshold) and 0 <= self.early_stopping_threshold < math.inf,
+                 "early_stopping_threshold", "a non-negative finite number")  # fmt: skip
         _require(_is_int(self.seed) and self.seed >= 0, "seed", "a non-negative integer")
         _require(_is_number(self.warmup_fraction) and 0 <= self.warmup_fraction < 1, "warmup_fraction", "in [0, 1)")
         _require(_is_number(self.weight_decay) and self.weight_decay >= 0, "weight_decay", "a non-negative number")
@@ -423,11 +497,25 @@ def _pad(ids: list[list[int]], rows: Sequence[int], pad_id: int) -> tuple[torch.
     return input_ids, attention
 
 
-def _autocast(device: torch.device):
-    """bf16 autocast on CUDA; full precision on CPU."""
+@contextlib.contextmanager
+def _fp32() -> Iterator[None]:
+    """Run the block in true fp32: TF32 off for matmuls and cuDNN, restored afterwards.
+
+    The official pipeline fine-tunes without ``--fp16``/``--bf16`` and leaves torch's default
+    (TF32 off for matmuls), i.e. in fp32. Nothing measured shows bf16 autocast or TF32 equivalent
+    for fine-tuning, and a process may have enabled TF32 before (training does), so it is switched
+    off here explicitly. On CPU the settings have no effect.
+    """
     import torch
 
-    return torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else contextlib.nullcontext()
+    matmul, cudnn = torch.get_float32_matmul_precision(), torch.backends.cudnn.allow_tf32
+    torch.set_float32_matmul_precision("highest")
+    torch.backends.cudnn.allow_tf32 = False
+    try:
+        yield
+    finally:
+        torch.set_float32_matmul_precision(matmul)
+        torch.backends.cudnn.allow_tf32 = cudnn
 
 
 def predict(model, data: _Encoded, batch_size: int, pad_id: int) -> list[int]:
@@ -441,7 +529,7 @@ def predict(model, data: _Encoded, batch_size: int, pad_id: int) -> list[int]:
     order = sorted(range(len(data.ids)), key=lambda i: -len(data.ids[i]))
     predictions = [0] * len(order)
     model.eval()
-    with torch.inference_mode(), _autocast(device):
+    with torch.inference_mode():
         for start in range(0, len(order), batch_size):
             rows = order[start : start + batch_size]
             input_ids, attention = _pad(data.ids, rows, pad_id)
@@ -452,9 +540,47 @@ def predict(model, data: _Encoded, batch_size: int, pad_id: int) -> list[int]:
 
 
 def _score(task: GlueTask, predictions: list[int], labels: list[int]) -> dict[str, float]:
-    return {"metric": METRICS[task.metric](predictions, labels), "accuracy": accuracy(predictions, labels)}
+    """The task's reported metric, its accuracy and its selection metric on one valid set."""
+    return {
+        "metric": METRICS[task.metric](predictions, labels),
+        "accuracy": accuracy(predictions, labels),
+        "selection": METRICS[task.selection_metric](predictions, labels),
+    }
 
 
+@dataclass
+class EpochSelector:
+    """Which epoch is kept and when training stops, as HF Trainer does in the official pipeline.
+
+    Fed the selection metric after every epoch (:meth:`update`). The kept epoch is the first with
+    the highest value (Trainer replaces its best checkpoint only on a strictly greater value). An
+    epoch resets the patience counter when it is the first, or when it beats the best value of the
+    *earlier* epochs by more than ``threshold`` (``EarlyStoppingCallback.check_metric_value``,
+    called before the Trainer records the epoch as its best); otherwise the counter grows, and
+    training stops when it reaches ``patience``. So an epoch can become the kept one (better by
+    0.0005) and still count as one without improvement.
+    """
+
+    patience: int
+    threshold: float
+    values: list[float] = field(default_factory=list)
+    best_epoch: int = 0  # 1-based; 0 before the first epoch
+    stale: int = 0  # epochs since the last improvement by more than the threshold
+
+    def update(self, value: float) -> bool:
+        """Record the next epoch's selection metric; True when training should stop now."""
+        best = self.values[self.best_epoch - 1] if self.best_epoch else None
+        if best is None or (value > best and abs(value - best) > self.threshold):
+            self.stale = 0
+        else:
+            self.stale += 1
+        self.values.append(value)
+        if best is None or value > best:
+            self.best_epoch = len(self.values)
+        return self.stale >= self.patience
+
+
+@_fp32()
 def _fine_tune(
     model_dir: Path,
     tokenizer,
@@ -464,11 +590,12 @@ def _fine_tune(
     cfg: FinetuneConfig,
     device: torch.device,
 ) -> dict[str, Any]:
-    """Fine-tune a fresh copy of the model on ``train``; score every ``valid`` set after each epoch.
+    """Fine-tune a fresh copy of the model on ``train`` in fp32; score every ``valid`` set after each epoch.
 
-    ``valid`` maps a task name to its encoded valid set: ``task`` itself (which selects the
-    epoch) and the tasks evaluated with its model (mnli-mm). Returns per-epoch scores per
-    valid set, the mean train loss per epoch, the best epoch (1-based) and the epochs run.
+    ``valid`` maps a task name to its encoded valid set: ``task`` itself (whose selection metric
+    chooses the epoch, :class:`EpochSelector`) and the tasks evaluated with its model (mnli-mm,
+    which never choose). Returns per-epoch scores per valid set, the mean train loss per epoch,
+    the kept epoch (1-based) and the epochs run.
     """
     import torch
     from transformers import AutoModelForSequenceClassification, get_scheduler
@@ -494,7 +621,7 @@ def _fine_tune(
     pad_id = tokenizer.pad_token_id
     curves: dict[str, list[dict[str, float]]] = {name: [] for name in valid}
     train_loss: list[float] = []
-    best_epoch, best, stale = 0, -math.inf, 0
+    selector = EpochSelector(cfg.patience, cfg.early_stopping_threshold)
     for epoch in range(1, cfg.max_epochs + 1):
         model.train()
         order = torch.randperm(n, generator=generator).tolist()
@@ -502,10 +629,9 @@ def _fine_tune(
         for start in range(0, n, cfg.batch_size):
             rows = order[start : start + cfg.batch_size]
             input_ids, attention = _pad(train.ids, rows, pad_id)
-            with _autocast(device):
-                logits = model(input_ids=input_ids.to(device), attention_mask=attention.to(device)).logits
+            logits = model(input_ids=input_ids.to(device), attention_mask=attention.to(device)).logits
             labels = torch.tensor([train.labels[r] for r in rows], device=device)  # (batch,)
-            loss = torch.nn.functional.cross_entropy(logits.float(), labels)  # logits (batch, num_labels)
+            loss = torch.nn.functional.cross_entropy(logits, labels)  # logits (batch, num_labels)
             loss.backward()
             if cfg.clip_norm is not None:
                 torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.clip_norm)
@@ -516,17 +642,16 @@ def _fine_tune(
         train_loss.append(loss_sum / n)
         for name, data in valid.items():
             curves[name].append(_score(TASKS[name], predict(model, data, cfg.batch_size, pad_id), data.labels))
-        current = curves[task.name][-1]["metric"]
-        log.info("%s epoch %d: train loss %.4f, valid %s %.4f (accuracy %.4f)", task.name, epoch,
-                 train_loss[-1], task.metric, current, curves[task.name][-1]["accuracy"])  # fmt: skip
-        if current > best:
-            best_epoch, best, stale = epoch, current, 0
-        else:
-            stale += 1
-            if stale >= cfg.patience:
-                log.info("%s: no better valid %s for %d epochs; stopping", task.name, task.metric, stale)
-                break
-    return {"curves": curves, "train_loss": train_loss, "best_epoch": best_epoch, "epochs_run": len(train_loss)}
+        scores = curves[task.name][-1]
+        log.info("%s epoch %d: train loss %.4f, valid %s %.4f, %s %.4f (selects), accuracy %.4f", task.name, epoch,
+                 train_loss[-1], task.metric, scores["metric"], task.selection_metric, scores["selection"],
+                 scores["accuracy"])  # fmt: skip
+        if selector.update(scores["selection"]):
+            log.info("%s: valid %s not better by more than %g for %d epochs; stopping", task.name,
+                     task.selection_metric, cfg.early_stopping_threshold, selector.stale)  # fmt: skip
+            break
+    return {"curves": curves, "train_loss": train_loss, "best_epoch": selector.best_epoch,
+            "epochs_run": len(train_loss)}  # fmt: skip
 
 
 # --- the evaluation entry point ----------------------------------------------------------------
@@ -538,10 +663,13 @@ def finetune_model(model_dir: Path, data_dir: Path, out_json: Path, cfg: Finetun
     ``data_dir`` holds ``<task>.train.jsonl`` / ``<task>.valid.jsonl``. All files are read and
     checked before any training, so bad data fails fast. The JSON (written atomically; nothing
     is written on error) holds ``format_version``, ``model_dir``, ``data_dir``, ``config``,
-    ``device``, ``max_length`` (after capping at the model's positions), ``tasks`` (per task
-    either ``status: "ok"`` with ``metric``, ``value``, ``accuracy`` at the best epoch, ``n_train``,
-    ``n_valid``, ``epochs_run``, ``best_epoch``, ``valid_curve`` (metric per epoch),
-    ``valid_accuracy_curve``, ``train_loss`` (per epoch), ``trained_on`` and ``wall_time_s``; or
+    ``device``, ``precision`` (``"fp32"``), ``max_length`` (after capping at the model's
+    positions), ``tasks`` (per task either ``status: "ok"`` with ``metric``, ``value``,
+    ``accuracy`` at the kept epoch, ``n_train``, ``n_valid``, ``epochs_run``, ``best_epoch`` (the
+    kept epoch), ``valid_curve`` (metric per epoch), ``valid_accuracy_curve``,
+    ``selection_metric`` and ``selection_curve`` (the metric that chose the epoch, per epoch, on
+    the valid file of ``trained_on``: mnli's for mnli-mm), ``train_loss`` (per epoch),
+    ``trained_on`` and ``wall_time_s``; or
     ``status: "missing"`` with ``missing_files``), ``macro_average`` (mean of the reported
     metric over the evaluated tasks), ``tasks_included``, ``tasks_missing`` and
     ``wall_time_s``. Values are fractions (MCC in [-1, 1]). Returns the same dict.
@@ -594,6 +722,7 @@ def finetune_model(model_dir: Path, data_dir: Path, out_json: Path, cfg: Finetun
         run = _fine_tune(model_dir, tokenizer, TASKS[source], _encode(tokenizer, train_examples, max_length),
                          valid, cfg, device)  # fmt: skip
         wall = time.perf_counter() - task_started
+        selection = [c["selection"] for c in run["curves"][source]]  # the trained task's: it chose the epoch
         for name in names:
             curve, best = run["curves"][name], run["best_epoch"]
             results[name] = {
@@ -607,6 +736,8 @@ def finetune_model(model_dir: Path, data_dir: Path, out_json: Path, cfg: Finetun
                 "best_epoch": best,
                 "valid_curve": [c["metric"] for c in curve],
                 "valid_accuracy_curve": [c["accuracy"] for c in curve],
+                "selection_metric": TASKS[source].selection_metric,
+                "selection_curve": selection,
                 "train_loss": run["train_loss"],
                 "trained_on": source,
                 "wall_time_s": wall,  # of the whole fine-tuning run, shared by its dependants
@@ -621,6 +752,7 @@ def finetune_model(model_dir: Path, data_dir: Path, out_json: Path, cfg: Finetun
         "data_dir": str(data_dir),
         "config": cfg.to_dict(),
         "device": device.type,
+        "precision": "fp32",
         "max_length": max_length,
         "tasks": {n: results[n] for n in cfg.tasks},
         "macro_average": sum(results[n]["value"] for n in included) / len(included),

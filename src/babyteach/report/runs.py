@@ -136,7 +136,7 @@ MUTUAL_METHODS: tuple[str, ...] = ("dml", "dwml", "kd_dwml")
 
 #: Result-format versions this module reads.
 ZERO_SHOT_VERSIONS = (2,)  # 2: numbers per scoring variant (1 held one variant's)
-GLUE_VERSIONS = (1,)
+GLUE_VERSIONS = (1, 2)  # 2: the BabyLM 2024 protocol (evaluate/glue.py); never mixed with 1 (data_version)
 SUMMARY_VERSIONS = (1, 2, 3)
 SEARCH_VERSIONS = (1, 2)
 
@@ -393,7 +393,7 @@ def load_peer_weights(path: str | PathLike[str]) -> pd.DataFrame:
 
 #: A run whose largest final peer weight ω_k is at least this has *collapsed* onto peer k: its
 #: ω-weighted ensemble is then, within 1 %, that one peer, and the other peers are distilled from it
-#: with almost no label term of their own (README, mutual learning). Figure 3 says so on the panel.
+#: with almost no label term of their own (docs/METHODS.md, "Collapse"). Figure 3 says so on the panel.
 COLLAPSE_WEIGHT = 0.99
 
 
