@@ -25,6 +25,7 @@ from babyteach.evaluate.families import EWOK_DOMAINS
 from babyteach.evaluate.pairs import (
     RESULTS_VERSION,
     aggregate,
+    copy_lengths,
     evaluate_pairs,
     load_model_and_tokenizer,
     load_pairs,
@@ -156,6 +157,16 @@ def test_official_reads_eos_and_two_spaces_and_takes_the_mean(model_and_tokenize
     expected = sum(masked_logp(model, plain, i, tokenizer.mask_token_id) for i in range(1, 7))
     assert score_sentences(model, tokenizer, ["the cat saw a dog."], variant="pll") == pytest.approx(
         [expected], abs=1e-5)
+
+
+def test_copy_lengths_are_what_each_variant_runs(model_and_tokenizer):
+    """The budget's count: "the cat saw a dog." is <s> + 6 tokens + </s> for the strict variants
+    (6 copies of 8 tokens) and <s> </s> Ġ + 6 tokens + </s> for official (7 copies of 10)."""
+    _, tokenizer = model_and_tokenizer
+    sentence = ["the cat saw a dog."]
+    assert copy_lengths(tokenizer, sentence, [""], ["pll-word-l2r"]).tolist() == [8] * 6
+    assert copy_lengths(tokenizer, sentence, [""], ["official"]).tolist() == [10] * 7
+    assert copy_lengths(tokenizer, sentence, [""]).tolist() == [10] * 7 + [8] * 6  # both, as every evaluation
 
 
 def test_all_variants_from_one_pass_equal_each_variant_alone(model_and_tokenizer):
