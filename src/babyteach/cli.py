@@ -107,7 +107,7 @@ def main(argv: list[str] | None = None) -> int:
             from babyteach.data.acquire import fetch_dataset
             from babyteach.data.fetch import mirror_from
 
-            fetch_dataset(args.dataset, args.dest, mirror_from(args.mirror), args.retries, args.timeout_s)
+            fetch_dataset(args.dataset, args.dest, mirror_from(args.mirror), retries=args.retries, timeout_s=args.timeout_s)
         elif args.command == "clean":
             from babyteach.data.clean import clean_corpus
 

@@ -17,6 +17,7 @@ Each kind of dataset is read with the parser of the code that reads it later (on
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from babyteach.data.fetch import DATASETS, fetch
 from babyteach.errors import InputError
@@ -62,18 +63,15 @@ def _validate_glue(folder: Path) -> None:
 
 
 def fetch_dataset(
-    name: str,
-    dest: Path,
-    mirror: Path | None,
-    retries: int = 3,
-    timeout_s: float = 60.0,
-    on_decode_error: str | None = None,
+    name: str, dest: Path, mirror: Path | None, *, on_decode_error: str | None = None, **fetch_options: Any
 ) -> None:
     """Fetch registry dataset ``name`` into the folder ``dest`` (from ``mirror`` if given, else its URLs).
 
     Every file is read as the workflow will read it (:func:`validate_dataset`;
     ``on_decode_error`` is ``corpus.on_decode_error`` for corpora) before ``dest`` appears: a bad
     file stops the fetch naming its source file and line, and nothing is written.
+    ``fetch_options`` (``retries``, ``timeout_s``, ...) go to :func:`babyteach.data.fetch.fetch`,
+    which holds their defaults.
     """
     if name not in DATASETS:
         raise InputError(f"unknown dataset {name!r}; valid names: {', '.join(sorted(DATASETS))}")
@@ -81,4 +79,4 @@ def fetch_dataset(
     def check(folder: Path) -> None:
         validate_dataset(name, folder, on_decode_error)
 
-    fetch(DATASETS[name], Path(dest), mirror, retries=retries, timeout_s=timeout_s, check=check)
+    fetch(DATASETS[name], Path(dest), mirror, check=check, **fetch_options)
