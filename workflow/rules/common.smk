@@ -30,6 +30,7 @@ from babyteach.data.fetch import DATASETS, mirror_from  # noqa: E402
 from babyteach.errors import InputError  # noqa: E402
 from babyteach.evaluate.families import FAMILIES  # noqa: E402
 from babyteach.evaluate.glue import FinetuneConfig  # noqa: E402
+from babyteach import layout  # noqa: E402
 from babyteach.layout import checkpoint_dir as run_checkpoint_dir  # noqa: E402
 from babyteach.layout import results_root  # noqa: E402
 from babyteach.probe import probe_runs  # noqa: E402
@@ -57,11 +58,11 @@ PROBE_RUNS = probe_runs(
 wildcard_constraints:
     corpus=r"(2023|2024)-(10M|100M)",
     dataset="|".join(sorted(DATASETS)),
-    peers=r"\d+",
-    seed=r"\d+",
-    run=r"baseline/seed-\d+|(baseline|kd|sd)/peers-\d+/seed-\d+|(dml|dwml|kd_dwml)/peers-\d+/alpha-[0-9.]+/seed-\d+",
-    alpha=r"(0|1)(\.\d+)?",
-    model=r"teacher|peer-\d+",
+    peers=layout.FIELD_PATTERNS["peers"],
+    seed=layout.FIELD_PATTERNS["seed"],
+    run=layout.run_pattern(),
+    alpha=layout.FIELD_PATTERNS["alpha"],
+    model=layout.MODEL_PATTERN,
     family="|".join(sorted(FAMILIES)),
     setting="|".join(re.escape(name) for name in PROBE_RUNS),
 
@@ -157,40 +158,32 @@ def checkpoint_dir(wildcards, output):
     return run_checkpoint_dir(RESULTS, output[0])
 
 
-#: Methods that train all searched peers together (docs/METHODS.md); their runs carry alpha.
-MUTUAL_METHODS = ("dml", "dwml", "kd_dwml")
-
-
 def method_options(wildcards):
-    """The hyperparameters of the {method} wildcard, from its config section.
-
-    Mutual methods read `mutual` with alpha from the {alpha} wildcard (DML only alpha and
-    tau, so DWML-only keys never rerun it); KD_DWML adds the teacher term of `kd`.
-    """
-    if wildcards.method == "baseline":
-        return {}  # plain MLM: no options
-    if wildcards.method not in MUTUAL_METHODS:
-        return config[wildcards.method]
-    options = {**config["mutual"], "alpha": float(wildcards.alpha)}
-    if wildcards.method == "dml":
-        return {key: options[key] for key in ("alpha", "tau")}
-    if wildcards.method == "kd_dwml":
-        options.update(lam=config["kd"]["lam"], kd_tau=config["kd"]["tau"])
-    return options
+    """The hyperparameters of the {method} wildcard, from its config sections (babyteach.layout):
+    only the keys it reads, so that another key's change never reruns it; a mutual method's alpha
+    comes from the {alpha} wildcard."""
+    return layout.method_options(wildcards.method, config, wildcards.get("alpha"))
 
 
 def student_training_inputs(wildcards):
-    """Shards, tokenizer, searched architectures and, for KD and KD_DWML, the baseline teacher of the same seed."""
+    """Shards, tokenizer, searched architectures and, for a method that distils from the teacher
+    (KD, KD_DWML), the teacher run of the same seed."""
     inputs = {
         "shards": results(f"{wildcards.corpus}/shards"),
         "tokenizer": results(f"{wildcards.corpus}/tokenizer"),
         "search": results(f"search/peers-{wildcards.peers}.json"),
     }
-    if wildcards.method in ("kd", "kd_dwml"):
-        inputs["teacher"] = results(
-            f"{wildcards.corpus}/train/baseline/seed-{wildcards.seed}"
-        )
+    if layout.traits(wildcards.method).needs_teacher:
+        teacher = layout.teacher_run(int(wildcards.seed)).name
+        inputs["teacher"] = results(f"{wildcards.corpus}/train/{teacher}")
     return inputs
+
+
+#: The run folder of each training rule as a wildcard pattern: {corpus}/train/<run> (babyteach.layout).
+TRAIN_RUN = {
+    shape: "{corpus}/train/" + layout.run_template(shape)
+    for shape in layout.RUN_TEMPLATES
+}
 
 
 def python_executable():
@@ -215,7 +208,8 @@ def training_launcher(wildcards, resources):
 def train_settings(wildcards):
     """What the config decides about one training job's models (src/babyteach/train_job.py), as
     JSON: a tracked param, so that a change of these values reruns the job."""
-    method = wildcards.get("method", "baseline")  # train_baseline has no {method}
+    # train_baseline has no {method}: it trains the teacher
+    method = wildcards.get("method", layout.teacher_method())
     training = {k: v for k, v in config["training"].items() if k not in CADENCE_KEYS}
     settings = {
         "method": method,
@@ -251,33 +245,31 @@ def train_job(wildcards, input, output):
 
 
 def student_run(method, peers, seed, alpha=None):
-    """The folder under results/<corpus>/train of one student run."""
-    if method in MUTUAL_METHODS:
-        alpha = config["mutual"]["alpha"] if alpha is None else alpha
-        return f"{method}/peers-{peers}/alpha-{alpha:g}/seed-{seed}"
-    return f"{method}/peers-{peers}/seed-{seed}"
+    """The folder under results/<corpus>/train of one student run (mutual methods: at alpha, by
+    default mutual.alpha)."""
+    if layout.traits(method).mutual and alpha is None:
+        alpha = config["mutual"]["alpha"]
+    return layout.Run(method, peers, alpha, seed).name
 
 
 def models_of_runs(runs):
     """(run, model) of every saved model of the given runs, teacher or peer-1..p."""
-    models = []
-    for run in dict.fromkeys(runs):
-        if re.fullmatch(r"baseline/seed-\d+", run):
-            models.append((run, "teacher"))
-        else:
-            peers = int(re.search(r"peers-(\d+)", run).group(1))
-            models += [(run, f"peer-{i}") for i in range(1, peers + 1)]
-    return models
+    return [
+        (run, model)
+        for run in dict.fromkeys(runs)
+        for model in layout.parse_run(run).models
+    ]
 
 
 def main_runs():
-    """Baseline for every seed; every student method at the largest peer count and the main alpha."""
+    """The teacher for every seed; every student method at the largest peer count and the main alpha."""
     peers = max(config["search"]["peer_counts"])
     runs = []
     for seed in config["seeds"]:
-        runs.append(f"baseline/seed-{seed}")
+        runs.append(layout.teacher_run(seed).name)
         runs += [
-            student_run(method, peers, seed) for method in ("kd", "sd", *MUTUAL_METHODS)
+            student_run(method, peers, seed)
+            for method in layout.planned_student_methods()
         ]
     return runs
 
@@ -577,7 +569,7 @@ def probe_train_settings(wildcards):
     """The tracked settings param of one probe run (as train_settings): the teacher architecture
     trained with plain MLM on the {setting} wildcard's training values."""
     settings = {
-        "method": "baseline",
+        "method": layout.teacher_method(),
         "seed": config["probe"]["seed"],
         "block_size": config["model"]["block_size"],
         "training": PROBE_RUNS[wildcards.setting],
