@@ -151,3 +151,13 @@ def test_the_training_rules_paths_are_the_templates_with_the_teacher_filled_in()
     assert layout.run_template("mutual") == "{method}/peers-{peers}/alpha-{alpha}/seed-{seed}"
     assert layout.method_pattern("single") == "baseline|kd|sd"
     assert layout.method_pattern("mutual") == "dml|dwml|kd_dwml"
+
+
+def test_the_layout_and_the_report_inputs_import_without_torch():
+    """workflow/rules/common.smk imports both at every start-up, dry runs included."""
+    import subprocess
+    import sys
+
+    code = "import sys, babyteach.layout, babyteach.report.inputs; print('torch' in sys.modules)"
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert result.stdout.strip() == "False"
