@@ -3,13 +3,18 @@ both ways (name ↔ Run) with the regular expressions derived from it."""
 
 from __future__ import annotations
 
+import json
 import re
-from dataclasses import fields
+from dataclasses import dataclass, field, fields
+from typing import ClassVar
 
 import pytest
 import yaml
 
 from conftest import REPO
+from toy_methods import PRELUDE, TOY_TRAITS
+from train_helpers import BLOCK, TINY, config, data, run  # noqa: F401  (data: a fixture)
+from workflow_helpers import run_snakemake
 
 from babyteach import layout
 from babyteach.errors import InputError
@@ -30,7 +35,10 @@ def schema_defaults() -> dict:
 # --- the traits against babyteach.methods -------------------------------------------------------
 
 
-def test_the_traits_and_the_method_registry_name_the_same_methods_and_agree():
+def assert_registries_agree() -> None:
+    """babyteach.layout's traits and babyteach.methods' registry name the same methods and agree on what
+    both say; the options the workflow passes are exactly the method's dataclass fields, and the
+    schema's defaults are valid values of them."""
     from babyteach.methods import METHODS, make_method
 
     assert set(layout.TRAITS) == set(METHODS)
@@ -46,7 +54,11 @@ def test_the_traits_and_the_method_registry_name_the_same_methods_and_agree():
         options = layout.method_options(name, config, alpha=0.5 if traits.mutual else None)
         assert set(options) == hyperparameters, name
         assert traits.mutual == ("alpha" in hyperparameters), name
-        make_method(name, **options)  # the schema's defaults are valid options of the method
+        make_method(name, **options)
+
+
+def test_the_traits_and_the_method_registry_name_the_same_methods_and_agree():
+    assert_registries_agree()
 
 
 def test_exactly_one_method_trains_the_teacher_and_labels_are_unique():
@@ -161,3 +173,90 @@ def test_the_layout_and_the_report_inputs_import_without_torch():
     code = "import sys, babyteach.layout, babyteach.report.inputs; print('torch' in sys.modules)"
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert result.stdout.strip() == "False"
+
+
+# --- adding a method is one class plus one entry ---------------------------------------------
+
+
+def toy_classes() -> tuple[type, ...]:
+    """The classes of tests/toy_methods.py's methods (their losses), as a method's author writes them."""
+    from babyteach.losses import cross_entropy, kd_loss
+    from babyteach.methods import DML, Method
+
+    @dataclass(frozen=True)
+    class Toy(Method):
+        """Half the MLM loss, for each peer on its own."""
+
+        name: ClassVar[str] = "toy"
+
+        def step_loss(self, ctx):
+            return {name: 0.5 * cross_entropy(ctx.student_logits(name), ctx.batch.targets) for name in ctx.students}
+
+    @dataclass(frozen=True)
+    class ToyMutual(DML):
+        """DML whose supervised term is KD against the teacher at the peer temperature."""
+
+        name: ClassVar[str] = "toy_mutual"
+        needs_teacher: ClassVar[bool] = True
+        lam: float = field(default=0.5, metadata={"help": "weight λ of the teacher term"})
+
+        def supervised_losses(self, ctx, logits):
+            teacher = ctx.teacher_targets(self.tau)
+            return [kd_loss(z, teacher, ctx.batch.targets, self.lam, self.tau) for z in logits]
+
+    return Toy, ToyMutual
+
+
+@pytest.fixture
+def toy_methods(monkeypatch):
+    """The toy methods registered in both registries (one class and one entry each), for this test."""
+    from babyteach import methods
+
+    for traits in TOY_TRAITS:
+        monkeypatch.setitem(layout.TRAITS, traits.name, traits)
+    for cls in toy_classes():
+        monkeypatch.setitem(methods.METHODS, cls.name, cls)
+
+
+def test_a_registered_method_is_planned_and_read_by_the_tables(toy_methods):
+    from babyteach.report.inputs import Plan
+
+    assert_registries_agree()
+    assert layout.student_methods()[-2:] == ("toy", "toy_mutual")  # after the paper's methods
+    plan = Plan(yaml.safe_load((REPO / "config.yaml").read_text()) | {"seeds": [0]})
+    assert {"toy/peers-4/seed-0", "toy_mutual/peers-4/alpha-0.5/seed-0"} <= set(plan.main_runs())
+    table2 = plan.table_inputs("table2")["eval"]
+    for run in ("toy/peers-4/seed-0", "toy_mutual/peers-4/alpha-0.5/seed-0"):
+        assert f"results/2024-10M/eval/{run}/peer-4/blimp-filtered.json" in table2
+        assert f"results/2024-10M/train/{run}" in plan.table_inputs("table9")["runs"]
+    assert not any("toy" in path for path in plan.figure_inputs("figure3")["peer_weights"])  # learns no ω
+
+
+def test_a_registered_method_trains_through_the_loop_unchanged(toy_methods, data, tmp_path):
+    summary = run(data, tmp_path, "toy", {"peer-1": TINY}, config(token_budget=2 * 8 * BLOCK))
+    assert summary["method"] == "toy" and summary["steps"] == 2
+
+
+def test_a_registered_method_is_in_the_planned_dag(tmp_path, planning_mirror):
+    """The DAG of a Snakemake process in which the toy methods' traits are registered: their runs are
+    trained (the mutual one on the teacher of its seed, with the options it reads) and evaluated, and
+    Table 2 reads their results."""
+    plan = run_snakemake(tmp_path, "-n", "-p", "train", "table2", "--configfile", str(REPO / "config/demo.yaml"),
+                         "--config", f"data_mirror={planning_mirror}", prelude=PRELUDE).stdout  # fmt: skip
+    from babyteach.dryrun import parse_dry_run, parse_train_command
+
+    jobs = {output: job for job in parse_dry_run(plan) for output in job.outputs}
+    root = "results-demo/2024-10M"
+    toy = jobs[f"{root}/train/toy/peers-2/seed-0"]
+    assert toy.rule == "train_students" and toy.wildcards["method"] == "toy"
+    assert parse_train_command(toy.shell).settings["method_options"] == {}
+    mutual = jobs[f"{root}/train/toy_mutual/peers-2/alpha-0.5/seed-0"]
+    assert mutual.rule == "train_mutual" and f"{root}/train/baseline/seed-0" in mutual.inputs
+    command = parse_train_command(mutual.shell)
+    # mutual.alpha, mutual.tau and kd.lam, as its traits say
+    assert command.settings["method_options"] == {"alpha": 0.5, "tau": 1.0, "lam": 0.5}
+    assert command.job["teacher_run"] == f"{root}/train/baseline/seed-0"
+    for run in ("toy/peers-2/seed-0", "toy_mutual/peers-2/alpha-0.5/seed-0"):
+        result = f"{root}/eval/{run}/peer-2/blimp-fast.json"
+        assert jobs[result].rule == "evaluate_zero_shot"
+        assert result in jobs["results-demo/tables/table2.tex"].inputs

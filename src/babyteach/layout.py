@@ -203,7 +203,7 @@ def method_options(method: str, config: Mapping[str, Any], alpha: float | None =
     for section in method_traits.sections:
         values = config.get(section.name)
         if not isinstance(values, Mapping):
-            raise InputError(f"{section.name}: the config has no section {section.name!r}, which method {method!r} reads")
+            raise InputError(f"{section.name}: the config has no section {section.name!r}; method {method!r} reads it")
         keys = section.keys if section.keys is not None else {key: key for key in values}
         for key, option in keys.items():
             if key not in values:
