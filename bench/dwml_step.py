@@ -116,12 +116,12 @@ def main(argv: list[str] | None = None) -> None:
         ctx = StepContext(batch, dwml_models, {})
         leaves = [ctx.student_logits(n).requires_grad_() for n in names]  # M × (n_masked, vocab)
     weights = torch.full((len(names),), 1 / len(names))
-    fast_value = mutual_loss_terms(leaves, batch.targets, weights, 0.5)
+    fast_value = mutual_loss_terms(leaves, batch.targets, weights, 0.5, 1.0)
     naive_value = naive_mutual_terms(leaves, batch.targets, weights, 0.5)
     assert torch.allclose(fast_value, naive_value, rtol=1e-4, atol=1e-5), (fast_value, naive_value)
 
     def fast_term(i: int) -> None:
-        mutual_loss_terms(leaves, batch.targets, weights, 0.5).sum().backward()
+        mutual_loss_terms(leaves, batch.targets, weights, 0.5, 1.0).sum().backward()
 
     def naive_term(i: int) -> None:
         naive_mutual_terms(leaves, batch.targets, weights, 0.5).sum().backward()

@@ -232,7 +232,7 @@ def main(argv: list[str] | None = None) -> None:
                 continue
             values = dict(token_budget=args.steps * batch * block, block_size=block, batch_size=batch, lr=1e-4,
                           warmup_fraction=0.1, log_every=max(1, args.steps // 6), checkpoint_every=10**9,
-                          dev_blocks=min(batch, 64), device=args.device)  # fmt: skip
+                          dev_blocks=min(batch, 64), eval_every=None, device=args.device)  # fmt: skip
             values.update(job.overrides)
             values["token_budget"] = args.steps * values["batch_size"] * block
             cfg = TrainConfig(**values)

@@ -97,7 +97,7 @@ def _measure(root: Path, steps: int, block: int, batch: int) -> dict[str, dict[s
     write_shards(clean, root / "tokenizer", root / "shards")
     log_every = steps  # steps 2 … steps−1 are quiet: no log line, no evaluation, no checkpoint
     cfg = dict(token_budget=steps * batch * block, block_size=block, batch_size=batch, lr=1e-3, log_every=log_every,
-               checkpoint_every=10**6, dev_blocks=batch, seed=0, dropout=0.1)
+               checkpoint_every=10**6, eval_every=None, dev_blocks=batch, seed=0, dropout=0.1)
     archs = {"peer-1": Architecture(1, 2, 32), "peer-2": Architecture(1, 2, 16)}
     teacher_out = root / "teacher"
     train("baseline", {"teacher": Architecture(1, 2, 32)}, root / "shards", root / "tokenizer", teacher_out,

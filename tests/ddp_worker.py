@@ -26,7 +26,7 @@ RUNS = {
 def run_config(**overrides) -> TrainConfig:
     """The training config of the test runs: 6 steps of 8 blocks, no dropout."""
     values = dict(token_budget=6 * 8 * BLOCK, block_size=BLOCK, batch_size=8, lr=3e-3, warmup_fraction=0.1,
-                  checkpoint_every=4, log_every=1, dev_blocks=16, seed=0, dropout=0.0)
+                  checkpoint_every=4, log_every=1, eval_every=None, dev_blocks=16, seed=0, dropout=0.0)
     values.update(overrides)
     return TrainConfig(**values)
 

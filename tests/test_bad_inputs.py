@@ -508,8 +508,8 @@ def test_result_path_that_is_a_folder_is_named(tmp_path: Path):
     [
         ([], "required: command"),
         (["clean"], "required: raw_dir"),
-        (["train-tokenizer", "c", "o", "--vocab-size", "big"], "invalid int value: 'big'"),
-        (["tokenize", "c", "t", "o", "--batch-lines", "1.5"], "invalid int value: '1.5'"),
+        (["train-tokenizer", "c", "o", "--vocab-size", "big"], "argument --vocab-size: 'big' is not a whole number"),
+        (["tokenize", "c", "t", "o", "--batch-lines", "1.5"], "argument --batch-lines: '1.5' is not a whole number"),
         (["clean", "r", "c", "s.csv", "--release", "2025"], "invalid choice: '2025'"),
         (["evaluate-pairs", "m", "blimp-fast", "d", "o.json", "--bogus"], "unrecognized arguments: --bogus"),
     ],

@@ -13,7 +13,7 @@ from torch.func import functional_call
 from babyteach.bilevel import (
     INNER_PRODUCTS,
     eta_schedule,
-    hypergradient,
+    hypergradient_and_outer_loss,
     mirror_descent_log_step,
     mirror_descent_step,
     outer_step_count,
@@ -23,6 +23,12 @@ from babyteach.losses import kd_loss
 from babyteach.models import Architecture, build_model
 
 VOCAB = 7
+
+
+def hypergradient(models, train, dev, weights, alpha, gamma, mode, tau=1.0, inner_product="backward", **options):
+    """``g`` alone (the outer loss is tested in tests/test_mutual.py), τ = 1 and exact inner products unless given."""
+    return hypergradient_and_outer_loss(models, train, dev, weights, alpha, gamma, mode, tau=tau,
+                                        inner_product=inner_product, **options)[0]  # fmt: skip
 
 
 class MLP(nn.Module):
@@ -154,7 +160,7 @@ def test_unrolled_hypergradient_equals_finite_difference(m, kd, inner_product):
     # docs/METHODS.md's required test, for both ways of computing the inner products
     models, train, dev, weights, teacher = mlp_problem(m)
     alpha, gamma = 0.5, 0.7
-    supervised = (lambda z, y: kd_loss(z, teacher, y)) if kd else None
+    supervised = (lambda z, y: kd_loss(z, teacher, y, 0.5, 2.0)) if kd else None
     g = hypergradient(
         models, train, dev, weights, alpha, gamma, "unrolled", logits_fn=lambda mod, x: mod(x), supervised=supervised,
         inner_product=inner_product,
@@ -177,7 +183,7 @@ def test_unrolled_hypergradient_equals_finite_difference(m, kd, inner_product):
 def test_first_order_hypergradient_equals_expression_at_theta(m, kd, inner_product):
     models, train, dev, weights, teacher = mlp_problem(m)
     alpha, gamma = 0.3, 0.7
-    supervised = (lambda z, y: kd_loss(z, teacher, y)) if kd else None
+    supervised = (lambda z, y: kd_loss(z, teacher, y, 0.5, 2.0)) if kd else None
     g = hypergradient(
         models, train, dev, weights, alpha, gamma, "first_order", logits_fn=lambda mod, x: mod(x), supervised=supervised,
         inner_product=inner_product,
@@ -249,12 +255,12 @@ def test_mirror_descent_stays_on_simplex():
 
 
 def test_eta_schedule_cosine():
-    assert eta_schedule(0, 10) == pytest.approx(0.25)
-    assert eta_schedule(10, 10) == pytest.approx(0.0025)
-    assert eta_schedule(5, 10) == pytest.approx((0.25 + 0.0025) / 2)
+    assert eta_schedule(0, 10, 0.25, 0.0025) == pytest.approx(0.25)
+    assert eta_schedule(10, 10, 0.25, 0.0025) == pytest.approx(0.0025)
+    assert eta_schedule(5, 10, 0.25, 0.0025) == pytest.approx((0.25 + 0.0025) / 2)
     assert eta_schedule(1, 4, eta0=1.0, eta_min=0.0) == pytest.approx((1 + math.cos(math.pi / 4)) / 2)
     with pytest.raises(ValueError):
-        eta_schedule(11, 10)
+        eta_schedule(11, 10, 0.25, 0.0025)
 
 
 def test_mirror_descent_log_step_hand_computed_and_explicit_zero_stays():
@@ -284,7 +290,7 @@ def test_log_step_is_exact_where_the_weight_itself_underflows():
 
 def test_outer_step_eta_runs_from_eta0_to_exactly_eta_min():
     # 5 outer steps: η = 0.0025 + 0.2475 (1 + cos(π u / 4)) / 2, u = 0..4
-    etas = [outer_step_eta(u, 5) for u in range(1, 6)]
+    etas = [outer_step_eta(u, 5, 0.25, 0.0025) for u in range(1, 6)]
     half = 0.2475 * (1 + math.cos(math.pi / 4)) / 2
     assert etas == pytest.approx([0.25, 0.0025 + half, 0.12625, 0.0025 + 0.2475 - half, 0.0025], rel=1e-12)
     assert etas[-1] == 0.0025 and etas[0] == 0.25
@@ -292,7 +298,7 @@ def test_outer_step_eta_runs_from_eta0_to_exactly_eta_min():
     assert outer_step_eta(2, 2, 1.0, 0.1) == pytest.approx(0.1, rel=1e-15)
     for update, n in [(0, 3), (4, 3), (1, 0)]:
         with pytest.raises(ValueError):
-            outer_step_eta(update, n)
+            outer_step_eta(update, n, 0.25, 0.0025)
 
 
 def test_outer_step_count_counts_the_steps_that_happen():

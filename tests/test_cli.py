@@ -39,3 +39,36 @@ def test_number_arguments_in_any_spelling(capsys):
         _parser().parse_args(["train-tokenizer", "clean", "tok", "--vocab-size", "5.5e0"])
     assert exited.value.code == 2
     assert "argument --vocab-size: '5.5e0' is not a whole number (e.g. 50000, 5e4 or 50_000)" in capsys.readouterr().err
+
+
+def test_config_options_take_default_choices_and_help_from_the_schema():
+    import yaml
+
+    schema = yaml.safe_load((REPO / "workflow/schemas/config.schema.yaml").read_text())
+    parser = _parser()
+    commands = next(a for a in parser._actions if a.dest == "command").choices
+    held = {}
+    for command, sub in commands.items():
+        for action in sub._actions:
+            if hasattr(action, "config_key"):
+                held[(command, action.option_strings[0])] = action.config_key
+                section, key = action.config_key.split(".")
+                spec = schema["properties"][section]["properties"][key]
+                assert action.default == spec["default"], action.config_key
+                assert action.choices == spec.get("enum"), action.config_key
+                assert action.config_key in action.help
+    assert held == {
+        ("fetch", "--retries"): "download.retries", ("fetch", "--timeout-s"): "download.timeout_s",
+        ("clean", "--release"): "corpus.release", ("clean", "--on-decode-error"): "corpus.on_decode_error",
+        ("clean", "--max-lines-per-file"): "corpus.max_lines_per_file",
+        ("train-tokenizer", "--vocab-size"): "tokenizer.vocab_size",
+        ("train-tokenizer", "--min-frequency"): "tokenizer.min_frequency",
+        ("tokenize", "--batch-lines"): "shards.encode_batch_lines",
+        ("evaluate-pairs", "--variant"): "evaluation.variant",
+        ("evaluate-pairs", "--max-per-task"): "evaluation.max_per_task",
+    }  # fmt: skip
+    # parsed without options: the values a workflow run gets
+    args = parser.parse_args(["clean", "raw", "clean", "stats.csv"])
+    assert (args.release, args.on_decode_error, args.max_lines_per_file) == ("2024", "strict", None)
+    with pytest.raises(SystemExit):
+        parser.parse_args(["clean", "raw", "clean", "stats.csv", "--release", "2025"])  # not in the schema's enum

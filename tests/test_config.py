@@ -195,3 +195,89 @@ def test_a_probe_setting_with_a_number_as_text_trains_that_number():
     training = {"epochs": 1.0, "token_budget": None, "lr": 0.0001, "batch_size": 8}
     runs = probe_runs([{"lr": "5e-4"}, {"lr": 0.0001}], training, token_budget=1000, block_size=16)
     assert list(runs) == ["lr-0.0005", "lr-0.0001"] and runs["lr-0.0005"]["lr"] == 0.0005
+
+
+# --- defaults in one place: the schema (babyteach.config_schema.config_field) -----------------------
+
+#: Fields of the config dataclasses that hold no config key: RoBERTa's AdamW constants and where a library
+#: caller trains (the workflow sets neither). Every other field must take its key's default from the schema.
+NOT_CONFIG_KEYS = {("TrainConfig", "adam_beta1"), ("TrainConfig", "adam_beta2"), ("TrainConfig", "adam_eps"),
+                   ("TrainConfig", "device")}  # fmt: skip
+
+
+def _config_dataclasses():
+    """(class name, default instance) of every dataclass the workflow fills from a config section."""
+    from babyteach.evaluate.glue import FinetuneConfig
+    from babyteach.methods import METHODS, make_method
+    from babyteach.train_config import TrainConfig
+
+    return [("TrainConfig", TrainConfig()), ("FinetuneConfig", FinetuneConfig()),
+            *((cls.__name__, make_method(name)) for name, cls in METHODS.items())]  # fmt: skip
+
+
+def _schema_value(key: str):
+    """The schema default of a key path as metadata["config_key"] spells it: "training.lr", "seeds[0]"."""
+    value = SCHEMA
+    for name, index in re.findall(r"(\w+)|\[(\d+)\]", key):
+        value = value["properties"][name] if name else value["default"][int(index)]
+    return value["default"] if isinstance(value, dict) and "default" in value else value
+
+
+def test_every_config_dataclass_field_defaults_to_its_schema_key():
+    from dataclasses import fields
+
+    checked = set()
+    for name, default in _config_dataclasses():
+        for f in fields(default):
+            if not f.init:
+                continue
+            key = f.metadata.get("config_key")
+            if (name, f.name) in NOT_CONFIG_KEYS:
+                assert key is None, f"{name}.{f.name} holds {key}: take it out of NOT_CONFIG_KEYS"
+                continue
+            assert key, f"{name}.{f.name} has a default of its own; make it config_field(<its schema key>)"
+            expected = _schema_value(key)
+            got = getattr(default, f.name)
+            assert (list(got) if isinstance(got, tuple) else got) == expected, f"{name}.{f.name} vs {key}"
+            checked.add(key)
+    # and every key of the sections those classes read is held by a field (TrainConfig(**config["training"]))
+    for section in ("training", "finetune", "kd", "sd", "mutual"):
+        missing = {f"{section}.{key}" for key in SCHEMA["properties"][section]["properties"]} - checked
+        assert not missing, f"schema keys no dataclass field holds: {sorted(missing)}"
+    assert {"training.epochs", "training.eval_every", "model.block_size", "seeds[0]", "kd.tau"} <= checked
+
+
+def test_value_lists_of_the_code_are_the_schema_s():
+    from babyteach.bilevel import HYPERGRADIENT_MODES, INNER_PRODUCTS
+    from babyteach.evaluate.glue import DEVICES, TASKS
+    from babyteach.train_config import PRECISIONS
+
+    mutual, finetune = SCHEMA["properties"]["mutual"]["properties"], SCHEMA["properties"]["finetune"]["properties"]
+    assert list(HYPERGRADIENT_MODES) == mutual["hypergradient"]["enum"]
+    assert list(INNER_PRODUCTS) == mutual["inner_product"]["enum"]
+    assert list(TASKS) == finetune["tasks"]["items"]["enum"]
+    assert list(DEVICES) == finetune["device"]["enum"]
+    assert list(PRECISIONS) == SCHEMA["properties"]["training"]["properties"]["precision"]["enum"]
+
+
+def test_the_package_reads_the_workflow_schema_and_ships_it():
+    import tomllib
+
+    from babyteach.config_schema import SCHEMA_PATH
+
+    assert SCHEMA_PATH.resolve() == (REPO / "workflow/schemas/config.schema.yaml").resolve()
+    package_data = tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["setuptools"]["package-data"]
+    assert SCHEMA_PATH.name in package_data["babyteach"]
+
+
+def test_a_budget_replaces_the_default_epochs_and_the_pair_stays_exclusive():
+    from babyteach.errors import InputError
+    from babyteach.train_config import TrainConfig
+
+    default_epochs = SCHEMA["properties"]["training"]["properties"]["epochs"]["default"]
+    assert (TrainConfig().epochs, TrainConfig().token_budget) == (default_epochs, None)
+    assert (TrainConfig(token_budget=100).epochs, TrainConfig(token_budget=100).token_budget) == (None, 100)
+    assert TrainConfig(epochs=2.5).epochs == 2.5
+    for both_or_neither in (dict(token_budget=100, epochs=1.0), dict(epochs=None)):
+        with pytest.raises(InputError, match="exactly one of token_budget and epochs"):
+            TrainConfig(**both_or_neither)

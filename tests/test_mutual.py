@@ -139,7 +139,8 @@ def test_kd_dwml_step_and_outer_step_follow_the_spec_with_one_teacher_pass():
         list(students.values()),
         ({"input_ids": batch.input_ids, "positions": batch.positions}, batch.targets),
         ({"input_ids": dev.input_ids, "positions": dev.positions}, dev.targets),
-        uniform, 0.4, 0.1, "unrolled", supervised=lambda z, y: kd_loss(z, z_teacher, y, 0.3, 2.0),
+        uniform, 0.4, 0.1, "unrolled", tau=1.0, inner_product="backward",
+        supervised=lambda z, y: kd_loss(z, z_teacher, y, 0.3, 2.0),
     )
     new = mirror_descent_step(uniform, g, 1.0)  # the first outer step uses η₀
     assert [record["weight.peer-1"], record["weight.peer-2"]] == pytest.approx(new.tolist(), rel=1e-5)

@@ -68,7 +68,8 @@ def cpu_recipe(steps: int = STEPS, **overrides: Any) -> TrainConfig:
               if k not in (*CADENCE_KEYS, "epochs", "token_budget")}
     block = {**config["model"], **demo.get("model", {})}["block_size"]
     values.update(block_size=block, token_budget=steps * values["batch_size"] * values["grad_accum"] * block,
-                  dev_blocks=DEV_BLOCKS, checkpoint_every=10**9, log_every=50, device="cpu", **overrides)
+                  dev_blocks=DEV_BLOCKS, checkpoint_every=10**9, log_every=50, eval_every=None, device="cpu",
+                  **overrides)
     return TrainConfig(**values)
 
 

@@ -321,7 +321,8 @@ def test_registry_and_config_validation():
     with pytest.raises(InputError, match="exactly one of token_budget and epochs"):
         TrainConfig(token_budget=10, epochs=1.0)
     with pytest.raises(InputError, match="exactly one of token_budget and epochs"):
-        TrainConfig()
+        TrainConfig(epochs=None)
+    assert (TrainConfig().epochs, TrainConfig(token_budget=100).epochs) == (10, None)  # the schema's, unless a budget
     for bad in (dict(lr=-1.0), dict(batch_size=0), dict(mask_prob=1.0), dict(precision="fp16"),
                 dict(warmup_fraction=1.0), dict(clip_norm=0.0), dict(block_size=2)):
         with pytest.raises(InputError):

@@ -293,7 +293,7 @@ def test_a_real_full_disk_at_a_checkpoint(data, tmp_path):
 
     plain = tmp_path / "plain"  # the same run on a roomy disk, in this process
     train("baseline", {"teacher": TINY}, shards, tokenizer, plain / "out", plain / "ckpt",
-          TrainConfig(**settings["training"], block_size=16, checkpoint_every=10, log_every=10))
+          TrainConfig(**settings["training"], block_size=16, checkpoint_every=10, log_every=10, eval_every=None))
     pages = -(-checkpoint_of(plain / "ckpt").stat().st_size // 4096)
     disk = tmp_path / "disk"
     disk.mkdir()

@@ -41,7 +41,7 @@ def data(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
 def config(**overrides) -> TrainConfig:
     """A short run on the tiny corpus (30 steps of 8 blocks), with ``overrides``."""
     values = dict(token_budget=30 * 8 * BLOCK, block_size=BLOCK, batch_size=8, lr=3e-3, warmup_fraction=0.1,
-                  checkpoint_every=100, log_every=1, dev_blocks=16, seed=0)
+                  checkpoint_every=100, log_every=1, eval_every=None, dev_blocks=16, seed=0)
     values.update(overrides)
     return TrainConfig(**values)
 

@@ -3,9 +3,11 @@
 ``docs/METHODS.md`` (DWML) models the inner loop by one SGD step of size γ,
 ``θ'(ω) = θ − γ ∇_θ L1(θ, ω)``, and descends ``ω ↦ L2(θ'(ω), ω)`` on the simplex::
 
-    g = hypergradient(peers, (train_inputs, train_targets), (dev_inputs, dev_targets),
-                      weights, alpha=0.5, gamma=current_lr)                  # (M,)
-    weights = mirror_descent_step(weights, g, outer_step_eta(update, n_updates))   # update = 1 … n_updates
+    g, outer_loss = hypergradient_and_outer_loss(
+        peers, (train_inputs, train_targets), (dev_inputs, dev_targets), weights, alpha=0.5,
+        gamma=current_lr, mode="unrolled", tau=1.0, inner_product="backward")        # (M,), ()
+    eta = outer_step_eta(update, n_updates, eta0=0.25, eta_min=0.0025)           # update = 1 … n_updates
+    weights = mirror_descent_step(weights, g, eta)
 
 Each peer is a ``torch.nn.Module``; ``logits_fn(module, inputs)`` returns its logits at
 the masked positions ``(n_masked, vocab)`` (default :func:`mlm_logits`, for the project's
@@ -13,6 +15,9 @@ the masked positions ``(n_masked, vocab)`` (default :func:`mlm_logits`, for the 
 ``positions``). Peers are evaluated at other parameter values with
 ``torch.func.functional_call``; their own parameters and ``.grad`` are never changed.
 Train/eval mode is the caller's: with dropout on, ``g`` is as stochastic as the losses.
+
+The options (mode, τ, inner product, η₀, η_min) have no defaults here: :class:`babyteach.methods.DWML`
+passes its own, which the config schema's ``mutual`` section defaults.
 """
 
 from __future__ import annotations
@@ -95,12 +100,12 @@ def hypergradient_and_outer_loss(
     weights: torch.Tensor,
     alpha: float,
     gamma: float,
-    mode: str = "unrolled",
+    mode: str,
     *,
-    tau: float = 1.0,
+    tau: float,
+    inner_product: str,
     logits_fn: LogitsFn = mlm_logits,
     supervised: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None,
-    inner_product: str = "backward",
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """The hypergradient ``g`` (M,) of ``docs/METHODS.md``'s Eq. 3, and the outer loss ``L2(θ', ω)``::
 
@@ -198,20 +203,6 @@ def hypergradient_and_outer_loss(
     return (grad_omega - gamma * inner).detach(), outer.detach()
 
 
-def hypergradient(
-    models: Sequence[nn.Module],
-    batch_train: Batch,
-    batch_dev: Batch,
-    weights: torch.Tensor,
-    alpha: float,
-    gamma: float,
-    mode: str = "unrolled",
-    **options: Any,
-) -> torch.Tensor:
-    """The hypergradient ``g`` (M,) alone; see :func:`hypergradient_and_outer_loss`."""
-    return hypergradient_and_outer_loss(models, batch_train, batch_dev, weights, alpha, gamma, mode, **options)[0]
-
-
 def mirror_descent_log_step(
     log_weights: torch.Tensor, g: torch.Tensor, eta: float, clip: float | None = None
 ) -> torch.Tensor:
@@ -254,11 +245,11 @@ def mirror_descent_step(
     return mirror_descent_log_step(log_weights, g, eta, clip).exp().to(weights.dtype)
 
 
-def eta_schedule(step: int, total: int, eta0: float = 0.25, eta_min: float = 0.0025) -> float:
+def eta_schedule(step: int, total: int, eta0: float, eta_min: float) -> float:
     """Cosine annealing of the mirror-descent step size from ``eta0`` (step 0) to ``eta_min`` (step ``total``).
 
-    ``η = η_min + (η_0 − η_min)(1 + cos(π · step / total)) / 2``; defaults are the paper's
-    code's (``docs/METHODS.md``). A run's outer steps take it through :func:`outer_step_eta`.
+    ``η = η_min + (η_0 − η_min)(1 + cos(π · step / total)) / 2`` (``docs/METHODS.md``; the config's
+    ``mutual.eta0`` and ``mutual.eta_min``). A run's outer steps take it through :func:`outer_step_eta`.
     """
     if total < 1 or not 0 <= step <= total:
         raise ValueError(f"need total ≥ 1 and 0 ≤ step ≤ total, got step {step}, total {total}")
@@ -273,7 +264,7 @@ def outer_step_count(total_steps: int, every: int) -> int:
     return total_steps // every
 
 
-def outer_step_eta(update: int, n_updates: int, eta0: float = 0.25, eta_min: float = 0.0025) -> float:
+def outer_step_eta(update: int, n_updates: int, eta0: float, eta_min: float) -> float:
     """The step size η of outer step ``update`` (1 … ``n_updates``) of a run.
 
     The cosine of :func:`eta_schedule` laid over the run's own outer steps: the first uses

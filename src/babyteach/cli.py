@@ -1,7 +1,8 @@
 """``babyteach <subcommand>``: single steps of the workflow outside Snakemake.
 
 Each subcommand calls the same function the workflow's rule calls, with the same
-arguments, so a step can be rerun or debugged by hand::
+arguments, so a step can be rerun or debugged by hand; an option that is a config key takes its
+default, choices and help from the config schema (``babyteach clean --help`` names the key)::
 
     babyteach fetch blimp-fast results/raw/blimp-fast --mirror ../shared/data
     babyteach clean results/raw/babylm-2024-10M results/2024-10M/clean results/2024-10M/stats/corpus.csv
@@ -15,8 +16,9 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+from typing import Any
 
-from babyteach.config_schema import as_number
+from babyteach.config_schema import as_number, schema_default, schema_property
 from babyteach.errors import InputError
 from babyteach.logs import job_logging
 
@@ -37,44 +39,57 @@ def _number(text: str) -> float:
     return value
 
 
+#: How an option reads a value of each schema type (a schema type list such as ["integer", "null"] reads its first).
+_READERS = {"integer": _whole_number, "number": _number, "string": str}
+
+
+def _config_option(parser: argparse.ArgumentParser, flag: str, *key: str) -> None:
+    """Add ``flag`` for config key ``key``: its default, choices and type are the schema's (the value a
+    workflow run with no such key in its config gets), its help the key's description."""
+    spec = schema_property(*key)
+    kinds = [spec["type"]] if isinstance(spec["type"], str) else spec["type"]
+    description = " ".join(spec["description"].split()).replace("%", "%%")  # argparse formats help with %
+    action = parser.add_argument(flag, type=_READERS[kinds[0]], default=schema_default(*key), choices=spec.get("enum"),
+                                 help=f"{description} (config key {'.'.join(key)}; default: %(default)s)")  # fmt: skip
+    action.config_key = ".".join(key)  # type: ignore[attr-defined]  # read by tests/test_cli.py
+
+
+def _command(commands: Any, name: str, help: str, paths: tuple[str, ...] = (),
+             options: tuple[tuple[str, str, str], ...] = ()) -> argparse.ArgumentParser:  # fmt: skip
+    """Subcommand ``name`` with positional folder/file arguments ``paths`` and ``options`` (flag, section,
+    key), each a config key (:func:`_config_option`)."""
+    command = commands.add_parser(name, help=help)
+    for path in paths:
+        command.add_argument(path, type=Path)
+    for flag, *key in options:
+        _config_option(command, flag, *key)
+    return command
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="babyteach", description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True)
 
-    fetch = commands.add_parser("fetch", help="fetch one dataset (official URL or local mirror)")
+    fetch = _command(commands, "fetch", "fetch one dataset (official URL or local mirror)",
+                     options=(("--retries", "download", "retries"), ("--timeout-s", "download", "timeout_s")))
     fetch.add_argument("dataset", help="registry name, e.g. blimp-fast or babylm-2024-10M")
     fetch.add_argument("dest", type=Path, help="folder to create")
     fetch.add_argument("--mirror", default=None, help="local mirror folder (default: $BABYTEACH_DATA_MIRROR)")
-    fetch.add_argument("--retries", type=_whole_number, default=3)
-    fetch.add_argument("--timeout-s", type=_number, default=60.0)
-
-    clean = commands.add_parser("clean", help="clean a fetched BabyLM corpus and count its words")
-    clean.add_argument("raw_dir", type=Path)
-    clean.add_argument("clean_dir", type=Path)
-    clean.add_argument("stats_csv", type=Path)
-    clean.add_argument("--release", default="2024", choices=["2023", "2024"])
-    clean.add_argument("--on-decode-error", default="strict", choices=["strict", "replace"])
-    clean.add_argument("--max-lines-per-file", type=_whole_number, default=None)
-
-    tokenizer = commands.add_parser("train-tokenizer", help="train the byte-level BPE tokenizer")
-    tokenizer.add_argument("clean_dir", type=Path)
-    tokenizer.add_argument("out_dir", type=Path)
-    tokenizer.add_argument("--vocab-size", type=_whole_number, default=50265)
-    tokenizer.add_argument("--min-frequency", type=_whole_number, default=2)
-
-    tokenize = commands.add_parser("tokenize", help="encode train and dev into token shards")
-    tokenize.add_argument("clean_dir", type=Path)
-    tokenize.add_argument("tokenizer_dir", type=Path)
-    tokenize.add_argument("out_dir", type=Path)
-    tokenize.add_argument("--batch-lines", type=_whole_number, default=10000)
-
-    pairs = commands.add_parser("evaluate-pairs", help="zero-shot BLiMP/supplement/EWoK accuracy of a saved model")
+    _command(commands, "clean", "clean a fetched BabyLM corpus and count its words",
+             paths=("raw_dir", "clean_dir", "stats_csv"),
+             options=(("--release", "corpus", "release"), ("--on-decode-error", "corpus", "on_decode_error"),
+                      ("--max-lines-per-file", "corpus", "max_lines_per_file")))
+    _command(commands, "train-tokenizer", "train the byte-level BPE tokenizer", paths=("clean_dir", "out_dir"),
+             options=(("--vocab-size", "tokenizer", "vocab_size"), ("--min-frequency", "tokenizer", "min_frequency")))
+    _command(commands, "tokenize", "encode train and dev into token shards",
+             paths=("clean_dir", "tokenizer_dir", "out_dir"),
+             options=(("--batch-lines", "shards", "encode_batch_lines"),))
+    pairs = _command(commands, "evaluate-pairs", "zero-shot BLiMP/supplement/EWoK accuracy of a saved model",
+                     options=(("--variant", "evaluation", "variant"), ("--max-per-task", "evaluation", "max_per_task")))
     pairs.add_argument("model_dir", type=Path, help="save_pretrained folder with its tokenizer")
     pairs.add_argument("family", help="benchmark family, e.g. blimp-fast, supplement-fast, ewok-fast")
     pairs.add_argument("data_dir", type=Path, help="the fetched dataset folder (babyteach fetch)")
     pairs.add_argument("out_json", type=Path)
-    pairs.add_argument("--variant", default="pll-word-l2r", choices=["pll-word-l2r", "pll"])
-    pairs.add_argument("--max-per-task", type=_whole_number, default=None)
     pairs.add_argument("--per-item", action="store_true", help="also write every pair's two scores")
     return parser
 

@@ -17,15 +17,27 @@ Two things it does that ``validate`` does not:
   offending value, the reason and what is allowed (type, range or values), and for an unknown key
   the closest known one. ``validate`` prints the whole schema and config instead (1,347 lines for a
   typo in a top-level key).
+
+It is also the one place the package reads the schema's **defaults**: a dataclass field that holds
+a config key takes its default from the schema (:func:`config_field`), so ``TrainConfig()``,
+``FinetuneConfig()``, ``make_method("dwml")`` and the ``babyteach`` command's options get the values
+a workflow run gets, and no default is written twice. The schema is read from :data:`SCHEMA_PATH`.
+
+And the **checks** every validating constructor shares: :func:`is_int`, :func:`is_number` (a bool is
+neither) and :func:`require` (an :class:`InputError` naming the key, what it must be and the value).
 """
 
 from __future__ import annotations
 
+import copy
 import difflib
+import functools
 import math
 import os
 import re
 from collections.abc import Mapping, Sequence
+from dataclasses import field
+from pathlib import Path
 from typing import Any
 
 import yaml
@@ -38,6 +50,71 @@ _NUMBER_TEXT = re.compile(r"[-+]?(?:\d[\d_]*(?:\.[\d_]*)?|\.\d[\d_]*)(?:[eE][-+]
 
 #: How long an offending value may be in a message before it is cut.
 _VALUE_CHARS = 80
+
+#: The workflow config's JSON schema (``workflow/schemas/config.schema.yaml``, which the Snakefile
+#: validates against): a link beside this module, packaged as a copy of it, so that a checkout and an
+#: installed ``babyteach`` read the same defaults.
+SCHEMA_PATH = Path(__file__).with_name("config.schema.yaml")
+
+
+def is_int(value: Any) -> bool:
+    """Whether ``value`` is an integer (``True`` is not, though Python counts bools as ints)."""
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def is_number(value: Any) -> bool:
+    """Whether ``value`` is an int or a float (not a bool)."""
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def require(ok: bool, key: str, what: str, *values: Any) -> None:
+    """:class:`InputError` ``<key>: must be <what>, got <values>`` unless ``ok`` (``key`` the config key,
+    e.g. ``training.lr``; without ``values`` the message ends after ``what``)."""
+    if not ok:
+        got = f", got {', '.join(repr(value) for value in values)}" if values else ""
+        raise InputError(f"{key}: must be {what}{got}")
+
+
+@functools.cache
+def _package_schema() -> dict[str, Any]:
+    with open(SCHEMA_PATH, encoding="utf-8") as f:
+        return yaml.safe_load(f)
+
+
+def schema_property(*keys: str) -> Mapping[str, Any]:
+    """The schema of config key ``keys`` (``("training", "lr")``: its type, bounds, description and
+    default); ``KeyError`` naming the key if the schema has none."""
+    node: Mapping[str, Any] = _package_schema()
+    for depth, key in enumerate(keys, start=1):
+        properties = node.get("properties", {})
+        if key not in properties:
+            raise KeyError(f"the config schema ({SCHEMA_PATH}) has no key {key_path(keys[:depth])}")
+        node = properties[key]
+    return node
+
+
+def schema_default(*path: str | int) -> Any:
+    """The schema's default of config key ``path`` (a copy): ``("training", "lr")`` → 0.0001; an
+    integer indexes into a list default, ``("seeds", 0)`` → the first default seed."""
+    keys = [part for part in path if isinstance(part, str)]
+    if path[: len(keys)] != tuple(keys):
+        raise ValueError(f"config key path {path!r}: names first, then list indices")
+    value = schema_property(*keys)["default"]
+    for index in path[len(keys):]:
+        value = value[index]
+    return copy.deepcopy(value)
+
+
+def config_field(*path: str | int, help: str | None = None) -> Any:
+    """A dataclass field that holds config key ``path``, with the schema's default (a list default as a
+    tuple, so that frozen dataclasses stay hashable); ``metadata`` holds ``config_key``, the key's name
+    (``training.lr``, ``seeds[0]``), and ``help``, the key's description unless given."""
+    default = schema_default(*path)
+    if isinstance(default, list):
+        default = tuple(default)
+    if help is None:
+        help = " ".join(schema_property(*(part for part in path if isinstance(part, str)))["description"].split())
+    return field(default=default, metadata={"help": help, "config_key": key_path(path)})
 
 
 def as_number(value: Any, integer: bool = False) -> Any:

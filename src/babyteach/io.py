@@ -14,8 +14,10 @@ raises ``OSError``; ``torch.save`` into a Python file raises ``RuntimeError`` wh
 file's ``OSError``; safetensors (Rust) raises ``SafetensorError`` with ``(os error 28)`` in its text.
 
 Checked input: :func:`read_json` turns every way a JSON file can be bad (missing, not UTF-8,
-truncated, not an object) into an :class:`~babyteach.errors.InputError` naming the file, and
-:func:`json_object_line` does the same for one line of a jsonl file.
+truncated, not an object) into an :class:`~babyteach.errors.InputError` naming the file,
+:func:`json_object_line` does the same for one line of a jsonl file, and :func:`load_pretrained` for
+a damaged file of a saved model folder (``from_pretrained``; training reads its teacher with it, the
+evaluations their models).
 """
 
 from __future__ import annotations
@@ -211,3 +213,27 @@ def json_object_line(raw: bytes | str, where: str, fix: str) -> dict[str, Any]:
     if not isinstance(row, dict):
         raise InputError(f"{where}: expected a JSON object, got {type(row).__name__}")
     return row
+
+
+#: Weight files ``save_pretrained`` writes (one file, or an index of shards).
+WEIGHT_FILES: tuple[str, ...] = (
+    "model.safetensors", "model.safetensors.index.json", "pytorch_model.bin", "pytorch_model.bin.index.json",
+)  # fmt: skip
+
+
+def load_pretrained(loader, folder: Path, what: str = "weights", **kwargs):
+    """``loader.from_pretrained(folder, **kwargs)``; a damaged file in ``folder`` is an :class:`InputError`.
+
+    ``loader`` is a transformers class (``AutoConfig``, ``AutoTokenizer``, ``AutoModel…``);
+    ``what`` names the part in the message. Truncated or garbled ``config.json``, tokenizer
+    files or weights surface as many exception types (``OSError``, ``ValueError``, safetensors'
+    ``SafetensorError``, a bare ``Exception`` from tokenizers), hence the broad catch; the
+    original error is kept in the message and as the cause.
+    """
+    try:
+        return loader.from_pretrained(folder, **kwargs)
+    except Exception as err:
+        raise InputError(
+            f"{folder}: the saved {what} cannot be loaded ({type(err).__name__}: {err}); a file in the folder is "
+            "truncated or damaged: save or copy the model there again (rerun its training step)"
+        ) from err

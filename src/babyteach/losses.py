@@ -6,10 +6,13 @@ detached (``sg(·)`` in ``docs/METHODS.md``): no gradient ever reaches a teacher
 through its own distribution::
 
     loss = kd_loss(student_logits, teacher_logits, targets, lam=0.5, tau=2.0)
-    inner = mutual_loss([z1, z2, z3], targets, weights, alpha=0.5)      # DWML L1(θ, ω)
-    terms = mutual_loss_terms([z1, z2, z3], targets, weights, alpha=0.5)  # its per-peer shares, (M,)
-    coefs = per_peer_coefficients([z1, z2, z3], targets, alpha=0.5)     # La_k(θ), shape (M,)
-    outer = ensemble_loss([z1, z2, z3], weights, dev_targets)           # DWML L2(θ, ω)
+    terms = mutual_loss_terms([z1, z2, z3], targets, weights, alpha=0.5, tau=1.0)  # per-peer shares, (M,)
+    inner = terms.sum()                                                          # DWML L1(θ, ω)
+    coefs = per_peer_coefficients([z1, z2, z3], targets, alpha=0.5, tau=1.0)     # La_k(θ), shape (M,)
+    outer = ensemble_loss([z1, z2, z3], weights, dev_targets)                    # DWML L2(θ, ω)
+
+The hyperparameters (λ, τ, μ, α) have no defaults here: the methods pass theirs
+(:mod:`babyteach.methods`, defaulted by the config schema).
 
 References: Hinton, Vinyals & Dean 2015 (KD); Zhang et al. 2019, "Be Your Own Teacher"
 (SD); Zhang et al. 2018, "Deep Mutual Learning" (DML); BabyLM 2024, "When Babies Teach
@@ -93,8 +96,8 @@ def kd_loss(
     student_logits: torch.Tensor,
     teacher: torch.Tensor | SoftTargets,
     targets: torch.Tensor,
-    lam: float = 0.5,
-    tau: float = 2.0,
+    lam: float,
+    tau: float,
 ) -> torch.Tensor:
     """Knowledge distillation, Hinton et al. 2015: ``(1 − λ) CE(z_s, y) + λ τ² KL(sg(p_T) ‖ p_s)``.
 
@@ -111,9 +114,9 @@ def sd_loss(
     exit_logits: Sequence[torch.Tensor],
     exit_hidden: Sequence[torch.Tensor],
     targets: torch.Tensor,
-    lam: float = 0.1,
-    tau: float = 3.0,
-    mu: float = 1e-6,
+    lam: float,
+    tau: float,
+    mu: float,
 ) -> torch.Tensor:
     """Self-distillation, Zhang et al. 2019 ("Be Your Own Teacher"), as in ``docs/METHODS.md``.
 
@@ -159,16 +162,32 @@ def mutual_loss_terms(
     targets: torch.Tensor,
     weights: torch.Tensor,
     alpha: float,
-    tau: float = 1.0,
+    tau: float,
     supervised: Sequence[torch.Tensor] | None = None,
 ) -> torch.Tensor:
-    """Peer i's share of the DWML inner loss, for every i, as an ``(M,)`` tensor::
+    """Peer i's share ``T_i`` of the DWML inner loss, for every i, as an ``(M,)`` tensor; its sum is the
+    inner loss (the paper's Eq. 2, direction as in ``docs/METHODS.md``) of M peers::
 
-        T_i = (1 − α) ω_i S_i  +  α Σ_{j≠i} ω_j KL(sg(p_j) ‖ p_i),      Σ_i T_i = L1(θ, ω)
+        T_i = (1 − α) ω_i S_i  +  α Σ_{j≠i} ω_j KL(sg(p_j) ‖ p_i)
+        L1(θ, ω) = Σ_i T_i = (1 − α) Σ_i ω_i S_i  +  α Σ_i Σ_{j≠i} ω_j KL(sg(p_j) ‖ p_i)
 
-    The targets ``sg(p_j)`` are detached, so ``T_i`` reaches only peer i's parameters: the
-    training loop optimises each peer on its own term and logs it. See :func:`mutual_loss`
-    for the O(M) evaluation of the peer term.
+    ``S_i = CE(z_i, y)``, or ``supervised[i]`` when given (KD_DWML passes KD losses);
+    ``p_i = softmax(z_i / τ)``; no τ² factor (``docs/METHODS.md``'s L1 has none; DML uses τ = 1).
+    With ``ω = 1/M`` the sum is DML (Zhang et al. 2018) up to the constant factor 1/M. The targets
+    ``sg(p_j)`` are detached, so ``T_i`` reaches only peer i's parameters: the training loop
+    optimises each peer on its own term and logs it.
+
+    Computed in O(M) vocabulary-sized work instead of O(M²) pairwise KLs. Write
+    ``KL(p_j ‖ p_i) = −H_j − ⟨p_j, log p_i⟩`` with ``−H_j = (1/n) Σ_rv p_j log p_j`` and
+    ``⟨a, b⟩ = (1/n) Σ_rv a b``. Then peer i's peer term is
+
+        Σ_{j≠i} ω_j KL(p_j ‖ p_i) = Σ_{j≠i} ω_j (−H_j) − ⟨m_i, log p_i⟩,   m_i = P − ω_i p_i,
+
+    a soft-target cross-entropy against the unnormalised mixture ``m_i`` of the others
+    (``P = Σ_j ω_j sg(p_j)`` is built once) plus a constant. The constant carries no
+    gradient to θ (the targets are detached) but makes the value equal the pairwise sum
+    exactly, and keeps ``∂L1/∂ω_k`` equal to :func:`per_peer_coefficients`' ``La_k`` (``ω``
+    is not detached).
     """
     _check_peers(logits, weights)
     log_q = [F.log_softmax(z / tau, dim=-1) for z in logits]  # M × (n, vocab), with gradient
@@ -188,46 +207,16 @@ def mutual_loss_terms(
     return (1 - alpha) * supervised_terms + alpha * peer_terms
 
 
-def mutual_loss(
-    logits: Sequence[torch.Tensor],
-    targets: torch.Tensor,
-    weights: torch.Tensor,
-    alpha: float,
-    tau: float = 1.0,
-    supervised: Sequence[torch.Tensor] | None = None,
-) -> torch.Tensor:
-    """DWML inner loss (the paper's Eq. 2, direction as in ``docs/METHODS.md``), with M peers::
-
-        L1(θ, ω) = (1 − α) Σ_i ω_i S_i  +  α Σ_i Σ_{j≠i} ω_j KL(sg(p_j) ‖ p_i)
-
-    ``S_i = CE(z_i, y)``, or ``supervised[i]`` when given (KD_DWML passes KD losses);
-    ``p_i = softmax(z_i / τ)``; no τ² factor (``docs/METHODS.md``'s L1 has none; DML uses τ = 1).
-    With ``ω = 1/M`` this is DML (Zhang et al. 2018) up to the constant factor 1/M.
-
-    Computed in O(M) vocabulary-sized work instead of O(M²) pairwise KLs. Write
-    ``KL(p_j ‖ p_i) = −H_j − ⟨p_j, log p_i⟩`` with ``−H_j = (1/n) Σ_rv p_j log p_j`` and
-    ``⟨a, b⟩ = (1/n) Σ_rv a b``. Then peer i's peer term is
-
-        Σ_{j≠i} ω_j KL(p_j ‖ p_i) = Σ_{j≠i} ω_j (−H_j) − ⟨m_i, log p_i⟩,   m_i = P − ω_i p_i,
-
-    a soft-target cross-entropy against the unnormalised mixture ``m_i`` of the others
-    (``P = Σ_j ω_j sg(p_j)`` is built once) plus a constant. The constant carries no
-    gradient to θ (the targets are detached) but makes the value equal the pairwise sum
-    exactly, and keeps ``∂L1/∂ω_k`` equal to :func:`per_peer_coefficients`' ``La_k`` (``ω``
-    is not detached). The sum of :func:`mutual_loss_terms`.
-    """
-    return mutual_loss_terms(logits, targets, weights, alpha, tau, supervised).sum()
-
-
 def per_peer_coefficients(
     logits: Sequence[torch.Tensor],
     targets: torch.Tensor,
     alpha: float,
-    tau: float = 1.0,
+    tau: float,
     supervised: Sequence[torch.Tensor] | None = None,
     target_logits: Sequence[torch.Tensor] | None = None,
 ) -> torch.Tensor:
-    """The coefficient of ``ω_k`` in :func:`mutual_loss`, for all k, as an ``(M,)`` tensor::
+    """The coefficient of ``ω_k`` in the inner loss ``L1`` (:func:`mutual_loss_terms`), for all k, as an
+    ``(M,)`` tensor::
 
         La_k(θ) = (1 − α) S_k + α Σ_{i≠k} KL(sg(p_k) ‖ p_i)
 

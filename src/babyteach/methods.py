@@ -19,8 +19,9 @@ calls :meth:`Method.outer_step` before the inner losses, logging the record it r
 
     if method.outer_step_due(step):
         record = method.outer_step(OuterStep(ctx, dev_batch, gamma=lr, step=step, total_steps=steps))
-Formulas and defaults are those of ``docs/METHODS.md``; the losses are the pure functions of
-:mod:`babyteach.losses`.
+Formulas are those of ``docs/METHODS.md``; the hyperparameters default to the config schema's
+``kd``, ``sd`` and ``mutual`` sections (:func:`babyteach.config_schema.config_field`); the losses are
+the pure functions of :mod:`babyteach.losses`.
 """
 
 from __future__ import annotations
@@ -43,6 +44,7 @@ from babyteach.bilevel import (
     outer_step_count,
     outer_step_eta,
 )
+from babyteach.config_schema import config_field, is_int, require
 from babyteach.data.masking import MaskedBatch
 from babyteach.errors import InputError
 from babyteach.losses import SoftTargets, cross_entropy, kd_loss, mutual_loss_terms, sd_loss
@@ -158,6 +160,11 @@ class Method(ABC):
         """The hyperparameters, JSON-able, for model cards and summaries."""
         return {f.name: getattr(self, f.name) for f in fields(self) if f.init}
 
+    def _require(self, name: str, ok: bool, what: str) -> None:
+        """InputError ``<config key>: must be <what>, got <value>`` for hyperparameter ``name`` unless ``ok``
+        (the key the workflow reads it from, e.g. ``kd.tau`` for KD_DWML's ``kd_tau``)."""
+        require(ok, self.__dataclass_fields__[name].metadata["config_key"], what, getattr(self, name))
+
 
 @dataclass(frozen=True)
 class Baseline(Method):
@@ -179,12 +186,12 @@ class KD(Method):
 
     name: ClassVar[str] = "kd"
     needs_teacher: ClassVar[bool] = True
-    lam: float = field(default=0.5, metadata={"help": "weight λ of the distillation term, in [0, 1]"})
-    tau: float = field(default=2.0, metadata={"help": "softmax temperature τ > 0"})
+    lam: float = config_field("kd", "lam")
+    tau: float = config_field("kd", "tau")
 
     def __post_init__(self) -> None:
-        _check_unit("kd.lam", self.lam)
-        _check_positive("kd.tau", self.tau)
+        self._require("lam", 0 <= self.lam <= 1, "in [0, 1]")
+        self._require("tau", self.tau > 0, "positive")
 
     def step_loss(self, ctx: StepContext) -> dict[str, torch.Tensor]:
         teacher = ctx.teacher_targets(self.tau)  # one softmax of the teacher for all students
@@ -202,15 +209,14 @@ class SD(Method):
     """
 
     name: ClassVar[str] = "sd"
-    lam: float = field(default=0.1, metadata={"help": "weight λ of each exit's distillation term, in [0, 1]"})
-    tau: float = field(default=3.0, metadata={"help": "softmax temperature τ > 0"})
-    mu: float = field(default=1e-6, metadata={"help": "weight μ ≥ 0 of the feature (hint) term"})
+    lam: float = config_field("sd", "lam")
+    tau: float = config_field("sd", "tau")
+    mu: float = config_field("sd", "mu")
 
     def __post_init__(self) -> None:
-        _check_unit("sd.lam", self.lam)
-        _check_positive("sd.tau", self.tau)
-        if not self.mu >= 0:
-            raise InputError(f"sd.mu: {self.mu} must be non-negative")
+        self._require("lam", 0 <= self.lam <= 1, "in [0, 1]")
+        self._require("tau", self.tau > 0, "positive")
+        self._require("mu", self.mu >= 0, "non-negative")
 
     def extra_modules(self, students: Mapping[str, RobertaForMaskedLM]) -> dict[str, nn.Module]:
         return {name: SDExits(model.config) for name, model in students.items()}
@@ -232,14 +238,14 @@ class DML(Method):
     """
 
     name: ClassVar[str] = "dml"
-    alpha: float = field(default=0.5, metadata={"help": "α: weight of the peer (KL) terms against the labels, in [0, 1]"})
-    tau: float = field(default=1.0, metadata={"help": "softmax temperature τ > 0 of the peer terms"})
+    alpha: float = config_field("mutual", "alpha")
+    tau: float = config_field("mutual", "tau")
     #: Mutable holder (the dataclass is frozen): the peer names and ω, set by :meth:`start`.
     _state: dict[str, Any] = field(default_factory=dict, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        _check_unit("mutual.alpha", self.alpha)
-        _check_positive("mutual.tau", self.tau)
+        self._require("alpha", 0 <= self.alpha <= 1, "in [0, 1]")
+        self._require("tau", self.tau > 0, "positive")
 
     def start(self, peers: Sequence[str], device: torch.device) -> None:
         self._state["peers"] = list(peers)
@@ -292,28 +298,22 @@ class DWML(DML):
 
     name: ClassVar[str] = "dwml"
     has_outer_step: ClassVar[bool] = True
-    weight_update_every: int = field(default=10, metadata={"help": "optimiser steps between outer (ω) steps, ≥ 1"})
-    hypergradient: str = field(default="unrolled", metadata={"help": f"hypergradient mode, one of {HYPERGRADIENT_MODES}"})
-    inner_product: str = field(
-        default="backward", metadata={"help": f"how Eq. 3's inner products are computed, one of {INNER_PRODUCTS}"}
-    )
-    eta0: float = field(default=0.25, metadata={"help": "initial mirror-descent step size η₀ > 0"})
-    eta_min: float = field(default=0.0025, metadata={"help": "final mirror-descent step size, 0 ≤ η_min ≤ η₀"})
-    clip: float | None = field(default=None, metadata={"help": "clip g to [−clip, clip] before the step (None: off)"})
+    weight_update_every: int = config_field("mutual", "weight_update_every")
+    hypergradient: str = config_field("mutual", "hypergradient")
+    inner_product: str = config_field("mutual", "inner_product")
+    eta0: float = config_field("mutual", "eta0")
+    eta_min: float = config_field("mutual", "eta_min")
+    clip: float | None = config_field("mutual", "clip")
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        if not (isinstance(self.weight_update_every, int) and self.weight_update_every >= 1):
-            raise InputError(f"mutual.weight_update_every: {self.weight_update_every!r} must be an integer ≥ 1")
-        if self.hypergradient not in HYPERGRADIENT_MODES:
-            raise InputError(f"mutual.hypergradient: {self.hypergradient!r} must be one of {HYPERGRADIENT_MODES}")
-        if self.inner_product not in INNER_PRODUCTS:
-            raise InputError(f"mutual.inner_product: {self.inner_product!r} must be one of {INNER_PRODUCTS}")
-        _check_positive("mutual.eta0", self.eta0)
-        if not 0 <= self.eta_min <= self.eta0:
-            raise InputError(f"mutual.eta_min: {self.eta_min} must lie in [0, eta0 = {self.eta0}]")
-        if self.clip is not None:
-            _check_positive("mutual.clip", self.clip)
+        self._require("weight_update_every", is_int(self.weight_update_every) and self.weight_update_every >= 1,
+                      "an integer ≥ 1")  # fmt: skip
+        self._require("hypergradient", self.hypergradient in HYPERGRADIENT_MODES, f"one of {HYPERGRADIENT_MODES}")
+        self._require("inner_product", self.inner_product in INNER_PRODUCTS, f"one of {INNER_PRODUCTS}")
+        self._require("eta0", self.eta0 > 0, "positive")
+        self._require("eta_min", 0 <= self.eta_min <= self.eta0, f"in [0, eta0 = {self.eta0}]")
+        self._require("clip", self.clip is None or self.clip > 0, "positive or null")
 
     def start(self, peers: Sequence[str], device: torch.device) -> None:
         super().start(peers, device)
@@ -397,13 +397,13 @@ class KDDWML(DWML):
 
     name: ClassVar[str] = "kd_dwml"
     needs_teacher: ClassVar[bool] = True
-    lam: float = field(default=0.5, metadata={"help": "KD weight λ of the teacher term in S_i, in [0, 1]"})
-    kd_tau: float = field(default=2.0, metadata={"help": "KD temperature τ > 0 of the teacher term"})
+    lam: float = config_field("kd", "lam")
+    kd_tau: float = config_field("kd", "tau")
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        _check_unit("kd.lam", self.lam)
-        _check_positive("kd.tau", self.kd_tau)
+        self._require("lam", 0 <= self.lam <= 1, "in [0, 1]")
+        self._require("kd_tau", self.kd_tau > 0, "positive")
 
     def supervised_losses(self, ctx: StepContext, logits: Sequence[torch.Tensor]) -> list[torch.Tensor]:
         teacher = ctx.teacher_targets(self.kd_tau)
@@ -417,16 +417,6 @@ class KDDWML(DWML):
 def _mlm_inputs(batch: MLMBatch) -> dict[str, torch.Tensor]:
     """A batch as :func:`babyteach.bilevel.mlm_logits` reads it."""
     return {"input_ids": batch.input_ids, "positions": batch.positions}
-
-
-def _check_unit(key: str, value: float) -> None:
-    if not 0.0 <= value <= 1.0:
-        raise InputError(f"{key}: {value} must lie in [0, 1]")
-
-
-def _check_positive(key: str, value: float) -> None:
-    if not value > 0:
-        raise InputError(f"{key}: {value} must be positive")
 
 
 #: Method name → its class. The only place that names the methods.

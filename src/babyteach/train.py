@@ -107,9 +107,8 @@ from babyteach.data.masking import OUTER_STREAM, TRAIN_STREAM
 from babyteach.data.shards import PackedBlocks, read_meta
 from babyteach.data.tokenizer import load_tokenizer
 from babyteach.errors import InputError
-from babyteach.evaluate.folders import WEIGHT_FILES, load_pretrained
 from babyteach.gpu import GpuSampler
-from babyteach.io import atomic_path, write_json_atomic
+from babyteach.io import WEIGHT_FILES, atomic_path, load_pretrained, write_json_atomic
 from babyteach.losses import cross_entropy
 from babyteach.methods import Method, MLMBatch, OuterStep, StepContext, make_method
 from babyteach.models import (

@@ -1,6 +1,7 @@
 """Checks of a saved model folder shared by every evaluation (zero-shot scoring, fine-tuning).
 
-Kept free of torch at import time, like :mod:`babyteach.evaluate.families`.
+Kept free of torch at import time, like :mod:`babyteach.evaluate.families`. The checked loader of any
+saved part (:func:`babyteach.io.load_pretrained`) lives in :mod:`babyteach.io`, which training uses too.
 """
 
 from __future__ import annotations
@@ -8,29 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from babyteach.errors import InputError
-
-#: Weight files ``save_pretrained`` writes (one file, or an index of shards).
-WEIGHT_FILES: tuple[str, ...] = (
-    "model.safetensors", "model.safetensors.index.json", "pytorch_model.bin", "pytorch_model.bin.index.json",
-)  # fmt: skip
-
-
-def load_pretrained(loader, folder: Path, what: str = "weights", **kwargs):
-    """``loader.from_pretrained(folder, **kwargs)``; a damaged file in ``folder`` is an :class:`InputError`.
-
-    ``loader`` is a transformers class (``AutoConfig``, ``AutoTokenizer``, ``AutoModel…``);
-    ``what`` names the part in the message. Truncated or garbled ``config.json``, tokenizer
-    files or weights surface as many exception types (``OSError``, ``ValueError``, safetensors'
-    ``SafetensorError``, a bare ``Exception`` from tokenizers), hence the broad catch; the
-    original error is kept in the message and as the cause.
-    """
-    try:
-        return loader.from_pretrained(folder, **kwargs)
-    except Exception as err:
-        raise InputError(
-            f"{folder}: the saved {what} cannot be loaded ({type(err).__name__}: {err}); a file in the folder is "
-            "truncated or damaged: save or copy the model there again (rerun its training step)"
-        ) from err
+from babyteach.io import WEIGHT_FILES, load_pretrained
 
 
 def load_checked_tokenizer(folder: Path, use: str):

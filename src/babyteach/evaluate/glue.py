@@ -104,9 +104,10 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from babyteach.config_schema import config_field, is_int, is_number, require, schema_property
 from babyteach.errors import InputError
-from babyteach.evaluate.folders import load_checked_tokenizer, load_pretrained
-from babyteach.io import json_object_line, write_json_atomic
+from babyteach.evaluate.folders import load_checked_tokenizer
+from babyteach.io import json_object_line, load_pretrained, write_json_atomic
 
 if TYPE_CHECKING:
     import torch
@@ -118,7 +119,7 @@ log = logging.getLogger(__name__)
 #: early-stopping threshold, fp32); adds ``selection_metric``, ``selection_curve`` and ``precision``.
 FORMAT_VERSION = 2
 
-DEVICES = ("auto", "cpu", "cuda")
+DEVICES: tuple[str, ...] = tuple(schema_property("finetune", "device")["enum"])
 
 
 # --- metrics -----------------------------------------------------------------------------------
@@ -266,78 +267,63 @@ for _task in TASKS.values():
 class FinetuneConfig:
     """Fine-tuning hyperparameters (config section ``finetune``); validated at construction.
 
-    The defaults are BabyLM 2024's fine-tuning pipeline: lr, batch size, epochs, patience and seed
-    from finetune_model.sh lines 4-8, max_length from its line 34, the early-stopping threshold
-    from finetune_classification.py line 254, and HF Trainer's defaults where the script sets
-    nothing (no warmup, no weight decay, gradient clipping at 1.0).
+    Every field defaults to the schema's ``finetune`` section (:func:`babyteach.config_schema.config_field`):
+    BabyLM 2024's fine-tuning pipeline, with lr, batch size, epochs, patience and seed from
+    finetune_model.sh lines 4-8, max_length from its line 34, the early-stopping threshold from
+    finetune_classification.py line 254, and HF Trainer's defaults where the script sets nothing (no
+    warmup, no weight decay, gradient clipping at 1.0).
     """
 
-    tasks: tuple[str, ...] = field(
-        default=tuple(TASKS),
-        metadata={"help": "tasks to fine-tune and evaluate (mnli-mm needs mnli); default: all eleven"},
-    )
-    lr: float = field(default=5e-5, metadata={"help": "peak AdamW learning rate, decayed linearly to 0"})
-    batch_size: int = field(default=64, metadata={"help": "examples per training step (and per eval batch)"})
-    max_epochs: int = field(default=10, metadata={"help": "most passes over the train file per task"})
-    patience: int = field(
-        default=3,
-        metadata={"help": "stop after this many epochs whose selection metric does not beat the best by the threshold"},
-    )
-    early_stopping_threshold: float = field(
-        default=0.001,
-        metadata={"help": "an epoch resets the patience only when it beats the best selection metric by more than this"},
-    )
-    max_length: int = field(
-        default=128, metadata={"help": "tokens per example incl. special tokens; longer pairs are truncated"}
-    )
-    seed: int = field(default=12, metadata={"help": "seed of the classification head, dropout, shuffling, subsets"})
-    warmup_fraction: float = field(
-        default=0.0, metadata={"help": "share of the max_epochs steps with linear warmup before the decay"}
-    )
-    weight_decay: float = field(
-        default=0.0, metadata={"help": "AdamW decoupled weight decay on matrices (not biases, LayerNorms)"}
-    )
-    clip_norm: float | None = field(
-        default=1.0, metadata={"help": "gradient-norm clipping threshold (None: no clipping)"}
-    )
-    max_train_examples: int | None = field(
-        default=None, metadata={"help": "train on a seeded random subset of N examples per task (None: all)"}
-    )
-    max_eval_examples: int | None = field(
-        default=None, metadata={"help": "evaluate on a seeded random subset of N valid examples (None: all)"}
-    )
-    device: str = field(default="auto", metadata={"help": "'auto' (CUDA if available), 'cpu' or 'cuda'"})
+    tasks: tuple[str, ...] = config_field("finetune", "tasks")
+    lr: float = config_field("finetune", "lr")
+    batch_size: int = config_field("finetune", "batch_size")
+    max_epochs: int = config_field("finetune", "max_epochs")
+    patience: int = config_field("finetune", "patience")
+    early_stopping_threshold: float = config_field("finetune", "early_stopping_threshold")
+    max_length: int = config_field("finetune", "max_length")
+    seed: int = config_field("finetune", "seed")
+    warmup_fraction: float = config_field("finetune", "warmup_fraction")
+    weight_decay: float = config_field("finetune", "weight_decay")
+    clip_norm: float | None = config_field("finetune", "clip_norm")
+    max_train_examples: int | None = config_field("finetune", "max_train_examples")
+    max_eval_examples: int | None = config_field("finetune", "max_eval_examples")
+    device: str = config_field("finetune", "device")
 
     def __post_init__(self) -> None:
         tasks = self.tasks
         if isinstance(tasks, str) or not isinstance(tasks, Sequence) or not tasks:
             raise InputError(f"finetune.tasks: must be a non-empty list of task names, got {tasks!r}")
         unknown = [t for t in tasks if t not in TASKS]
-        _require(not unknown, "tasks", f"names from {list(TASKS)} (unknown: {unknown})")
-        _require(len(set(tasks)) == len(tasks), "tasks", "a list without repeats")
+        require(not unknown, "finetune.tasks", f"names from {list(TASKS)} (unknown: {unknown})")
+        require(len(set(tasks)) == len(tasks), "finetune.tasks", "a list without repeats", tasks)
         for name in tasks:
             source = TASKS[name].train_from
-            _require(
-                source is None or source in tasks, "tasks",
+            require(
+                source is None or source in tasks, "finetune.tasks",
                 f"a list that includes {source!r} when it includes {name!r} ({name} is evaluated "
-                f"with the model fine-tuned on {source})",
+                f"with the model fine-tuned on {source})", tasks,
             )  # fmt: skip
         object.__setattr__(self, "tasks", tuple(t for t in TASKS if t in tasks))  # canonical order
-        _require(_is_number(self.lr) and 0 < self.lr < math.inf, "lr", "a positive finite number")
+        self._require(is_number(self.lr) and 0 < self.lr < math.inf, "lr", "a positive finite number")
         for name in ("batch_size", "max_epochs", "patience"):
-            _require(_is_int(getattr(self, name)) and getattr(self, name) >= 1, name, "a positive integer")
-        _require(_is_int(self.max_length) and self.max_length >= 4, "max_length", "an integer of at least 4")
-        _require(_is_number(self.early_stopping_threshold) and 0 <= self.early_stopping_threshold < math.inf,
-                 "early_stopping_threshold", "a non-negative finite number")  # fmt: skip
-        _require(_is_int(self.seed) and self.seed >= 0, "seed", "a non-negative integer")
-        _require(_is_number(self.warmup_fraction) and 0 <= self.warmup_fraction < 1, "warmup_fraction", "in [0, 1)")
-        _require(_is_number(self.weight_decay) and self.weight_decay >= 0, "weight_decay", "a non-negative number")
-        _require(self.clip_norm is None or (_is_number(self.clip_norm) and self.clip_norm > 0),
-                 "clip_norm", "a positive number or null")  # fmt: skip
+            self._require(is_int(getattr(self, name)) and getattr(self, name) >= 1, name, "a positive integer")
+        self._require(is_int(self.max_length) and self.max_length >= 4, "max_length", "an integer of at least 4")
+        self._require(is_number(self.early_stopping_threshold) and 0 <= self.early_stopping_threshold < math.inf,
+                      "early_stopping_threshold", "a non-negative finite number")  # fmt: skip
+        self._require(is_int(self.seed) and self.seed >= 0, "seed", "a non-negative integer")
+        self._require(is_number(self.warmup_fraction) and 0 <= self.warmup_fraction < 1, "warmup_fraction",
+                      "in [0, 1)")  # fmt: skip
+        self._require(is_number(self.weight_decay) and self.weight_decay >= 0, "weight_decay", "a non-negative number")
+        self._require(self.clip_norm is None or (is_number(self.clip_norm) and self.clip_norm > 0),
+                      "clip_norm", "a positive number or null")  # fmt: skip
         for name in ("max_train_examples", "max_eval_examples"):
             value = getattr(self, name)
-            _require(value is None or (_is_int(value) and value >= 1), name, "a positive integer or null")
-        _require(self.device in DEVICES, "device", f"one of {DEVICES}")
+            self._require(value is None or (is_int(value) and value >= 1), name, "a positive integer or null")
+        self._require(self.device in DEVICES, "device", f"one of {DEVICES}")
+
+    def _require(self, ok: bool, name: str, what: str) -> None:
+        """InputError ``finetune.<name>: must be <what>, got <value>`` unless ``ok``."""
+        require(ok, f"finetune.{name}", what, getattr(self, name))
 
     @classmethod
     def from_mapping(cls, mapping: Mapping[str, Any] | None) -> FinetuneConfig:
@@ -356,19 +342,6 @@ class FinetuneConfig:
     def to_dict(self) -> dict[str, Any]:
         """JSON-able form (``tasks`` as a list)."""
         return {**asdict(self), "tasks": list(self.tasks)}
-
-
-def _is_int(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
-def _is_number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
-
-
-def _require(ok: bool, name: str, what: str) -> None:
-    if not ok:
-        raise InputError(f"finetune.{name}: must be {what}")
 
 
 # --- data --------------------------------------------------------------------------------------
@@ -412,7 +385,7 @@ def _parse(task: GlueTask, path: Path, number: int, raw: bytes) -> Example:
                 f"{where}: field {name!r} missing or not a string; task {task.name!r} reads {list(task.fields)}"
             )
     label = row.get("label")
-    if not _is_int(label) or not 0 <= label < task.num_labels:
+    if not is_int(label) or not 0 <= label < task.num_labels:
         raise InputError(
             f"{where}: label {label!r} is not one of task {task.name!r}'s labels "
             f"{list(range(task.num_labels))}; fix or drop this line"

@@ -275,6 +275,14 @@ def _is_num(value: Any) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool)
 
 
+def _load_versioned(path: str | PathLike[str], key: str, versions: tuple[int, ...]) -> tuple[Path, dict[str, Any]]:
+    """``(path, data)`` of a result file whose field ``key`` is one of ``versions`` (InputError otherwise)."""
+    path = Path(path)
+    data = load_json(path)
+    _need(data.get(key) in versions, path, f"{key} {data.get(key)!r} is not one of {versions}")
+    return path, data
+
+
 def load_zero_shot(path: str | PathLike[str]) -> dict[str, Any]:
     """A zero-shot result (:func:`babyteach.evaluate.pairs.evaluate_pairs`), validated."""
     path = Path(path)
@@ -299,10 +307,7 @@ def load_zero_shot(path: str | PathLike[str]) -> dict[str, Any]:
 
 def load_glue(path: str | PathLike[str]) -> dict[str, Any]:
     """A (Super)GLUE result (:func:`babyteach.evaluate.glue.finetune_model`), validated."""
-    path = Path(path)
-    data = load_json(path)
-    _need(data.get("format_version") in GLUE_VERSIONS, path,
-          f"format_version {data.get('format_version')!r} is not one of {GLUE_VERSIONS}")  # fmt: skip
+    path, data = _load_versioned(path, "format_version", GLUE_VERSIONS)
     tasks = data.get("tasks")
     _need(isinstance(tasks, dict), path, "no 'tasks' table")
     for name, entry in tasks.items():
@@ -323,10 +328,7 @@ def load_eval(path: str | PathLike[str]) -> dict[str, Any]:
 
 def load_summary(path: str | PathLike[str]) -> dict[str, Any]:
     """A ``train_summary.json`` (:mod:`babyteach.train`), validated."""
-    path = Path(path)
-    data = load_json(path)
-    _need(data.get("format_version") in SUMMARY_VERSIONS, path,
-          f"format_version {data.get('format_version')!r} is not one of {SUMMARY_VERSIONS}")  # fmt: skip
+    path, data = _load_versioned(path, "format_version", SUMMARY_VERSIONS)
     _need(isinstance(data.get("method"), str), path, "no 'method'")
     students = data.get("students")
     _need(isinstance(students, dict) and students, path, "no 'students' table")
@@ -341,10 +343,7 @@ def load_summary(path: str | PathLike[str]) -> dict[str, Any]:
 
 def load_search(path: str | PathLike[str]) -> dict[str, Any]:
     """An architecture-search result (:func:`babyteach.search.write_search`), validated."""
-    path = Path(path)
-    data = load_json(path)
-    _need(data.get("version") in SEARCH_VERSIONS, path,
-          f"version {data.get('version')!r} is not one of {SEARCH_VERSIONS}")  # fmt: skip
+    path, data = _load_versioned(path, "version", SEARCH_VERSIONS)
     teacher = data.get("teacher")
     _need(isinstance(teacher, dict) and _is_num(teacher.get("params")) and isinstance(teacher.get("arch"), dict),
           path, "no teacher arch/params")  # fmt: skip
