@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, fields
 from typing import ClassVar
 
 import pytest
@@ -53,6 +53,9 @@ def assert_registries_agree() -> None:
         assert bool(hyperparameters) == bool(traits.sections), name
         options = layout.method_options(name, config, alpha=0.5 if traits.mutual else None)
         assert set(options) == hyperparameters, name
+        # each option read from the key its field holds (config_field's config_key)
+        keys = layout.option_keys(name, config)
+        assert {f.name: f.metadata.get("config_key") for f in fields(cls) if f.init} == keys, name
         assert traits.mutual == ("alpha" in hyperparameters), name
         make_method(name, **options)
 
@@ -180,6 +183,7 @@ def test_the_layout_and_the_report_inputs_import_without_torch():
 
 def toy_classes() -> tuple[type, ...]:
     """The classes of tests/toy_methods.py's methods (their losses), as a method's author writes them."""
+    from babyteach.config_schema import config_field
     from babyteach.losses import cross_entropy, kd_loss
     from babyteach.methods import DML, Method
 
@@ -198,7 +202,7 @@ def toy_classes() -> tuple[type, ...]:
 
         name: ClassVar[str] = "toy_mutual"
         needs_teacher: ClassVar[bool] = True
-        lam: float = field(default=0.5, metadata={"help": "weight λ of the teacher term"})
+        lam: float = config_field("kd", "lam")
 
         def supervised_losses(self, ctx, logits):
             teacher = ctx.teacher_targets(self.tau)

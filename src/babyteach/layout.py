@@ -191,25 +191,33 @@ def weight_learning_methods() -> tuple[str, ...]:
     return tuple(m for m, t in TRAITS.items() if t.learns_weights)
 
 
-def method_options(method: str, config: Mapping[str, Any], alpha: float | None = None) -> dict[str, Any]:
-    """The options (hyperparameters) of one run of ``method``, read from its config sections, with the
-    run's ``alpha`` for a mutual method.
-
-    Only the keys a method reads are passed, so a change of another key (DWML's outer-step options
-    for DML) never reruns its jobs. KeyError-free: a missing section or key is an InputError naming it.
-    """
-    method_traits = traits(method)
-    options: dict[str, Any] = {}
-    for section in method_traits.sections:
+def option_keys(method: str, config: Mapping[str, Any]) -> dict[str, str]:
+    """Option → the config key it is read from (``"kd_tau"`` → ``"kd.tau"``) for ``method``: its
+    sections' keys as ``config`` holds them. A missing section or key is an InputError naming it."""
+    keys: dict[str, str] = {}
+    for section in traits(method).sections:
         values = config.get(section.name)
         if not isinstance(values, Mapping):
             raise InputError(f"{section.name}: the config has no section {section.name!r}; method {method!r} reads it")
-        keys = section.keys if section.keys is not None else {key: key for key in values}
-        for key, option in keys.items():
+        for key, option in (section.keys if section.keys is not None else {key: key for key in values}).items():
             if key not in values:
                 raise InputError(f"{section.name}.{key}: missing from the config; method {method!r} reads it")
-            options[option] = values[key]
-    if method_traits.mutual:
+            keys[option] = f"{section.name}.{key}"
+    return keys
+
+
+def method_options(method: str, config: Mapping[str, Any], alpha: float | str | None = None) -> dict[str, Any]:
+    """The options (hyperparameters) of one run of ``method``, read from its config sections
+    (:func:`option_keys`), with the run's ``alpha`` for a mutual method.
+
+    Only the keys a method reads are passed, so a change of another key (DWML's outer-step options
+    for DML) never reruns its jobs.
+    """
+    options: dict[str, Any] = {}
+    for option, key in option_keys(method, config).items():
+        section, name = key.split(".", 1)
+        options[option] = config[section][name]
+    if traits(method).mutual:
         if alpha is None:
             raise InputError(f"method {method!r} trains its peers together: its run needs an alpha")
         options["alpha"] = float(alpha)
