@@ -337,7 +337,7 @@ def run_recipes(settings: Sequence[Setting], shard_dir: Path, tokenizer_dir: Pat
             for family, folder in (eval_sets or {}).items():
                 scored = evaluate_pairs(run_dir / "teacher", family, Path(folder), Path(scratch) / f"{family}.json",
                                         max_per_task=eval_max_per_task)
-                row[family] = 100 * scored["macro_accuracy"]
+                row[family] = 100 * scored["variants"]["pll-word-l2r"]["macro_accuracy"]
                 say(f"{setting.name}\t{family} {row[family]:.1f}")
         s_per_flop = (time.monotonic() - run_started) / flops  # training, diagnostics and scoring
         say(f"## {setting.name}: final dev loss {final:.4f} (unigram {final - unigram:+.3f}, own-token floor "

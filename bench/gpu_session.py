@@ -116,8 +116,11 @@ def phase_teacher(data: Path, out: Path, device: str, quick: bool, budget_s: flo
             if (data / family).is_dir():
                 scored = evaluate_pairs(run / "teacher", family, data / family, Path(scratch) / f"{family}.json",
                                         max_per_task=20 if quick else None)
-                result["scores"][family] = 100 * scored["macro_accuracy"]
-                say(f"teacher {family}: {result['scores'][family]:.1f} % ({scored['n_pairs']} pairs)")
+                strict = scored["variants"]["pll-word-l2r"]
+                result["scores"][family] = 100 * strict["macro_accuracy"]
+                result["scores"][f"{family} (official)"] = 100 * scored["variants"]["official"]["macro_accuracy"]
+                say(f"teacher {family}: {result['scores'][family]:.1f} % pll-word-l2r, "
+                    f"{result['scores'][f'{family} (official)']:.1f} % official ({strict['n_pairs']} pairs)")
     (target / "summary.json").write_text(json.dumps(result, indent=1), encoding="utf-8")
     say(f"# teacher: final dev loss {result['final_dev_loss']:.4f} after {result['tokens']:,} tokens; "
         f"{time.monotonic() - started:.0f} s")

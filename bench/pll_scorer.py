@@ -29,6 +29,7 @@ forward (the reference makes one per sentence) took ~80× longer than with one (
     python bench/pll_scorer.py --variant pll --pairs 1000
     python bench/pll_scorer.py --model-dir results/models/baseline
     python bench/pll_scorer.py --quick                  # smoke run: tiny model, 20 pairs (~1×: vocab 1000)
+    python bench/pll_scorer.py --cost-of-both           # official + pll-word-l2r in one pass vs each alone
 
 Our scorer's batches are ``--batch-tokens`` tokens (masked copies × their length), the
 pipeline's default ``evaluation.batch_size``.
@@ -52,14 +53,16 @@ from babyteach.data.tokenizer import train_tokenizer
 from babyteach.evaluate.pairs import (
     DEFAULT_BATCH_TOKENS,
     DEFAULT_VARIANT,
-    VARIANTS,
     Pair,
     aggregate,
+    copy_lengths,
     load_model_and_tokenizer,
     load_pairs,
     plan_batches,
     score_sentences,
+    score_variants,
 )
+from babyteach.evaluate.variants import OFFICIAL, STRICT
 from babyteach.models import Architecture, build_model
 
 REPO = Path(__file__).resolve().parents[1]
@@ -147,10 +150,42 @@ def reference_pll(model, tokenizer, sentence: str, variant: str) -> float:
     return logp[rows, ids[positions]].double().sum().item()
 
 
+def cost_of_both(model, tokenizer, sentences: list[str], n_pairs: int, args: argparse.Namespace) -> None:
+    """Time ``score_variants`` with both result variants (one pass) against each variant alone, alternately;
+    print the medians, the copies and tokens each runs, and the ratios (target: both ≈ ≤ 2× one variant)."""
+    both = (OFFICIAL, STRICT)
+    runs = {"both (one pass)": both, STRICT: (STRICT,), OFFICIAL: (OFFICIAL,)}
+    distinct = sorted(set(sentences))
+    for name, variants in runs.items():
+        lengths = copy_lengths(tokenizer, distinct, [""] * len(distinct), variants)
+        print(f"{name}: {lengths.size} masked copies, {int(lengths.sum()):,} tokens through the encoder")
+    scored = {name: score_variants(model, tokenizer, sentences, variants=v, batch_tokens=args.batch_tokens)
+              for name, v in runs.items()}  # fmt: skip
+    for variant in both:  # one pass gives each variant's own scores
+        diff = max(abs(a - b) for a, b in zip(scored["both (one pass)"][variant], scored[variant][variant], strict=True))
+        assert diff <= 1e-5, f"{variant}: one pass differs from alone by {diff:.1e}"
+    seconds = time_alternately({name: (lambda _, v=v: score_variants(model, tokenizer, sentences, variants=v,
+                                                                      batch_tokens=args.batch_tokens))
+                                for name, v in runs.items()}, args.warmup, args.repeats)  # fmt: skip
+    print(f"1-min load average at end {os.getloadavg()[0]:.1f}")
+    print("| scoring | s/run | pairs/s |")
+    print("|---|---|---|")
+    for name in runs:
+        print(f"| {name} | {seconds[name]:.2f} | {n_pairs / seconds[name]:,.1f} |")
+    total = seconds["both (one pass)"]
+    print(f"result: both / {STRICT} alone = {total / seconds[STRICT]:.2f}×, both / {OFFICIAL} alone = "
+          f"{total / seconds[OFFICIAL]:.2f}×, both / (sum of the two alone) = "
+          f"{total / (seconds[STRICT] + seconds[OFFICIAL]):.2f}×")
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--pairs", type=int, default=300, help="blimp-fast pairs scored (default: %(default)s)")
-    parser.add_argument("--variant", choices=VARIANTS, default=DEFAULT_VARIANT, help="(default: %(default)s)")
+    parser.add_argument("--variant", choices=("pll", "pll-word-l2r"), default=DEFAULT_VARIANT,
+                        help="(default: %(default)s; the reference computes the strict variants)")
+    parser.add_argument("--cost-of-both", action="store_true",
+                        help="instead: time our scorer with official and pll-word-l2r from one pass (what every "
+                             "evaluation runs) against each variant alone, and print the ratios")  # fmt: skip
     parser.add_argument("--data-dir", type=Path, default=default_data_dir(),
                         help="blimp-fast folder, one <UID>.jsonl per UID (default: %(default)s)")
     parser.add_argument("--model-dir", type=Path, default=None,
@@ -201,6 +236,10 @@ def main(argv: list[str] | None = None) -> None:
           f"tokens ({plan.order.size} copies in {len(plan.bounds)} batches, {plan.fill:.0%} full, no padding); "
           f"{torch.get_num_threads()} threads, median of {args.repeats} after {args.warmup} + 1 warm-up, "
           f"1-min load average at start {os.getloadavg()[0]:.1f}", flush=True)  # fmt: skip
+
+    if args.cost_of_both:
+        cost_of_both(model, tokenizer, sentences, len(pairs), args)
+        return
 
     def ours() -> list[float]:
         return score_sentences(model, tokenizer, sentences, variant=args.variant, batch_tokens=args.batch_tokens)

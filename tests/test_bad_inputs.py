@@ -459,7 +459,7 @@ JSON_RESULT_CASES = {
     "garbage": GARBAGE,
     "empty": b"",
     "a-list": b"[1, 2]\n",
-    "wrong-types": b'{"version": 1, "family": "blimp-fast", "variant": 3}\n',
+    "wrong-types": b'{"version": 2, "family": "blimp-fast", "data_dir": "blimp-fast", "variants": 3}\n',
 }
 
 

@@ -115,7 +115,9 @@ def copies(n, length=COPY):
 
 def test_scoring_seconds_are_pairs_times_seconds_per_pair_scaled_by_forward_flops():
     table = throughput(scoring=[ScoringMeasurement(BIG, 1000, "blimp-fast", 100, 10.0)])
-    work = {"blimp-fast": PairWork(200, copies(2000))}.__getitem__  # the family: 10 copies per pair
+    def work(family, variants):  # the family: 10 copies per pair and variant
+        return {"blimp-fast": PairWork(200, copies(2000 * len(variants)))}[family]
+
     same = scoring_cost(ScoringJob("evaluate_zero_shot", "o.json", "blimp-fast", BIG, 1000, PairWork(50, copies(500))),
                         table, work)  # fmt: skip
     assert same.seconds == pytest.approx(5.0) and same.notes == ()  # 50 pairs at 0.1 s per pair
@@ -129,7 +131,9 @@ def test_scoring_seconds_are_pairs_times_seconds_per_pair_scaled_by_forward_flop
 
 def test_another_family_takes_the_rate_scaled_by_its_copies_and_says_so():
     table = throughput(scoring=[ScoringMeasurement(BIG, 1000, "blimp-fast", 100, 10.0)])
-    work = {"blimp-fast": PairWork(200, copies(2000))}.__getitem__
+    def work(family, variants):
+        return {"blimp-fast": PairWork(200, copies(2000 * len(variants)))}[family]
+
     longer = PairWork(50, copies(500, length=20))  # EWoK-like: contexts double every copy
     cost = scoring_cost(ScoringJob("evaluate_zero_shot", "o.json", "ewok-fast", BIG, 1000, longer), table, work)
     per_copy = {n: (589_824 * n + 1536 * n * n + 408_576) / 3 for n in (10, 20)}
@@ -137,10 +141,23 @@ def test_another_family_takes_the_rate_scaled_by_its_copies_and_says_so():
     assert "transferred from blimp-fast" in cost.notes[0] and "ewok-fast" in cost.notes[0]
 
 
+def test_a_measured_run_counts_the_work_of_the_variants_it_scored():
+    """A run that scored one variant did half the work of one that scored two: its rate is not doubled."""
+    def work(family, variants):  # 10 copies per pair and variant
+        return PairWork(200, copies(2000 * len(variants)))
+
+    job = ScoringJob("evaluate_zero_shot", "o.json", "blimp-fast", BIG, 1000, PairWork(50, copies(1000)))  # both
+    one = throughput(scoring=[ScoringMeasurement(BIG, 1000, "blimp-fast", 100, 10.0)])  # pll-word-l2r only
+    both = throughput(scoring=[ScoringMeasurement(BIG, 1000, "blimp-fast", 100, 10.0, ("official", "pll-word-l2r"))])
+    assert scoring_cost(job, one, work).seconds == pytest.approx(10.0)  # 50 pairs, twice the copies per pair
+    assert scoring_cost(job, both, work).seconds == pytest.approx(5.0)
+    assert parse_throughput(throughput_to_dict(both)) == both
+
+
 def test_no_scoring_measurement_is_an_error():
     job = ScoringJob("evaluate_zero_shot", "o.json", "blimp-fast", BIG, 1000, PairWork(1, copies(1)))
     with pytest.raises(MissingMeasurement, match="scoring"):
-        scoring_cost(job, throughput(), lambda family: PairWork(1, copies(1)))
+        scoring_cost(job, throughput(), lambda family, variants: PairWork(1, copies(1)))
 
 
 # --- fine-tuning -------------------------------------------------------------------------------
@@ -196,6 +213,7 @@ def test_the_throughput_file_round_trips(tmp_path):
         (lambda d: d["training"][0].update(tokens_per_s=-1), r"training\[0\]\.tokens_per_s must be positive"),
         (lambda d: d["training"][0]["students"].update(p={"layers": 2}), r"training\[0\]\.students\.p"),
         (lambda d: d["scoring"][0].pop("family"), r"key 'scoring\[0\]\.family' missing"),
+        (lambda d: d["scoring"][0].update(variants=["mean"]), r"scoring\[0\]\.variants must be distinct names"),
     ],
 )
 def test_a_bad_throughput_file_names_the_file_and_key(tmp_path, change, message):

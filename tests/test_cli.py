@@ -64,7 +64,6 @@ def test_config_options_take_default_choices_and_help_from_the_schema():
         ("train-tokenizer", "--vocab-size"): "tokenizer.vocab_size",
         ("train-tokenizer", "--min-frequency"): "tokenizer.min_frequency",
         ("tokenize", "--batch-lines"): "shards.encode_batch_lines",
-        ("evaluate-pairs", "--variant"): "evaluation.variant",
         ("evaluate-pairs", "--max-per-task"): "evaluation.max_per_task",
     }  # fmt: skip
     # parsed without options: the values a workflow run gets

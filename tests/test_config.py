@@ -76,6 +76,7 @@ def test_dry_run_plans_the_whole_dag(tmp_path, configfile, planning_mirror):
         ({"report": {"table1_tracks": []}}, "table1_tracks"),
         ({"finetune": {"tasks": ["mnli-mm"]}}, "mnli"),
         ({"finetune": {"lr": 0}}, "lr"),
+        ({"evaluation": {"variant": "pll"}}, "evaluation.variant: unknown key"),  # removed: both scorings always run
     ],
 )
 def test_bad_config_fails_at_start_up_naming_the_key(tmp_path, config, named):

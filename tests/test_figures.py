@@ -68,10 +68,13 @@ def write_summary(root: Path, run: str, method: str, students: dict[str, dict], 
 def write_eval(root: Path, run: str, model: str, accuracy: float, family: str = "blimp-filtered") -> Path:
     path = root / "results" / CORPUS / "eval" / run / model / f"{family}.json"
     path.parent.mkdir(parents=True, exist_ok=True)
-    result = {"version": 1, "family": family, "variant": "pll-word-l2r", "data_dir": family, "max_per_task": None,
-              "macro_accuracy": accuracy, "accuracy": accuracy, "n_pairs": 10, "ties": 0,
-              "tasks": {"task_a": {"accuracy": accuracy, "correct": 1, "n": 2, "ties": 0}},
-              "groups": {"group_a": {"accuracy": accuracy, "correct": 1, "n": 2, "ties": 0}}}  # fmt: skip
+    numbers = {"macro_accuracy": accuracy, "accuracy": accuracy, "n_pairs": 10, "ties": 0,
+               "tasks": {"task_a": {"accuracy": accuracy, "correct": 1, "n": 2, "ties": 0}},
+               "groups": {"group_a": {"accuracy": accuracy, "correct": 1, "n": 2, "ties": 0}}}  # fmt: skip
+    # official: another number, which no figure may show (they draw pll-word-l2r and say so)
+    official = {**numbers, "macro_accuracy": 1 - accuracy, "accuracy": 1 - accuracy}
+    result = {"version": 2, "family": family, "data_dir": family, "max_per_task": None,
+              "variants": {"official": official, "pll-word-l2r": numbers}}  # fmt: skip
     path.write_text(json.dumps(result), encoding="utf-8")
     return path
 
@@ -251,7 +254,22 @@ def test_figure2a_mean_and_best_peer_over_seeds(tmp_path):
     np.testing.assert_allclose(data_lines["best peer (n = 2 seeds, ± std)"].get_ydata(), [68.0, 80.0])
     np.testing.assert_allclose(data_lines["best peer (n = 2 seeds, ± std)"].get_xdata(), [2, 3])
     assert line(ax, "RoBERTa-base teacher (n = 1 seed)").get_ydata()[0] == pytest.approx(75.0)
-    assert ax.get_ylabel() == "BLiMP accuracy (%)" and ax.get_xlabel() == "number of peers p"
+    assert ax.get_ylabel() == "BLiMP accuracy (%, pll-word-l2r)" and ax.get_xlabel() == "number of peers p"
+
+
+def test_a_glue_axis_says_over_how_many_tasks(tmp_path):
+    evals = []
+    for p, seed in ((2, 0), (3, 0)):
+        for i in range(1, p + 1):
+            path = tmp_path / "results" / CORPUS / "eval" / dwml(p, seed) / f"peer-{i}" / "glue.json"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tasks = {"cola": {"status": "ok", "metric": "mcc", "value": 0.2}, "rte": {"status": "ok",
+                     "metric": "accuracy", "value": 0.6}, "wsc": {"status": "missing"}}  # fmt: skip
+            path.write_text(json.dumps({"format_version": 1, "data_dir": "glue-filtered", "config": {}, "tasks": tasks,
+                                        "macro_average": 0.4, "tasks_included": ["cola", "rte"]}))  # fmt: skip
+            evals.append(path)
+    fig = figure2a(evals, *outputs(tmp_path, "figure2a"), benchmark="glue", dpi=DPI)
+    assert fig.axes[0].get_ylabel() == "(Super)GLUE macro score (×100) over 2/11 tasks"
 
 
 def test_figure2a_a_run_with_a_missing_peer_has_no_value_and_is_noted(tmp_path):
@@ -374,7 +392,7 @@ def test_figure_size_points_are_parameters_and_mean_accuracy_over_seeds(tmp_path
     assert_written(pdf, png)
     (ax,) = fig.axes
     assert ax.get_xscale() == "log" and ax.get_xlabel() == "parameters (log scale)"
-    assert ax.get_ylabel() == "BLiMP accuracy (%)" and ax.get_title().startswith("Accuracy vs model size")
+    assert ax.get_ylabel() == "BLiMP accuracy (%, pll-word-l2r)" and ax.get_title().startswith("Accuracy vs model size")
     series = {c.get_label(): c for c in ax.containers}
     sd = np.std([80, 84], ddof=1)  # = 2·√2, the spread of every two-seed point but the constant one
     expected = {  # label: (x, mean, std), by hand from SIZE_PARAMS and SIZE_ACC

@@ -1,5 +1,6 @@
 """Minimal-pair evaluation: loaders on the mirror files, batched PLL against a direct reference,
-strict-inequality aggregation (ties are wrong), and the result JSON."""
+the official variant's text handling, mean and ties against hand-written references, aggregation
+(ties wrong for the strict variants, correct for official), and the result JSON."""
 
 from __future__ import annotations
 
@@ -24,11 +25,14 @@ from babyteach.evaluate.families import EWOK_DOMAINS
 from babyteach.evaluate.pairs import (
     RESULTS_VERSION,
     aggregate,
+    copy_lengths,
     evaluate_pairs,
     load_model_and_tokenizer,
     load_pairs,
     plan_batches,
+    precision,
     score_sentences,
+    score_variants,
 )
 from babyteach.models import Architecture, build_model
 
@@ -92,17 +96,106 @@ def reference_pll(model, tokenizer, sentence: str, prefix: str, variant: str) ->
     return total
 
 
+def masked_logp(model, ids: list[int], position: int, mask_id: int) -> float:
+    """``log p(ids[position])`` with that one token masked: one full ``model(...)`` forward."""
+    masked = list(ids)
+    masked[position] = mask_id
+    with torch.no_grad():
+        logits = model(input_ids=torch.tensor([masked])).logits[0, position]
+    return torch.log_softmax(logits.double(), dim=-1)[ids[position]].item()
+
+
+def reference_official(model, tokenizer, sentence: str, prefix: str) -> float:
+    """The BabyLM 2024 pipeline's score, written out as minicons 0.3.39 computes it, unbatched.
+
+    hf-mlm: context = prefix, or ``eos_token`` when empty; continuation = " " + sentence (lm-eval's
+    target delimiter). minicons ``conditional_score``: text = context + " " + continuation; scored
+    from the count of the context's own tokens that are not ``</s>``/``<pad>``, every token not
+    ``<s>``/``</s>``/``<pad>``; one token masked at a time; the mean.
+    """
+    context = prefix or tokenizer.eos_token
+    ids = tokenizer(context + " " + " " + sentence)["input_ids"]
+    start = sum(t not in (tokenizer.sep_token_id, tokenizer.pad_token_id) for t in tokenizer(context)["input_ids"])
+    never = (tokenizer.cls_token_id, tokenizer.sep_token_id, tokenizer.pad_token_id)
+    logps = [masked_logp(model, ids, i, tokenizer.mask_token_id) for i in range(start, len(ids)) if ids[i] not in never]
+    return sum(logps) / len(logps)
+
+
 @pytest.mark.parametrize("batch_tokens", [40, 65536])
-@pytest.mark.parametrize("variant", ["pll", "pll-word-l2r"])
+@pytest.mark.parametrize("variant", ["pll", "pll-word-l2r", "official"])
 def test_batched_pll_equals_unbatched_reference(model_and_tokenizer, variant, batch_tokens):
     model, tokenizer = model_and_tokenizer
     # 40 tokens: a sentence's copies are split over batches, and the longest inputs (> 40 tokens)
     # run one copy per batch; 65536: every copy of a length in one batch.
     assert max(len(tokenizer(f"{p} {s}" if p else s)["input_ids"]) for s, p in zip(SENTENCES, PREFIXES)) > 40
     got = score_sentences(model, tokenizer, SENTENCES, PREFIXES, variant=variant, batch_tokens=batch_tokens)
-    expected = [reference_pll(model, tokenizer, s, p, variant) for s, p in zip(SENTENCES, PREFIXES)]
+    if variant == "official":
+        expected = [reference_official(model, tokenizer, s, p) for s, p in zip(SENTENCES, PREFIXES)]
+    else:
+        expected = [reference_pll(model, tokenizer, s, p, variant) for s, p in zip(SENTENCES, PREFIXES)]
     assert got == pytest.approx(expected, abs=1e-5)
     assert all(score < 0 for score in got)
+
+
+def test_official_reads_eos_and_two_spaces_and_takes_the_mean(model_and_tokenizer):
+    """The official text handling pinned by hand: which tokens the model reads, which it scores."""
+    model, tokenizer = model_and_tokenizer
+    ids = tokenizer.convert_tokens_to_ids
+    # BLiMP: no context, so eos_token; "</s>" + " " (minicons' separator) + " the cat..." (lm-eval's
+    # target delimiter): a lone "Ġ" is scored, then the sentence's tokens with their leading "Ġ".
+    blimp = ids(["<s>", "</s>", "Ġ", "Ġthe", "Ġcat", "Ġsaw", "Ġa", "Ġdog", ".", "</s>"])
+    expected = np.mean([masked_logp(model, blimp, i, tokenizer.mask_token_id) for i in range(2, 9)])
+    assert score_sentences(model, tokenizer, ["the cat saw a dog."], variant="official") == pytest.approx(
+        [expected], abs=1e-5)
+    # EWoK: "the cat saw" + " " + " a dog": the context's tokens are read, not scored.
+    ewok = ids(["<s>", "the", "Ġcat", "Ġsaw", "Ġ", "Ġa", "Ġdog", "</s>"])
+    expected = np.mean([masked_logp(model, ewok, i, tokenizer.mask_token_id) for i in range(4, 7)])
+    assert score_sentences(model, tokenizer, ["a dog"], ["the cat saw"], variant="official") == pytest.approx(
+        [expected], abs=1e-5)
+    # the same sentence scored strictly: its own tokens only, summed
+    plain = ids(["<s>", "the", "Ġcat", "Ġsaw", "Ġa", "Ġdog", ".", "</s>"])
+    expected = sum(masked_logp(model, plain, i, tokenizer.mask_token_id) for i in range(1, 7))
+    assert score_sentences(model, tokenizer, ["the cat saw a dog."], variant="pll") == pytest.approx(
+        [expected], abs=1e-5)
+
+
+def test_copy_lengths_are_what_each_variant_runs(model_and_tokenizer):
+    """The budget's count: "the cat saw a dog." is <s> + 6 tokens + </s> for the strict variants
+    (6 copies of 8 tokens) and <s> </s> Ġ + 6 tokens + </s> for official (7 copies of 10)."""
+    _, tokenizer = model_and_tokenizer
+    sentence = ["the cat saw a dog."]
+    assert copy_lengths(tokenizer, sentence, [""], ["pll-word-l2r"]).tolist() == [8] * 6
+    assert copy_lengths(tokenizer, sentence, [""], ["official"]).tolist() == [10] * 7
+    assert copy_lengths(tokenizer, sentence, [""]).tolist() == [10] * 7 + [8] * 6  # both, as every evaluation
+
+
+def test_all_variants_from_one_pass_equal_each_variant_alone(model_and_tokenizer):
+    model, tokenizer = model_and_tokenizer
+    together = score_variants(model, tokenizer, SENTENCES, PREFIXES, ("official", "pll-word-l2r", "pll"),
+                              batch_tokens=40)  # fmt: skip
+    for variant, scores in together.items():
+        alone = score_sentences(model, tokenizer, SENTENCES, PREFIXES, variant=variant, batch_tokens=40)
+        assert scores == pytest.approx(alone, abs=1e-6), variant
+    assert len({tuple(v) for v in together.values()}) == 3  # three different numbers per sentence
+    with pytest.raises(InputError, match="unknown scoring variant 'mean'"):
+        score_variants(model, tokenizer, SENTENCES, variants=("official", "mean"))
+    with pytest.raises(InputError, match="distinct"):
+        score_variants(model, tokenizer, SENTENCES, variants=("official", "official"))
+
+
+def test_scoring_precision_is_full_fp32_whatever_the_caller_set():
+    device = torch.device("cpu")
+    torch.set_float32_matmul_precision("high")  # what training sets on CUDA (TF32)
+    try:
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            with precision(device):
+                assert torch.get_float32_matmul_precision() == "highest"
+                assert not torch.is_autocast_enabled("cpu")
+                assert (torch.ones(2, 2) @ torch.ones(2, 2)).dtype == torch.float32
+            assert torch.is_autocast_enabled("cpu")
+        assert torch.get_float32_matmul_precision() == "high"  # restored
+    finally:
+        torch.set_float32_matmul_precision("highest")
 
 
 def test_plan_batches_buckets_by_length_within_the_token_budget():
@@ -207,7 +300,8 @@ def write_blimp_like(folder: Path, rows_by_uid: dict[str, list[str]]) -> Path:
     return folder
 
 
-def test_constant_model_scores_zero_with_every_pair_tied(model_dir: Path, tmp_path: Path):
+def test_constant_model_ties_every_pair_wrong_when_strict_and_correct_when_official(model_dir: Path,
+                                                                                   tmp_path: Path):
     constant = tmp_path / "constant"
     shutil.copytree(model_dir, constant)
     model, tokenizer = load_model_and_tokenizer(constant, device="cpu")
@@ -218,11 +312,18 @@ def test_constant_model_scores_zero_with_every_pair_tied(model_dir: Path, tmp_pa
     data = write_blimp_like(tmp_path / "blimp-fast", {})
     result = evaluate_pairs(constant, "blimp-fast", data, tmp_path / "out.json", per_item=True)
     n = len(BLIMP_UIDS)
-    assert result["n_pairs"] == n
-    assert result["ties"] == n
-    assert result["accuracy"] == 0.0 and result["macro_accuracy"] == 0.0
-    assert all(t["ties"] == 1 and t["accuracy"] == 0.0 for t in result["tasks"].values())
-    assert all(item["good"] == item["bad"] for item in result["items"])
+    strict, official = result["variants"]["pll-word-l2r"], result["variants"]["official"]
+    for numbers in (strict, official):
+        assert numbers["n_pairs"] == n and numbers["ties"] == n
+    assert strict["accuracy"] == 0.0 and strict["macro_accuracy"] == 0.0 and strict["ties_count_as"] == "wrong"
+    assert all(t["ties"] == 1 and t["accuracy"] == 0.0 for t in strict["tasks"].values())
+    assert official["accuracy"] == 1.0 and official["macro_accuracy"] == 1.0 and official["ties_count_as"] == "correct"
+    assert all(t["ties"] == 1 and t["accuracy"] == 1.0 for t in official["tasks"].values())
+    log_v = -np.log(len(tokenizer))  # every token's log-probability under uniform logits
+    for item in result["items"]:
+        assert item["good"] == item["bad"]
+        assert item["good"]["official"] == pytest.approx(log_v, abs=1e-5)  # the mean: one token's value
+        assert item["good"]["pll-word-l2r"] == pytest.approx(6 * log_v, abs=1e-4)  # the sum over 6 tokens
     assert json.loads((tmp_path / "out.json").read_text()) == result
 
 
@@ -245,6 +346,11 @@ def test_aggregate_per_task_group_and_macro():
     assert (result["n_pairs"], result["correct"], result["ties"]) == (4, 2, 1)
     assert result["accuracy"] == 0.5
     assert result["macro_accuracy"] == pytest.approx((1 / 3 + 1) / 2)
+    # official: lm-eval's np.argmax([good, bad]) == 0, the tie is correct
+    official = aggregate(records, "official")
+    assert official["tasks"]["a"] == {"n": 3, "correct": 2, "ties": 1, "accuracy": pytest.approx(2 / 3)}
+    assert (official["n_pairs"], official["correct"], official["ties"]) == (4, 3, 1)
+    assert official["macro_accuracy"] == pytest.approx((2 / 3 + 1) / 2)
 
 
 def test_blimp_fast_loader_on_mirror_files(data_mirror: Path, tmp_path: Path):
@@ -286,7 +392,8 @@ def test_ewok_read_in_memory_from_the_encrypted_zip(data_mirror: Path, tmp_path:
     assert [p.task for p in pairs[::100]] == list(EWOK_DOMAINS)
     assert all(p.prefix and p.group == p.task for p in pairs)
     result = evaluate_pairs(model_dir, "ewok-fast", tmp_path / "ewok", tmp_path / "out" / "e.json", max_per_task=1)
-    assert result["n_pairs"] == len(EWOK_DOMAINS) and set(result["groups"]) == set(EWOK_DOMAINS)
+    for numbers in result["variants"].values():
+        assert numbers["n_pairs"] == len(EWOK_DOMAINS) and set(numbers["groups"]) == set(EWOK_DOMAINS)
     after = sorted(p for p in tmp_path.rglob("*") if "out" not in p.relative_to(tmp_path).parts)
     assert after == before  # nothing extracted
     assert "Ali" not in (tmp_path / "out" / "e.json").read_text()  # no text in the results
@@ -340,19 +447,24 @@ def test_result_json_fields(model_dir: Path, tmp_path: Path, caplog):
     data = write_blimp_like(tmp_path / "data", {"passive_1": [same]})
     with caplog.at_level(logging.WARNING, logger="babyteach.evaluate.pairs"):
         # 512: the key's old default, when it counted masked copies; now tokens, with a warning
-        result = evaluate_pairs(model_dir, "blimp-fast", data, tmp_path / "r.json", variant="pll", max_per_task=1,
+        result = evaluate_pairs(model_dir, "blimp-fast", data, tmp_path / "r.json", max_per_task=1,
                                 batch_tokens=512)  # fmt: skip
     assert "counts tokens, not masked copies" in caplog.text
     assert result["identical_pairs"] == 1
-    assert result["tasks"]["passive_1"] == {"n": 1, "correct": 0, "ties": 1, "accuracy": 0.0}
-    assert result["version"] == RESULTS_VERSION
-    assert (result["family"], result["data_dir"], result["model_dir"], result["variant"]) == (
-        "blimp-fast", "data", "model", "pll"
-    )
-    assert set(result["tasks"]) == set(BLIMP_UIDS) and set(result["groups"]) == {"term_0", "term_1", "term_2"}
-    assert "items" not in result
+    assert result["version"] == RESULTS_VERSION == 2
+    assert (result["family"], result["data_dir"], result["model_dir"]) == ("blimp-fast", "data", "model")
+    assert list(result["variants"]) == ["official", "pll-word-l2r"]  # both, whatever the config
+    strict, official = result["variants"]["pll-word-l2r"], result["variants"]["official"]
+    assert strict["tasks"]["passive_1"] == {"n": 1, "correct": 0, "ties": 1, "accuracy": 0.0}
+    assert official["tasks"]["passive_1"] == {"n": 1, "correct": 1, "ties": 1, "accuracy": 1.0}
+    assert (strict["reduction"], official["reduction"]) == ("sum", "mean")
+    for numbers in (strict, official):
+        assert set(numbers["tasks"]) == set(BLIMP_UIDS) and set(numbers["groups"]) == {"term_0", "term_1", "term_2"}
+    assert "items" not in result and "macro_accuracy" not in result  # numbers only per variant
+    plain = evaluate_pairs(model_dir, "blimp-fast", data, tmp_path / "p.json", variants=["pll"], max_per_task=1)
+    assert list(plain["variants"]) == ["pll"]
     with pytest.raises(InputError, match="unknown scoring variant"):
-        evaluate_pairs(model_dir, "blimp-fast", data, tmp_path / "x.json", variant="mean")
+        evaluate_pairs(model_dir, "blimp-fast", data, tmp_path / "x.json", variants=["mean"])
     with pytest.raises(InputError, match="unknown benchmark family"):
         load_pairs("glue", data)
 
@@ -372,9 +484,13 @@ def test_cli_fetches_and_scores_supplement(model_dir: Path, tmp_path: Path, data
     args = ["evaluate-pairs", str(model_dir), "supplement-fast", str(tmp_path / "supp"), str(out), "--max-per-task", "3"]
     assert main(args) == 0
     result = json.loads(out.read_text())
-    assert result["n_pairs"] == 15 and set(result["tasks"]) == {
-        "hypernym", "qa_congruence_easy", "qa_congruence_tricky", "subject_aux_inversion", "turn_taking",
-    }
+    for numbers in result["variants"].values():
+        assert numbers["n_pairs"] == 15 and set(numbers["tasks"]) == {
+            "hypernym", "qa_congruence_easy", "qa_congruence_tricky", "subject_aux_inversion", "turn_taking",
+        }
+    assert list(result["variants"]) == ["official", "pll-word-l2r"]
+    assert main([*args, "--variants", "pll"]) == 0
+    assert list(json.loads(out.read_text())["variants"]) == ["pll"]
     assert main([*args[:3], str(tmp_path / "missing"), str(tmp_path / "x.json")]) == 2
     assert not (tmp_path / "x.json").exists()
 

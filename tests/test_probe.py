@@ -112,9 +112,10 @@ def make_run(root, name, config, dev_losses, accuracy, family="blimp-fast"):
     result.parent.mkdir(parents=True)
     tasks = {"a": {"n": 4, "correct": 4, "ties": 0, "accuracy": 1.0},
              "b": {"n": 4, "correct": 4 * accuracy, "ties": 0, "accuracy": accuracy}}
-    result.write_text(json.dumps({"version": RESULTS_VERSION, "family": family, "variant": "pll-word-l2r",
-                                  "data_dir": family, "macro_accuracy": (1.0 + accuracy) / 2, "tasks": tasks,
-                                  "groups": {"g": {"n": 8, "accuracy": 0.5}}}))  # fmt: skip
+    strict = {"macro_accuracy": (1.0 + accuracy) / 2, "tasks": tasks, "groups": {"g": {"n": 8, "accuracy": 0.5}}}
+    official = {**strict, "macro_accuracy": 0.99}  # another scoring of the same pairs: not the one shown
+    result.write_text(json.dumps({"version": RESULTS_VERSION, "family": family, "data_dir": family,
+                                  "variants": {"official": official, "pll-word-l2r": strict}}))  # fmt: skip
     return run, result
 
 
@@ -134,7 +135,7 @@ def test_summary_has_a_row_per_setting_with_its_last_dev_loss_and_the_unigram_ma
     table = probe_summary(SETTINGS, runs, results, BASELINE, "2024-10M")
     assert list(table.columns) == [
         "setting", "lr", "warmup_fraction", "steps", "tokens", "final_dev_loss", "unigram_entropy",
-        "unigram_dev_cross_entropy", "margin_under_unigram", "dataset", "accuracy_pct", "corpus"]  # fmt: skip
+        "unigram_dev_cross_entropy", "margin_under_unigram", "dataset", "scoring", "accuracy_pct", "corpus"]  # fmt: skip
     assert table["setting"].tolist() == list(SETTINGS)
     assert table["lr"].tolist() == [0.0001, 0.0005]
     # the first setting keeps the training section's warmup: the value the run used, not a blank
@@ -144,6 +145,7 @@ def test_summary_has_a_row_per_setting_with_its_last_dev_loss_and_the_unigram_ma
     assert table["unigram_entropy"].tolist() == [6.3, 6.3] and table["unigram_dev_cross_entropy"].tolist() == [6.4, 6.4]
     assert table["margin_under_unigram"].tolist() == pytest.approx([0.3, -0.2], abs=1e-12)
     assert table["accuracy_pct"].tolist() == pytest.approx([62.5, 75.0], abs=1e-12)
+    assert table["scoring"].tolist() == ["pll-word-l2r"] * 2
     assert table["dataset"].tolist() == ["blimp-fast"] * 2 and table["corpus"].tolist() == ["2024-10M"] * 2
 
 
@@ -224,7 +226,7 @@ def test_probe_writes_a_summary_row_per_setting_from_its_runs(micro_probe):
     table = pd.read_csv(workdir / "results/probe/summary.csv")  # pandas reads floats round-trip
     assert list(table.columns) == [
         "setting", "lr", "warmup_fraction", "steps", "tokens", "final_dev_loss", "unigram_entropy",
-        "unigram_dev_cross_entropy", "margin_under_unigram", "dataset", "accuracy_pct", "corpus"]  # fmt: skip
+        "unigram_dev_cross_entropy", "margin_under_unigram", "dataset", "scoring", "accuracy_pct", "corpus"]  # fmt: skip
     assert table["setting"].tolist() == ["lr-0.002", "lr-0.0005_warmup_fraction-0.1"]
     warmup = {**TRAINING, **MICRO.get("training", {})}["warmup_fraction"]  # the first setting keeps the section's
     assert table["lr"].tolist() == [0.002, 0.0005] and table["warmup_fraction"].tolist() == [warmup, 0.1]
@@ -242,7 +244,8 @@ def test_probe_writes_a_summary_row_per_setting_from_its_runs(micro_probe):
         assert row.margin_under_unigram == pytest.approx(baseline.dev_cross_entropy - row.final_dev_loss, abs=1e-12)
         result_file = workdir / f"results/probe/2024-10M/eval/{row.setting}/teacher/blimp-fast.json"
         result = json.loads(result_file.read_text())
-        assert row.accuracy_pct == pytest.approx(100 * result["macro_accuracy"], abs=1e-12)
+        assert row.accuracy_pct == pytest.approx(100 * result["variants"]["pll-word-l2r"]["macro_accuracy"], abs=1e-12)
+        assert row.scoring == "pll-word-l2r" and set(result["variants"]) == {"official", "pll-word-l2r"}
         assert row.dataset == "blimp-fast" and row.corpus == "2024-10M"
         summary = json.loads((run / "train_summary.json").read_text())
         assert summary["config"]["lr"] == row.lr and summary["students"]["teacher"]["architecture"]["hidden"] == 32

@@ -41,17 +41,28 @@ FAMILIES = {"blimp": "blimp-filtered", "supplement": "blimp-supplement", "ewok":
 # --- fixture writers (the real formats, minimal) ------------------------------------------------
 
 
-def write_zero_shot(path: Path, family: str, accuracy: float, *, variant: str = "pll-word-l2r",
+#: The fixture's official accuracy is its strict one plus this (ties correct, another scoring).
+OFFICIAL_OFFSET = 0.05
+
+
+def write_zero_shot(path: Path, family: str, accuracy: float, *, variants=("official", "pll-word-l2r"),
                     groups: dict[str, float] | None = None, data_dir: str | None = None) -> Path:  # fmt: skip
-    """A result of babyteach.evaluate.pairs.evaluate_pairs whose macro accuracy is ``accuracy``."""
+    """A result of babyteach.evaluate.pairs.evaluate_pairs whose pll-word-l2r macro accuracy is ``accuracy``
+    and official one ``accuracy + OFFICIAL_OFFSET`` (every task and group shifted alike)."""
     groups = groups or {"g1": accuracy}
-    tasks = {f"task_{g}": {"accuracy": a, "correct": round(a * 100), "n": 100, "ties": 0} for g, a in groups.items()}
+
+    def numbers(shift: float) -> dict:
+        tasks = {f"task_{g}": {"accuracy": a + shift, "correct": round((a + shift) * 100), "n": 100, "ties": 0}
+                 for g, a in groups.items()}  # fmt: skip
+        return {"n_pairs": 100 * len(tasks), "correct": 0, "ties": 0, "accuracy": accuracy + shift,
+                "macro_accuracy": accuracy + shift, "tasks": tasks,
+                "groups": {g: {"accuracy": a + shift, "correct": round((a + shift) * 100), "n": 100, "ties": 0}
+                           for g, a in groups.items()}}  # fmt: skip
+
     data = {
-        "version": 1, "family": family, "data_dir": data_dir or family, "model_dir": path.parent.name,
-        "variant": variant, "max_per_task": None, "n_pairs": 100 * len(tasks), "correct": 0, "ties": 0,
-        "accuracy": accuracy, "macro_accuracy": accuracy, "tasks": tasks,
-        "groups": {g: {"accuracy": a, "correct": round(a * 100), "n": 100, "ties": 0} for g, a in groups.items()},
-        "identical_pairs": 0, "pairs_per_second": 1.0,
+        "version": 2, "family": family, "data_dir": data_dir or family, "model_dir": path.parent.name,
+        "max_per_task": None, "identical_pairs": 0, "pairs_per_second": 1.0,
+        "variants": {v: numbers(OFFICIAL_OFFSET if v == "official" else 0.0) for v in variants},
     }  # fmt: skip
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(data))
@@ -342,14 +353,29 @@ def test_table2_names_a_run_nobody_listed(tmp_path):
     assert str(run_of("sd", 2).eval_path("peer-1", "blimp-filtered", root)) in missing
 
 
-def test_table2_refuses_mixed_variants_naming_both_files(tmp_path, table2_inputs):
+def test_table2_refuses_a_result_without_its_variant_naming_the_file(tmp_path, table2_inputs):
     root, paths, search = table2_inputs
     odd = run_of("sd", 1).eval_path("peer-1", "blimp-filtered", root)
-    write_zero_shot(odd, "blimp-filtered", 0.6, variant="pll")
-    with pytest.raises(InputError, match="scoring variant") as err:
+    write_zero_shot(odd, "blimp-filtered", 0.6, variants=("pll",))
+    with pytest.raises(InputError, match="scored without the 'pll-word-l2r' variant") as err:
         write_table("table2", {"eval": paths, "search": search}, tmp_path / "t.tex", tmp_path / "t.csv")
-    assert str(odd) in str(err.value) and str(paths[0]) in str(err.value)
+    assert str(odd) in str(err.value) and "rerun" in str(err.value)
     assert not (tmp_path / "t.tex").exists()
+    with pytest.raises(InputError, match="unknown scoring variant 'mean'"):
+        write_table("table2", {"eval": paths, "search": search}, tmp_path / "t.tex", tmp_path / "t.csv",
+                    {"variant": "mean"})  # fmt: skip
+
+
+def test_table2_shows_and_names_the_variant_asked_for(tmp_path, table2_inputs):
+    _, paths, search = table2_inputs
+    blimp = "BLiMP (blimp-filtered)"
+    for variant, shift in (("pll-word-l2r", 0.0), ("official", OFFICIAL_OFFSET)):
+        options = {} if variant == "pll-word-l2r" else {"variant": variant}
+        write_table("table2", {"eval": paths, "search": search}, tmp_path / "t.tex", tmp_path / "t.csv", options)
+        rows = read_csv(tmp_path / "t.csv").set_index(["Benchmark", "Method"])
+        assert rows.loc[(blimp, "DWML"), "peer_1"] == pytest.approx(pct([0.68 + shift, 0.69 + shift, 0.70 + shift])[0])
+        caption = re.search(r"\\caption\{(.*?)\}\n", (tmp_path / "t.tex").read_text()).group(1)
+        assert f"scoring {variant} (" in caption
 
 
 def test_table2_refuses_mixed_data_versions_naming_both_files(tmp_path, table2_inputs):
@@ -402,10 +428,26 @@ def test_table1_tracks_published_rows_and_macro(tmp_path):
     tex, csv = (tmp_path / "t1.tex").read_text(), read_csv(tmp_path / "t1.csv")
     assert_valid_latex(tex)
     rows = csv.set_index(["Track", "Model"])
-    # baseline: blimp .70/.71, supplement .60/.61, ewok .50/.51, glue .40/.41 -> macro per seed .55, .56
-    assert rows.loc[("10M", "RoBERTa-base"), "glue"] == pytest.approx(40.5)
-    assert rows.loc[("10M", "RoBERTa-base"), "macro"] == pytest.approx(55.5)
-    assert rows.loc[("10M", "RoBERTa-base"), "macro_std"] == pytest.approx(pct([0.55, 0.56])[1])
+    # baseline, official (strict + 0.05): blimp .75/.76, supplement .65/.66, ewok .55/.56, glue .40/.41
+    # -> macro per seed (.75 + .65 + .55 + .40) / 4 = .5875, then .5975
+    base = rows.loc[("10M", "RoBERTa-base")]
+    assert base["blimp"] == pytest.approx(75.5) and base["ewok"] == pytest.approx(55.5)
+    assert base["glue"] == pytest.approx(40.5)
+    assert base["macro"] == pytest.approx(59.25)
+    assert base["macro_std"] == pytest.approx(pct([0.5875, 0.5975])[1])
+    # the strict scores of the same files in their own columns
+    assert base["blimp_strict"] == pytest.approx(70.5) and base["ewok_strict"] == pytest.approx(50.5)
+    assert base["supplement_strict"] == pytest.approx(60.5)
+    assert pd.isna(rows.loc[("10M", "BabyLlama†"), "blimp_strict"])  # nothing published to compare with
+    caption = re.search(r"\\caption\{(.*?)\}\n", tex).group(1)
+    assert "official" in caption and "pll-word-l2r" in caption
+    # the fixture's GLUE results scored 2 of the 11 tasks: named, and the cells marked
+    assert base["glue_tasks"] == "2/11" and rows.loc[("10M", "BabyLlama†"), "glue_tasks"] == "11/11"
+    line = next(x for x in tex.splitlines() if x.startswith("10M & RoBERTa-base"))
+    cells = [c.strip() for c in line.removesuffix(r"\\").split("&")]
+    assert cells[5].endswith(r"$^\ddagger$") and cells[6] == "2/11" and cells[7].endswith(r"$^\ddagger$")
+    assert not cells[2].endswith(r"$^\ddagger$")  # BLiMP is not marked
+    assert "over 2/11 tasks (cola, mrpc), not the 11-task macro" in tex.replace("\n", " ")
     # DWML: the best peer (peer-1) shown and named
     assert ("10M", "DWML (peer-1, 2 peers)") in rows.index and "DWML: peer-1 (highest mean" in tex
     # the 100M track was not run; published rows are kept, marked, and never bold
@@ -424,7 +466,7 @@ def test_table1_shows_every_track_given_and_only_those(tmp_path):
                     FAMILIES["blimp"], 0.80)  # the 100M teacher scores higher on BLiMP
     write_table("table1", {"eval": paths}, tmp_path / "t1.tex", tmp_path / "t1.csv", {"tracks": ["10M", "100M"]})
     rows = read_csv(tmp_path / "t1.csv").set_index(["Track", "Model"])
-    for track, blimp in (("10M", 70.0), ("100M", 80.0)):  # both tracks run: each row from its own corpus's files
+    for track, blimp in (("10M", 75.0), ("100M", 85.0)):  # both tracks run: each row from its own corpus's files
         assert rows.loc[(track, "RoBERTa-base"), "status"] == "ok"
         assert rows.loc[(track, "RoBERTa-base"), "blimp"] == pytest.approx(blimp)
         assert (track, "DWML (peer-1, 2 peers)") in rows.index
@@ -482,6 +524,11 @@ def test_table6_per_phenomenon_means_and_row_bold(tmp_path):
     assert binding.split("&")[1].strip().startswith(r"\textbf")  # RoBERTa-base best on binding
     assert island.split("&")[2].strip().startswith(r"\textbf")  # SD best on island effects
     assert rows.loc["Macro average", "baseline"] == pytest.approx(pct([0.70, 0.71])[0])
+    assert "scoring pll-word-l2r (summed PLL-word-l2r" in tex  # the caption names the variant
+    write_table("table6", {"eval": paths}, tmp_path / "t.tex", tmp_path / "t.csv", {"variant": "official"})
+    rows = read_csv(tmp_path / "t.csv").set_index("Phenomenon")
+    assert rows.loc["binding", "dwml"] == pytest.approx(pct([0.68 + OFFICIAL_OFFSET, 0.69 + OFFICIAL_OFFSET])[0])
+    assert "scoring official (the BabyLM 2024 pipeline" in (tmp_path / "t.tex").read_text()
 
 
 # --- Table 9 --------------------------------------------------------------------------------------

@@ -30,7 +30,9 @@ Throughput file (JSON, ``format_version`` 1)::
   overhead) is inside it as overhead.
 - ``scoring``: zero-shot scoring of one minimal-pair family (``evaluate_pairs``) with a model of
   ``architecture`` and ``vocab_size``: ``pairs`` scored in ``seconds`` (tokenizing included, model
-  loading not).
+  loading not), under the scoring ``variants`` listed (optional; default ``["pll-word-l2r"]``, what
+  a run measured before every evaluation scored ``official`` too: its work is counted with that
+  variant's copies only, so its FLOP rate stays right).
 - ``finetune``: fine-tuning of a model of ``architecture`` on one (Super)GLUE task
   (``finetune_model``): ``examples`` train examples (after ``max_train_examples``), ``epochs``
   epochs run, inputs cut at ``max_length`` tokens, ``seconds`` of that task's run (its validation
@@ -68,6 +70,7 @@ from pathlib import Path
 from typing import Any
 
 from babyteach.errors import InputError
+from babyteach.evaluate.variants import STRICT, VARIANTS
 from babyteach.models import Architecture, flops_per_token
 
 #: Version of the throughput file this module reads and writes.
@@ -119,13 +122,15 @@ class TrainingMeasurement:
 
 @dataclass(frozen=True)
 class ScoringMeasurement:
-    """One measured zero-shot scoring run: ``pairs`` of ``family`` in ``seconds`` with one model."""
+    """One measured zero-shot scoring run: ``pairs`` of ``family`` in ``seconds`` with one model, scored
+    under ``variants`` (all from one pass)."""
 
     architecture: Architecture
     vocab_size: int
     family: str
     pairs: int
     seconds: float
+    variants: tuple[str, ...] = (STRICT,)
 
 
 @dataclass(frozen=True)
@@ -196,6 +201,15 @@ class _Reader:
         return [_Reader(item, self.where, f"{name}[{i}]") for i, item in enumerate(items)]
 
 
+def _variants(entry: _Reader, where: str) -> tuple[str, ...]:
+    """A scoring entry's ``variants``: known, distinct names (default: pll-word-l2r alone, the older runs')."""
+    variants = entry.get("variants", list, "a list of scoring variant names", default=[STRICT])
+    if not variants or len(set(variants)) != len(variants) or not all(v in VARIANTS for v in variants):
+        raise InputError(f"{where}: {entry._name('variants')} must be distinct names from {list(VARIANTS)}, got "
+                         f"{variants!r}; {REMEASURE}")  # fmt: skip
+    return tuple(variants)
+
+
 def _architecture(mapping: Any, key: str) -> Architecture:
     try:
         return Architecture.from_mapping(mapping, key)
@@ -236,6 +250,7 @@ def parse_throughput(data: Any, where: str = "throughput") -> Throughput:
             family=entry.get("family", str, "a family name"),
             pairs=entry.positive("pairs", integer=True),
             seconds=float(entry.positive("seconds")),
+            variants=_variants(entry, where),
         )
         for entry in top.entries("scoring")
     ]
@@ -293,7 +308,7 @@ def throughput_to_dict(throughput: Throughput) -> dict[str, Any]:
         ],
         "scoring": [
             {"architecture": m.architecture.to_dict(), "vocab_size": m.vocab_size, "family": m.family,
-             "pairs": m.pairs, "seconds": m.seconds}
+             "pairs": m.pairs, "seconds": m.seconds, "variants": list(m.variants)}
             for m in throughput.scoring
         ],
         "finetune": [
@@ -488,18 +503,19 @@ def training_cost(job: TrainingJob, throughput: Throughput) -> JobCost:
     return JobCost(job.rule, job.output, seconds, notes)
 
 
-def scoring_cost(job: ScoringJob, throughput: Throughput, family_work: Callable[[str], PairWork]) -> JobCost:
+def scoring_cost(job: ScoringJob, throughput: Throughput,
+                 family_work: Callable[[str, tuple[str, ...]], PairWork]) -> JobCost:  # fmt: skip
     """GPU seconds of a zero-shot job: its forward FLOPs at the FLOP rate of the measured scoring run.
 
-    ``family_work(family)`` is the work of a family's pairs with this job's tokenizer (the measured
-    entry's family is rescaled to the entry's pairs); the entry of the job's own family is preferred,
-    another family's rate is transferred and flagged.
+    ``family_work(family, variants)`` is the work of a family's pairs under those scoring variants with
+    this job's tokenizer (the measured entry's family and variants, rescaled to the entry's pairs); the
+    entry of the job's own family is preferred, another family's rate is transferred and flagged.
     """
     if not throughput.scoring:
         raise MissingMeasurement("no scoring measurement (key 'scoring' empty); measure it with bench/gpu_check.py")
     own = [m for m in throughput.scoring if m.family == job.family]
     measured = max(own or throughput.scoring, key=lambda m: m.pairs)
-    work = family_work(measured.family).scaled_to(measured.pairs)
+    work = family_work(measured.family, measured.variants).scaled_to(measured.pairs)
     rate = work.flops(measured.architecture, measured.vocab_size) / measured.seconds  # FLOP/s
     notes = () if own else (
         f"scoring rate transferred from {measured.family} ({measured.pairs} pairs in {measured.seconds:g} s) to "

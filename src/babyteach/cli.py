@@ -20,6 +20,7 @@ from typing import Any
 
 from babyteach.config_schema import as_number, schema_default, schema_property
 from babyteach.errors import InputError
+from babyteach.evaluate.variants import RESULT_VARIANTS, VARIANTS
 from babyteach.logs import job_logging
 
 
@@ -85,11 +86,14 @@ def _parser() -> argparse.ArgumentParser:
              paths=("clean_dir", "tokenizer_dir", "out_dir"),
              options=(("--batch-lines", "shards", "encode_batch_lines"),))
     pairs = _command(commands, "evaluate-pairs", "zero-shot BLiMP/supplement/EWoK accuracy of a saved model",
-                     options=(("--variant", "evaluation", "variant"), ("--max-per-task", "evaluation", "max_per_task")))
+                     options=(("--max-per-task", "evaluation", "max_per_task"),))
     pairs.add_argument("model_dir", type=Path, help="save_pretrained folder with its tokenizer")
     pairs.add_argument("family", help="benchmark family, e.g. blimp-fast, supplement-fast, ewok-fast")
     pairs.add_argument("data_dir", type=Path, help="the fetched dataset folder (babyteach fetch)")
     pairs.add_argument("out_json", type=Path)
+    pairs.add_argument("--variants", nargs="+", default=list(RESULT_VARIANTS), choices=VARIANTS,
+                       help="scoring variants, all from one pass (default: %(default)s, as every workflow "
+                            "evaluation; not a config key)")  # fmt: skip
     pairs.add_argument("--per-item", action="store_true", help="also write every pair's two scores")
     return parser
 
@@ -124,9 +128,11 @@ def main(argv: list[str] | None = None) -> int:
 
             result = evaluate_pairs(
                 args.model_dir, args.family, args.data_dir, args.out_json,
-                variant=args.variant, max_per_task=args.max_per_task, per_item=args.per_item,
+                variants=args.variants, max_per_task=args.max_per_task, per_item=args.per_item,
             )
-            print(f"{args.family}: macro accuracy {result['macro_accuracy']:.4f} over {result['n_pairs']} pairs")
+            for name, numbers in result["variants"].items():
+                print(f"{args.family} ({name}): macro accuracy {numbers['macro_accuracy']:.4f} over "
+                      f"{numbers['n_pairs']} pairs, {numbers['ties']} ties counted {numbers['ties_count_as']}")  # fmt: skip
     return outcome.status
 
 

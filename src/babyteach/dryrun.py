@@ -50,6 +50,7 @@ from babyteach.budget import (
     training_cost,
 )
 from babyteach.errors import InputError
+from babyteach.evaluate.variants import RESULT_VARIANTS
 
 #: The module every training rule's shell command runs (workflow/rules/train.smk).
 TRAIN_MODULE = "babyteach.train_job"
@@ -245,23 +246,26 @@ def _fast_tokenizer(tokenizer_dir: Path):
 
 
 @functools.lru_cache(maxsize=None)
-def pair_work(tokenizer_dir: Path, family: str, data_dir: Path, max_per_task: int | None) -> PairWork:
-    """The masked copies the scorer runs for ``family`` in ``data_dir`` with this tokenizer.
+def pair_work(tokenizer_dir: Path, family: str, data_dir: Path, max_per_task: int | None,
+              variants: tuple[str, ...] = RESULT_VARIANTS) -> PairWork:  # fmt: skip
+    """The masked copies the scorer runs for ``family`` in ``data_dir`` with this tokenizer under ``variants``
+    (default: both scorings, as every evaluation runs them).
 
-    The scorer's own tokenization (:func:`babyteach.evaluate.pairs._encode`, on the distinct
-    (context, sentence) inputs, as ``score_sentences`` dedups them): one copy per scored token,
-    each as long as its sentence with context and ``<s>``/``</s>``.
+    The scorer's own tokenization (:func:`babyteach.evaluate.pairs.copy_lengths`, on the distinct
+    (context, sentence) inputs, as ``score_variants`` dedups them): one copy per scored token and
+    variant, each as long as its sentence as that variant reads it (context and specials included).
     """
-    from babyteach.evaluate.pairs import _encode, load_pairs
+    from babyteach.data.tokenizer import BOS, EOS, PAD
+    from babyteach.evaluate.pairs import copy_lengths, load_pairs
 
     if not Path(data_dir).is_dir():
         raise NotPrepared(f"{data_dir} not found: fetch dataset {family!r} in the working directory")
     pairs = load_pairs(family, Path(data_dir), max_per_task)
     inputs = list(dict.fromkeys((p.prefix, s) for p in pairs for s in (p.good, p.bad)))
-    shim = SimpleNamespace(backend_tokenizer=_fast_tokenizer(tokenizer_dir))  # _encode reads only the Rust backend
-    copies = _encode(shim, [s for _, s in inputs], [p for p, _ in inputs], [f"{family} {i}" for i in range(len(inputs))],
-                     max_length=10**9)  # fmt: skip
-    lengths = copies.lengths[copies.owner]  # (n_copies,) tokens of each copy
+    backend = _fast_tokenizer(tokenizer_dir)  # copy_lengths reads the Rust backend and the special tokens only
+    shim = SimpleNamespace(backend_tokenizer=backend, eos_token=EOS, cls_token_id=backend.token_to_id(BOS),
+                           sep_token_id=backend.token_to_id(EOS), pad_token_id=backend.token_to_id(PAD))  # fmt: skip
+    lengths = copy_lengths(shim, [s for _, s in inputs], [p for p, _ in inputs], variants)  # (n_copies,)
     return PairWork(len(pairs), Lengths(float(lengths.size), float(lengths.sum()), float((lengths**2).sum())))
 
 
@@ -399,10 +403,10 @@ def plan_costs(planned: Iterable[PlannedJob], workdir: Path, throughput: Through
     return costs, others
 
 
-def _measured_pair_work(tokenizer_dir: Path, raw_dir: Path, family: str) -> PairWork:
-    """The work of a measured scoring family, read from ``raw_dir/<family>`` (the folder of fetched
-    datasets the planned job reads from: ``<results root>/raw``).
+def _measured_pair_work(tokenizer_dir: Path, raw_dir: Path, family: str, variants: tuple[str, ...]) -> PairWork:
+    """The work of a measured scoring family under the variants the measured run scored, read from
+    ``raw_dir/<family>`` (the folder of fetched datasets the planned job reads from: ``<results root>/raw``).
 
     The whole family (a measured run's ``pairs`` rescale it), whatever ``max_per_task`` the plan uses.
     """
-    return pair_work(tokenizer_dir, family, raw_dir / family, None)
+    return pair_work(tokenizer_dir, family, raw_dir / family, None, tuple(variants))

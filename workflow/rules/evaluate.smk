@@ -3,7 +3,8 @@
 
 
 rule evaluate_zero_shot:
-    """Score one saved model on one minimal-pair family by pseudo-log-likelihood."""
+    """Score one saved model on one minimal-pair family by pseudo-log-likelihood, with both
+    scorings (official and pll-word-l2r) from one model load."""
     input:
         run=results("{corpus}/train/{run}"),
         data=results("raw/{family}"),
@@ -20,7 +21,6 @@ rule evaluate_zero_shot:
         mem_mb=8000,
         runtime=120,
     params:
-        variant=config["evaluation"]["variant"],
         max_per_task=config["evaluation"]["max_per_task"],
         batch_size=config["evaluation"]["batch_size"],
         per_item=config["evaluation"]["per_item"],

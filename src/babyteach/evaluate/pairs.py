@@ -3,33 +3,35 @@
 Every benchmark family is described once, as data, in
 :data:`babyteach.evaluate.families.FAMILIES`: where its pairs live in
 a fetched dataset folder, which fields hold the good and bad sentence, the optional context and
-the group. A model prefers the good sentence when its score is **strictly** greater; ties count
-as wrong and are reported (``docs/METHODS.md``, "Evaluation: zero-shot minimal pairs")::
+the group. Every scoring variant is described once in :mod:`babyteach.evaluate.variants`; an
+evaluation scores the pairs with each of :data:`~babyteach.evaluate.variants.RESULT_VARIANTS`
+(``official``, the BabyLM 2024 pipeline's protocol, and ``pll-word-l2r``, this project's strict
+metric) from one model load and one batched pass::
 
     from babyteach.evaluate.pairs import evaluate_pairs
     evaluate_pairs(Path("results/models/baseline"), "blimp-fast", Path("results/raw/blimp-fast"),
                    Path("results/eval/baseline/blimp-fast.json"))
 
-The score of a sentence is its pseudo-log-likelihood (Salazar et al. 2020): each token is
-replaced by ``<mask>`` in turn and ``log p(token | rest)`` (natural log) is summed over the
-tokens. ``pll-word-l2r`` (Kauf & Ivanova 2023, the default) also masks the tokens to the right
-that belong to the same word, so a multi-token word is not scored from its own later pieces.
-Words are the tokenizer's own word ids (one per pre-tokenized word: a ``Ġ``-prefixed run of
-letters, a number, a punctuation run), as in minicons' ``within_word_l2r``. ``<s>``/``</s>``
-are never masked or scored.
+A score is built from pseudo-log-likelihoods (Salazar et al. 2020): a token is replaced by
+``<mask>`` and ``log p(token | rest)`` (natural log) read at its position. ``pll-word-l2r``
+(Kauf & Ivanova 2023) also masks the tokens to the right that belong to the same word, so a
+multi-token word is not scored from its own later pieces. Words are the tokenizer's own word ids
+(one per pre-tokenized word: a ``Ġ``-prefixed run of letters, a number, a punctuation run), as in
+minicons' ``within_word_l2r``. ``<s>``/``</s>`` are never masked or scored.
 
-EWoK: an item compares ``Context1 + " " + Target1`` with ``Context1 + " " + Target2``; the
-context is part of the model input but only the target tokens are masked and scored, i.e. the
-score is ``PLL(target | context)`` (minicons' ``conditional_score``). Target tokens are those
-whose character span ends after the context.
+EWoK: an item compares ``Context1`` + ``Target1`` with ``Context1`` + ``Target2``; the context is
+part of the model input but only the target's tokens are masked and scored, i.e. the score is
+``PLL(target | context)`` (minicons' ``conditional_score``). Strict variants read
+``Context1 + " " + target`` and score the tokens whose character span ends after the context;
+``official`` reads and selects as minicons does (:mod:`babyteach.evaluate.variants`).
 
-Speed: all sentences are tokenized in one call and their masked copies listed as flat arrays;
-the copies are bucketed by length (a batch holds copies of one length only, so no padding and no
-attention mask) and batched by a token budget (:func:`plan_batches`). Token ids and the plan go
-to the device once; each batch is built there by indexing, run through the encoder only
-(``model.roberta``), and the LM head and the log-softmax run on the one masked position per
-copy, ``(n_copies, vocab)``, never on ``(batch, seq, vocab)``. The host reads the results back
-once, at the end.
+Speed: all sentences are tokenized in one call per text form and their masked copies, of every
+variant, listed as flat arrays; the copies are bucketed by length (a batch holds copies of one
+length only, so no padding and no attention mask) and batched by a token budget
+(:func:`plan_batches`). Token ids and the plan go to the device once; each batch is built there by
+indexing, run through the encoder only (``model.roberta``), and the LM head and the log-softmax
+run on the one masked position per copy, ``(n_copies, vocab)``, never on ``(batch, seq, vocab)``.
+The host reads the results back once, at the end. Scoring runs in fp32 (:func:`precision`).
 """
 
 from __future__ import annotations
@@ -40,7 +42,7 @@ import logging
 import time
 import zipfile
 import zlib
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
@@ -51,16 +53,17 @@ from babyteach.data.fetch import open_ewok_zip
 from babyteach.errors import InputError
 from babyteach.evaluate.folders import load_checked_tokenizer, load_pretrained
 from babyteach.evaluate.families import FAMILIES, Family
+from babyteach.evaluate.variants import RESULT_VARIANTS, STRICT, VARIANT_SPECS, VARIANTS, Variant
 from babyteach.io import json_object_line, write_json_atomic
 
 log = logging.getLogger(__name__)
 
-#: Version of the result JSON written by :func:`evaluate_pairs`; bump when its fields change.
-RESULTS_VERSION = 1
+#: Version of the result JSON written by :func:`evaluate_pairs`; bump when its fields change
+#: (2: the numbers of every variant under ``variants``, ``official`` added).
+RESULTS_VERSION = 2
 
-#: Scoring variants: plain PLL (Salazar et al. 2020) and PLL-word-l2r (Kauf & Ivanova 2023).
-VARIANTS: tuple[str, ...] = ("pll", "pll-word-l2r")
-DEFAULT_VARIANT = "pll-word-l2r"
+#: The variant :func:`score_sentences` computes unless told otherwise.
+DEFAULT_VARIANT = STRICT
 
 #: Tokens per encoder forward pass (masked copies × their length): ~5,000 BLiMP copies, enough
 #: to keep a data-centre GPU busy; scoring needs no activations kept, so memory stays small.
@@ -191,7 +194,9 @@ class _Copies:
     """
 
     tokens: np.ndarray  # (n_tokens,) int64: every sentence's ids, <s> ... </s>, back to back
-    words: np.ndarray  # (n_tokens,) int64: word id of a scored token (-1: none), -2 for every other token
+    # (n_tokens,) int64: a scored token's word (pll-word-l2r: the tokenizer's word id, -1 for none;
+    # other variants: -3 - its index, a word of its own); -2 for every unscored token
+    words: np.ndarray
     starts: np.ndarray  # (n_sentences,) int64: where each sentence begins in ``tokens``
     lengths: np.ndarray  # (n_sentences,) int64: tokens of each sentence, <s>/</s> (and context) included
     owner: np.ndarray  # (n_copies,) int64: the sentence of each copy
@@ -283,14 +288,36 @@ def _check_vocab(model, tokenizer, where: str = "model") -> None:
 
 
 def precision(device: torch.device) -> contextlib.AbstractContextManager:
-    """The numeric precision scoring runs in on ``device``: bf16 autocast on CUDA, fp32 elsewhere.
+    """The numeric precision scoring runs in on ``device``: fp32, float32 matmuls at full precision.
 
-    The one place that decides it (the LM head's output is cast to fp32 before the log-softmax
-    either way); a device type or a precision option is added here.
+    The one place that decides it. No autocast (an outer one is switched off): a CPU stand-in for
+    bf16 moved summed PLL by up to 7e-2 against fp32, and no measurement bounds bf16 within the
+    1e-4 the minicons agreement is held to, so scores are computed in fp32 as the BabyLM pipeline
+    computes them. ``torch.set_float32_matmul_precision`` is process-wide and training sets it to
+    ``"high"`` (TF32 on CUDA); it is pinned to ``"highest"`` while scoring and restored after.
     """
-    if device.type == "cuda":
-        return torch.autocast("cuda", dtype=torch.bfloat16)
-    return contextlib.nullcontext()
+    return _full_fp32(device)
+
+
+@contextlib.contextmanager
+def _full_fp32(device: torch.device) -> Iterator[None]:
+    before = torch.get_float32_matmul_precision()
+    torch.set_float32_matmul_precision("highest")
+    try:
+        with torch.autocast(device.type, enabled=False):
+            yield
+    finally:
+        torch.set_float32_matmul_precision(before)
+
+
+def _specs(variants: Iterable[str]) -> list[Variant]:
+    """The :class:`Variant` of each name, in order; InputError for an unknown, repeated or empty list."""
+    variants = list(variants)
+    unknown = [v for v in variants if v not in VARIANT_SPECS]
+    if unknown or not variants or len(set(variants)) != len(variants):
+        raise InputError(f"unknown scoring variant {unknown[0]!r}; valid: {', '.join(VARIANTS)}" if unknown else
+                         f"scoring variants must be distinct and at least one, got {variants}")  # fmt: skip
+    return [VARIANT_SPECS[v] for v in variants]
 
 
 def score_sentences(
@@ -302,23 +329,38 @@ def score_sentences(
     batch_tokens: int = DEFAULT_BATCH_TOKENS,
     names: list[str] | None = None,
 ) -> list[float]:
-    """Summed pseudo-log-likelihood (natural log) of each sentence, given its prefix if any.
+    """The score of each sentence (given its prefix if any) under one ``variant``: :func:`score_variants`."""
+    return score_variants(model, tokenizer, sentences, prefixes, (variant,), batch_tokens, names)[variant]
 
-    With a prefix the model reads ``prefix + " " + sentence`` and only the sentence's tokens are
-    masked and scored. ``variant`` is ``"pll"`` or ``"pll-word-l2r"``. ``batch_tokens`` bounds the
-    tokens per encoder forward pass (masked copies × their length; see :func:`plan_batches`).
-    ``names`` (optional, one per sentence) is how errors name a sentence; a sentence with no
-    token to score raises :class:`InputError`.
+
+def score_variants(
+    model,
+    tokenizer,
+    sentences: list[str],
+    prefixes: list[str] | None = None,
+    variants: Sequence[str] = RESULT_VARIANTS,
+    batch_tokens: int = DEFAULT_BATCH_TOKENS,
+    names: list[str] | None = None,
+) -> dict[str, list[float]]:
+    """Each sentence's score under each of ``variants`` (natural log), from one batched pass.
+
+    ``pll``/``pll-word-l2r``: the summed pseudo-log-likelihood of the sentence; with a prefix the
+    model reads ``prefix + " " + sentence`` and only the sentence's tokens are masked and scored.
+    ``official``: the mean pseudo-log-likelihood minicons' ``conditional_score`` gives the
+    continuation ``" " + sentence`` after the prefix, or after ``</s>`` without one
+    (:mod:`babyteach.evaluate.variants`). The masked copies of all variants share one batch plan:
+    ``batch_tokens`` bounds the tokens per encoder forward pass (copies × their length; see
+    :func:`plan_batches`). ``names`` (optional, one per sentence) is how errors name a sentence; a
+    sentence with no token to score, or longer than the model, raises :class:`InputError`.
     """
-    if variant not in VARIANTS:
-        raise InputError(f"unknown scoring variant {variant!r}; valid: {', '.join(VARIANTS)}")
+    specs = _specs(variants)
     if batch_tokens < 1:
         raise InputError(f"batch_tokens must be a positive integer, got {batch_tokens}")
     if prefixes is not None and len(prefixes) != len(sentences):
         raise ValueError(f"{len(prefixes)} prefixes for {len(sentences)} sentences")
     _check_vocab(model, tokenizer)
     if not sentences:
-        return []
+        return {spec.name: [] for spec in specs}
     # Score each distinct (prefix, sentence) once: repeated sentences get identical scores
     # whatever batch they would have landed in (BLiMP has pairs whose two sentences are equal).
     prefixes = prefixes or [""] * len(sentences)
@@ -331,47 +373,93 @@ def score_sentences(
         slots.append(unique[key])
     # RoBERTa numbers positions from pad_token_id + 1: the longest input is max_positions - pad - 1.
     max_length = model.config.max_position_embeddings - model.config.pad_token_id - 1
-    copies = _encode(tokenizer, [s for _, s in unique], [p for p, _ in unique], unique_names, max_length)
+    parts = [_encode(tokenizer, [s for _, s in unique], [p for p, _ in unique], unique_names, max_length, spec)
+             for spec in specs]  # fmt: skip
+    copies = _concat(parts)
     plan = plan_batches(copies.lengths[copies.owner], batch_tokens)
-    log.info("scoring %d sentences: %d masked copies, %d tokens in %d batches of ≤ %d tokens (%.0f %% full)",
-             len(unique), copies.owner.size, plan.tokens, len(plan.bounds), batch_tokens, 100 * plan.fill)  # fmt: skip
+    log.info("scoring %d sentences (%s): %d masked copies, %d tokens in %d batches of ≤ %d tokens (%.0f %% full)",
+             len(unique), ", ".join(s.name for s in specs), copies.owner.size, plan.tokens, len(plan.bounds),
+             batch_tokens, 100 * plan.fill)  # fmt: skip
     was_training = model.training
     model.eval()
     try:
-        logp = _score_copies(model, copies, plan, variant, tokenizer.mask_token_id)
+        logp = _score_copies(model, copies, plan, tokenizer.mask_token_id)
     finally:
         model.train(was_training)
-    # float64 sums, one sentence's copies in ascending position: a fixed order, whatever the batches.
-    scores = np.add.reduceat(logp.astype(np.float64), copies.first_copy)
-    return scores[slots].tolist()
+    out, offset = {}, 0
+    for spec, part in zip(specs, parts, strict=True):
+        n = part.owner.size
+        # float64 sums, one sentence's copies in ascending position: a fixed order, whatever the batches.
+        scores = np.add.reduceat(logp[offset : offset + n].astype(np.float64), part.first_copy)
+        if spec.reduction == "mean":
+            scores /= np.diff(np.r_[part.first_copy, n])
+        out[spec.name] = scores[slots].tolist()
+        offset += n
+    return out
 
 
-def _encode(tokenizer, sentences: list[str], prefixes: list[str], names: list[str], max_length: int) -> _Copies:
-    """Tokenize ``[prefix + " "] + sentence`` for every sentence and list their masked copies.
+def copy_lengths(tokenizer, sentences: list[str], prefixes: list[str],
+                 variants: Sequence[str] = RESULT_VARIANTS) -> np.ndarray:  # fmt: skip
+    """The tokens of every masked copy :func:`score_variants` runs for these distinct (prefix, sentence)
+    inputs under ``variants`` (one copy per scored token and variant), without a model: what a budget
+    plans for. ``tokenizer`` needs ``backend_tokenizer`` and, for ``official``, ``eos_token`` and the
+    ``<s>``/``</s>``/``<pad>`` ids (``cls_token_id``, ``sep_token_id``, ``pad_token_id``)."""
+    names = [f"input {i}" for i in range(len(sentences))]
+    copies = _concat([_encode(tokenizer, sentences, prefixes, names, 10**9, spec) for spec in _specs(variants)])
+    return copies.lengths[copies.owner]
 
-    One copy per scored token: the non-special tokens (never ``<s>``/``</s>``), and with a
-    prefix only those whose character span ends after the prefix (also right for a lone ``Ġ``
-    token, whose trimmed span is empty). Tokenized in one batch by the tokenizer's Rust backend;
-    everything after is array arithmetic.
+
+def _encode(tokenizer, sentences: list[str], prefixes: list[str], names: list[str], max_length: int,
+            spec: Variant) -> _Copies:  # fmt: skip
+    """Tokenize every sentence as ``spec`` reads it and list its masked copies.
+
+    One copy per scored token. Strict variants read ``[prefix + " "] + sentence`` and score its
+    non-special tokens, with a prefix only those whose character span ends after the prefix (also
+    right for a lone ``Ġ`` token, whose trimmed span is empty). ``official`` reads
+    ``(prefix or eos) + "  " + sentence`` (minicons' separator, then lm-eval's target delimiter)
+    and scores, as minicons' ``prime_text``/``get_masked_tensors`` do, every token from ``start``
+    on whose id is not ``<s>``, ``</s>`` or ``<pad>``, ``start`` being the number of tokens of the
+    context tokenized alone (with its ``<s>``/``</s>``) that are not ``</s>`` or ``<pad>``. A
+    scored token's word id says which later tokens are masked along (pll-word-l2r); other variants
+    give every token its own. Tokenized in one batch by the tokenizer's Rust backend; everything
+    after is array arithmetic.
     """
-    texts = [f"{p} {s}" if p else s for p, s in zip(prefixes, sentences, strict=True)]
-    encodings = _backend(tokenizer).encode_batch(texts, add_special_tokens=True)
+    backend = _backend(tokenizer)
+    if spec.official_text:
+        if tokenizer.eos_token is None:
+            raise InputError(f"{type(tokenizer).__name__} defines no eos_token, which the official variant reads "
+                             "before a sentence without context; save the tokenizer with one (RoBERTa's </s>)")  # fmt: skip
+        contexts = [p if p else tokenizer.eos_token for p in prefixes]  # hf-mlm: an empty context is eos_token
+        texts = [f"{c}  {s}" for c, s in zip(contexts, sentences, strict=True)]
+    else:
+        texts = [f"{p} {s}" if p else s for p, s in zip(prefixes, sentences, strict=True)]
+    encodings = backend.encode_batch(texts, add_special_tokens=True)
     lengths = np.fromiter((len(e.ids) for e in encodings), dtype=np.int64, count=len(encodings))
     n_tokens = int(lengths.sum())
     chain = itertools.chain.from_iterable
     tokens = np.fromiter(chain(e.ids for e in encodings), dtype=np.int64, count=n_tokens)
-    special = np.fromiter(chain(e.special_tokens_mask for e in encodings), dtype=bool, count=n_tokens)
-    words = np.fromiter(
-        (-1 if w is None else w for w in chain(e.word_ids for e in encodings)), dtype=np.int64, count=n_tokens
-    )
     starts = np.r_[0, np.cumsum(lengths)[:-1]].astype(np.int64)
     sentence_of = np.repeat(np.arange(len(texts)), lengths)  # (n_tokens,)
-    scored = ~special
-    if any(prefixes):
-        ends = np.fromiter((end for e in encodings for _, end in e.offsets), dtype=np.int64, count=n_tokens)
-        prefix_chars = np.fromiter(map(len, prefixes), dtype=np.int64, count=len(prefixes))
-        prefix_of = prefix_chars[sentence_of]  # (n_tokens,)
-        scored &= (prefix_of == 0) | (ends > prefix_of)
+    if spec.official_text:
+        not_counted = [t for t in (tokenizer.sep_token_id, tokenizer.pad_token_id) if t is not None]
+        never = [t for t in (tokenizer.cls_token_id, *not_counted) if t is not None]
+        distinct = list(dict.fromkeys(contexts))
+        counted = {c: sum(t not in not_counted for t in e.ids)
+                   for c, e in zip(distinct, backend.encode_batch(distinct, add_special_tokens=True), strict=True)}
+        first = np.fromiter((counted[c] for c in contexts), dtype=np.int64, count=len(contexts))
+        scored = (np.arange(n_tokens) - starts[sentence_of] >= first[sentence_of]) & ~np.isin(tokens, never)
+    else:
+        scored = ~np.fromiter(chain(e.special_tokens_mask for e in encodings), dtype=bool, count=n_tokens)
+        if any(prefixes):
+            ends = np.fromiter((end for e in encodings for _, end in e.offsets), dtype=np.int64, count=n_tokens)
+            prefix_chars = np.fromiter(map(len, prefixes), dtype=np.int64, count=len(prefixes))
+            prefix_of = prefix_chars[sentence_of]  # (n_tokens,)
+            scored &= (prefix_of == 0) | (ends > prefix_of)
+    if spec.word_l2r:
+        words = np.fromiter((-1 if w is None else w for w in chain(e.word_ids for e in encodings)), dtype=np.int64,
+                            count=n_tokens)  # fmt: skip
+    else:
+        words = -3 - np.arange(n_tokens, dtype=np.int64)  # a word of its own for every token
     words = np.where(scored, words, -2)  # never the word of a scored token: -2 is never masked along
     n_scored = np.bincount(sentence_of[scored], minlength=len(texts))
     bad = np.flatnonzero((n_scored == 0) | (lengths > max_length))
@@ -382,12 +470,27 @@ def _encode(tokenizer, sentences: list[str], prefixes: list[str], names: list[st
                 f"{names[i]}: {sentences[i]!r} tokenizes to nothing to score; fix or drop this pair in the data"
             )
         raise InputError(
-            f"{names[i]}: {lengths[i]} tokens (context and <s>/</s> included), more than the model's "
-            f"{max_length}; shorten or drop this pair, or evaluate a model with a longer block size"
+            f"{names[i]}: {lengths[i]} tokens as the {spec.name} variant reads it (context and special tokens "
+            f"included), more than the model's {max_length}; shorten or drop this pair, or evaluate a model with a "
+            "longer block size"
         )
     at = np.flatnonzero(scored)  # (n_copies,) the scored token of each copy, sentence-major
     owner = sentence_of[at]
     return _Copies(tokens, words, starts, lengths, owner, at - starts[owner])
+
+
+def _concat(parts: Sequence[_Copies]) -> _Copies:
+    """The copies of ``parts`` as one list, part after part (sentences and tokens renumbered)."""
+    token_offsets = np.cumsum([0] + [p.tokens.size for p in parts[:-1]])
+    sentence_offsets = np.cumsum([0] + [p.starts.size for p in parts[:-1]])
+    return _Copies(
+        tokens=np.concatenate([p.tokens for p in parts]),
+        words=np.concatenate([p.words for p in parts]),
+        starts=np.concatenate([p.starts + t for p, t in zip(parts, token_offsets, strict=True)]),
+        lengths=np.concatenate([p.lengths for p in parts]),
+        owner=np.concatenate([p.owner + s for p, s in zip(parts, sentence_offsets, strict=True)]),
+        target=np.concatenate([p.target for p in parts]),
+    )
 
 
 def _backend(tokenizer):
@@ -412,7 +515,7 @@ def _backend(tokenizer):
     return backend
 
 
-def _score_copies(model, copies: _Copies, plan: BatchPlan, variant: str, mask_id: int) -> np.ndarray:
+def _score_copies(model, copies: _Copies, plan: BatchPlan, mask_id: int) -> np.ndarray:
     """``log p(token)`` at each copy's masked position, ``(n_copies,)`` float32 in copy order.
 
     The token stream and the plan go to the model's device once; every batch is then built,
@@ -432,10 +535,8 @@ def _score_copies(model, copies: _Copies, plan: BatchPlan, variant: str, mask_id
     out = torch.empty(plan.order.size, dtype=torch.float32, device=device)
     with torch.inference_mode(), precision(device):
         for first, end, length in plan.bounds:
-            out[first:end] = _batch_logp(
-                model, tokens, words, start[first:end], target[first:end], positions[:length],
-                variant == "pll-word-l2r", mask_id,
-            )  # fmt: skip
+            out[first:end] = _batch_logp(model, tokens, words, start[first:end], target[first:end],
+                                         positions[:length], mask_id)  # fmt: skip
     logp = np.empty(plan.order.size, dtype=np.float32)
     logp[plan.order] = out.cpu().numpy()
     return logp
@@ -448,19 +549,18 @@ def _batch_logp(
     start: torch.Tensor,
     target: torch.Tensor,
     positions: torch.Tensor,
-    word_l2r: bool,
     mask_id: int,
 ) -> torch.Tensor:
     """``(copies,)`` log-probabilities of one batch of equal-length copies, built on the device.
 
-    Copy ``k`` is the ``len(positions)`` tokens from ``start[k]`` with ``<mask>`` at
-    ``target[k]``; with ``word_l2r`` also at the later scored tokens of the same word.
+    Copy ``k`` is the ``len(positions)`` tokens from ``start[k]`` with ``<mask>`` at ``target[k]``
+    and at the later tokens of the same word (pll-word-l2r; in other variants every token is a
+    word of its own, so only ``target[k]`` is masked).
     """
     index = start[:, None] + positions  # (copies, length) into the token stream
     at = start + target  # (copies,) the scored token
-    masked = positions == target[:, None]  # (copies, length)
-    if word_l2r:  # unscored tokens have word -2, never equal to a scored token's word
-        masked |= (positions > target[:, None]) & (words[index] == words[at][:, None])
+    # unscored tokens have word -2, never equal to a scored token's word
+    masked = (positions == target[:, None]) | ((positions > target[:, None]) & (words[index] == words[at][:, None]))
     ids = tokens[index].masked_fill_(masked, mask_id)
     hidden = model.roberta(input_ids=ids).last_hidden_state  # (copies, length, H)
     picked = hidden[torch.arange(target.numel(), device=target.device), target]  # (copies, H)
@@ -475,14 +575,17 @@ def _batch_logp(
 # --- aggregation and the evaluation entry point ------------------------------------------------
 
 
-def aggregate(records: Iterable[Mapping]) -> dict:
+def aggregate(records: Iterable[Mapping], variant: str = STRICT) -> dict:
     """Accuracy numbers of scored pairs (each a mapping with ``task``, ``group``, ``good``, ``bad``).
 
-    A pair is correct only when ``good > bad`` strictly; ``good == bad`` is a tie, counted wrong
-    and reported. Returns ``n_pairs``, ``correct``, ``ties``, ``accuracy`` (over all pairs),
-    ``macro_accuracy`` (mean of the per-task accuracies: the BabyLM aggregate), and ``tasks`` /
-    ``groups``: per name ``{n, correct, ties, accuracy}``. Accuracies are fractions in [0, 1].
+    Whether a pair is correct is ``variant``'s rule (:meth:`Variant.prefers_good`): strictly
+    ``good > bad`` for ``pll``/``pll-word-l2r``, where a tie (``good == bad``) is wrong; lm-eval's
+    ``argmax`` for ``official``, where a tie is correct. Ties are reported either way. Returns
+    ``n_pairs``, ``correct``, ``ties``, ``accuracy`` (over all pairs), ``macro_accuracy`` (mean of
+    the per-task accuracies: the BabyLM aggregate), and ``tasks`` / ``groups``: per name
+    ``{n, correct, ties, accuracy}``. Accuracies are fractions in [0, 1].
     """
+    prefers_good = _specs([variant])[0].prefers_good
     tasks: dict[str, dict[str, int]] = {}
     groups: dict[str, dict[str, int]] = {}
     for record in records:
@@ -490,7 +593,7 @@ def aggregate(records: Iterable[Mapping]) -> dict:
         for table, key in ((tasks, record["task"]), (groups, record["group"])):
             counts = table.setdefault(key, {"n": 0, "correct": 0, "ties": 0})
             counts["n"] += 1
-            counts["correct"] += int(good > bad)
+            counts["correct"] += int(prefers_good(good, bad))
             counts["ties"] += int(good == bad)
     if not tasks:
         raise InputError("no scored pairs to aggregate")
@@ -517,22 +620,25 @@ def evaluate_pairs(
     family: str,
     data_dir: Path,
     out_json: Path,
-    variant: str = DEFAULT_VARIANT,
+    variants: Sequence[str] = RESULT_VARIANTS,
     max_per_task: int | None = None,
     batch_tokens: int = DEFAULT_BATCH_TOKENS,
     per_item: bool = False,
 ) -> dict:
-    """Score every pair of ``family`` in ``data_dir`` with the model in ``model_dir``; write JSON.
+    """Score every pair of ``family`` in ``data_dir`` with the model in ``model_dir`` under each of
+    ``variants`` (one model load, one batched pass); write JSON.
 
-    The JSON (written atomically; nothing is written on error) holds ``version``, ``family``,
-    ``data_dir`` and ``model_dir`` (folder names), ``variant``, ``max_per_task``, the numbers of
-    :func:`aggregate`, ``identical_pairs`` (pairs whose two sentences are the same string: ties
-    for every model; BLiMP has 7), ``pairs_per_second``, and with ``per_item`` every pair's ``task``,
-    ``line``, ``group`` and ``good``/``bad`` scores. Returns the same dict. ``batch_tokens`` (the
-    config's ``evaluation.batch_size``) bounds the tokens per forward pass, see :func:`plan_batches`.
+    The JSON (written atomically; nothing is written on error) holds ``version``
+    (:data:`RESULTS_VERSION`), ``family``, ``data_dir`` and ``model_dir`` (folder names),
+    ``max_per_task``, ``pairs_per_second`` (all variants together), ``identical_pairs`` (pairs whose
+    two sentences are the same string: ties for every model; BLiMP has 7), and ``variants``: per
+    variant name, its ``reduction`` (sum or mean), ``ties_count_as`` (wrong or correct) and the
+    numbers of :func:`aggregate`; with ``per_item`` also ``items``, every pair's ``task``, ``line``,
+    ``group`` and its ``good``/``bad`` score per variant. Returns the same dict. ``batch_tokens``
+    (the config's ``evaluation.batch_size``) bounds the tokens per forward pass, see
+    :func:`plan_batches`.
     """
-    if variant not in VARIANTS:
-        raise InputError(f"unknown scoring variant {variant!r}; valid: {', '.join(VARIANTS)}")
+    specs = _specs(variants)
     if batch_tokens < SMALL_BATCH_TOKENS:
         # The key counted masked copies until 2026-11-30 (default 512): an old value still works,
         # as that many tokens, but leaves a GPU mostly idle.
@@ -541,37 +647,45 @@ def evaluate_pairs(
                     batch_tokens, SMALL_BATCH_TOKENS, DEFAULT_BATCH_TOKENS)  # fmt: skip
     pairs = load_pairs(family, Path(data_dir), max_per_task)
     model, tokenizer = load_model_and_tokenizer(Path(model_dir))
-    log.info("%s: scoring %d pairs of %s with %s", model_dir, len(pairs), family, variant)
+    names = [spec.name for spec in specs]
+    log.info("%s: scoring %d pairs of %s with %s", model_dir, len(pairs), family, ", ".join(names))
     started = time.perf_counter()
     sentences = [p.good for p in pairs] + [p.bad for p in pairs]
-    names = [f"{family} task {p.task} line {p.line} ({which})" for which in ("good", "bad") for p in pairs]
-    scores = score_sentences(
-        model, tokenizer, sentences, prefixes=[p.prefix for p in pairs] * 2, variant=variant,
-        batch_tokens=batch_tokens, names=names,
+    where = [f"{family} task {p.task} line {p.line} ({which})" for which in ("good", "bad") for p in pairs]
+    scores = score_variants(
+        model, tokenizer, sentences, prefixes=[p.prefix for p in pairs] * 2, variants=names,
+        batch_tokens=batch_tokens, names=where,
     )  # fmt: skip
     elapsed = time.perf_counter() - started
-    records = [
-        {"task": p.task, "line": p.line, "group": p.group, "good": good, "bad": bad}
-        for p, good, bad in zip(pairs, scores[: len(pairs)], scores[len(pairs) :], strict=True)
-    ]
+    n = len(pairs)
     identical = [f"{p.task} line {p.line}" for p in pairs if p.good == p.bad]
     if identical:
-        log.warning("%s: %d pairs have identical good and bad sentences (always a tie, counted wrong): %s",
-                    family, len(identical), ", ".join(identical))  # fmt: skip
-    result = {
+        log.warning("%s: %d pairs have identical good and bad sentences (always a tie: wrong for pll and "
+                    "pll-word-l2r, correct for official): %s", family, len(identical), ", ".join(identical))  # fmt: skip
+    result: dict = {
         "version": RESULTS_VERSION,
         "family": family,
         "data_dir": Path(data_dir).name,
         "model_dir": Path(model_dir).name,
-        "variant": variant,
         "max_per_task": max_per_task,
-        "pairs_per_second": len(pairs) / elapsed if elapsed > 0 else None,
-        **aggregate(records),
+        "pairs_per_second": n / elapsed if elapsed > 0 else None,
         "identical_pairs": len(identical),
+        "variants": {},
     }
+    for spec in specs:
+        values = scores[spec.name]
+        records = [{"task": p.task, "group": p.group, "good": values[i], "bad": values[n + i]}
+                   for i, p in enumerate(pairs)]  # fmt: skip
+        result["variants"][spec.name] = {"reduction": spec.reduction,
+                                         "ties_count_as": "correct" if spec.ties_correct else "wrong",
+                                         **aggregate(records, spec.name)}  # fmt: skip
     if per_item:
-        result["items"] = records
+        result["items"] = [{"task": p.task, "line": p.line, "group": p.group,
+                            "good": {v: scores[v][i] for v in names}, "bad": {v: scores[v][n + i] for v in names}}
+                           for i, p in enumerate(pairs)]  # fmt: skip
     write_json_atomic(out_json, result)
-    log.info("%s %s: accuracy %.4f (macro %.4f), %d ties, %.1f pairs/s", model_dir, family,
-             result["accuracy"], result["macro_accuracy"], result["ties"], result["pairs_per_second"] or 0)  # fmt: skip
+    for name, numbers in result["variants"].items():
+        log.info("%s %s %s: accuracy %.4f (macro %.4f), %d ties (counted %s)", model_dir, family, name,
+                 numbers["accuracy"], numbers["macro_accuracy"], numbers["ties"], numbers["ties_count_as"])  # fmt: skip
+    log.info("%s %s: %.1f pairs/s (%d variants)", model_dir, family, result["pairs_per_second"] or 0, len(names))
     return result

@@ -58,7 +58,8 @@ Conventions:
   naming the figure and what is missing. On a CPU run (``gpu.csv`` with a header only) the GPU
   panel says "no GPU recorded" and why, instead of showing empty axes.
 - Readable in grayscale: every line/marker series differs in line style and marker, not only colour.
-  Accuracies are drawn in percent.
+  Accuracies are drawn in percent; zero-shot accuracies are the ``pll-word-l2r`` scoring
+  (:data:`FIGURE_VARIANT`) and the axis says so; a (Super)GLUE axis says over how many tasks.
 
 Only the object-oriented API is used (no pyplot state): figures are independent and thread-safe.
 """
@@ -84,6 +85,8 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
 from babyteach.errors import InputError
+from babyteach.evaluate.glue import TASKS as GLUE_TASKS
+from babyteach.evaluate.variants import STRICT
 from babyteach.gpu import CSV_COLUMNS as GPU_CSV_COLUMNS
 from babyteach.io import atomic_path
 from babyteach.report.runs import (
@@ -97,6 +100,8 @@ from babyteach.report.runs import (
     check_consistent,
     collapse_of,
     eval_frame,
+    glue_tasks_included,
+    load_glue,
     load_peer_weights,
     parse_result_path,
     read_result_csv,
@@ -164,9 +169,19 @@ def _model_order(model: str) -> tuple[int, int]:
     return (0, 0) if model == "teacher" else (1, int(model.split("-")[1]))
 
 
-def _benchmark_axis(benchmark: str) -> str:
+#: The scoring the figures' zero-shot accuracies are (every result also holds ``official``); the axes name it.
+FIGURE_VARIANT = STRICT
+
+
+def _benchmark_axis(benchmark: str, evals: Paths) -> str:
+    """The axis label of ``benchmark``'s scores: the zero-shot scoring variant, or how many (Super)GLUE
+    tasks the macro is over (never shown as if it were all of them)."""
     name = BENCHMARKS.get(benchmark, benchmark)
-    return f"{name} macro score (×100)" if benchmark == "glue" else f"{name} accuracy (%)"
+    if benchmark != "glue":
+        return f"{name} accuracy (%, {FIGURE_VARIANT})"
+    present = [p for p in _as_paths(evals) if p.exists() and parse_result_path(p).benchmark == "glue"]
+    tasks = glue_tasks_included(load_glue(present[0])) if present else []
+    return f"{name} macro score (×100) over {len(tasks)}/{len(GLUE_TASKS)} tasks"
 
 
 def _as_paths(paths: Paths, filename: str | None = None) -> list[Path]:
@@ -283,7 +298,7 @@ def _benchmark_rows(figure: str, evals: Paths, benchmark: str, pattern: str,
     if benchmark not in BENCHMARKS:
         raise InputError(f"{figure}: unknown benchmark {benchmark!r}; one of {', '.join(BENCHMARKS)}")
     paths = _need_inputs(figure, name, evals, pattern)
-    frame = eval_frame(paths)
+    frame = eval_frame(paths, variant=FIGURE_VARIANT)
     rows = frame[frame["benchmark"] == benchmark]
     if rows.empty:
         families = ", ".join(sorted(set(frame["family"])))
@@ -385,7 +400,7 @@ def _draw_accuracy_vs(ax: Axes, figure: str, by: str, evals: Paths, reference: P
     else:
         ax.set_xlabel("α (weight of the peer terms; 1 − α weighs the labels)")
         ax.set_title(f"({panel}) {METHOD_LABELS.get(run.method, run.method)}, p = {run.peers}: vs α")
-    ax.set_ylabel(_benchmark_axis(benchmark))
+    ax.set_ylabel(_benchmark_axis(benchmark, evals))
     ax.legend(loc="best")
     return missing
 
@@ -475,7 +490,7 @@ def _draw_weight_accuracy(ax: Axes, figure: str, summaries: Paths, evals: Paths,
     _, r_text = pearson_r(points["peer_weight"], points["score"])
     ax.set_title(f"({panel}) {_group_label(run)}: learned ω vs accuracy\n{r_text}, {_seeds_text(n_seeds)}")
     ax.set_xlabel("final peer weight ω")
-    ax.set_ylabel(_benchmark_axis(benchmark))
+    ax.set_ylabel(_benchmark_axis(benchmark, evals))
     ax.legend(loc="best")
     return missing
 
@@ -629,7 +644,7 @@ def figure_size(summaries: Paths, evals: Paths, out_pdf: str | PathLike[str], ou
                         linewidth=1.2, **_style(i))  # fmt: skip
         ax.set_xscale("log")
         ax.set_xlabel("parameters (log scale)")
-        ax.set_ylabel(_benchmark_axis(benchmark))
+        ax.set_ylabel(_benchmark_axis(benchmark, evals))
         corpus = next(iter(runs.values())).corpus
         ax.set_title(f"Accuracy vs model size ({BENCHMARKS.get(benchmark, benchmark)}, {corpus})")
         ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.2), frameon=False)

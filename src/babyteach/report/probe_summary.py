@@ -15,9 +15,9 @@ setting overrides (as the run used it, from its ``train_summary.json``), ``steps
 ``metrics.jsonl``), ``unigram_entropy`` and ``unigram_dev_cross_entropy`` (nats:
 :func:`babyteach.data.unigram.unigram_baseline` of the shards), ``margin_under_unigram``
 (``unigram_dev_cross_entropy − final_dev_loss``: how far under the context-free loss on the same
-dev tokens the run got; about 0 means it learned only token frequencies), ``dataset`` and
-``accuracy_pct`` (its macro accuracy over tasks in percent, the BabyLM aggregate the tables use),
-and ``corpus``.
+dev tokens the run got; about 0 means it learned only token frequencies), ``dataset``, ``scoring``
+(the zero-shot scoring variant shown: ``pll-word-l2r``, as in Tables 2 and 6-8), ``accuracy_pct``
+(its macro accuracy over tasks in percent, the BabyLM aggregate the tables use), and ``corpus``.
 """
 
 from __future__ import annotations
@@ -32,6 +32,7 @@ import pandas as pd
 
 from babyteach.data.unigram import UnigramBaseline, unigram_baseline
 from babyteach.errors import InputError
+from babyteach.evaluate.variants import STRICT
 from babyteach.io import atomic_path
 from babyteach.report.figures import load_metrics
 from babyteach.report.runs import load_summary, load_zero_shot
@@ -43,7 +44,7 @@ MODEL = "teacher"
 
 #: Columns after the ``setting`` column and the overridden keys.
 RESULT_COLUMNS = ["steps", "tokens", "final_dev_loss", "unigram_entropy", "unigram_dev_cross_entropy",
-                  "margin_under_unigram", "dataset", "accuracy_pct", "corpus"]  # fmt: skip
+                  "margin_under_unigram", "dataset", "scoring", "accuracy_pct", "corpus"]  # fmt: skip
 
 
 def probed_keys(settings: Mapping[str, Mapping[str, Any]]) -> list[str]:
@@ -97,6 +98,8 @@ def probe_summary(settings: Mapping[str, Mapping[str, Any]], run_dirs: Sequence[
             raise InputError(f"{run_dir / 'train_summary.json'}: its config lacks {missing}; rerun the probe's "
                              "training")  # fmt: skip
         result = load_zero_shot(eval_file)
+        if STRICT not in result["variants"]:
+            raise InputError(f"{eval_file}: scored without {STRICT!r}; rerun the probe's evaluation")
         last = dev_curve(run_dir).iloc[-1]
         tokens, dev_loss = int(last["tokens"]), float(last["loss"])
         rows.append({
@@ -104,7 +107,7 @@ def probe_summary(settings: Mapping[str, Mapping[str, Any]], run_dirs: Sequence[
             "tokens": tokens, "final_dev_loss": dev_loss, "unigram_entropy": baseline.train_entropy,
             "unigram_dev_cross_entropy": baseline.dev_cross_entropy,
             "margin_under_unigram": baseline.dev_cross_entropy - dev_loss, "dataset": result["family"],
-            "accuracy_pct": 100 * result["macro_accuracy"], "corpus": corpus,
+            "scoring": STRICT, "accuracy_pct": 100 * result["variants"][STRICT]["macro_accuracy"], "corpus": corpus,
         })  # fmt: skip
     return pd.DataFrame(rows, columns=summary_columns(settings))
 

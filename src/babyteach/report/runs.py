@@ -13,7 +13,7 @@ import it)::
         RunId, ResultPath, parse_result_path,           # path -> typed record
         load_zero_shot, load_glue, load_summary, load_search, load_eval, load_peer_weights,
         COLLAPSE_WEIGHT, Collapse, collapse_of,           # did a DWML run's ω collapse onto one peer?
-        eval_frame, summary_frame, check_consistent, aggregate_seeds,
+        eval_frame, summary_frame, check_consistent, aggregate_seeds, glue_tasks_included,
         BENCHMARK_OF_FAMILY, METHOD_LABELS, METHOD_ORDER, INDEPENDENT_LABEL, run_label,
     )
 
@@ -22,8 +22,9 @@ import it)::
     rec.model, rec.family, rec.benchmark                                       # "peer-2" "blimp-filtered" "blimp"
     rec.run.name, rec.run.group                 # "dwml/peers-4/alpha-0.5/seed-1", "dwml/peers-4/alpha-0.5"
 
-    df = eval_frame(paths)                      # one row per file (level="overall")
+    df = eval_frame(paths)                      # one row per file (level="overall"), scoring pll-word-l2r
     df = eval_frame(paths, level="group")       # one row per BLiMP phenomenon / EWoK domain / GLUE task
+    df = eval_frame(paths, variant="official")  # the BabyLM 2024 pipeline's scoring of the same files
     check_consistent(df)                        # InputError naming two files that mix variants/data
     agg = aggregate_seeds(df, ["method", "peers", "alpha", "model", "benchmark"])
     # -> mean, std (ddof=1; NaN for one seed), n_seeds, seeds, missing_runs per group
@@ -52,9 +53,10 @@ model, family, benchmark, key, score, n, ties, metric, variant, data_version, st
 ``"macro"`` at ``level="overall"`` (zero-shot: macro accuracy over tasks, the BabyLM 2024
 aggregate; GLUE: ``macro_average``), the phenomenon/domain/GLUE task at ``level="group"`` and
 the BLiMP UID / supplement task / EWoK domain / GLUE task at ``level="task"``. ``variant`` is
-the scoring variant (``pll-word-l2r``; GLUE: ``"finetune"`` with the settings that change
-numbers), ``data_version`` the dataset folder, result-format version and subsampling
-(``max_per_task``; GLUE: examples limits and the tasks included).
+the scoring variant read from each zero-shot file (``eval_frame``'s ``variant``: ``pll-word-l2r``
+by default, or ``official``; :mod:`babyteach.evaluate.variants`; GLUE: ``"finetune"`` with the
+settings that change numbers), ``data_version`` the dataset folder, result-format version and
+subsampling (``max_per_task``; GLUE: examples limits and the tasks included).
 
 Columns of :func:`summary_frame` (one row per run and student): ``path, corpus, method,
 peers, alpha, seed, run, group, model, architecture, layers, heads, hidden, parameters,
@@ -79,6 +81,7 @@ import pandas as pd
 
 from babyteach.errors import InputError
 from babyteach.evaluate.families import FAMILIES
+from babyteach.evaluate.variants import STRICT, VARIANTS
 from babyteach.io import read_json
 
 __all__ = [
@@ -96,6 +99,7 @@ __all__ = [
     "check_consistent",
     "collapse_of",
     "eval_frame",
+    "glue_tasks_included",
     "load_eval",
     "load_glue",
     "load_json",
@@ -131,7 +135,7 @@ INDEPENDENT_LABEL = "Independent"
 MUTUAL_METHODS: tuple[str, ...] = ("dml", "dwml", "kd_dwml")
 
 #: Result-format versions this module reads.
-ZERO_SHOT_VERSIONS = (1,)
+ZERO_SHOT_VERSIONS = (2,)  # 2: numbers per scoring variant (1 held one variant's)
 GLUE_VERSIONS = (1, 2)  # 2: the BabyLM 2024 protocol (evaluate/glue.py); never mixed with 1 (data_version)
 SUMMARY_VERSIONS = (1, 2, 3)
 SEARCH_VERSIONS = (1, 2)
@@ -293,15 +297,18 @@ def load_zero_shot(path: str | PathLike[str]) -> dict[str, Any]:
           f"unknown family {data.get('family')!r}")  # fmt: skip
     if path.stem in BENCHMARK_OF_FAMILY and path.stem != data["family"]:
         raise InputError(f"{path}: the file is named {path.stem!r} but holds family {data['family']!r}")
-    _need(isinstance(data.get("variant"), str), path, "no scoring 'variant'")
     _need(isinstance(data.get("data_dir"), str), path, "no 'data_dir'")
-    _need(_is_num(data.get("macro_accuracy")), path, "no numeric 'macro_accuracy'")
-    for key in ("tasks", "groups"):
-        table = data.get(key)
-        _need(isinstance(table, dict) and table, path, f"no '{key}' table")
-        for name, entry in table.items():
-            _need(isinstance(entry, dict) and _is_num(entry.get("accuracy")), path,
-                  f"{key}[{name!r}] has no numeric accuracy")  # fmt: skip
+    variants = data.get("variants")
+    _need(isinstance(variants, dict) and variants, path, "no 'variants' table")
+    for variant, numbers in variants.items():
+        _need(variant in VARIANTS and isinstance(numbers, dict), path, f"variants[{variant!r}] is not a known scoring")
+        _need(_is_num(numbers.get("macro_accuracy")), path, f"variants[{variant!r}] has no numeric 'macro_accuracy'")
+        for key in ("tasks", "groups"):
+            table = numbers.get(key)
+            _need(isinstance(table, dict) and table, path, f"variants[{variant!r}] has no '{key}' table")
+            for name, entry in table.items():
+                _need(isinstance(entry, dict) and _is_num(entry.get("accuracy")), path,
+                      f"variants[{variant!r}].{key}[{name!r}] has no numeric accuracy")  # fmt: skip
     return data
 
 
@@ -431,17 +438,25 @@ def _run_fields(rec: ResultPath) -> dict[str, Any]:
             "seed": r.seed, "run": r.name, "group": r.group, "model": rec.model}  # fmt: skip
 
 
-def _zero_shot_rows(data: Mapping[str, Any], level: str) -> list[dict[str, Any]]:
-    variant = data["variant"]
+def _zero_shot_rows(data: Mapping[str, Any], level: str, variant: str, path: Path) -> list[dict[str, Any]]:
+    if variant not in data["variants"]:
+        raise InputError(f"{path}: scored without the {variant!r} variant (it holds {', '.join(data['variants'])}); "
+                         "rerun its evaluate_zero_shot step, which scores official and pll-word-l2r")  # fmt: skip
+    numbers = data["variants"][variant]
     limit = data.get("max_per_task")
     version = f"{data['data_dir']} (results v{data['version']}" + (f", max_per_task={limit})" if limit else ")")
     common = {"variant": variant, "data_version": version, "metric": "accuracy", "status": "ok"}
     if level == "overall":
-        return [{"key": "macro", "score": float(data["macro_accuracy"]), "n": data.get("n_pairs"),
-                 "ties": data.get("ties"), **common}]  # fmt: skip
-    table = data["groups"] if level == "group" else data["tasks"]
+        return [{"key": "macro", "score": float(numbers["macro_accuracy"]), "n": numbers.get("n_pairs"),
+                 "ties": numbers.get("ties"), **common}]  # fmt: skip
+    table = numbers["groups"] if level == "group" else numbers["tasks"]
     return [{"key": k, "score": float(v["accuracy"]), "n": v.get("n"), "ties": v.get("ties"), **common}
             for k, v in table.items()]  # fmt: skip
+
+
+def glue_tasks_included(data: Mapping[str, Any]) -> list[str]:
+    """The (Super)GLUE tasks a ``glue.json`` (:func:`load_glue`) scored, i.e. those its macro average is over."""
+    return data.get("tasks_included") or sorted(k for k, v in data["tasks"].items() if v["status"] == "ok")
 
 
 def _glue_rows(data: Mapping[str, Any], level: str) -> list[dict[str, Any]]:
@@ -449,7 +464,7 @@ def _glue_rows(data: Mapping[str, Any], level: str) -> list[dict[str, Any]]:
     variant = "finetune (" + ", ".join(
         f"{k}={cfg[k]}" for k in ("lr", "batch_size", "max_epochs", "patience", "max_length", "seed") if k in cfg
     ) + ")"
-    included = data.get("tasks_included") or sorted(k for k, v in data["tasks"].items() if v["status"] == "ok")
+    included = glue_tasks_included(data)
     limits = ", ".join(f"{k}={cfg[k]}" for k in ("max_train_examples", "max_eval_examples") if cfg.get(k))
     version = f"{PurePath(str(data.get('data_dir', '?'))).name} (results v{data['format_version']}" + (
         f", {limits}" if limits else "") + f"; tasks {','.join(included)})"  # fmt: skip
@@ -464,15 +479,19 @@ def _glue_rows(data: Mapping[str, Any], level: str) -> list[dict[str, Any]]:
             for name, v in data["tasks"].items()]  # fmt: skip
 
 
-def eval_frame(paths: Iterable[str | PathLike[str]], level: str = "overall") -> pd.DataFrame:
+def eval_frame(paths: Iterable[str | PathLike[str]], level: str = "overall", variant: str = STRICT) -> pd.DataFrame:
     """A tidy frame of zero-shot/GLUE results, one row per file (``level="overall"``) or per group/task.
 
-    A path that does not exist gives one row with ``status == "missing"`` and NaN score (its run,
-    model and benchmark from the path), so tables can name what is absent. Paths that exist are
-    loaded with validation (InputError naming the file). Columns: :data:`EVAL_COLUMNS`.
+    Zero-shot numbers are those of scoring ``variant`` (every result holds ``official`` and
+    ``pll-word-l2r``; a file without it is an InputError naming it). A path that does not exist
+    gives one row with ``status == "missing"`` and NaN score (its run, model and benchmark from the
+    path), so tables can name what is absent. Paths that exist are loaded with validation
+    (InputError naming the file). Columns: :data:`EVAL_COLUMNS`.
     """
     if level not in ("overall", "group", "task"):
         raise ValueError(f"level must be overall, group or task, not {level!r}")
+    if variant not in VARIANTS:
+        raise InputError(f"unknown scoring variant {variant!r}; valid: {', '.join(VARIANTS)}")
     rows = []
     for path in dict.fromkeys(Path(p) for p in paths):
         rec = parse_result_path(path)
@@ -487,7 +506,7 @@ def eval_frame(paths: Iterable[str | PathLike[str]], level: str = "overall") -> 
         if rec.benchmark == "glue":
             rows += [{**base, **row} for row in _glue_rows(load_glue(path), level)]
         else:
-            rows += [{**base, **row} for row in _zero_shot_rows(load_zero_shot(path), level)]
+            rows += [{**base, **row} for row in _zero_shot_rows(load_zero_shot(path), level, variant, path)]
     frame = pd.DataFrame(rows, columns=EVAL_COLUMNS)
     return frame.astype({"score": float, "alpha": float, "peers": "Int64", "seed": "Int64"})
 

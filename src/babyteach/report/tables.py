@@ -12,8 +12,15 @@ Inputs are explicit lists of result paths (what the rule declares as ``input``);
 globs the results folder. A listed path that does not exist, and every run/model/seed a table
 expects (from its options, by default the seeds and peers seen in its inputs) but finds no
 file for, is shown as ``--`` (LaTeX) / empty (CSV) and named in the table notes and in the CSV's
-``missing`` column; it never counts as zero. Inputs from different scoring variants or data
-versions of one benchmark are refused (:class:`~babyteach.errors.InputError` naming both files).
+``missing`` column; it never counts as zero. Inputs from different data versions of one benchmark
+are refused (:class:`~babyteach.errors.InputError` naming both files).
+
+Scoring variants (:mod:`babyteach.evaluate.variants`): every zero-shot result holds ``official``
+(the BabyLM 2024 pipeline's protocol) and ``pll-word-l2r`` (this project's strict metric). Table 1
+compares with the published baselines on ``official`` and shows the strict numbers in columns of
+their own; Tables 2 and 6-8 show ``pll-word-l2r`` (option ``variant``). Every caption names the
+variant of its numbers. A (Super)GLUE macro over fewer than all the tasks is marked ‡ and its
+tasks named (Table 1: the column "GLUE tasks", n/11).
 
 Conventions of every table:
 
@@ -59,7 +66,8 @@ default the largest seen), ``alpha`` (mutual methods' alpha; default the only on
 InputError if the inputs hold several), ``student`` (tables 1, 6–8: ``"best"`` = per method the
 peer with the highest mean over the table's benchmarks, named in the notes; or ``"peer-<i>"``),
 ``benchmarks`` (tables 1, 2: which columns/blocks), ``tracks`` (table 1: default
-``("10M", "100M")``), ``methods`` (student methods shown, default SD, KD, DML, KD_DWML, DWML).
+``("10M", "100M")``), ``methods`` (student methods shown, default SD, KD, DML, KD_DWML, DWML),
+``variant`` (tables 2, 6–8: the scoring shown, default ``pll-word-l2r``).
 """
 
 from __future__ import annotations
@@ -77,6 +85,8 @@ import pandas as pd
 import yaml
 
 from babyteach.errors import InputError
+from babyteach.evaluate.glue import TASKS as GLUE_TASKS
+from babyteach.evaluate.variants import OFFICIAL, STRICT, describe
 from babyteach.io import write_text_atomic
 from babyteach.report.runs import (
     BENCHMARKS,
@@ -86,6 +96,7 @@ from babyteach.report.runs import (
     aggregate_seeds,
     check_consistent,
     eval_frame,
+    glue_tasks_included,
     load_glue,
     load_search,
     load_summary,
@@ -126,6 +137,7 @@ class Cell:
     n: int = 0
     text: str | None = None  # shown instead of a number ("not run", "n/a", "yes"); CSV: empty
     missing: tuple[str, ...] = ()  # absent result files behind this cell
+    mark: str = ""  # after the number in LaTeX (a footnote sign, e.g. ‡: explained in the notes)
 
 
 @dataclass(frozen=True)
@@ -166,7 +178,7 @@ class Table:
 
 _LATEX_SPECIAL = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_",
                   "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}",
-                  "±": r"$\pm$", "×": r"$\times$", "−": "--", "†": r"$^\dagger$"}  # fmt: skip
+                  "±": r"$\pm$", "×": r"$\times$", "−": "--", "†": r"$^\dagger$", "‡": r"$^\ddagger$"}  # fmt: skip
 
 
 def latex_escape(text: str) -> str:
@@ -263,8 +275,9 @@ def _tabular(table: Table) -> tuple[str, list[str]]:
     for i, row in enumerate(table.rows):
         cells = []
         for col in table.columns:
-            text = _display(row.cells.get(col.key, Cell()), col)
-            cells.append(rf"\textbf{{{text}}}" if (i, col.key) in bold else text)
+            cell = row.cells.get(col.key, Cell())
+            text = _display(cell, col)
+            cells.append((rf"\textbf{{{text}}}" if (i, col.key) in bold else text) + latex_escape(cell.mark))
         body.append([latex_escape(x) for x in row.labels] + cells)
     frame = pd.DataFrame(body, columns=headers)
     align = "l" * len(table.index) + "".join("l" if c.kind == "text" else "r" for c in table.columns)
@@ -407,9 +420,11 @@ def _one(values: Iterable[Any], what: str, frame: pd.DataFrame, column: str) -> 
     return values[0] if values else None
 
 
-def _eval_inputs(paths: Iterable[PathArg], benchmarks: Sequence[str], level: str = "overall") -> pd.DataFrame:
-    """The eval files of ``benchmarks`` among ``paths``, validated, one variant/data version per benchmark."""
-    frame = eval_frame(_paths(paths), level)
+def _eval_inputs(paths: Iterable[PathArg], benchmarks: Sequence[str], level: str = "overall",
+                 variant: str = STRICT) -> pd.DataFrame:  # fmt: skip
+    """The eval files of ``benchmarks`` among ``paths``, validated, zero-shot scores of scoring ``variant``,
+    one data version per benchmark."""
+    frame = eval_frame(_paths(paths), level, variant)
     dropped = frame[~frame["benchmark"].isin(benchmarks)]
     if len(dropped):
         log.info("ignoring %d inputs of other benchmarks (%s)", dropped["path"].nunique(),
@@ -542,6 +557,13 @@ def _track(corpus: str) -> str:
     return corpus.split("-", 1)[1]
 
 
+def _glue_coverage(frame: pd.DataFrame) -> list[str] | None:
+    """The tasks the (Super)GLUE results among ``frame`` scored (one list: check_consistent refuses a
+    mix), or None without a GLUE result."""
+    ok = frame[(frame["benchmark"] == "glue") & (frame["status"] == "ok")]
+    return glue_tasks_included(load_glue(ok["path"].iloc[0])) if len(ok) else None
+
+
 def table1(eval: Iterable[PathArg], out_tex: PathArg, out_csv: PathArg, *, published: PathArg = PUBLISHED,
            tracks: Sequence[str] = ("10M", "100M"), benchmarks: Sequence[str] = ("blimp", "supplement", "ewok", "glue"),
            seeds: Sequence[int] | None = None, peers: int | None = None, alpha: float | None = None,
@@ -550,14 +572,27 @@ def table1(eval: Iterable[PathArg], out_tex: PathArg, out_csv: PathArg, *, publi
 
     ``eval``: zero-shot and ``glue.json`` files of ``baseline/seed-<s>/teacher`` and of every peer
     of ``dwml/peers-<p>/alpha-<a>/seed-<s>``, for each track run (track from the corpus in the
-    path). Tracks in ``tracks`` without inputs show "not run". The macro column is the mean of
-    the benchmark columns, per seed, then over seeds. Published rows come from ``published``.
+    path). Tracks in ``tracks`` without inputs show "not run". Like is compared with like: the
+    benchmark columns and the macro average are our ``official`` scores (the BabyLM 2024 pipeline's
+    protocol, the one the published rows were measured with); the strict ``pll-word-l2r`` scores of
+    the same files stand in the "(strict)" columns, which the published rows have no value for.
+    "GLUE tasks" says how many of the (Super)GLUE tasks our GLUE macro is over; fewer than all of
+    them marks our GLUE and macro cells ‡ and the notes name the tasks. The macro column is the mean
+    of the benchmark columns, per seed, then over seeds. Published rows come from ``published``.
     """
-    frame = _eval_inputs(eval, benchmarks)
+    zero_shot = [b for b in benchmarks if b != "glue"]
+    frame = _eval_inputs(eval, benchmarks, variant=OFFICIAL)
+    strict = _eval_inputs(eval, zero_shot, variant=STRICT)
     pub = _load_published(published)
+    glue_tasks = _glue_coverage(frame)
+    partial_glue = glue_tasks is not None and len(glue_tasks) < len(GLUE_TASKS)
+    coverage = f"{len(glue_tasks)}/{len(GLUE_TASKS)}" if glue_tasks is not None else ""
     rows: list[Row] = []
     notes: list[str] = []
-    columns = [Col(b, BENCHMARKS[b]) for b in benchmarks] + [Col("macro", "Macro avg.")]
+    columns = [Col(b, BENCHMARKS[b]) for b in benchmarks]
+    if "glue" in benchmarks:
+        columns.append(Col("glue_tasks", "GLUE tasks", "text", None))
+    columns += [Col("macro", "Macro avg.")] + [Col(f"{b}_strict", f"{BENCHMARKS[b]} (strict)") for b in zero_shot]
     for track in tracks:
         part = frame[frame["corpus"].map(_track) == track]
         group = f"{track} words"
@@ -572,44 +607,68 @@ def table1(eval: Iterable[PathArg], out_tex: PathArg, out_csv: PathArg, *, publi
                 raise InputError(f"table1, track {track}: no DWML results among the inputs; list them, or the "
                                  "missing runs cannot be named")  # fmt: skip
             root = _results_root(part["path"].iloc[0], corpus)
-            part = _complete(part, corpus, root, ["baseline", "dwml"], p, a, _seeds(part, seeds), benchmarks)
+            track_seeds = _seeds(part, seeds)
+            part = _complete(part, corpus, root, ["baseline", "dwml"], p, a, track_seeds, benchmarks)
             macro = (part[part["benchmark"].isin(benchmarks)]
                      .groupby(["method", "model", "seed"], sort=False)
                      .agg(score=("score", lambda s: s.mean() if s.notna().all() and len(s) == len(benchmarks)
                                  else math.nan), path=("path", lambda s: ";".join(s))).reset_index())  # fmt: skip
             macro["benchmark"] = "macro"
             agg = aggregate_seeds(pd.concat([part, macro], ignore_index=True), ["method", "model", "benchmark"])
+            strict_part = strict[strict["corpus"].map(_track) == track]
+            if len(strict_part):
+                strict_part, _, _ = _select_runs(strict_part, p, a, ["dwml"])
+                strict_part = _complete(strict_part, corpus, root, ["baseline", "dwml"], p, a, track_seeds, zero_shot)
+                strict_agg = aggregate_seeds(strict_part, ["method", "model", "benchmark"])
+                strict_agg["benchmark"] = strict_agg["benchmark"] + "_strict"
+                agg = pd.concat([agg, strict_agg], ignore_index=True)
             dwml_models = RunId(corpus, "dwml", p, a, 0).models
             model, why = _pick_student(agg, "dwml", list(dwml_models), student, benchmarks)
             if why:
                 notes.append(f"{track}: DWML row shows {why}.")
             for method, mdl, label in (("baseline", "teacher", "RoBERTa-base"), ("dwml", model,
                                                                                  f"DWML ({model}, {p} peers)")):
-                cells = {c.key: _cell(agg, method=method, model=mdl, benchmark=c.key) for c in columns}
+                cells = {c.key: _cell(agg, method=method, model=mdl, benchmark=c.key) for c in columns
+                         if c.key != "glue_tasks"}  # fmt: skip
                 for c in cells.values():  # the macro of a seed with any benchmark missing names those files
                     c.missing = tuple(sorted({x for m in c.missing for x in m.split(";")
                                               if not Path(x).exists()}))  # fmt: skip
+                if "glue" in benchmarks:
+                    cells["glue_tasks"] = Cell(text=coverage)
+                    if partial_glue:
+                        cells["glue"].mark = cells["macro"].mark = "‡"
                 rows.append(Row((track, label), cells, group))
         for name, values in (pub["tracks"].get(track) or {}).items():
             cells = {}
             for c in columns:
                 value = (values or {}).get(c.key)
                 cells[c.key] = Cell(float(value), n=1) if value is not None else Cell(text="n/a")
+            cells.update({f"{b}_strict": Cell(text="") for b in zero_shot})
+            if "glue" in benchmarks:
+                cells["glue_tasks"] = Cell(text=f"{len(GLUE_TASKS)}/{len(GLUE_TASKS)}")
             rows.append(Row((track, f"{name}†"), cells, group, compare=False, status="published, not produced here"))
     src = pub["source"]
     unverified = any(c.text == "n/a" for r in rows if not r.compare for c in r.cells.values())
+    shown = ", ".join(BENCHMARKS[b] for b in zero_shot)
     notes.insert(0, f"† Published by the BabyLM 2024 organisers, not produced here: {src.get('citation', '').strip()} "
-                    "Their pipeline counts tied pairs as correct; ours counts them wrong. "
                     + ("n/a: not verified offline. " if unverified else "")
                     + "Bold marks the best row produced here.")  # fmt: skip
+    if zero_shot:
+        notes.insert(1, f"{shown} and the macro average: scoring {describe(OFFICIAL)}, as in the published rows. "
+                        f"{shown} (strict): scoring {describe(STRICT)}, this project's metric; the published rows "
+                        "have no such value.")  # fmt: skip
+    if partial_glue:
+        notes.append(f"‡ Our (Super)GLUE macro is over {coverage} tasks ({', '.join(glue_tasks)}), not the "
+                     f"{len(GLUE_TASKS)}-task macro of the published rows, and so is our macro average that includes "
+                     "it: these cells are not comparable with the published ones.")  # fmt: skip
     if not frame.empty:
         fams = frame.groupby("benchmark")["family"].first()
-        variants = frame.loc[frame["benchmark"] != "glue", "variant"].dropna().unique()
-        notes.append("Ours: " + ", ".join(f"{BENCHMARKS[b]} = {fams[b]}" for b in benchmarks if b in fams)
-                     + (f"; scoring {variants[0]}" if len(variants) else "") + ".")  # fmt: skip
+        notes.append("Ours: " + ", ".join(f"{BENCHMARKS[b]} = {fams[b]}" for b in benchmarks if b in fams) + ".")
     table = Table("table1", "", ("Track", "Model"), columns, rows, notes)
     table.caption = ("Main results (accuracy %, GLUE: task metric %) of RoBERTa-base and DWML beside the "
-                     "published BabyLM 2024 baselines. " + _seeds_caption(
+                     "published BabyLM 2024 baselines, compared on the pipeline's own scoring (official: mean PLL "
+                     "after the end-of-sentence token, ties correct); the (strict) columns score the same models "
+                     "with pll-word-l2r (summed PLL-word-l2r, ties wrong). " + _seeds_caption(
                          c for r in rows if r.compare for c in r.cells.values()))  # fmt: skip
     table.notes = [*table.notes, *_missing_note(table)]
     return write(table, out_tex, out_csv)
@@ -621,17 +680,18 @@ def table1(eval: Iterable[PathArg], out_tex: PathArg, out_csv: PathArg, *, publi
 def table2(eval: Iterable[PathArg], search: PathArg, out_tex: PathArg, out_csv: PathArg, *,
            seeds: Sequence[int] | None = None, alpha: float | None = None,
            benchmarks: Sequence[str] = ("blimp", "supplement", "ewok"),
-           methods: Sequence[str] = STUDENT_METHODS) -> Table:  # fmt: skip
+           methods: Sequence[str] = STUDENT_METHODS, variant: str = STRICT) -> Table:  # fmt: skip
     """Table 2: every method's peers (sizes from ``search``) on BLiMP, supplement and EWoK.
 
     One block per benchmark: a row per method (Teacher yes/no, Peer 1..p, Best = the peer with
-    the highest mean) and RoBERTa-base (its score in the Best column). Bold: best per column per block.
+    the highest mean) and RoBERTa-base (its score in the Best column), scored with ``variant``.
+    Bold: best per column per block.
     """
     found = load_search(search)
     p = parse_search_path(search)
     if len(found["peers"]) != p:
         raise InputError(f"{search}: the file is named for {p} peers but holds {len(found['peers'])}")
-    frame = _eval_inputs(eval, benchmarks)
+    frame = _eval_inputs(eval, benchmarks, variant=variant)
     if frame.empty:
         raise InputError("table2: no zero-shot results among the inputs")
     corpus = _corpus(frame)
@@ -659,9 +719,8 @@ def table2(eval: Iterable[PathArg], search: PathArg, out_tex: PathArg, out_csv: 
                         {"teacher": Cell(text=""), **{c.key: Cell(text="") for c in peer_cols}, "best": base},
                         group))  # fmt: skip
     table = Table("table2", "", ("Benchmark", "Method"), columns, rows)
-    variant = frame["variant"].dropna()
     table.caption = (f"Accuracy (%) of each method's students, {p} peers" + (f", alpha = {alpha:g}" if alpha else "")
-                     + f" ({corpus}" + (f", scoring {variant.iloc[0]}" if len(variant) else "") + "). Peer sizes "
+                     + f" ({corpus}; scoring {describe(variant)}). Peer sizes "
                      "from the architecture search; Best: the best peer. " + _seeds_caption(
                          c for r in rows for c in r.cells.values()))  # fmt: skip
     table.notes = [("Teacher: trained with the RoBERTa-base baseline as a frozen teacher (KD, KD_DWML). "
@@ -846,9 +905,9 @@ def table5(corpus: PathArg | Iterable[PathArg], out_tex: PathArg, out_csv: PathA
 
 def _per_group(name: str, benchmark: str, what: str, eval: Iterable[PathArg], out_tex: PathArg, out_csv: PathArg,
                seeds: Sequence[int] | None, peers: int | None, alpha: float | None, student: str,
-               methods: Sequence[str]) -> Table:  # fmt: skip
+               methods: Sequence[str], variant: str) -> Table:  # fmt: skip
     paths = _paths(eval)
-    overall = _eval_inputs(paths, [benchmark])
+    overall = _eval_inputs(paths, [benchmark], variant=variant)
     if overall.empty:
         raise InputError(f"{name}: no {BENCHMARKS[benchmark]} results among the inputs")
     corpus = _corpus(overall)
@@ -858,7 +917,7 @@ def _per_group(name: str, benchmark: str, what: str, eval: Iterable[PathArg], ou
     overall = _complete(overall, corpus, root, all_methods, p, alpha, _seeds(overall, seeds), [benchmark])
     agg = aggregate_seeds(overall, ["method", "model", "benchmark"])
     level = "task" if benchmark == "supplement" else "group"
-    detail = eval_frame([f for f in overall.loc[overall["status"] == "ok", "path"]], level)
+    detail = eval_frame([f for f in overall.loc[overall["status"] == "ok", "path"]], level, variant)
     chosen, notes = {}, []
     chosen["baseline"] = "teacher"
     for method in methods:
@@ -880,9 +939,8 @@ def _per_group(name: str, benchmark: str, what: str, eval: Iterable[PathArg], ou
     rows.append(Row(("Macro average",), {m: _cell(agg, method=m, model=chosen[m], benchmark=benchmark)
                                          for m in all_methods}, "macro"))  # fmt: skip
     fam = overall["family"].dropna().iloc[0]
-    variant = overall["variant"].dropna()
     table = Table(name, f"{BENCHMARKS[benchmark]} ({fam}) accuracy (%) per {what}, per method ({corpus}, {p} peers"
-                  + (f", alpha = {alpha:g}" if alpha else "") + (f", scoring {variant.iloc[0]}" if len(variant) else "")
+                  + (f", alpha = {alpha:g}" if alpha else "") + f"; scoring {describe(variant)}"
                   + "); students: " + ("the best peer per method" if student == "best" else student) + ". "
                   + _seeds_caption(c for r in rows for c in r.cells.values()),
                   (what.capitalize(),), columns, rows, bold="row")  # fmt: skip
@@ -894,23 +952,26 @@ def _per_group(name: str, benchmark: str, what: str, eval: Iterable[PathArg], ou
 
 def table6(eval: Iterable[PathArg], out_tex: PathArg, out_csv: PathArg, *, seeds: Sequence[int] | None = None,
            peers: int | None = None, alpha: float | None = None, student: str = "best",
-           methods: Sequence[str] = STUDENT_METHODS) -> Table:  # fmt: skip
-    """Table 6: BLiMP accuracy per phenomenon (``linguistics_term``), per method."""
-    return _per_group("table6", "blimp", "phenomenon", eval, out_tex, out_csv, seeds, peers, alpha, student, methods)
+           methods: Sequence[str] = STUDENT_METHODS, variant: str = STRICT) -> Table:  # fmt: skip
+    """Table 6: BLiMP accuracy per phenomenon (``linguistics_term``), per method, scored with ``variant``."""
+    return _per_group("table6", "blimp", "phenomenon", eval, out_tex, out_csv, seeds, peers, alpha, student, methods,
+                      variant)
 
 
 def table7(eval: Iterable[PathArg], out_tex: PathArg, out_csv: PathArg, *, seeds: Sequence[int] | None = None,
            peers: int | None = None, alpha: float | None = None, student: str = "best",
-           methods: Sequence[str] = STUDENT_METHODS) -> Table:  # fmt: skip
-    """Table 7: BLiMP supplement accuracy per task, per method."""
-    return _per_group("table7", "supplement", "task", eval, out_tex, out_csv, seeds, peers, alpha, student, methods)
+           methods: Sequence[str] = STUDENT_METHODS, variant: str = STRICT) -> Table:  # fmt: skip
+    """Table 7: BLiMP supplement accuracy per task, per method, scored with ``variant``."""
+    return _per_group("table7", "supplement", "task", eval, out_tex, out_csv, seeds, peers, alpha, student, methods,
+                      variant)
 
 
 def table8(eval: Iterable[PathArg], out_tex: PathArg, out_csv: PathArg, *, seeds: Sequence[int] | None = None,
            peers: int | None = None, alpha: float | None = None, student: str = "best",
-           methods: Sequence[str] = STUDENT_METHODS) -> Table:  # fmt: skip
-    """Table 8: EWoK accuracy per domain, per method."""
-    return _per_group("table8", "ewok", "domain", eval, out_tex, out_csv, seeds, peers, alpha, student, methods)
+           methods: Sequence[str] = STUDENT_METHODS, variant: str = STRICT) -> Table:  # fmt: skip
+    """Table 8: EWoK accuracy per domain, per method, scored with ``variant``."""
+    return _per_group("table8", "ewok", "domain", eval, out_tex, out_csv, seeds, peers, alpha, student, methods,
+                      variant)
 
 
 # --- Table 9: compute ---------------------------------------------------------------------------
@@ -1023,7 +1084,7 @@ class TableInfo:
 _EVAL_STUDENTS = ("eval/baseline/seed-<s>/teacher/<family>.json and every peer of the student runs at one peer "
                   "count: eval/{sd,kd}/peers-<p>/seed-<s>/peer-<i>/<family>.json, "
                   "eval/{dml,kd_dwml,dwml}/peers-<p>/alpha-<a>/seed-<s>/peer-<i>/<family>.json")  # fmt: skip
-_GROUP_OPTIONS = ("seeds", "peers", "alpha", "student", "methods")
+_GROUP_OPTIONS = ("seeds", "peers", "alpha", "student", "methods", "variant")
 
 #: Every table: name -> function, named inputs (with what they hold), options.
 TABLES: dict[str, TableInfo] = {
@@ -1034,7 +1095,7 @@ TABLES: dict[str, TableInfo] = {
         ("tracks", "benchmarks", "seeds", "peers", "alpha", "student")),
     "table2": TableInfo(table2, {
         "eval": f"zero-shot results (BLiMP, supplement, EWoK families): {_EVAL_STUDENTS}",
-        "search": "results/search/peers-<p>.json"}, ("seeds", "alpha", "benchmarks", "methods")),
+        "search": "results/search/peers-<p>.json"}, ("seeds", "alpha", "benchmarks", "methods", "variant")),
     "table3": TableInfo(table3, {
         "search": "every results/search/peers-<p>.json",
         "summaries": "(optional) results/<c>/train/<run>/train_summary.json of the runs whose hyperparameters "
