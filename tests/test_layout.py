@@ -234,6 +234,11 @@ def test_a_registered_method_is_planned_and_read_by_the_tables(toy_methods):
         assert f"results/2024-10M/eval/{run}/peer-4/blimp-filtered.json" in table2
         assert f"results/2024-10M/train/{run}" in plan.table_inputs("table9")["runs"]
     assert not any("toy" in path for path in plan.figure_inputs("figure3")["peer_weights"])  # learns no ω
+    # the report parses the new runs' result paths
+    from babyteach.report.runs import parse_result_path
+
+    result = parse_result_path("results/2024-10M/eval/toy_mutual/peers-4/alpha-0.5/seed-0/peer-3/ewok-fast.json")
+    assert (result.run.group, result.model) == ("toy_mutual/peers-4/alpha-0.5", "peer-3")
 
 
 def test_a_registered_method_trains_through_the_loop_unchanged(toy_methods, data, tmp_path):
