@@ -265,7 +265,7 @@ def test_a_glue_axis_says_over_how_many_tasks(tmp_path):
             path.parent.mkdir(parents=True, exist_ok=True)
             tasks = {"cola": {"status": "ok", "metric": "mcc", "value": 0.2}, "rte": {"status": "ok",
                      "metric": "accuracy", "value": 0.6}, "wsc": {"status": "missing"}}  # fmt: skip
-            path.write_text(json.dumps({"format_version": 1, "data_dir": "glue-filtered", "config": {}, "tasks": tasks,
+            path.write_text(json.dumps({"format_version": 2, "data_dir": "glue-filtered", "config": {}, "tasks": tasks,
                                         "macro_average": 0.4, "tasks_included": ["cola", "rte"]}))  # fmt: skip
             evals.append(path)
     fig = figure2a(evals, *outputs(tmp_path, "figure2a"), benchmark="glue", dpi=DPI)

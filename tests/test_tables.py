@@ -25,6 +25,7 @@ from babyteach.report.runs import (
     aggregate_seeds,
     check_consistent,
     eval_frame,
+    load_glue,
     load_zero_shot,
     parse_result_path,
     run_label,
@@ -72,7 +73,7 @@ def write_zero_shot(path: Path, family: str, accuracy: float, *, variants=("offi
 def write_glue(path: Path, value: float, config: dict | None = None) -> Path:
     """A result of babyteach.evaluate.glue.finetune_model with macro average ``value``."""
     data = {
-        "format_version": 1, "data_dir": "results/raw/glue-filtered", "model_dir": str(path.parent),
+        "format_version": 2, "data_dir": "results/raw/glue-filtered", "model_dir": str(path.parent),
         "config": {"lr": 5e-5, "batch_size": 64, "max_epochs": 10, "patience": 3, "max_length": 128, "seed": 12,
                    "max_train_examples": None, "max_eval_examples": None, "device": "cpu", **(config or {})},
         "tasks": {"cola": {"status": "ok", "metric": "mcc", "value": value, "accuracy": 0.5, "n_valid": 10},
@@ -622,3 +623,15 @@ def test_table7_per_supplement_task_and_snakemake_inputs(tmp_path):
     assert rows.loc["task_g1", "kd"] == pytest.approx(100 * score("kd", "peer-2", 0, "supplement"))
     assert rows.loc["task_g1", "baseline"] == pytest.approx(100 * score("baseline", "teacher", 0, "supplement"))
     assert "One seed" in tex
+
+
+def test_a_glue_result_of_the_earlier_protocol_is_refused_naming_the_file(tmp_path):
+    """GLUE results of format 1 were fine-tuned with other MultiRC/WSC inputs and another epoch choice
+    than the BabyLM 2024 pipeline's: a table must not print them beside the published rows."""
+    path = write_glue(tmp_path / "glue.json", 0.5)
+    assert load_glue(path)["macro_average"] == 0.5
+    data = json.loads(path.read_text())
+    path.write_text(json.dumps({**data, "format_version": 1}))
+    with pytest.raises(InputError, match="format_version 1 is not one of \\(2,\\).*rerun its step") as err:
+        load_glue(path)
+    assert str(path) in str(err.value)

@@ -135,7 +135,7 @@ MUTUAL_METHODS: tuple[str, ...] = layout.mutual_methods()
 
 #: Result-format versions this module reads.
 ZERO_SHOT_VERSIONS = (2,)  # 2: numbers per scoring variant (1 held one variant's)
-GLUE_VERSIONS = (1, 2)  # 2: the BabyLM 2024 protocol (evaluate/glue.py); never mixed with 1 (data_version)
+GLUE_VERSIONS = (2,)  # 2: the BabyLM 2024 protocol (evaluate/glue.py); 1 (the earlier inputs and epoch choice) is refused: rerun
 SUMMARY_VERSIONS = (1, 2, 3)
 SEARCH_VERSIONS = (1, 2)
 
