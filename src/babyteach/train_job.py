@@ -44,6 +44,7 @@ from pathlib import Path
 from typing import Any
 
 from babyteach.errors import InputError
+from babyteach.layout import TEACHER_MODEL
 from babyteach.logs import job_logging
 from babyteach.models import Architecture
 from babyteach.search import students_from_search
@@ -79,7 +80,7 @@ def students_of(settings: Mapping[str, Any], search: str | None) -> dict[str, Ar
         return students_from_search(search, int(settings["peers"]))
     if "teacher" not in settings:
         raise InputError("train job: give a search file (students) or a 'teacher' architecture in the settings")
-    return {"teacher": Architecture.from_mapping(dict(settings["teacher"]), "model.teacher")}
+    return {TEACHER_MODEL: Architecture.from_mapping(dict(settings["teacher"]), "model.teacher")}
 
 
 def run_job(settings: Mapping[str, Any], job: Mapping[str, Any]) -> dict[str, Any]:
@@ -95,7 +96,7 @@ def run_job(settings: Mapping[str, Any], job: Mapping[str, Any]) -> dict[str, An
         out_dir=Path(job["output"]),
         ckpt_dir=Path(job["checkpoint_dir"]),
         cfg=TrainConfig(**training, block_size=int(settings["block_size"]), seed=int(settings["seed"])),
-        teacher_dir=Path(teacher_run) / "teacher" if teacher_run else None,
+        teacher_dir=Path(teacher_run) / TEACHER_MODEL if teacher_run else None,
         method_options=dict(settings.get("method_options") or {}),
     )
 

@@ -1,5 +1,7 @@
 # Training: the RoBERTa-base baseline (also the teacher), the single-model student methods
-# (KD, SD: each peer on its own) and the mutual methods (DML, DWML, KD_DWML: peers together).
+# (each peer on its own) and the mutual methods (the peers together); the methods and their run
+# paths are babyteach.layout's (TRAIN_RUN, common.smk). One rule, train_baseline, says how a
+# training job runs; the student rules reuse it with their own inputs and paths.
 # Shell rules: with resources gpu=N > 1 a job runs as N torchrun processes (training_launcher).
 
 
@@ -9,11 +11,11 @@ rule train_baseline:
         shards=results("{corpus}/shards"),
         tokenizer=results("{corpus}/tokenizer"),
     output:
-        directory(results("{corpus}/train/baseline/seed-{seed}")),
+        directory(results(TRAIN_RUN["teacher"])),
     log:
-        logs("{corpus}/train/baseline/seed-{seed}.log"),
+        logs(f"{TRAIN_RUN['teacher']}.log"),
     benchmark:
-        benchmarks("{corpus}/train/baseline/seed-{seed}.tsv")
+        benchmarks(f"{TRAIN_RUN['teacher']}.tsv")
     conda:
         "../envs/babyteach.yaml"
     threads: 2
@@ -29,59 +31,29 @@ rule train_baseline:
         "{params.launcher} -m babyteach.train_job {params.settings:q} {params.job:q} {log:q}"
 
 
-rule train_students:
+use rule train_baseline as train_students with:
     """Train the searched peers of p with one single-model method (KD, SD, or baseline: plain MLM), each on its own."""
     input:
         unpack(student_training_inputs),
     output:
-        directory(results("{corpus}/train/{method}/peers-{peers}/seed-{seed}")),
+        directory(results(TRAIN_RUN["single"])),
     log:
-        logs("{corpus}/train/{method}/peers-{peers}/seed-{seed}.log"),
+        logs(f"{TRAIN_RUN['single']}.log"),
     benchmark:
-        benchmarks("{corpus}/train/{method}/peers-{peers}/seed-{seed}.tsv")
+        benchmarks(f"{TRAIN_RUN['single']}.tsv")
     wildcard_constraints:
-        method="baseline|kd|sd",
-    conda:
-        "../envs/babyteach.yaml"
-    threads: 2
-    resources:
-        gpu=1,
-        mem_mb=16000,
-        runtime=scaled_runtime(600),
-    params:
-        settings=train_settings,
-        job=train_job,
-        launcher=training_launcher,
-    shell:
-        "{params.launcher} -m babyteach.train_job {params.settings:q} {params.job:q} {log:q}"
+        method=layout.method_pattern("single"),
 
 
-rule train_mutual:
+use rule train_baseline as train_mutual with:
     """Train the searched peers of p together with a mutual method (DML, DWML or KD_DWML) at one alpha."""
     input:
         unpack(student_training_inputs),
     output:
-        directory(
-            results("{corpus}/train/{method}/peers-{peers}/alpha-{alpha}/seed-{seed}")
-        ),
+        directory(results(TRAIN_RUN["mutual"])),
     log:
-        logs("{corpus}/train/{method}/peers-{peers}/alpha-{alpha}/seed-{seed}.log"),
+        logs(f"{TRAIN_RUN['mutual']}.log"),
     benchmark:
-        benchmarks(
-            "{corpus}/train/{method}/peers-{peers}/alpha-{alpha}/seed-{seed}.tsv"
-        )
+        benchmarks(f"{TRAIN_RUN['mutual']}.tsv")
     wildcard_constraints:
-        method="dml|dwml|kd_dwml",
-    conda:
-        "../envs/babyteach.yaml"
-    threads: 2
-    resources:
-        gpu=1,
-        mem_mb=16000,
-        runtime=scaled_runtime(600),
-    params:
-        settings=train_settings,
-        job=train_job,
-        launcher=training_launcher,
-    shell:
-        "{params.launcher} -m babyteach.train_job {params.settings:q} {params.job:q} {log:q}"
+        method=layout.method_pattern("mutual"),

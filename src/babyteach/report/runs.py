@@ -31,7 +31,7 @@ import it)::
 
 Path layout (``<corpus>`` like ``2024-10M``; ``<run>`` one of ``baseline/seed-<s>``,
 ``{baseline,kd,sd}/peers-<p>/seed-<s>``, ``{dml,dwml,kd_dwml}/peers-<p>/alpha-<a>/seed-<s>``;
-``<model>`` ``teacher`` or ``peer-<i>``)::
+``<model>`` ``teacher`` or ``peer-<i>``; the run grammar and the methods are :mod:`babyteach.layout`'s)::
 
     .../<corpus>/eval/<run>/<model>/<family>.json   zero-shot (family in BENCHMARK_OF_FAMILY)
     .../<corpus>/eval/<run>/<model>/glue.json       (Super)GLUE fine-tuning
@@ -79,6 +79,7 @@ from typing import Any
 
 import pandas as pd
 
+from babyteach import layout
 from babyteach.errors import InputError
 from babyteach.evaluate.families import FAMILIES
 from babyteach.evaluate.variants import STRICT, VARIANTS
@@ -121,10 +122,8 @@ BENCHMARK_OF_FAMILY: dict[str, str] = {name: family.benchmark for name, family i
 #: Benchmarks in table order, with their display names.
 BENCHMARKS: dict[str, str] = {"blimp": "BLiMP", "supplement": "BLiMP suppl.", "ewok": "EWoK", "glue": "(Super)GLUE"}
 
-#: Methods in table order and how tables name them.
-METHOD_LABELS: dict[str, str] = {
-    "baseline": "RoBERTa-base", "sd": "SD", "kd": "KD", "dml": "DML", "kd_dwml": "KD_DWML", "dwml": "DWML",
-}  # fmt: skip
+#: Methods in table order and how tables name them (:mod:`babyteach.layout`).
+METHOD_LABELS: dict[str, str] = layout.method_labels()
 METHOD_ORDER: tuple[str, ...] = tuple(METHOD_LABELS)
 
 #: How the searched students trained alone with the baseline objective (``baseline/peers-<p>/seed-<s>``,
@@ -132,7 +131,7 @@ METHOD_ORDER: tuple[str, ...] = tuple(METHOD_LABELS)
 INDEPENDENT_LABEL = "Independent"
 
 #: Methods whose runs train all peers together and carry ``alpha`` in their path.
-MUTUAL_METHODS: tuple[str, ...] = ("dml", "dwml", "kd_dwml")
+MUTUAL_METHODS: tuple[str, ...] = layout.mutual_methods()
 
 #: Result-format versions this module reads.
 ZERO_SHOT_VERSIONS = (2,)  # 2: numbers per scoring variant (1 held one variant's)
@@ -140,15 +139,16 @@ GLUE_VERSIONS = (2,)  # 2: the BabyLM 2024 protocol (evaluate/glue.py); 1 (the e
 SUMMARY_VERSIONS = (1, 2, 3)
 SEARCH_VERSIONS = (1, 2)
 
-_RUN = (
-    r"(?P<run>baseline/seed-(?P<b_seed>\d+)"
-    r"|(?P<s_method>baseline|kd|sd)/peers-(?P<s_peers>\d+)/seed-(?P<s_seed>\d+)"
-    r"|(?P<m_method>dml|dwml|kd_dwml)/peers-(?P<m_peers>\d+)/alpha-(?P<m_alpha>[0-9.]+)/seed-(?P<m_seed>\d+))"
-)
-_RESULT = re.compile(
-    r"(?:^|/)(?P<corpus>(?:2023|2024)-(?:10M|100M))/(?P<kind>eval|train)/" + _RUN
-    + r"(?:/(?P<model>teacher|peer-\d+))?/(?P<file>[^/]+)$"
-)  # fmt: skip
+
+def _result_pattern() -> re.Pattern[str]:
+    """A result path; its run and model names are :mod:`babyteach.layout`'s grammar, as the methods
+    registered now make it (``re`` keeps the compiled pattern)."""
+    return re.compile(
+        r"(?:^|/)(?P<corpus>(?:2023|2024)-(?:10M|100M))/(?P<kind>eval|train)/"
+        rf"(?P<run>{layout.run_pattern()})(?:/(?P<model>{layout.MODEL_PATTERN}))?/(?P<file>[^/]+)$"
+    )
+
+
 _SEARCH = re.compile(r"(?:^|/)search/peers-(?P<peers>\d+)\.json$")
 
 
@@ -163,28 +163,29 @@ class RunId:
     seed: int
 
     @property
+    def _run(self) -> layout.Run:
+        """The run without its corpus (:class:`babyteach.layout.Run`, which names it)."""
+        return layout.Run(self.method, self.peers, self.alpha, self.seed)
+
+    @property
     def group(self) -> str:
         """The run without its seed (what seeds are averaged over), e.g. ``dwml/peers-4/alpha-0.5``."""
-        if self.is_teacher:
-            return "baseline"
-        if self.alpha is None:
-            return f"{self.method}/peers-{self.peers}"
-        return f"{self.method}/peers-{self.peers}/alpha-{self.alpha:g}"
+        return self._run.group
 
     @property
     def name(self) -> str:
         """The run folder under ``results/<corpus>/train``, e.g. ``dwml/peers-4/alpha-0.5/seed-1``."""
-        return f"{self.group}/seed-{self.seed}"
+        return self._run.name
 
     @property
     def is_teacher(self) -> bool:
         """Whether this is the RoBERTa-base teacher's run (``baseline/seed-<s>``, not ``baseline/peers-<p>/...``)."""
-        return self.method == "baseline" and self.peers is None
+        return self._run.is_teacher
 
     @property
     def models(self) -> tuple[str, ...]:
         """The saved models of the run: ``teacher``, or ``peer-1`` .. ``peer-<peers>``."""
-        return ("teacher",) if self.is_teacher else tuple(f"peer-{i}" for i in range(1, self.peers + 1))
+        return self._run.models
 
     def eval_path(self, model: str, family: str, results: str | PathLike[str] = "results") -> Path:
         """Where the workflow writes this run's ``family`` result for ``model``."""
@@ -198,7 +199,7 @@ class RunId:
 def run_label(run: RunId) -> str:
     """How figures name a run's kind: :data:`METHOD_LABELS` (``RoBERTa-base`` for the teacher), but
     :data:`INDEPENDENT_LABEL` for students trained alone with the baseline objective (``baseline/peers-<p>``)."""
-    if run.method == "baseline" and not run.is_teacher:
+    if run.method == layout.teacher_method() and not run.is_teacher:
         return INDEPENDENT_LABEL
     return METHOD_LABELS.get(run.method, run.method)
 
@@ -219,7 +220,7 @@ class ResultPath:
 def parse_result_path(path: str | PathLike[str]) -> ResultPath:
     """Parse a result path of the workflow's layout (module docstring); InputError if it is not one."""
     text = PurePath(path).as_posix()
-    m = _RESULT.search(text)
+    m = _result_pattern().search(text)
     if not m:
         raise InputError(
             f"{path}: not a result path of the workflow's layout "
@@ -227,16 +228,8 @@ def parse_result_path(path: str | PathLike[str]) -> ResultPath:
             "<run> like baseline/seed-0, baseline/peers-4/seed-0, kd/peers-4/seed-0 or "
             "dwml/peers-4/alpha-0.5/seed-0)"
         )
-    if m["b_seed"] is not None:
-        run = RunId(m["corpus"], "baseline", None, None, int(m["b_seed"]))
-    elif m["s_method"] is not None:
-        run = RunId(m["corpus"], m["s_method"], int(m["s_peers"]), None, int(m["s_seed"]))
-    else:
-        try:
-            alpha = float(m["m_alpha"])
-        except ValueError:
-            raise InputError(f"{path}: alpha {m['m_alpha']!r} in the path is not a number") from None
-        run = RunId(m["corpus"], m["m_method"], int(m["m_peers"]), alpha, int(m["m_seed"]))
+    parsed = layout.parse_run(m["run"])
+    run = RunId(m["corpus"], parsed.method, parsed.peers, parsed.alpha, parsed.seed)
     family = benchmark = None
     if m["kind"] == "eval":
         if m["model"] is None or not m["file"].endswith(".json"):

@@ -84,6 +84,7 @@ from typing import Any
 import pandas as pd
 import yaml
 
+from babyteach import layout
 from babyteach.errors import InputError
 from babyteach.evaluate.glue import TASKS as GLUE_TASKS
 from babyteach.evaluate.variants import OFFICIAL, STRICT, describe
@@ -114,9 +115,9 @@ PathArg = str | PathLike[str]
 PUBLISHED = Path(__file__).with_name("published.yaml")
 
 #: Student methods in the order of the paper's tables.
-STUDENT_METHODS: tuple[str, ...] = ("sd", "kd", "dml", "kd_dwml", "dwml")
+STUDENT_METHODS: tuple[str, ...] = layout.student_methods()
 #: Methods trained with the baseline as a frozen teacher.
-TEACHER_METHODS = frozenset({"kd", "kd_dwml"})
+TEACHER_METHODS = layout.teacher_methods()
 #: The family whose file name a missing result of each benchmark is given when no input names one.
 DEFAULT_FAMILY = {"blimp": "blimp-filtered", "supplement": "blimp-supplement", "ewok": "ewok-filtered", "glue": "glue"}
 #: Shown for a missing result in LaTeX (CSV: empty).
