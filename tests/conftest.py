@@ -56,3 +56,11 @@ def planning_mirror(tmp_path_factory, data_mirror) -> Path:
             (mirror / dataset.mirror_dir / path).parent.mkdir(parents=True, exist_ok=True)
             (mirror / dataset.mirror_dir / path).touch()
     return mirror
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """The training tests' tiny corpus: ``(shards, tokenizer)`` (``train_helpers.tiny_corpus``)."""
+    from train_helpers import tiny_corpus
+
+    return tiny_corpus(tmp_path_factory.mktemp("train_data"))

@@ -13,7 +13,7 @@ from babyteach.data.tokenizer import MASK
 from babyteach.data.unigram import smoothed_unigram
 from babyteach.diagnostics import hidden_similarity, loss_by_corruption
 from babyteach.models import build_model, masked_logits
-from train_helpers import BLOCK, TINY, data  # noqa: F401  (the tiny corpus fixture)
+from train_helpers import BLOCK, TINY
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 

@@ -12,7 +12,7 @@ import torch
 
 from conftest import REPO
 from ddp_worker import train_all
-from train_helpers import data, parameters_of, read_metrics  # noqa: F401 (data: fixture)
+from train_helpers import parameters_of, read_metrics
 
 #: Tolerance: the processes sum per-process partial means instead of one mean over the whole
 #: batch, so float32 rounding differs in the last bits and Adam carries it over 6 steps.

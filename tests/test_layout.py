@@ -13,7 +13,7 @@ import yaml
 
 from conftest import REPO
 from toy_methods import PRELUDE, TOY_TRAITS
-from train_helpers import BLOCK, TINY, config, data, run  # noqa: F401  (data: a fixture)
+from train_helpers import BLOCK, TINY, config, run
 from workflow_helpers import run_snakemake
 
 from babyteach import layout

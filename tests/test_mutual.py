@@ -14,7 +14,7 @@ from babyteach.losses import kd_loss, mutual_loss_terms
 from babyteach.methods import MLMBatch, OuterStep, StepContext, make_method
 from babyteach.models import build_model, masked_logits
 from babyteach.train import PEER_WEIGHTS_FILE, NonFiniteLossError
-from train_helpers import BLOCK, SMALL, TINY, checkpoint_of, config, data, parameters_of, read_metrics, run  # noqa: F401 (data: fixture)
+from train_helpers import BLOCK, SMALL, TINY, checkpoint_of, config, parameters_of, read_metrics, run
 
 PEERS = {"peer-1": SMALL, "peer-2": TINY}
 

@@ -16,7 +16,7 @@ import pytest
 import torch
 from torch.utils._python_dispatch import TorchDispatchMode
 
-from train_helpers import BLOCK, SMALL, TINY, config, data, parameters_of, run  # noqa: F401 (data: fixture)
+from train_helpers import BLOCK, SMALL, TINY, config, parameters_of, run
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 

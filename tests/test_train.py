@@ -20,7 +20,7 @@ from babyteach.methods import METHODS, MLMBatch, StepContext, make_method
 from babyteach.models import build_model, count_parameters, flops_per_token, masked_logits
 from babyteach.data.masking import DEV_STREAM, mask_blocks, mask_key, predictions_per_block, replacement_ids
 from babyteach.train import NonFiniteLossError, TrainConfig, plan_steps
-from train_helpers import BLOCK, SMALL, TINY, checkpoint_of, config, data, parameters_of, read_metrics, run  # noqa: F401 (data: fixture)
+from train_helpers import BLOCK, SMALL, TINY, checkpoint_of, config, parameters_of, read_metrics, run
 
 
 def without_timing(metrics: list[dict]) -> list[dict]:

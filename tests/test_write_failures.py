@@ -33,7 +33,7 @@ from babyteach.io import atomic_path, os_error_of, write_text_atomic
 from babyteach.report.tables import write_table
 from babyteach.train import CHECKPOINT_FILE, TrainConfig, train
 from babyteach.train_job import main as train_job
-from train_helpers import TINY, checkpoint_of, config, data, parameters_of  # noqa: F401 (data: a fixture)
+from train_helpers import TINY, checkpoint_of, config, parameters_of
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 

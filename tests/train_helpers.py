@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import pytest
 import torch
 from transformers import AutoModelForMaskedLM
 
@@ -25,10 +24,9 @@ SENTENCES = [
 ]
 
 
-@pytest.fixture(scope="module")
-def data(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
-    """A tiny repetitive corpus, its tokenizer (300 entries) and its shards."""
-    root = tmp_path_factory.mktemp("train_data")
+def tiny_corpus(root: Path) -> tuple[Path, Path]:
+    """A tiny repetitive corpus under ``root``, its tokenizer (300 entries) and its shards: the
+    ``data`` fixture of tests/conftest.py."""
     clean = root / "clean"
     clean.mkdir()
     (clean / "toy.train").write_text("\n".join(SENTENCES * 40) + "\n", encoding="utf-8")
