@@ -15,26 +15,20 @@ import pandas as pd
 import pytest
 
 from babyteach.errors import InputError
-from babyteach.report.runs import COLLAPSE_WEIGHT, Collapse, collapse_of
-from babyteach.report.figures import (
-    FIGURES,
-    NO_GPU_TEXT,
+from babyteach.report.figure_ablations import (
     ablation_points,
     figure2,
     figure2a,
     figure2b,
     figure2c,
-    figure3,
-    figure4,
     figure_size,
-    load_metrics,
-    loss_curves,
     pearson_r,
     size_points,
-    training_loss,
     weight_accuracy_points,
-    write_figure,
 )
+from babyteach.report.figure_training import NO_GPU_TEXT, figure3, figure4, load_metrics, loss_curves, training_loss
+from babyteach.report.figures import FIGURES, write_figure
+from babyteach.report.runs import COLLAPSE_WEIGHT, Collapse, collapse_of
 
 CORPUS = "2024-10M"
 DPI = 40  # small PNGs: the tests check content, not resolution

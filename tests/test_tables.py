@@ -18,6 +18,7 @@ import pandas as pd
 import pytest
 
 from babyteach.errors import InputError
+from babyteach.report.result_tables import PUBLISHED
 from babyteach.report.runs import (
     INDEPENDENT_LABEL,
     METHOD_LABELS,
@@ -31,7 +32,7 @@ from babyteach.report.runs import (
     run_label,
     summary_frame,
 )
-from babyteach.report.tables import PUBLISHED, TABLES, write_table
+from babyteach.report.tables import TABLES, write_table
 
 CORPUS = "2024-10M"
 SEEDS = (0, 1, 2)

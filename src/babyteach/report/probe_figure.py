@@ -25,7 +25,7 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from babyteach.errors import InputError
-from babyteach.report.figures import _RC, _save, _style  # the paper figures' style and writer
+from babyteach.report.figure_style import _RC, _save, _style  # the paper figures' style and writer
 from babyteach.report.probe_summary import dev_curve
 
 

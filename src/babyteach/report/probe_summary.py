@@ -34,7 +34,7 @@ from babyteach.data.unigram import UnigramBaseline, unigram_baseline
 from babyteach.errors import InputError
 from babyteach.evaluate.variants import STRICT
 from babyteach.io import atomic_path
-from babyteach.report.figures import load_metrics
+from babyteach.report.figure_training import load_metrics
 from babyteach.report.runs import load_summary, load_zero_shot
 
 log = logging.getLogger(__name__)

@@ -6,8 +6,8 @@ results folder, so the DAG's dependencies are exact. A path in such a list that 
 exist is not an error: it becomes a *missing* row (score NaN, ``status == "missing"``) that
 the table shows as "--" and names in its notes; it never counts as a zero.
 
-Public API (stable; :mod:`babyteach.report.tables` and :mod:`babyteach.report.figures`
-import it)::
+Public API (stable; the table and figure modules of :mod:`babyteach.report` import
+it)::
 
     from babyteach.report.runs import (
         RunId, ResultPath, parse_result_path,           # path -> typed record
