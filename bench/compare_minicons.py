@@ -125,8 +125,13 @@ def check_official(model, tokenizer, scorer, sample: dict[str, list[Pair]], batc
     passed = True
     for family, pairs in sample.items():
         n = len(pairs)
-        ours = score_sentences(model, tokenizer, [p.good for p in pairs] + [p.bad for p in pairs],
-                               [p.prefix for p in pairs] * 2, variant=OFFICIAL)  # fmt: skip
+        ours = score_sentences(
+            model,
+            tokenizer,
+            [p.good for p in pairs] + [p.bad for p in pairs],
+            [p.prefix for p in pairs] * 2,
+            variant=OFFICIAL,
+        )
         theirs = minicons_official(scorer, scorer.tokenizer, pairs, batch)  # the pipeline loads its own tokenizer
         diffs = [abs(a - b) for a, b in zip(ours, theirs, strict=True)]
         worst = max(range(len(diffs)), key=diffs.__getitem__)
@@ -136,11 +141,13 @@ def check_official(model, tokenizer, scorer, sample: dict[str, list[Pair]], batc
         ok = diffs[worst] <= tolerance and differ == 0
         passed &= ok
         which = pairs[worst % n]
-        print(f"official, {family}: {n} pairs ({len({p.task for p in pairs})} tasks), {2 * n} sentences: max |ours - "
-              f"minicons| {diffs[worst]:.2e} (task {which.task} line {which.line}, ours {ours[worst]:.6f}, minicons "
-              f"{theirs[worst]:.6f}); decisions equal {n - differ}/{n} (correct: ours {sum(a for a, _ in decisions)}, "
-              f"minicons {sum(b for _, b in decisions)}; {close} pairs within {tolerance:g} of a tie) -> "
-              f"{'OK' if ok else 'FAIL'}")  # fmt: skip
+        print(
+            f"official, {family}: {n} pairs ({len({p.task for p in pairs})} tasks), {2 * n} sentences: max |ours - "
+            f"minicons| {diffs[worst]:.2e} (task {which.task} line {which.line}, ours {ours[worst]:.6f}, minicons "
+            f"{theirs[worst]:.6f}); decisions equal {n - differ}/{n} (correct: ours {sum(a for a, _ in decisions)}, "
+            f"minicons {sum(b for _, b in decisions)}; {close} pairs within {tolerance:g} of a tie) -> "
+            f"{'OK' if ok else 'FAIL'}"
+        )
     return passed
 
 
@@ -149,8 +156,9 @@ def minicons_scores(scorer, sentences: list[str], metric: str, batch: int) -> tu
     sums, counts = [], []
     for start in range(0, len(sentences), batch):
         # The sum reduction, x.sum(0).item(), plus the number of scored tokens for diagnosis.
-        out = scorer.sequence_score(sentences[start : start + batch], reduction=lambda x: (x.sum(0).item(), len(x)),
-                                    PLL_metric=metric)  # fmt: skip
+        out = scorer.sequence_score(
+            sentences[start : start + batch], reduction=lambda x: (x.sum(0).item(), len(x)), PLL_metric=metric
+        )
         sums += [s for s, _ in out]
         counts += [n for _, n in out]
     return sums, counts
@@ -158,25 +166,43 @@ def minicons_scores(scorer, sentences: list[str], metric: str, batch: int) -> tu
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model-dir", type=Path, default=None,
-                        help="a save_pretrained model + tokenizer folder (default: build the L4-H4-D256 model "
-                             "of bench/pll_scorer.py in a temporary folder)")  # fmt: skip
+    parser.add_argument(
+        "--model-dir",
+        type=Path,
+        default=None,
+        help="a save_pretrained model + tokenizer folder (default: build the L4-H4-D256 model "
+        "of bench/pll_scorer.py in a temporary folder)",
+    )
     parser.add_argument("--pairs", type=int, default=67, help="blimp-fast pairs, both sentences (default: %(default)s)")
-    parser.add_argument("--data-dir", type=Path, default=default_data_dir(),
-                        help="blimp-fast folder (default: %(default)s)")
-    parser.add_argument("--variants", nargs="+", choices=VARIANTS, default=list(VARIANTS),
-                        help="(default: all: %(default)s)")
+    parser.add_argument(
+        "--data-dir", type=Path, default=default_data_dir(), help="blimp-fast folder (default: %(default)s)"
+    )
+    parser.add_argument(
+        "--variants", nargs="+", choices=VARIANTS, default=list(VARIANTS), help="(default: all: %(default)s)"
+    )
     parser.add_argument("--vocab-size", type=int, default=50265, help="tokenizer trained here (default: %(default)s)")
-    parser.add_argument("--corpus-bytes", type=int, default=2_000_000,
-                        help="bytes of each babylm_10M train file for that tokenizer (default: %(default)s)")
-    parser.add_argument("--weight-scale", type=float, default=1.0,
-                        help="multiply the built model's matrices by this; ~10 makes log-probs depend on the "
-                             "context as a trained model's do (default: %(default)s, bench/pll_scorer.py's model)")
-    parser.add_argument("--batch", type=int, default=8,
-                        help="sentences per minicons call; >1 pads shorter ones (default: %(default)s)")
+    parser.add_argument(
+        "--corpus-bytes",
+        type=int,
+        default=2_000_000,
+        help="bytes of each babylm_10M train file for that tokenizer (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--weight-scale",
+        type=float,
+        default=1.0,
+        help="multiply the built model's matrices by this; ~10 makes log-probs depend on the "
+        "context as a trained model's do (default: %(default)s, bench/pll_scorer.py's model)",
+    )
+    parser.add_argument(
+        "--batch", type=int, default=8, help="sentences per minicons call; >1 pads shorter ones (default: %(default)s)"
+    )
     parser.add_argument("--tolerance", type=float, default=1e-4, help="(default: %(default)s)")
-    parser.add_argument("--quick", action="store_true", help="smoke run: L2-H2-D64, vocab 1000, 10 pairs, one "
-                                                             "pair per supplement task and EWoK domain")
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="smoke run: L2-H2-D64, vocab 1000, 10 pairs, one pair per supplement task and EWoK domain",
+    )
     args = parser.parse_args(argv)
     hf_logging.disable_progress_bar()
     try:
@@ -194,8 +220,9 @@ def main(argv: list[str] | None = None) -> int:
         if model_dir is None:
             model_dir = Path(tmp) / "model"
             arch = Architecture(2, 2, 64) if args.quick else Architecture(4, 4, 256)
-            origin = build_saved_model(model_dir, arch, args.vocab_size, args.corpus_bytes,
-                                       weight_scale=args.weight_scale)  # fmt: skip
+            origin = build_saved_model(
+                model_dir, arch, args.vocab_size, args.corpus_bytes, weight_scale=args.weight_scale
+            )
             described = f"{arch.describe()} (seed 0, random weights × {args.weight_scale:g}), tokenizer {origin}"
         else:
             described = str(model_dir)
@@ -209,10 +236,14 @@ def main(argv: list[str] | None = None) -> int:
         sentences = [p.good for p in pairs] + [p.bad for p in pairs] + EXTRA_SENTENCES
         lengths = [len(tokenizer(s)["input_ids"]) - 2 for s in sentences]
         print(f"model {described}; vocabulary {model.config.vocab_size}")
-        print(f"minicons {getattr(minicons, '__version__', '?')}, transformers {transformers.__version__}, torch "
-              f"{torch.__version__}{'; batch_encode_plus aliased to __call__ (transformers 5)' if shimmed else ''}")
-        print(f"{len(sentences)} sentences ({2 * len(pairs)} from {len(pairs)} blimp-fast pairs, {len(EXTRA_SENTENCES)} "
-              f"extra), {min(lengths)}-{max(lengths)} scored tokens; minicons {args.batch} sentences per call")
+        print(
+            f"minicons {getattr(minicons, '__version__', '?')}, transformers {transformers.__version__}, torch "
+            f"{torch.__version__}{'; batch_encode_plus aliased to __call__ (transformers 5)' if shimmed else ''}"
+        )
+        print(
+            f"{len(sentences)} sentences ({2 * len(pairs)} from {len(pairs)} blimp-fast pairs, {len(EXTRA_SENTENCES)} "
+            f"extra), {min(lengths)}-{max(lengths)} scored tokens; minicons {args.batch} sentences per call"
+        )
         failed, ours_by_variant = False, {}
         for variant in args.variants:
             if variant == OFFICIAL:
@@ -226,9 +257,11 @@ def main(argv: list[str] | None = None) -> int:
             miscounted = [s for s, n, m in zip(sentences, counts, lengths, strict=True) if n != m]
             ok = diffs[worst] <= args.tolerance and not miscounted
             failed |= not ok
-            print(f"{variant} (minicons {MINICONS_METRIC[variant]}): max |ours - minicons| {diffs[worst]:.2e} "
-                  f"on {sentences[worst]!r} (ours {ours[worst]:.6f}, minicons {theirs[worst]:.6f}); "
-                  f"{len(miscounted)} sentences with another number of scored tokens -> {'OK' if ok else 'FAIL'}")
+            print(
+                f"{variant} (minicons {MINICONS_METRIC[variant]}): max |ours - minicons| {diffs[worst]:.2e} "
+                f"on {sentences[worst]!r} (ours {ours[worst]:.6f}, minicons {theirs[worst]:.6f}); "
+                f"{len(miscounted)} sentences with another number of scored tokens -> {'OK' if ok else 'FAIL'}"
+            )
             for sentence in miscounted[:5]:
                 print(f"  scored tokens differ: {sentence!r}")
         if len(ours_by_variant) == 2:  # the check can tell the strict variants apart only if they differ

@@ -79,19 +79,31 @@ def example_throughput() -> Throughput:
     fine-tuning run was measured.
     """
     teacher = {"teacher": Architecture(12, 12, 768)}
-    peers = {"peer-1": Architecture(6, 8, 640), "peer-2": Architecture(3, 8, 576),
-             "peer-3": Architecture(12, 4, 320), "peer-4": Architecture(3, 8, 384)}  # fmt: skip
+    peers = {
+        "peer-1": Architecture(6, 8, 640),
+        "peer-2": Architecture(3, 8, 576),
+        "peer-3": Architecture(12, 4, 320),
+        "peer-4": Architecture(3, 8, 384),
+    }
 
     def run(method: str, students: dict, batch: int, tokens_per_s: float, compile: bool = False) -> TrainingMeasurement:
         return TrainingMeasurement(method, students, batch, 128, 50265, 0.15, compile, {}, tokens_per_s)
 
     return Throughput(
-        device="NVIDIA H200", peak_flops=989e12, date="2026-11-29", torch="not recorded", commit="f0eb2eb",
-        training=(run("baseline", teacher, 32, 108_601.0), run("baseline", teacher, 32, 107_351.0, compile=True),
-                  run("baseline", teacher, 128, 331_685.0), run("dml", peers, 32, 39_728.0),
-                  run("dwml", peers, 32, 26_136.0)),
+        device="NVIDIA H200",
+        peak_flops=989e12,
+        date="2026-11-29",
+        torch="not recorded",
+        commit="f0eb2eb",
+        training=(
+            run("baseline", teacher, 32, 108_601.0),
+            run("baseline", teacher, 32, 107_351.0, compile=True),
+            run("baseline", teacher, 128, 331_685.0),
+            run("dml", peers, 32, 39_728.0),
+            run("dwml", peers, 32, 26_136.0),
+        ),
         scoring=(ScoringMeasurement(teacher["teacher"], 50265, "blimp-fast", 13_400, 13.0),),
-    )  # fmt: skip
+    )
 
 
 def merged_config(configfiles: list[Path]) -> dict[str, Any]:
@@ -111,9 +123,22 @@ def merged_config(configfiles: list[Path]) -> dict[str, Any]:
 
 def snakemake(workdir: Path, configfiles: list[Path], mirror: Path, *args: str, log: Path | None = None) -> str:
     """Run Snakemake on this repository in ``workdir`` (no profile); its printout. A failure raises with the log."""
-    command = [sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "Snakefile"), "--directory", str(workdir),
-               "--workflow-profile", "none", "--configfile", *map(str, configfiles),
-               "--config", f"data_mirror={mirror}", *args]  # fmt: skip
+    command = [
+        sys.executable,
+        "-m",
+        "snakemake",
+        "--snakefile",
+        str(REPO / "Snakefile"),
+        "--directory",
+        str(workdir),
+        "--workflow-profile",
+        "none",
+        "--configfile",
+        *map(str, configfiles),
+        "--config",
+        f"data_mirror={mirror}",
+        *args,
+    ]
     result = subprocess.run(command, capture_output=True, text=True)
     text = result.stdout + result.stderr
     if log is not None:
@@ -127,9 +152,11 @@ def prepare_outputs(jobs: list[PlannedJob]) -> list[str]:
     """Outputs of planned cheap jobs worth running for real: evaluation datasets and searches (not corpora:
     a corpus the mirror lacks, e.g. Table 1's 100M track, leaves its jobs not budgeted)."""
     return [
-        job.outputs[0] for job in jobs
-        if job.rule in PREPARE_RULES and not (job.rule == "fetch_data" and job.wildcards.get("dataset", "").startswith("babylm-"))
-    ]  # fmt: skip
+        job.outputs[0]
+        for job in jobs
+        if job.rule in PREPARE_RULES
+        and not (job.rule == "fetch_data" and job.wildcards.get("dataset", "").startswith("babylm-"))
+    ]
 
 
 def plan(workdir: Path, configfiles: list[Path], mirror: Path, target: str, cores: int, log: Path) -> list[PlannedJob]:
@@ -138,14 +165,18 @@ def plan(workdir: Path, configfiles: list[Path], mirror: Path, target: str, core
     jobs = parse_dry_run(text)
     extra = prepare_outputs(jobs)
     if extra:
-        snakemake(workdir, configfiles, mirror, "--cores", str(cores), "--", *extra, log=log.with_suffix(".prepare.log"))
+        snakemake(
+            workdir, configfiles, mirror, "--cores", str(cores), "--", *extra, log=log.with_suffix(".prepare.log")
+        )
         text = snakemake(workdir, configfiles, mirror, "-n", "-p", "--", target, log=log)
         jobs = parse_dry_run(text)
     stats = job_stats(text)
     parsed = {rule: sum(1 for j in jobs if j.rule == rule) for rule in stats}
     if parsed != stats:
-        raise InputError(f"{log}: the printed jobs {parsed} differ from Snakemake's job stats {stats}; "
-                         "the dry-run format changed: update babyteach.dryrun.parse_dry_run")  # fmt: skip
+        raise InputError(
+            f"{log}: the printed jobs {parsed} differ from Snakemake's job stats {stats}; "
+            "the dry-run format changed: update babyteach.dryrun.parse_dry_run"
+        )
     return jobs
 
 
@@ -162,11 +193,17 @@ def write_jobs_csv(path: Path, columns: dict[str, list[JobCost]]) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--throughput", type=Path, help="throughput file of bench/gpu_check.py (with --example: where to write it)")
+    parser.add_argument(
+        "--throughput", type=Path, help="throughput file of bench/gpu_check.py (with --example: where to write it)"
+    )
     parser.add_argument("--example", action="store_true", help="use issue 13's H200 measurements (see the docstring)")
-    parser.add_argument("--configfile", type=Path, action="append", default=[], help="merged over config.yaml, as in snakemake")
+    parser.add_argument(
+        "--configfile", type=Path, action="append", default=[], help="merged over config.yaml, as in snakemake"
+    )
     parser.add_argument("--target", default="all", help="Snakemake target to budget (default: %(default)s)")
-    parser.add_argument("--seeds", type=int, nargs="+", default=[1, 3], help="seed counts, one column each (default: 1 3)")
+    parser.add_argument(
+        "--seeds", type=int, nargs="+", default=[1, 3], help="seed counts, one column each (default: 1 3)"
+    )
     parser.add_argument("--table1-tracks", nargs="+", help="report.table1_tracks (e.g. 10M: the 10M track only)")
     parser.add_argument("--workdir", type=Path, help="Snakemake working directory (kept; default: a temporary one)")
     parser.add_argument("--mirror", type=Path, default=DEFAULT_MIRROR, help="data mirror (default: %(default)s)")
@@ -203,13 +240,25 @@ def main(argv: list[str] | None = None) -> int:
             raw = f"{results_root(config['results_dir'])}/raw"  # the configuration's fetched datasets
             families = [f"{raw}/{m.family}" for m in throughput.scoring]
             print(f"preparing data and search in {workdir} …", file=sys.stderr)
-            snakemake(workdir, [*configfiles, override(max(args.seeds))], args.mirror, "--cores", str(args.cores),
-                      "--", "data", "search", *families, log=workdir / "budget-prepare.log")  # fmt: skip
+            snakemake(
+                workdir,
+                [*configfiles, override(max(args.seeds))],
+                args.mirror,
+                "--cores",
+                str(args.cores),
+                "--",
+                "data",
+                "search",
+                *families,
+                log=workdir / "budget-prepare.log",
+            )
             columns: dict[str, list[JobCost]] = {}
             others: dict[int, dict[str, int]] = {}  # seed count → planned jobs that are no GPU work
             for seeds in sorted(set(args.seeds)):
                 files = [*configfiles, override(seeds)]
-                jobs = plan(workdir, files, args.mirror, args.target, args.cores, workdir / f"budget-dryrun-{seeds}.log")
+                jobs = plan(
+                    workdir, files, args.mirror, args.target, args.cores, workdir / f"budget-dryrun-{seeds}.log"
+                )
                 costs, others[seeds] = plan_costs(jobs, workdir, throughput, config["evaluation"], config["finetune"])
                 columns[f"{seeds} seed{'s' if seeds > 1 else ''}"] = costs
     except InputError as error:
@@ -217,8 +266,10 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     names = ", ".join(str(p) for p in args.configfile) or "config.yaml"
     tracks = f", report.table1_tracks {args.table1_tracks}" if args.table1_tracks else ""
-    title = (f"GPU budget of `snakemake {args.target}` ({names}{tracks}; corpus {config['corpus']['release']}-"
-             f"{config['corpus']['track']}), GPU-hours per rule")  # fmt: skip
+    title = (
+        f"GPU budget of `snakemake {args.target}` ({names}{tracks}; corpus {config['corpus']['release']}-"
+        f"{config['corpus']['track']}), GPU-hours per rule"
+    )
     print(format_budget(columns, throughput, title, others[max(others)], EXAMPLE_LABEL if args.example else None))
     if args.jobs_csv:
         write_jobs_csv(args.jobs_csv, columns)

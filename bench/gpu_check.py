@@ -50,8 +50,8 @@ from typing import Any
 import torch
 import yaml
 
-from babyteach.data.clean import clean_corpus
 from babyteach.data.acquire import fetch_dataset
+from babyteach.data.clean import clean_corpus
 from babyteach.data.shards import write_shards
 from babyteach.data.tokenizer import train_tokenizer
 from babyteach.evaluate.pairs import DEFAULT_BATCH_TOKENS, evaluate_pairs, load_pairs, plan_batches
@@ -65,10 +65,20 @@ THROUGHPUT_FORMAT = 1
 #: Dense bf16 peak FLOP/s by a substring of ``torch.cuda.get_device_name()`` (vendor data
 #: sheets, without sparsity); the first match wins, so longer names come first.
 PEAK_BF16: dict[str, float] = {
-    "H200": 989e12, "H100": 989e12, "GH200": 989e12, "A100": 312e12, "A10G": 70e12, "A10": 125e12,
-    "L40S": 362e12, "L40": 181e12, "L4": 121e12, "RTX 4090": 165e12, "RTX 3090": 71e12, "V100": 125e12,
+    "H200": 989e12,
+    "H100": 989e12,
+    "GH200": 989e12,
+    "A100": 312e12,
+    "A10G": 70e12,
+    "A10": 125e12,
+    "L40S": 362e12,
+    "L40": 181e12,
+    "L4": 121e12,
+    "RTX 4090": 165e12,
+    "RTX 3090": 71e12,
+    "V100": 125e12,
     "T4": 65e12,
-}  # fmt: skip
+}
 TARGET_MFU = {"teacher": 0.40, "dwml": 0.25}
 #: Seconds for the whole blimp-filtered (59,875 pairs) on one H200-class GPU (issue 13).
 TARGET_FULL_BLIMP_S = 15.0
@@ -97,12 +107,15 @@ def describe_plan(tokenizer_dir: Path, family: str, data_dir: Path, batch_tokens
     sentences = sorted({s for p in pairs for s in (p.good, p.bad)})
     lengths = [len(ids) for ids in AutoTokenizer.from_pretrained(tokenizer_dir)(sentences)["input_ids"]]
     plan = plan_batches([n for n in lengths for _ in range(n - 2)], batch_tokens)
-    return (f"{len(sentences)} distinct sentences, {plan.order.size} masked copies, {plan.tokens:,} tokens in "
-            f"{len(plan.bounds)} batches of ≤ {batch_tokens} tokens ({plan.fill:.0%} full on average, no padding)")
+    return (
+        f"{len(sentences)} distinct sentences, {plan.order.size} masked copies, {plan.tokens:,} tokens in "
+        f"{len(plan.bounds)} batches of ≤ {batch_tokens} tokens ({plan.fill:.0%} full on average, no padding)"
+    )
 
 
-def prepare_from_mirror(mirror: Path, work: Path, lines_per_file: int, vocab_size: int, teacher: Architecture,
-                        space: Mapping[str, Any]) -> Path:
+def prepare_from_mirror(
+    mirror: Path, work: Path, lines_per_file: int, vocab_size: int, teacher: Architecture, space: Mapping[str, Any]
+) -> Path:
     """A data folder like ``bench/prepare_device_data.py``'s, from a slice of the mirror's 10M corpus."""
     from babyteach.search import SearchSpace, search_architectures, students_from_search, write_search
 
@@ -133,11 +146,20 @@ class Job:
     needs_teacher: bool = False
 
 
-def training_jobs(teacher: Architecture, peers: dict[str, Architecture], batch: int, mutual: Mapping[str, Any],
-                  kd: Mapping[str, Any], sd: Mapping[str, Any]) -> list[Job]:
+def training_jobs(
+    teacher: Architecture,
+    peers: dict[str, Architecture],
+    batch: int,
+    mutual: Mapping[str, Any],
+    kd: Mapping[str, Any],
+    sd: Mapping[str, Any],
+) -> list[Job]:
     """The jobs measured: every kind of training job the workflow runs, at ``config.yaml``'s settings."""
-    outer = {k: mutual[k] for k in ("alpha", "tau", "weight_update_every", "hypergradient", "inner_product", "eta0",
-                                    "eta_min", "clip") if k in mutual}  # fmt: skip
+    outer = {
+        k: mutual[k]
+        for k in ("alpha", "tau", "weight_update_every", "hypergradient", "inner_product", "eta0", "eta_min", "clip")
+        if k in mutual
+    }
     return [
         Job(f"teacher {teacher.describe()}, batch {batch}", "baseline", {"teacher": teacher}, "teacher"),
         Job(f"teacher, batch {batch}, compiled", "baseline", {"teacher": teacher}, "teacher", {"compile": True}),
@@ -148,15 +170,21 @@ def training_jobs(teacher: Architecture, peers: dict[str, Architecture], batch: 
         Job("DML, 4 peers", "dml", peers, options={"alpha": mutual["alpha"], "tau": mutual["tau"]}),
         Job("DWML, 4 peers", "dwml", peers, "dwml", options=outer),
         Job("DWML, 4 peers, compiled", "dwml", peers, "dwml", {"compile": True}, options=outer),
-        Job("KD_DWML, 4 peers", "kd_dwml", peers, options={**outer, "lam": kd["lam"], "kd_tau": kd["tau"]},
-            needs_teacher=True),
+        Job(
+            "KD_DWML, 4 peers",
+            "kd_dwml",
+            peers,
+            options={**outer, "lam": kd["lam"], "kd_tau": kd["tau"]},
+            needs_teacher=True,
+        ),
     ]
 
 
 def _commit() -> str | None:
     try:
-        return subprocess.run(["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"], capture_output=True,
-                              text=True, check=True).stdout.strip()
+        return subprocess.run(
+            ["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=True
+        ).stdout.strip()
     except (OSError, subprocess.CalledProcessError):
         return None  # a checkout copied without .git
 
@@ -172,13 +200,24 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--lines", type=int, default=40000, help="cleaned lines per corpus file, without --data")
     parser.add_argument("--vocab-size", type=int, default=50265, help="tokenizer vocabulary, without --data")
     parser.add_argument("--only", nargs="*", default=None, help="measure only the jobs whose label has one of these")
-    parser.add_argument("--batch-tokens", type=int, default=DEFAULT_BATCH_TOKENS,
-                        help="scoring: tokens per forward pass (evaluation.batch_size; default %(default)s)")
-    parser.add_argument("--full-blimp", action="store_true",
-                        help="also score the whole blimp-filtered (59,875 pairs; --quick: 20 per UID) and time it")
-    parser.add_argument("--budget-s", type=float, default=None,
-                        help="wall seconds for the whole check: training jobs that would start after 70 %% of it are "
-                             "skipped (said so), scoring and fine-tuning after 90 %%")
+    parser.add_argument(
+        "--batch-tokens",
+        type=int,
+        default=DEFAULT_BATCH_TOKENS,
+        help="scoring: tokens per forward pass (evaluation.batch_size; default %(default)s)",
+    )
+    parser.add_argument(
+        "--full-blimp",
+        action="store_true",
+        help="also score the whole blimp-filtered (59,875 pairs; --quick: 20 per UID) and time it",
+    )
+    parser.add_argument(
+        "--budget-s",
+        type=float,
+        default=None,
+        help="wall seconds for the whole check: training jobs that would start after 70 %% of it are "
+        "skipped (said so), scoring and fine-tuning after 90 %%",
+    )
     parser.add_argument("--quick", action="store_true", help="smoke run: tiny teacher, 6 steps, small slice")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
@@ -203,17 +242,26 @@ def main(argv: list[str] | None = None) -> None:
         name = torch.cuda.get_device_name() if device == "cuda" else "CPU"
         peak = peak_flops(name) if device == "cuda" else None
         record: dict[str, Any] = {
-            "format_version": THROUGHPUT_FORMAT, "device": name, "peak_flops": peak, "date": date.today().isoformat(),
-            "torch": torch.__version__, "commit": _commit(), "quick": args.quick,
-            "training": [], "scoring": [], "finetune": [],
-        }  # fmt: skip
+            "format_version": THROUGHPUT_FORMAT,
+            "device": name,
+            "peak_flops": peak,
+            "date": date.today().isoformat(),
+            "torch": torch.__version__,
+            "commit": _commit(),
+            "quick": args.quick,
+            "training": [],
+            "scoring": [],
+            "finetune": [],
+        }
 
         def save() -> None:
             (args.out / "throughput.json").write_text(json.dumps(record, indent=1), encoding="utf-8")
 
-        say(f"# GPU check on {name} ({device}), torch {torch.__version__}, commit {record['commit']}; vocab {vocab}, "
+        say(
+            f"# GPU check on {name} ({device}), torch {torch.__version__}, commit {record['commit']}; vocab {vocab}, "
             f"block {block}, {args.steps} steps per run; peers {', '.join(a.describe() for a in peers.values())}; "
-            f"data ready after {time.monotonic() - started:.0f} s")
+            f"data ready after {time.monotonic() - started:.0f} s"
+        )
         say("| run | tokens/s | model TFLOP/s | MFU | target | GPU utilisation (NVML) | wall s |")
         say("|---|---|---|---|---|---|---|")
         jobs = training_jobs(teacher, peers, batch, config["mutual"], config["kd"], config["sd"])
@@ -229,36 +277,72 @@ def main(argv: list[str] | None = None) -> None:
                 say(f"| {job.label} | skipped: --budget-s {args.budget_s:.0f} s nearly spent | | | | | |")
                 continue
             if job.needs_teacher and teacher_dir is None:
-                say(f"| {job.label} | skipped: no teacher trained in this run (measure a teacher job first) | | | | | |")
+                say(
+                    f"| {job.label} | skipped: no teacher trained in this run (measure a teacher job first) | | | | | |"
+                )
                 continue
-            values = dict(token_budget=args.steps * batch * block, block_size=block, batch_size=batch, lr=1e-4,
-                          warmup_fraction=0.1, log_every=max(1, args.steps // 6), checkpoint_every=10**9,
-                          dev_blocks=min(batch, 64), eval_every=None, device=args.device)  # fmt: skip
+            values = dict(
+                token_budget=args.steps * batch * block,
+                block_size=block,
+                batch_size=batch,
+                lr=1e-4,
+                warmup_fraction=0.1,
+                log_every=max(1, args.steps // 6),
+                checkpoint_every=10**9,
+                dev_blocks=min(batch, 64),
+                eval_every=None,
+                device=args.device,
+            )
             values.update(job.overrides)
             values["token_budget"] = args.steps * values["batch_size"] * block
             cfg = TrainConfig(**values)
             run_dir = work / f"run-{number}"
             wall = time.monotonic()
-            summary = train(job.method, job.students, shards, tokenizer, run_dir, work / f"ckpt-{number}", cfg,
-                            teacher_dir=teacher_dir if job.needs_teacher else None, method_options=job.options)
+            summary = train(
+                job.method,
+                job.students,
+                shards,
+                tokenizer,
+                run_dir,
+                work / f"ckpt-{number}",
+                cfg,
+                teacher_dir=teacher_dir if job.needs_teacher else None,
+                method_options=job.options,
+            )
             wall = time.monotonic() - wall
             if job.method == "baseline" and "teacher" in job.students and teacher_dir is None:
                 teacher_dir = run_dir / "teacher"
             rate = measured_tokens_per_s(run_dir)
             flops = sum(flops_per_token(a, vocab, block, cfg.mask_prob) for a in job.students.values()) * rate
             gpu = summary["gpu"]
-            record["training"].append({
-                "label": job.label, "method": job.method,
-                "students": {n: a.to_dict() for n, a in job.students.items()}, "batch_size": cfg.batch_size,
-                "block_size": block, "vocab_size": vocab, "mask_prob": cfg.mask_prob, "compile": cfg.compile,
-                "method_options": job.options, "tokens_per_s": rate, "model_flops_per_s": flops,
-                "mfu": flops / peak if peak else None, "wall_s": wall, "gpu": gpu,
-            })  # fmt: skip
+            record["training"].append(
+                {
+                    "label": job.label,
+                    "method": job.method,
+                    "students": {n: a.to_dict() for n, a in job.students.items()},
+                    "batch_size": cfg.batch_size,
+                    "block_size": block,
+                    "vocab_size": vocab,
+                    "mask_prob": cfg.mask_prob,
+                    "compile": cfg.compile,
+                    "method_options": job.options,
+                    "tokens_per_s": rate,
+                    "model_flops_per_s": flops,
+                    "mfu": flops / peak if peak else None,
+                    "wall_s": wall,
+                    "gpu": gpu,
+                }
+            )
             save()
             mfu = f"{flops / peak:.1%}" if peak else "n/a"
             target = f"≥ {TARGET_MFU[job.kind]:.0%}" if job.kind else "—"
-            util = (", ".join(f"mean {g['util_mean_pct']:.0f} %, peak mem {g['mem_peak_mib']:.0f} MiB"
-                              for g in gpu["per_gpu"]) if gpu and gpu.get("gpus") else "none")  # fmt: skip
+            util = (
+                ", ".join(
+                    f"mean {g['util_mean_pct']:.0f} %, peak mem {g['mem_peak_mib']:.0f} MiB" for g in gpu["per_gpu"]
+                )
+                if gpu and gpu.get("gpus")
+                else "none"
+            )
             say(f"| {job.label} | {rate:,.0f} | {flops / 1e12:.2f} | {mfu} | {target} | {util} | {wall:.0f} |")
 
         if teacher_dir is not None:
@@ -272,41 +356,76 @@ def main(argv: list[str] | None = None) -> None:
                     say(f"{family}: not in {data}; skipped")
                     continue
                 wall = time.perf_counter()
-                scored = evaluate_pairs(teacher_dir, family, data / family, work / f"{family}.json",
-                                        max_per_task=per_task, batch_tokens=args.batch_tokens)
+                scored = evaluate_pairs(
+                    teacher_dir,
+                    family,
+                    data / family,
+                    work / f"{family}.json",
+                    max_per_task=per_task,
+                    batch_tokens=args.batch_tokens,
+                )
                 wall = time.perf_counter() - wall
                 strict = scored["variants"]["pll-word-l2r"]
                 seconds = strict["n_pairs"] / scored["pairs_per_second"]  # both scorings, as the workflow runs them
-                record["scoring"].append({"architecture": teacher.to_dict(), "vocab_size": vocab, "family": family,
-                                          "pairs": strict["n_pairs"], "seconds": seconds, "wall_s": wall,
-                                          "variants": list(scored["variants"]),
-                                          "batch_tokens": args.batch_tokens})  # fmt: skip
+                record["scoring"].append(
+                    {
+                        "architecture": teacher.to_dict(),
+                        "vocab_size": vocab,
+                        "family": family,
+                        "pairs": strict["n_pairs"],
+                        "seconds": seconds,
+                        "wall_s": wall,
+                        "variants": list(scored["variants"]),
+                        "batch_tokens": args.batch_tokens,
+                    }
+                )
                 save()
-                target = f" (target ≤ {TARGET_FULL_BLIMP_S:.0f} s for 59,875 pairs)" if family == "blimp-filtered" else ""
-                plan = (f"; {describe_plan(tokenizer, family, data / family, args.batch_tokens, per_task)}"
-                        if family.startswith("blimp") else "")  # the plan of a family without context
-                say(f"{family}: {strict['n_pairs']} pairs in {seconds:.1f} s ({scored['pairs_per_second']:.0f} "
+                target = (
+                    f" (target ≤ {TARGET_FULL_BLIMP_S:.0f} s for 59,875 pairs)" if family == "blimp-filtered" else ""
+                )
+                plan = (
+                    f"; {describe_plan(tokenizer, family, data / family, args.batch_tokens, per_task)}"
+                    if family.startswith("blimp")
+                    else ""
+                )  # the plan of a family without context
+                say(
+                    f"{family}: {strict['n_pairs']} pairs in {seconds:.1f} s ({scored['pairs_per_second']:.0f} "
                     f"pairs/s, both scorings, tokenizing included; {wall:.1f} s with loading){target}, accuracy "
                     f"{strict['macro_accuracy']:.3f} pll-word-l2r, {scored['variants']['official']['macro_accuracy']:.3f} "
-                    f"official{plan}")
+                    f"official{plan}"
+                )
             glue = data / "glue-filtered"
             if (glue / f"{FINETUNE_TASK}.train.jsonl").is_file() and not over(0.9):
                 from babyteach.evaluate.glue import FinetuneConfig, finetune_model
 
                 finetune = config["finetune"]
-                cfg = FinetuneConfig(tasks=(FINETUNE_TASK,), max_epochs=1, batch_size=finetune["batch_size"],
-                                     max_length=finetune["max_length"],
-                                     max_train_examples=64 if args.quick else None,
-                                     max_eval_examples=64 if args.quick else None)  # fmt: skip
+                cfg = FinetuneConfig(
+                    tasks=(FINETUNE_TASK,),
+                    max_epochs=1,
+                    batch_size=finetune["batch_size"],
+                    max_length=finetune["max_length"],
+                    max_train_examples=64 if args.quick else None,
+                    max_eval_examples=64 if args.quick else None,
+                )
                 result = finetune_model(teacher_dir, glue, work / "glue.json", cfg)["tasks"][FINETUNE_TASK]
-                record["finetune"].append({"architecture": teacher.to_dict(), "vocab_size": vocab,
-                                           "task": FINETUNE_TASK, "examples": result["n_train"],
-                                           "valid_examples": result["n_valid"], "epochs": 1,
-                                           "max_length": cfg.max_length, "batch_size": cfg.batch_size,
-                                           "seconds": result["wall_time_s"]})  # fmt: skip
+                record["finetune"].append(
+                    {
+                        "architecture": teacher.to_dict(),
+                        "vocab_size": vocab,
+                        "task": FINETUNE_TASK,
+                        "examples": result["n_train"],
+                        "valid_examples": result["n_valid"],
+                        "epochs": 1,
+                        "max_length": cfg.max_length,
+                        "batch_size": cfg.batch_size,
+                        "seconds": result["wall_time_s"],
+                    }
+                )
                 save()
-                say(f"fine-tuning {FINETUNE_TASK}: {result['n_train']} train + {result['n_valid']} valid examples, one "
-                    f"epoch in {result['wall_time_s']:.1f} s")
+                say(
+                    f"fine-tuning {FINETUNE_TASK}: {result['n_train']} train + {result['n_valid']} valid examples, one "
+                    f"epoch in {result['wall_time_s']:.1f} s"
+                )
     save()
     say(f"wrote {args.out / 'throughput.json'}; total wall time {time.monotonic() - started:.0f} s")
 

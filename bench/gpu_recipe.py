@@ -111,8 +111,9 @@ def parse_setting(spec: str, default_arch: Architecture = TEACHER) -> Setting:
                 raise ValueError(f"setting {spec!r}: arch must look like L12-H12-D768, got {value!r}")
             arch = Architecture(*map(int, match.groups()))
         elif key in RESERVED or key not in known:
-            raise ValueError(f"setting {spec!r}: {key!r} is not a settable training field "
-                             f"({', '.join(sorted(known - RESERVED))})")
+            raise ValueError(
+                f"setting {spec!r}: {key!r} is not a settable training field ({', '.join(sorted(known - RESERVED))})"
+            )
         else:
             overrides[key] = _scalar(value.strip())
     return Setting(name, arch, overrides)
@@ -136,8 +137,9 @@ def base_training(config_path: Path = REPO / "config.yaml") -> dict[str, Any]:
     return values
 
 
-def make_config(setting: Setting, base: Mapping[str, Any], token_budget: int, points: int, n_blocks: int,
-                device: str) -> TrainConfig:
+def make_config(
+    setting: Setting, base: Mapping[str, Any], token_budget: int, points: int, n_blocks: int, device: str
+) -> TrainConfig:
     """The TrainConfig of one setting: ``base`` ⊕ its overrides, ``token_budget`` tokens, ``points`` dev
     evaluations, ``warmup_steps`` turned into the fraction of this run's steps."""
     values = {**base, **{k: v for k, v in setting.overrides.items() if k != "warmup_steps"}}
@@ -211,9 +213,14 @@ def loss_by_corruption_of(model_dir: Path, shard_dir: Path, cfg: TrainConfig, de
     model = AutoModelForMaskedLM.from_pretrained(model_dir, dtype=torch.float32).to(where)
     split = loss_by_corruption(model, shard_dir, cfg.block_size, cfg.dev_blocks, cfg.batch_size, cfg.mask_prob)
     similarity = hidden_similarity(model, shard_dir, cfg.block_size)
-    return {"ce_mask": split.mask, "ce_random": split.random, "ce_kept": split.kept,
-            "context_gain": split.context_gain, "cos_last": similarity[-1],
-            "cos_layers": " ".join(f"{c:.2f}" for c in similarity)}
+    return {
+        "ce_mask": split.mask,
+        "ce_random": split.random,
+        "ce_kept": split.kept,
+        "context_gain": split.context_gain,
+        "cos_last": similarity[-1],
+        "cos_layers": " ".join(f"{c:.2f}" for c in similarity),
+    }
 
 
 def plot_curves(curves: pd.DataFrame, unigram: float, floor: float, path: Path, title: str) -> None:
@@ -234,11 +241,22 @@ def plot_curves(curves: pd.DataFrame, unigram: float, floor: float, path: Path, 
     plt.close(fig)
 
 
-def run_recipes(settings: Sequence[Setting], shard_dir: Path, tokenizer_dir: Path, out_dir: Path,
-                token_budget: int, *, points: int = 8, budget_s: float | None = None, device: str = "auto",
-                base: Mapping[str, Any] | None = None, eval_sets: Mapping[str, Path] | None = None,
-                eval_max_per_task: int | None = None, title: str = "",
-                say: Callable[[str], None] | None = None) -> pd.DataFrame:
+def run_recipes(
+    settings: Sequence[Setting],
+    shard_dir: Path,
+    tokenizer_dir: Path,
+    out_dir: Path,
+    token_budget: int,
+    *,
+    points: int = 8,
+    budget_s: float | None = None,
+    device: str = "auto",
+    base: Mapping[str, Any] | None = None,
+    eval_sets: Mapping[str, Path] | None = None,
+    eval_max_per_task: int | None = None,
+    title: str = "",
+    say: Callable[[str], None] | None = None,
+) -> pd.DataFrame:
     """Train every setting in turn for ``token_budget`` tokens; write curves, summary and figure; return the summary.
 
     ``base``: TrainConfig fields the settings override (default: config.yaml's training section).
@@ -264,58 +282,90 @@ def run_recipes(settings: Sequence[Setting], shard_dir: Path, tokenizer_dir: Pat
     unigram_all = unigram_baseline(shard_dir).dev_cross_entropy
     vocab = json.loads((Path(shard_dir) / "meta.json").read_text())["vocab_size"]
     n_blocks = len(PackedBlocks(shard_dir, "train", base["block_size"]))
-    say(f"# recipe curves: {len(settings)} setting(s), {token_budget:,} tokens each, vocab {vocab}; "
+    say(
+        f"# recipe curves: {len(settings)} setting(s), {token_budget:,} tokens each, vocab {vocab}; "
         f"on the {base['dev_blocks']} dev-loss blocks (spread over the split) unigram CE {unigram:.3f}, own-token floor {floor:.3f} nats "
         f"(whole dev split: unigram {unigram_all:.3f}); budget "
-        f"{'none' if budget_s is None else f'{budget_s:.0f} s'}")
+        f"{'none' if budget_s is None else f'{budget_s:.0f} s'}"
+    )
     s_per_flop: float | None = None  # measured wall seconds per analytic training FLOP (set-up included)
     curves: list[dict[str, Any]] = []
     summary: list[dict[str, Any]] = []
     for setting in settings:
         cfg = make_config(setting, base, token_budget, points, n_blocks, device)
         steps = plan_steps(cfg, n_blocks).steps
-        flops = flops_per_token(setting.arch, vocab, cfg.block_size, cfg.mask_prob) * steps * cfg.batch_size \
-            * cfg.grad_accum * cfg.block_size
-        row: dict[str, Any] = {"setting": setting.name, "arch": setting.arch.describe(), "lr": cfg.lr,
-                               "warmup_steps": round(cfg.warmup_fraction * steps), "batch_size": cfg.batch_size,
-                               "adam_beta2": cfg.adam_beta2, "adam_eps": cfg.adam_eps, "clip_norm": cfg.clip_norm,
-                               "dropout": cfg.dropout, "steps": steps, "tokens": steps * cfg.batch_size
-                               * cfg.grad_accum * cfg.block_size, "unigram_dev_ce": unigram,
-                               "own_token_floor": floor}  # fmt: skip
+        flops = (
+            flops_per_token(setting.arch, vocab, cfg.block_size, cfg.mask_prob)
+            * steps
+            * cfg.batch_size
+            * cfg.grad_accum
+            * cfg.block_size
+        )
+        row: dict[str, Any] = {
+            "setting": setting.name,
+            "arch": setting.arch.describe(),
+            "lr": cfg.lr,
+            "warmup_steps": round(cfg.warmup_fraction * steps),
+            "batch_size": cfg.batch_size,
+            "adam_beta2": cfg.adam_beta2,
+            "adam_eps": cfg.adam_eps,
+            "clip_norm": cfg.clip_norm,
+            "dropout": cfg.dropout,
+            "steps": steps,
+            "tokens": steps * cfg.batch_size * cfg.grad_accum * cfg.block_size,
+            "unigram_dev_ce": unigram,
+            "own_token_floor": floor,
+        }
         left = None if budget_s is None else budget_s - (time.monotonic() - started)
         estimate = None if s_per_flop is None else s_per_flop * flops
         if left is not None and (left <= 0 or (estimate is not None and estimate > left)):
-            row["status"] = (f"skipped: needs ~{estimate:.0f} s, {max(left, 0):.0f} s left" if estimate is not None
-                             else "skipped: no time left")
+            row["status"] = (
+                f"skipped: needs ~{estimate:.0f} s, {max(left, 0):.0f} s left"
+                if estimate is not None
+                else "skipped: no time left"
+            )
             say(f"## {setting.name}: {row['status']}")
             summary.append(row)
             _write(out_dir, curves, summary, unigram, floor, title)
             continue
-        say(f"## {setting.name}: {setting.describe()}, {steps} steps, warmup {row['warmup_steps']}"
-            + (f", estimated {estimate:.0f} s" if estimate is not None else ""))
+        say(
+            f"## {setting.name}: {setting.describe()}, {steps} steps, warmup {row['warmup_steps']}"
+            + (f", estimated {estimate:.0f} s" if estimate is not None else "")
+        )
         deadline = None if left is None else time.monotonic() + left
         train_losses: list[Any] = []
 
-        def hook(step: int, models: Any, values: Any, deadline: float | None = deadline,
-                 losses: list[Any] = train_losses) -> None:
+        def hook(
+            step: int, models: Any, values: Any, deadline: float | None = deadline, losses: list[Any] = train_losses
+        ) -> None:
             if isinstance(values, Mapping) and values:  # the loss as the loop holds it: reading it here would make
                 losses[:] = [next(iter(values.values()))]  # every step wait for the GPU; read once, if stopped
             if deadline is not None and time.monotonic() > deadline:
-                raise _Deadline(f"stopped at step {step} of {steps}: wall-clock budget spent")
+                raise _Deadline(f"stopped at step {step} of {steps}: wall-clock budget spent")  # noqa: B023 (hook of this run)
 
         run_started = time.monotonic()
         with tempfile.TemporaryDirectory(prefix="recipe-") as scratch:
             run_dir = Path(scratch) / "out"
             try:
                 with _live(setting.name, say) as live:
-                    result = train("baseline", {"teacher": setting.arch}, shard_dir, tokenizer_dir, run_dir,
-                                   Path(scratch) / "ckpt", cfg, on_step=hook)
+                    result = train(
+                        "baseline",
+                        {"teacher": setting.arch},
+                        shard_dir,
+                        tokenizer_dir,
+                        run_dir,
+                        Path(scratch) / "ckpt",
+                        cfg,
+                        on_step=hook,
+                    )
             except _Deadline as stop:
                 row["status"] = str(stop)
                 row["last_train_loss"] = float(train_losses[-1]) if train_losses else math.nan
                 row["wall_s"] = time.monotonic() - run_started
-                curves += [{"setting": setting.name, "step": step, "tokens": step * row["tokens"] // steps,
-                            "dev_loss": loss} for step, loss in live.points]  # the dev points it reached
+                curves += [
+                    {"setting": setting.name, "step": step, "tokens": step * row["tokens"] // steps, "dev_loss": loss}
+                    for step, loss in live.points
+                ]  # the dev points it reached
                 say(f"## {setting.name}: {row['status']} (last train loss {row['last_train_loss']:.3f})")
                 summary.append(row)
                 _write(out_dir, curves, summary, unigram, floor, title)
@@ -324,32 +374,48 @@ def run_recipes(settings: Sequence[Setting], shard_dir: Path, tokenizer_dir: Pat
             points_of_run = _dev_curve(run_dir)
             curves += [{"setting": setting.name, **point} for point in points_of_run]
             final = result["students"]["teacher"]["final_dev_loss"]
-            row.update(status="done", final_dev_loss=final, min_dev_loss=min(p["dev_loss"] for p in points_of_run),
-                       under_unigram=unigram - final, under_floor=floor - final, wall_s=wall,
-                       tokens_per_s=row["tokens"] / max(result["wall_time_s"], 1e-9))
+            row.update(
+                status="done",
+                final_dev_loss=final,
+                min_dev_loss=min(p["dev_loss"] for p in points_of_run),
+                under_unigram=unigram - final,
+                under_floor=floor - final,
+                wall_s=wall,
+                tokens_per_s=row["tokens"] / max(result["wall_time_s"], 1e-9),
+            )
             row.update(loss_by_corruption_of(run_dir / "teacher", shard_dir, cfg, device))
-            say(f"{setting.name}\tdev loss at <mask> {row['ce_mask']:.3f} (context gain over the unigram at the "
+            say(
+                f"{setting.name}\tdev loss at <mask> {row['ce_mask']:.3f} (context gain over the unigram at the "
                 f"same positions {row['context_gain']:+.3f}), random {row['ce_random']:.3f}, "
                 f"kept {row['ce_kept']:.3f}; "
-                f"cosine between positions per layer {row['cos_layers']}")
+                f"cosine between positions per layer {row['cos_layers']}"
+            )
             (out_dir / "runs").mkdir(exist_ok=True)
             shutil.copy2(run_dir / "metrics.jsonl", out_dir / "runs" / f"{setting.name}.metrics.jsonl")
             for family, folder in (eval_sets or {}).items():
-                scored = evaluate_pairs(run_dir / "teacher", family, Path(folder), Path(scratch) / f"{family}.json",
-                                        max_per_task=eval_max_per_task)
+                scored = evaluate_pairs(
+                    run_dir / "teacher",
+                    family,
+                    Path(folder),
+                    Path(scratch) / f"{family}.json",
+                    max_per_task=eval_max_per_task,
+                )
                 row[family] = 100 * scored["variants"]["pll-word-l2r"]["macro_accuracy"]
                 say(f"{setting.name}\t{family} {row[family]:.1f}")
         s_per_flop = (time.monotonic() - run_started) / flops  # training, diagnostics and scoring
-        say(f"## {setting.name}: final dev loss {final:.4f} (unigram {final - unigram:+.3f}, own-token floor "
-            f"{final - floor:+.3f}) in {wall:.0f} s")
+        say(
+            f"## {setting.name}: final dev loss {final:.4f} (unigram {final - unigram:+.3f}, own-token floor "
+            f"{final - floor:+.3f}) in {wall:.0f} s"
+        )
         summary.append(row)
         _write(out_dir, curves, summary, unigram, floor, title)
     say(f"# done in {time.monotonic() - started:.0f} s; {out_dir}")
     return pd.DataFrame(summary)
 
 
-def _write(out_dir: Path, curves: list[dict[str, Any]], summary: list[dict[str, Any]], unigram: float,
-           floor: float, title: str) -> None:
+def _write(
+    out_dir: Path, curves: list[dict[str, Any]], summary: list[dict[str, Any]], unigram: float, floor: float, title: str
+) -> None:
     """Rewrite the CSVs and the figure with what is finished so far."""
     pd.DataFrame(summary).to_csv(out_dir / "recipe_summary.csv", index=False)
     frame = pd.DataFrame(curves, columns=["setting", "step", "tokens", "dev_loss"])
@@ -360,8 +426,12 @@ def _write(out_dir: Path, curves: list[dict[str, Any]], summary: list[dict[str, 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data", type=Path, default=REPO / "device_data",
-                        help="folder with shards/ and tokenizer/ (and fetched sets), from prepare_device_data.py")
+    parser.add_argument(
+        "--data",
+        type=Path,
+        default=REPO / "device_data",
+        help="folder with shards/ and tokenizer/ (and fetched sets), from prepare_device_data.py",
+    )
     parser.add_argument("--out", type=Path, default=Path("recipe_out"), help="output folder (default: %(default)s)")
     parser.add_argument("--setting", action="append", help="name:key=value,... (repeatable; default: GPU_SETTINGS)")
     parser.add_argument("--arch", default="L12-H12-D768", help="architecture of settings without arch=")
@@ -372,8 +442,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--score", nargs="*", default=[], help="fetched sets to score per setting, e.g. blimp-fast")
     parser.add_argument("--score-max", type=int, default=None, help="score only the first N pairs per task")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
-    parser.add_argument("--quick", action="store_true",
-                        help="smoke run: L2-H2-D64, 40k tokens, demo-sized settings (use with the demo data)")
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="smoke run: L2-H2-D64, 40k tokens, demo-sized settings (use with the demo data)",
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
     if args.threads:
@@ -393,10 +466,20 @@ def main(argv: list[str] | None = None) -> None:
     device = args.device
     name = torch.cuda.get_device_name() if device != "cpu" and torch.cuda.is_available() else "CPU"
     title = f"{arch.describe()} on {args.data.name} ({name}, torch {torch.__version__})"
-    run_recipes(settings, args.data / "shards", args.data / "tokenizer", args.out, args.tokens, points=args.points,
-                budget_s=args.budget_s, device=device, base=base,
-                eval_sets={family: args.data / family for family in args.score}, eval_max_per_task=args.score_max,
-                title=title)
+    run_recipes(
+        settings,
+        args.data / "shards",
+        args.data / "tokenizer",
+        args.out,
+        args.tokens,
+        points=args.points,
+        budget_s=args.budget_s,
+        device=device,
+        base=base,
+        eval_sets={family: args.data / family for family in args.score},
+        eval_max_per_task=args.score_max,
+        title=title,
+    )
     sys.stdout.flush()
 
 

@@ -40,7 +40,6 @@ import yaml
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import gpu_check  # noqa: E402
 import gpu_recipe  # noqa: E402
-
 from babyteach.data.shards import PackedBlocks  # noqa: E402
 from babyteach.evaluate.pairs import evaluate_pairs  # noqa: E402
 from babyteach.models import Architecture  # noqa: E402
@@ -69,9 +68,17 @@ def phase_recipe(data: Path, out: Path, device: str, quick: bool, budget_s: floa
     specs = gpu_recipe.QUICK_SETTINGS if quick else gpu_recipe.GPU_SETTINGS
     arch = Architecture(2, 2, 64) if quick else gpu_recipe.TEACHER
     settings = [gpu_recipe.parse_setting(spec, arch) for spec in specs]
-    gpu_recipe.run_recipes(settings, data / "shards", data / "tokenizer", out / "recipe",
-                           50_000 if quick else 4_000_000, budget_s=budget_s, device=device, say=say,
-                           title="recipe settings of docs/RECIPE.md")  # fmt: skip
+    gpu_recipe.run_recipes(
+        settings,
+        data / "shards",
+        data / "tokenizer",
+        out / "recipe",
+        50_000 if quick else 4_000_000,
+        budget_s=budget_s,
+        device=device,
+        say=say,
+        title="recipe settings of docs/RECIPE.md",
+    )
 
 
 def teacher_rate(out: Path) -> float:
@@ -88,7 +95,9 @@ def phase_teacher(data: Path, out: Path, device: str, quick: bool, budget_s: flo
     """The teacher with config.yaml's recipe: full budget if it fits, else the tokens that do; then scored."""
     started = time.monotonic()
     config = yaml.safe_load((REPO / "config.yaml").read_text())
-    teacher = Architecture(2, 2, 64) if quick else Architecture.from_mapping(config["model"]["teacher"], "model.teacher")
+    teacher = (
+        Architecture(2, 2, 64) if quick else Architecture.from_mapping(config["model"]["teacher"], "model.teacher")
+    )
     base = {**gpu_recipe.base_training(), "device": device, "checkpoint_every": 10**9}
     n_blocks = len(PackedBlocks(data / "shards", "train", base["block_size"]))
     full = plan_steps(TrainConfig(**{**base, "epochs": config["training"]["epochs"], "token_budget": None}), n_blocks)
@@ -96,34 +105,59 @@ def phase_teacher(data: Path, out: Path, device: str, quick: bool, budget_s: flo
     fits = int(max(budget_s - SCORING_RESERVE_S - 60, 0) * rate)  # 60 s: model set-up, dev loss, writing
     tokens = min(full.tokens, fits) if not quick else min(full.tokens, 100_000)
     steps = max(1, tokens // full.tokens_per_step)
-    cfg = TrainConfig(**{**base, "epochs": None, "token_budget": steps * full.tokens_per_step,
-                         "eval_every": max(1, steps // 10), "log_every": max(1, steps // 40)})  # fmt: skip
-    say(f"# teacher {teacher.describe()}, config.yaml's recipe (lr {cfg.lr}, warmup {cfg.warmup_fraction}, batch "
+    cfg = TrainConfig(
+        **{
+            **base,
+            "epochs": None,
+            "token_budget": steps * full.tokens_per_step,
+            "eval_every": max(1, steps // 10),
+            "log_every": max(1, steps // 40),
+        }
+    )
+    say(
+        f"# teacher {teacher.describe()}, config.yaml's recipe (lr {cfg.lr}, warmup {cfg.warmup_fraction}, batch "
         f"{cfg.batch_size}): {steps} of the full budget's {full.steps} steps ({steps / full.steps:.0%}; "
-        f"{steps * full.tokens_per_step:,} tokens) at ~{rate:,.0f} tokens/s")
+        f"{steps * full.tokens_per_step:,} tokens) at ~{rate:,.0f} tokens/s"
+    )
     target = out / "teacher"
     target.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="teacher-") as scratch:
         run = Path(scratch) / "run"
         with gpu_recipe._live("teacher", say):  # the dev-loss points as they come
-            summary = train("baseline", {"teacher": teacher}, data / "shards", data / "tokenizer", run,
-                            Path(scratch) / "ckpt", cfg)
+            summary = train(
+                "baseline", {"teacher": teacher}, data / "shards", data / "tokenizer", run, Path(scratch) / "ckpt", cfg
+            )
         shutil.copy2(run / "metrics.jsonl", target / "metrics.jsonl")
-        result = {"steps": steps, "full_budget_steps": full.steps, "tokens": summary["tokens"],
-                  "final_dev_loss": summary["students"]["teacher"]["final_dev_loss"],
-                  "wall_time_s": summary["wall_time_s"], "config": summary["config"], "scores": {}}  # fmt: skip
+        result = {
+            "steps": steps,
+            "full_budget_steps": full.steps,
+            "tokens": summary["tokens"],
+            "final_dev_loss": summary["students"]["teacher"]["final_dev_loss"],
+            "wall_time_s": summary["wall_time_s"],
+            "config": summary["config"],
+            "scores": {},
+        }
         for family in ("blimp-fast", "supplement-fast", "ewok-fast"):
             if (data / family).is_dir():
-                scored = evaluate_pairs(run / "teacher", family, data / family, Path(scratch) / f"{family}.json",
-                                        max_per_task=20 if quick else None)
+                scored = evaluate_pairs(
+                    run / "teacher",
+                    family,
+                    data / family,
+                    Path(scratch) / f"{family}.json",
+                    max_per_task=20 if quick else None,
+                )
                 strict = scored["variants"]["pll-word-l2r"]
                 result["scores"][family] = 100 * strict["macro_accuracy"]
                 result["scores"][f"{family} (official)"] = 100 * scored["variants"]["official"]["macro_accuracy"]
-                say(f"teacher {family}: {result['scores'][family]:.1f} % pll-word-l2r, "
-                    f"{result['scores'][f'{family} (official)']:.1f} % official ({strict['n_pairs']} pairs)")
+                say(
+                    f"teacher {family}: {result['scores'][family]:.1f} % pll-word-l2r, "
+                    f"{result['scores'][f'{family} (official)']:.1f} % official ({strict['n_pairs']} pairs)"
+                )
     (target / "summary.json").write_text(json.dumps(result, indent=1), encoding="utf-8")
-    say(f"# teacher: final dev loss {result['final_dev_loss']:.4f} after {result['tokens']:,} tokens; "
-        f"{time.monotonic() - started:.0f} s")
+    say(
+        f"# teacher: final dev loss {result['final_dev_loss']:.4f} after {result['tokens']:,} tokens; "
+        f"{time.monotonic() - started:.0f} s"
+    )
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -138,7 +172,9 @@ def main(argv: list[str] | None = None) -> None:
     started = time.monotonic()
     args.out.mkdir(parents=True, exist_ok=True)
     name = torch.cuda.get_device_name() if torch.cuda.is_available() else "no CUDA device"
-    say(f"# GPU session on {name}, torch {torch.__version__}; phases {' '.join(args.phases)}; budget {args.budget_s:.0f} s")
+    say(
+        f"# GPU session on {name}, torch {torch.__version__}; phases {' '.join(args.phases)}; budget {args.budget_s:.0f} s"
+    )
     shares = {"throughput": 0.45, "recipe": 0.55, "teacher": 1.0}  # of the time left when the phase starts
     for number, phase in enumerate(args.phases):
         left = args.budget_s - (time.monotonic() - started)
@@ -146,7 +182,8 @@ def main(argv: list[str] | None = None) -> None:
         budget = left if not later else left * shares[phase]
         say(f"# phase {phase}: {budget:.0f} s of {left:.0f} s left")
         {"throughput": phase_throughput, "recipe": phase_recipe, "teacher": phase_teacher}[phase](
-            args.data, args.out, args.device, args.quick, budget)
+            args.data, args.out, args.device, args.quick, budget
+        )
     say(f"# session done in {time.monotonic() - started:.0f} s; figures under {args.out}")
 
 

@@ -21,12 +21,12 @@ import os
 import re
 
 import torch
-from train_step import masked_batches, random_blocks, time_alternately
 
 from babyteach.methods import MLMBatch, StepContext, make_method
 from babyteach.models import Architecture, build_model, count_parameters
 from babyteach.search import SearchSpace, grid_optimum
 from babyteach.train import TrainConfig, _optimizer
+from train_step import masked_batches, random_blocks, time_alternately
 
 
 def parse_arch(text: str) -> Architecture:
@@ -46,18 +46,30 @@ def default_students(teacher: Architecture, n: int, vocab_size: int, block: int)
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--teacher", type=parse_arch, default=parse_arch("L6-H8-D384"),
-                        help="teacher architecture (default: L6-H8-D384)")
-    parser.add_argument("--students", type=lambda s: [parse_arch(a) for a in s.split(",")], default=None,
-                        help="comma-separated student architectures (default: grid optimum for N/(i+1), i=1..4)")
+    parser.add_argument(
+        "--teacher",
+        type=parse_arch,
+        default=parse_arch("L6-H8-D384"),
+        help="teacher architecture (default: L6-H8-D384)",
+    )
+    parser.add_argument(
+        "--students",
+        type=lambda s: [parse_arch(a) for a in s.split(",")],
+        default=None,
+        help="comma-separated student architectures (default: grid optimum for N/(i+1), i=1..4)",
+    )
     parser.add_argument("--vocab-size", type=int, default=50265, help="vocabulary (default: %(default)s)")
     parser.add_argument("--block", type=int, default=128, help="tokens per block (default: %(default)s)")
     parser.add_argument("--batch", type=int, default=16, help="blocks per batch (default: %(default)s)")
     parser.add_argument("--warmup", type=int, default=2, help="untimed steps of each (default: %(default)s)")
     parser.add_argument("--repeats", type=int, default=7, help="timed steps of each (default: %(default)s)")
     parser.add_argument("--seed", type=int, default=0, help="weights, batches, masking (default: %(default)s)")
-    parser.add_argument("--threads", type=int, default=None,
-                        help="torch threads (default: torch's own choice; 1 is steadier on a loaded machine)")
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=None,
+        help="torch threads (default: torch's own choice; 1 is steadier on a loaded machine)",
+    )
     parser.add_argument("--quick", action="store_true", help="smoke run: teacher L2-H2-D64, vocab 1000, 1 + 2 steps")
     args = parser.parse_args(argv)
     if args.threads is not None:
@@ -70,12 +82,15 @@ def main(argv: list[str] | None = None) -> None:
     if any(count_parameters(a, args.vocab_size, args.block) >= teacher_params for a in archs):
         parser.error("every student must be smaller than the teacher")
     cfg = TrainConfig(token_budget=1, block_size=args.block, seed=args.seed)
-    batches = masked_batches(random_blocks(4, args.batch, args.block, args.vocab_size, args.seed),
-                             args.vocab_size, args.seed)
+    batches = masked_batches(
+        random_blocks(4, args.batch, args.block, args.vocab_size, args.seed), args.vocab_size, args.seed
+    )
     teacher = build_model(args.teacher, args.vocab_size, args.block, seed=args.seed)
     teacher.eval().requires_grad_(False)  # as train.load_teacher leaves it
-    students = {f"peer-{i}": build_model(a, args.vocab_size, args.block, seed=args.seed + i)
-                for i, a in enumerate(archs, start=1)}
+    students = {
+        f"peer-{i}": build_model(a, args.vocab_size, args.block, seed=args.seed + i)
+        for i, a in enumerate(archs, start=1)
+    }
     for model in students.values():
         model.train()
     twins = copy.deepcopy(students)  # the separate runs train their own, identical copies
@@ -113,13 +128,17 @@ def main(argv: list[str] | None = None) -> None:
         assert abs(first_shared[name] - first_separate[name]) <= 1e-5, (name, first_shared, first_separate)
 
     seconds = time_alternately({"shared": shared_step, "separate": separate_step}, args.warmup, args.repeats)
-    print(f"teacher {args.teacher.describe()} ({teacher_params:,} params), vocab {args.vocab_size}, "
-          f"batch {args.batch} × {args.block}, {torch.get_num_threads()} threads, "
-          f"median of {args.repeats} after {args.warmup} warm-up, 1-min load average {os.getloadavg()[0]:.1f}")
+    print(
+        f"teacher {args.teacher.describe()} ({teacher_params:,} params), vocab {args.vocab_size}, "
+        f"batch {args.batch} × {args.block}, {torch.get_num_threads()} threads, "
+        f"median of {args.repeats} after {args.warmup} warm-up, 1-min load average {os.getloadavg()[0]:.1f}"
+    )
     for name, arch in zip(students, archs, strict=True):
         params = count_parameters(arch, args.vocab_size, args.block)
-        print(f"  {name}: {arch.describe()} ({params:,} params, N/{teacher_params / params:.2f}), "
-              f"first-step loss {first_shared[name]:.4f}")
+        print(
+            f"  {name}: {arch.describe()} ({params:,} params, N/{teacher_params / params:.2f}), "
+            f"first-step loss {first_shared[name]:.4f}"
+        )
     tokens = args.batch * args.block
     print("| KD, 4 students | teacher forwards/batch | s/batch | tokens/s |")
     print("|---|---|---|---|")

@@ -45,7 +45,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from train_step import time_alternately
 from transformers import AutoTokenizer
 from transformers.utils import logging as hf_logging
 
@@ -64,6 +63,7 @@ from babyteach.evaluate.pairs import (
 )
 from babyteach.evaluate.variants import OFFICIAL, STRICT
 from babyteach.models import Architecture, build_model
+from train_step import time_alternately
 
 REPO = Path(__file__).resolve().parents[1]
 MIRROR = Path(os.environ.get("BABYTEACH_DATA_MIRROR", REPO.parent / "shared" / "data"))
@@ -102,8 +102,10 @@ def build_saved_model(
             (clean / path.name).write_bytes(head[: head.rfind(b"\n") + 1])
         start = time.perf_counter()
         train_tokenizer(clean, out_dir, vocab_size=vocab_size)
-        origin = (f"trained here on the first {corpus_bytes / 1e6:g} MB of each babylm_10M/*.train "
-                  f"(vocab_size {vocab_size}, {time.perf_counter() - start:.0f} s)")  # fmt: skip
+        origin = (
+            f"trained here on the first {corpus_bytes / 1e6:g} MB of each babylm_10M/*.train "
+            f"(vocab_size {vocab_size}, {time.perf_counter() - start:.0f} s)"
+        )
     tokenizer = AutoTokenizer.from_pretrained(out_dir)
     if len(tokenizer) != vocab_size:
         raise SystemExit(
@@ -159,53 +161,101 @@ def cost_of_both(model, tokenizer, sentences: list[str], n_pairs: int, args: arg
     for name, variants in runs.items():
         lengths = copy_lengths(tokenizer, distinct, [""] * len(distinct), variants)
         print(f"{name}: {lengths.size} masked copies, {int(lengths.sum()):,} tokens through the encoder")
-    scored = {name: score_variants(model, tokenizer, sentences, variants=v, batch_tokens=args.batch_tokens)
-              for name, v in runs.items()}  # fmt: skip
+    scored = {
+        name: score_variants(model, tokenizer, sentences, variants=v, batch_tokens=args.batch_tokens)
+        for name, v in runs.items()
+    }
     for variant in both:  # one pass gives each variant's own scores
-        diff = max(abs(a - b) for a, b in zip(scored["both (one pass)"][variant], scored[variant][variant], strict=True))
+        diff = max(
+            abs(a - b) for a, b in zip(scored["both (one pass)"][variant], scored[variant][variant], strict=True)
+        )
         assert diff <= 1e-5, f"{variant}: one pass differs from alone by {diff:.1e}"
-    seconds = time_alternately({name: (lambda _, v=v: score_variants(model, tokenizer, sentences, variants=v,
-                                                                      batch_tokens=args.batch_tokens))
-                                for name, v in runs.items()}, args.warmup, args.repeats)  # fmt: skip
+    seconds = time_alternately(
+        {
+            name: (
+                lambda _, v=v: score_variants(model, tokenizer, sentences, variants=v, batch_tokens=args.batch_tokens)
+            )
+            for name, v in runs.items()
+        },
+        args.warmup,
+        args.repeats,
+    )
     print(f"1-min load average at end {os.getloadavg()[0]:.1f}")
     print("| scoring | s/run | pairs/s |")
     print("|---|---|---|")
     for name in runs:
         print(f"| {name} | {seconds[name]:.2f} | {n_pairs / seconds[name]:,.1f} |")
     total = seconds["both (one pass)"]
-    print(f"result: both / {STRICT} alone = {total / seconds[STRICT]:.2f}×, both / {OFFICIAL} alone = "
-          f"{total / seconds[OFFICIAL]:.2f}×, both / (sum of the two alone) = "
-          f"{total / (seconds[STRICT] + seconds[OFFICIAL]):.2f}×")
+    print(
+        f"result: both / {STRICT} alone = {total / seconds[STRICT]:.2f}×, both / {OFFICIAL} alone = "
+        f"{total / seconds[OFFICIAL]:.2f}×, both / (sum of the two alone) = "
+        f"{total / (seconds[STRICT] + seconds[OFFICIAL]):.2f}×"
+    )
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--pairs", type=int, default=300, help="blimp-fast pairs scored (default: %(default)s)")
-    parser.add_argument("--variant", choices=("pll", "pll-word-l2r"), default=DEFAULT_VARIANT,
-                        help="(default: %(default)s; the reference computes the strict variants)")
-    parser.add_argument("--cost-of-both", action="store_true",
-                        help="instead: time our scorer with official and pll-word-l2r from one pass (what every "
-                             "evaluation runs) against each variant alone, and print the ratios")  # fmt: skip
-    parser.add_argument("--data-dir", type=Path, default=default_data_dir(),
-                        help="blimp-fast folder, one <UID>.jsonl per UID (default: %(default)s)")
-    parser.add_argument("--model-dir", type=Path, default=None,
-                        help="a save_pretrained model + tokenizer folder to score with instead of the built one")
+    parser.add_argument(
+        "--variant",
+        choices=("pll", "pll-word-l2r"),
+        default=DEFAULT_VARIANT,
+        help="(default: %(default)s; the reference computes the strict variants)",
+    )
+    parser.add_argument(
+        "--cost-of-both",
+        action="store_true",
+        help="instead: time our scorer with official and pll-word-l2r from one pass (what every "
+        "evaluation runs) against each variant alone, and print the ratios",
+    )
+    parser.add_argument(
+        "--data-dir",
+        type=Path,
+        default=default_data_dir(),
+        help="blimp-fast folder, one <UID>.jsonl per UID (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--model-dir",
+        type=Path,
+        default=None,
+        help="a save_pretrained model + tokenizer folder to score with instead of the built one",
+    )
     parser.add_argument("--layers", type=int, default=4, help="encoder layers (default: %(default)s)")
     parser.add_argument("--heads", type=int, default=4, help="attention heads (default: %(default)s)")
     parser.add_argument("--hidden", type=int, default=256, help="hidden size (default: %(default)s)")
-    parser.add_argument("--vocab-size", type=int, default=50265,
-                        help="tokenizer vocabulary when one is trained here (default: %(default)s, the pipeline's)")
-    parser.add_argument("--corpus-bytes", type=int, default=2_000_000,
-                        help="bytes of each babylm_10M train file the tokenizer is trained on (default: %(default)s)")
-    parser.add_argument("--batch-tokens", type=int, default=DEFAULT_BATCH_TOKENS,
-                        help="our tokens per forward, masked copies × length (default: %(default)s, the pipeline's)")
-    parser.add_argument("--warmup", type=int, default=0,
-                        help="untimed runs of each besides the agreement check's (default: %(default)s)")
+    parser.add_argument(
+        "--vocab-size",
+        type=int,
+        default=50265,
+        help="tokenizer vocabulary when one is trained here (default: %(default)s, the pipeline's)",
+    )
+    parser.add_argument(
+        "--corpus-bytes",
+        type=int,
+        default=2_000_000,
+        help="bytes of each babylm_10M train file the tokenizer is trained on (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--batch-tokens",
+        type=int,
+        default=DEFAULT_BATCH_TOKENS,
+        help="our tokens per forward, masked copies × length (default: %(default)s, the pipeline's)",
+    )
+    parser.add_argument(
+        "--warmup",
+        type=int,
+        default=0,
+        help="untimed runs of each besides the agreement check's (default: %(default)s)",
+    )
     parser.add_argument("--repeats", type=int, default=3, help="timed runs of each (default: %(default)s)")
     parser.add_argument("--seed", type=int, default=0, help="model weights (default: %(default)s)")
-    parser.add_argument("--threads", type=int, default=1,
-                        help="torch threads, 0 = torch's own choice (default: %(default)s: on a shared machine "
-                             "OpenMP waits inflate small forwards, i.e. the reference, far more than ours)")
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=1,
+        help="torch threads, 0 = torch's own choice (default: %(default)s: on a shared machine "
+        "OpenMP waits inflate small forwards, i.e. the reference, far more than ours)",
+    )
     parser.add_argument("--quick", action="store_true", help="smoke run: L2-H2-D64, vocab 1000, 20 pairs, 2 timed runs")
     args = parser.parse_args(argv)
     hf_logging.disable_progress_bar()  # no save/load bars in the report
@@ -231,11 +281,14 @@ def main(argv: list[str] | None = None) -> None:
     lengths = np.asarray([len(ids) for ids in tokenizer(sorted(set(sentences)))["input_ids"]])
     plan = plan_batches(np.repeat(lengths, lengths - 2), args.batch_tokens)  # one copy per scored token
     print(f"model {described}; vocabulary {model.config.vocab_size} (tokenizer {len(tokenizer)})")
-    print(f"data {args.data_dir}: {len(pairs)} blimp-fast pairs ({len({p.task for p in pairs})} UIDs, "
-          f"{int((lengths - 2).sum())} scored tokens), variant {args.variant}, our batches ≤ {args.batch_tokens} "
-          f"tokens ({plan.order.size} copies in {len(plan.bounds)} batches, {plan.fill:.0%} full, no padding); "
-          f"{torch.get_num_threads()} threads, median of {args.repeats} after {args.warmup} + 1 warm-up, "
-          f"1-min load average at start {os.getloadavg()[0]:.1f}", flush=True)  # fmt: skip
+    print(
+        f"data {args.data_dir}: {len(pairs)} blimp-fast pairs ({len({p.task for p in pairs})} UIDs, "
+        f"{int((lengths - 2).sum())} scored tokens), variant {args.variant}, our batches ≤ {args.batch_tokens} "
+        f"tokens ({plan.order.size} copies in {len(plan.bounds)} batches, {plan.fill:.0%} full, no padding); "
+        f"{torch.get_num_threads()} threads, median of {args.repeats} after {args.warmup} + 1 warm-up, "
+        f"1-min load average at start {os.getloadavg()[0]:.1f}",
+        flush=True,
+    )
 
     if args.cost_of_both:
         cost_of_both(model, tokenizer, sentences, len(pairs), args)
@@ -254,22 +307,26 @@ def main(argv: list[str] | None = None) -> None:
     results = {}
     for name, values in scores.items():
         n = len(pairs)
-        records = [{"task": p.task, "group": p.group, "good": g, "bad": b}
-                   for p, g, b in zip(pairs, values[:n], values[n:], strict=True)]  # fmt: skip
+        records = [
+            {"task": p.task, "group": p.group, "good": g, "bad": b}
+            for p, g, b in zip(pairs, values[:n], values[n:], strict=True)
+        ]
         results[name] = aggregate(records)
     counts = {name: (r["correct"], r["ties"]) for name, r in results.items()}
     assert counts["ours"] == counts["reference"], f"pair accuracy differs: (correct, ties) {counts}"
-    outcomes = [
-        [values[i] > values[i + len(pairs)] for i in range(len(pairs))] for values in scores.values()
-    ]
+    outcomes = [[values[i] > values[i + len(pairs)] for i in range(len(pairs))] for values in scores.values()]
     flipped = sum(a != b for a, b in zip(*outcomes, strict=True))
 
-    print(f"agreement: max |ours - reference| per sentence {diff:.1e} (≤ 1e-4), accuracy "
-          f"{results['ours']['accuracy']:.4f} both ({counts['ours'][0]} correct, {counts['ours'][1]} ties), "
-          f"{flipped} pair outcomes differ", flush=True)  # fmt: skip
+    print(
+        f"agreement: max |ours - reference| per sentence {diff:.1e} (≤ 1e-4), accuracy "
+        f"{results['ours']['accuracy']:.4f} both ({counts['ours'][0]} correct, {counts['ours'][1]} ties), "
+        f"{flipped} pair outcomes differ",
+        flush=True,
+    )
 
-    seconds = time_alternately({"ours": lambda _: ours(), "reference": lambda _: reference()}, args.warmup,
-                               args.repeats)
+    seconds = time_alternately(
+        {"ours": lambda _: ours(), "reference": lambda _: reference()}, args.warmup, args.repeats
+    )
     print(f"1-min load average at end {os.getloadavg()[0]:.1f}")
     print("| scorer | s/run | pairs/s |")
     print("|---|---|---|")

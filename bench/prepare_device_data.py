@@ -36,8 +36,8 @@ from pathlib import Path
 
 import yaml
 
-from babyteach.data.clean import clean_corpus
 from babyteach.data.acquire import fetch_dataset
+from babyteach.data.clean import clean_corpus
 from babyteach.data.shards import write_shards
 from babyteach.data.tokenizer import train_tokenizer
 
@@ -52,8 +52,15 @@ def folder_size(path: Path) -> int:
     return sum(p.stat().st_size for p in Path(path).rglob("*") if p.is_file())
 
 
-def build_corpus(mirror: Path, out: Path, vocab_size: int, min_frequency: int = 2, release: str = "2024",
-                 track: str = "10M", max_lines: int | None = None) -> tuple[Path, Path]:
+def build_corpus(
+    mirror: Path,
+    out: Path,
+    vocab_size: int,
+    min_frequency: int = 2,
+    release: str = "2024",
+    track: str = "10M",
+    max_lines: int | None = None,
+) -> tuple[Path, Path]:
     """Fetch, clean, tokenize and shard a BabyLM corpus into ``out/shards`` and ``out/tokenizer``.
 
     The same calls as the workflow's data stage, so the shards equal ``results/<corpus>/shards``
@@ -107,8 +114,17 @@ def write_peers(config: dict, shard_dir: Path, out: Path, peers: int = 4) -> Pat
     search = config["search"]
     vocab = json.loads((Path(shard_dir) / "meta.json").read_text())["vocab_size"]
     teacher = Architecture.from_mapping(config["model"]["teacher"], "model.teacher")
-    result = search_architectures(teacher, peers, SearchSpace(**search["space"]), vocab, config["model"]["block_size"],
-                                  search["init_points"], search["n_iter"], search["seed"], search["tolerance"])
+    result = search_architectures(
+        teacher,
+        peers,
+        SearchSpace(**search["space"]),
+        vocab,
+        config["model"]["block_size"],
+        search["init_points"],
+        search["n_iter"],
+        search["seed"],
+        search["tolerance"],
+    )
     with tempfile.TemporaryDirectory(prefix="search-", dir=out) as scratch:
         write_search(Path(scratch) / "search.json", result)
         students = students_from_search(Path(scratch) / "search.json", peers)
@@ -117,9 +133,16 @@ def write_peers(config: dict, shard_dir: Path, out: Path, peers: int = 4) -> Pat
     return path
 
 
-def prepare_device_data(mirror: Path, out: Path, vocab_size: int, min_frequency: int = 2,
-                        max_lines: int | None = None, sets: tuple[str, ...] = FAST_SETS, full_blimp: bool = True,
-                        config: dict | None = None) -> int:
+def prepare_device_data(
+    mirror: Path,
+    out: Path,
+    vocab_size: int,
+    min_frequency: int = 2,
+    max_lines: int | None = None,
+    sets: tuple[str, ...] = FAST_SETS,
+    full_blimp: bool = True,
+    config: dict | None = None,
+) -> int:
     """Build the whole device folder (:func:`build_corpus`, :func:`fetch_sets`, the full BLiMP, MRPC and the
     searched peers of ``config``, config.yaml by default); returns its size in bytes."""
     config = config or yaml.safe_load((REPO / "config.yaml").read_text())
@@ -135,19 +158,40 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--mirror", type=Path, default=DEFAULT_MIRROR, help="data mirror (default: %(default)s)")
     parser.add_argument("--out", type=Path, default=REPO / "device_data", help="output folder (default: %(default)s)")
-    parser.add_argument("--vocab-size", type=int, default=config["tokenizer"]["vocab_size"],
-                        help="tokenizer vocabulary (default: config.yaml's %(default)s)")
-    parser.add_argument("--max-lines", type=int, default=None,
-                        help="first N cleaned lines per domain file (default: all; the demo slice: 3000)")
-    parser.add_argument("--no-full-blimp", dest="full_blimp", action="store_false",
-                        help="leave out blimp-filtered (21 MB), e.g. for a CPU smoke folder")
+    parser.add_argument(
+        "--vocab-size",
+        type=int,
+        default=config["tokenizer"]["vocab_size"],
+        help="tokenizer vocabulary (default: config.yaml's %(default)s)",
+    )
+    parser.add_argument(
+        "--max-lines",
+        type=int,
+        default=None,
+        help="first N cleaned lines per domain file (default: all; the demo slice: 3000)",
+    )
+    parser.add_argument(
+        "--no-full-blimp",
+        dest="full_blimp",
+        action="store_false",
+        help="leave out blimp-filtered (21 MB), e.g. for a CPU smoke folder",
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
     started = time.monotonic()
-    size = prepare_device_data(args.mirror, args.out, args.vocab_size, config["tokenizer"]["min_frequency"],
-                               args.max_lines, full_blimp=args.full_blimp, config=config)
-    print(f"{args.out}: {size / 1e6:.1f} MB ({', '.join(sorted(p.name for p in args.out.iterdir()))}) "
-          f"in {time.monotonic() - started:.0f} s")
+    size = prepare_device_data(
+        args.mirror,
+        args.out,
+        args.vocab_size,
+        config["tokenizer"]["min_frequency"],
+        args.max_lines,
+        full_blimp=args.full_blimp,
+        config=config,
+    )
+    print(
+        f"{args.out}: {size / 1e6:.1f} MB ({', '.join(sorted(p.name for p in args.out.iterdir()))}) "
+        f"in {time.monotonic() - started:.0f} s"
+    )
 
 
 if __name__ == "__main__":

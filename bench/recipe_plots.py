@@ -22,7 +22,7 @@ DOCS = Path(__file__).resolve().parents[1] / "docs" / "recipe"
 TITLES: dict[str, str] = {
     "gpu_issue": "Issue author's H200 runs (bf16, vocab 50,265, f0eb2eb, 2026-11-29); lines: first 256 dev blocks",
     "cpu_lr_warmup": "CPU: L4-H4-D128, batch 8, demo slice (vocab 2,000), 1,200 steps: lr and warmup; "
-                     "lines: first 64 dev blocks",
+    "lines: first 64 dev blocks",
     "cpu_factors": "CPU: L4-H4-D128, batch 8, demo slice, lr 2e-3, warmup 72 (seed 0): one change each",
     "cpu_peers": "CPU: teacher analogue L4-H4-D128 and peer analogues at one lr vs their own",
 }
@@ -32,8 +32,13 @@ def redraw(csv: Path) -> Path:
     """Draw ``csv``'s figure next to it (same stem, .png); returns its path."""
     frame = pd.read_csv(csv)
     png = csv.with_suffix(".png")
-    plot_curves(frame, float(frame["unigram_dev_ce"].iloc[0]), float(frame["own_token_floor"].iloc[0]), png,
-                TITLES.get(csv.stem, csv.stem))
+    plot_curves(
+        frame,
+        float(frame["unigram_dev_ce"].iloc[0]),
+        float(frame["own_token_floor"].iloc[0]),
+        png,
+        TITLES.get(csv.stem, csv.stem),
+    )
     return png
 
 

@@ -63,11 +63,13 @@ def timed_search(settings: dict[str, Any], n_peers: int) -> tuple[float, list[fl
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--config", type=Path, default=REPO / "config.yaml",
-                        help="workflow config (default: %(default)s)")
+    parser.add_argument(
+        "--config", type=Path, default=REPO / "config.yaml", help="workflow config (default: %(default)s)"
+    )
     parser.add_argument("--peers", type=int, default=4, help="students searched (default: %(default)s)")
-    parser.add_argument("--repeats", type=int, default=3,
-                        help="timed searches; the median is reported (default: %(default)s)")
+    parser.add_argument(
+        "--repeats", type=int, default=3, help="timed searches; the median is reported (default: %(default)s)"
+    )
     parser.add_argument("--quick", action="store_true", help="smoke run: init_points 2, n_iter 3, one search")
     args = parser.parse_args(argv)
 
@@ -90,23 +92,31 @@ def main(argv: list[str] | None = None) -> None:
     totals = [total for total, _, _ in runs]
     result = runs[0][2]
     assert all(r == result for _, _, r in runs), "the search is not deterministic"
-    print(f"teacher {settings['teacher'].describe()} ({result['teacher']['params']:,} params), vocab "
-          f"{settings['vocab_size']}, block {settings['block_size']}, {settings['init_points']} init + "
-          f"{settings['n_iter']} BO points per student, seed {settings['seed']}, median of {args.repeats}, "
-          f"1-min load average {load_before:.1f} before, {os.getloadavg()[0]:.1f} after")
-    print(f"acquisition: {result['optimizer']['acquisition']}; GP: {result['optimizer']['gp']} "
-          f"({result['optimizer']['library']})")
+    print(
+        f"teacher {settings['teacher'].describe()} ({result['teacher']['params']:,} params), vocab "
+        f"{settings['vocab_size']}, block {settings['block_size']}, {settings['init_points']} init + "
+        f"{settings['n_iter']} BO points per student, seed {settings['seed']}, median of {args.repeats}, "
+        f"1-min load average {load_before:.1f} before, {os.getloadavg()[0]:.1f} after"
+    )
+    print(
+        f"acquisition: {result['optimizer']['acquisition']}; GP: {result['optimizer']['gp']} "
+        f"({result['optimizer']['library']})"
+    )
     print("| student | target params | BO arch (BO's heads) | grid optimum | rel. error BO / grid | at optimum | s |")
     print("|---|---|---|---|---|---|---|")
     for i, peer in enumerate(result["peers"]):
         seconds = statistics.median(per_peer[i] for _, per_peer, _ in runs)
         bo, grid = Architecture(**peer["arch"]), Architecture(**peer["grid_optimum"]["arch"])
         at_optimum = peer["params"] == peer["grid_optimum"]["params"]
-        print(f"| {peer['peer']} | {peer['target']:,.0f} | {bo.describe()} ({peer.get('bo_heads', bo.heads)}) | "
-              f"{grid.describe()} | {peer['rel_error']:.4f} / {peer['grid_optimum']['rel_error']:.4f} | "
-              f"{'yes' if at_optimum else 'no'} | {seconds:.2f} |")
-    print(f"result: {args.peers} students in {statistics.median(totals):.2f} s (runs: "
-          f"{', '.join(f'{t:.2f}' for t in totals)}; target ≤ 5 s)")
+        print(
+            f"| {peer['peer']} | {peer['target']:,.0f} | {bo.describe()} ({peer.get('bo_heads', bo.heads)}) | "
+            f"{grid.describe()} | {peer['rel_error']:.4f} / {peer['grid_optimum']['rel_error']:.4f} | "
+            f"{'yes' if at_optimum else 'no'} | {seconds:.2f} |"
+        )
+    print(
+        f"result: {args.peers} students in {statistics.median(totals):.2f} s (runs: "
+        f"{', '.join(f'{t:.2f}' for t in totals)}; target ≤ 5 s)"
+    )
 
 
 if __name__ == "__main__":

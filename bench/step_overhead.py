@@ -60,8 +60,13 @@ def _measure(root: Path, steps: int, block: int, batch: int) -> dict[str, dict[s
 
     torch.optim.AdamW.__init__ = fused_adamw
     aten = torch.ops.aten
-    reads_ops = {aten._local_scalar_dense.default, aten.nonzero.default, aten.masked_select.default,
-                 aten.is_nonzero.default, aten.equal.default}
+    reads_ops = {
+        aten._local_scalar_dense.default,
+        aten.nonzero.default,
+        aten.masked_select.default,
+        aten.is_nonzero.default,
+        aten.equal.default,
+    }
 
     class Recorder(TorchDispatchMode):
         def __init__(self) -> None:
@@ -73,7 +78,8 @@ def _measure(root: Path, steps: int, block: int, batch: int) -> dict[str, dict[s
             shapes = tuple(tuple(a.shape) for a in torch.utils._pytree.tree_leaves(args) if isinstance(a, torch.Tensor))
             self.signature.append((str(func), shapes))
             is_bool_index = func is aten.index.Tensor and any(
-                isinstance(i, torch.Tensor) and i.dtype == torch.bool for i in args[1] if i is not None)
+                isinstance(i, torch.Tensor) and i.dtype == torch.bool for i in args[1] if i is not None
+            )
             self.reads += func in reads_ops or is_bool_index
             return func(*args, **(kwargs or {}))
 
@@ -96,12 +102,29 @@ def _measure(root: Path, steps: int, block: int, batch: int) -> dict[str, dict[s
     train_tokenizer(clean, root / "tokenizer", vocab_size=300)
     write_shards(clean, root / "tokenizer", root / "shards")
     log_every = steps  # steps 2 … steps−1 are quiet: no log line, no evaluation, no checkpoint
-    cfg = dict(token_budget=steps * batch * block, block_size=block, batch_size=batch, lr=1e-3, log_every=log_every,
-               checkpoint_every=10**6, eval_every=None, dev_blocks=batch, seed=0, dropout=0.1)
+    cfg = dict(
+        token_budget=steps * batch * block,
+        block_size=block,
+        batch_size=batch,
+        lr=1e-3,
+        log_every=log_every,
+        checkpoint_every=10**6,
+        eval_every=None,
+        dev_blocks=batch,
+        seed=0,
+        dropout=0.1,
+    )
     archs = {"peer-1": Architecture(1, 2, 32), "peer-2": Architecture(1, 2, 16)}
     teacher_out = root / "teacher"
-    train("baseline", {"teacher": Architecture(1, 2, 32)}, root / "shards", root / "tokenizer", teacher_out,
-          root / "ckpt-teacher", TrainConfig(**{**cfg, "token_budget": 2 * batch * block}))
+    train(
+        "baseline",
+        {"teacher": Architecture(1, 2, 32)},
+        root / "shards",
+        root / "tokenizer",
+        teacher_out,
+        root / "ckpt-teacher",
+        TrainConfig(**{**cfg, "token_budget": 2 * batch * block}),
+    )
     results = {}
     for method, options in METHODS.items():
         students = archs if method != "baseline" else {"teacher": archs["peer-1"]}
@@ -118,15 +141,33 @@ def _measure(root: Path, steps: int, block: int, batch: int) -> dict[str, dict[s
             recorder.ops, recorder.reads, recorder.signature = 0, 0, []
 
         try:
-            train(method, students, root / "shards", root / "tokenizer", root / f"out-{method}-ops",
-                  root / f"ckpt-{method}-ops", TrainConfig(**cfg), teacher_dir=teacher, method_options=options,
-                  on_step=count)
+            train(
+                method,
+                students,
+                root / "shards",
+                root / "tokenizer",
+                root / f"out-{method}-ops",
+                root / f"ckpt-{method}-ops",
+                TrainConfig(**cfg),
+                teacher_dir=teacher,
+                method_options=options,
+                on_step=count,
+            )
         finally:
             recorder.__exit__(None, None, None)
         stamps: list[float] = []
-        train(method, students, root / "shards", root / "tokenizer", root / f"out-{method}-time",
-              root / f"ckpt-{method}-time", TrainConfig(**cfg), teacher_dir=teacher, method_options=options,
-              on_step=lambda step, models, losses: stamps.append(time.perf_counter()))
+        train(
+            method,
+            students,
+            root / "shards",
+            root / "tokenizer",
+            root / f"out-{method}-time",
+            root / f"ckpt-{method}-time",
+            TrainConfig(**cfg),
+            teacher_dir=teacher,
+            method_options=options,
+            on_step=lambda step, models, losses: stamps.append(time.perf_counter()),  # noqa: B023 (this run)
+        )
         quiet = range(2, steps)  # between the first step and the last (logged) one
         results[method] = {
             "ops": statistics.mean(per_step[s][0] for s in quiet),
@@ -140,8 +181,23 @@ def _measure(root: Path, steps: int, block: int, batch: int) -> dict[str, dict[s
 def _run_tree(src: Path, args: argparse.Namespace) -> dict[str, dict[str, float]]:
     """:func:`_measure` in a fresh interpreter importing ``babyteach`` from ``src``."""
     env = {**os.environ, "PYTHONPATH": str(src), "OMP_NUM_THREADS": "1"}
-    out = subprocess.run([sys.executable, __file__, "--child", "--steps", str(args.steps), "--block", str(args.block),
-                          "--batch", str(args.batch)], env=env, capture_output=True, text=True, check=False)
+    out = subprocess.run(
+        [
+            sys.executable,
+            __file__,
+            "--child",
+            "--steps",
+            str(args.steps),
+            "--block",
+            str(args.block),
+            "--batch",
+            str(args.batch),
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     if out.returncode != 0:
         raise SystemExit(f"measuring {src} failed:\n{out.stderr[-3000:]}")
     return json.loads(out.stdout.strip().splitlines()[-1])
@@ -152,8 +208,9 @@ def _table(results: dict[str, dict[str, dict[str, float]]]) -> str:
     for method in METHODS:
         for tree, by_method in results.items():
             r = by_method[method]
-            rows.append(f"| {method} | {tree} | {r['ops']:.0f} | {r['reads']:.1f} | {r['shapes']} | "
-                        f"{r['ms_per_step']:.2f} |")
+            rows.append(
+                f"| {method} | {tree} | {r['ops']:.0f} | {r['reads']:.1f} | {r['shapes']} | {r['ms_per_step']:.2f} |"
+            )
     return "\n".join(rows)
 
 
@@ -177,8 +234,11 @@ def main(argv: list[str] | None = None) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         if args.before:
             worktree = Path(tmp) / "before"
-            subprocess.run(["git", "-C", str(REPO), "worktree", "add", "--detach", str(worktree), args.before],
-                           check=True, capture_output=True)
+            subprocess.run(
+                ["git", "-C", str(REPO), "worktree", "add", "--detach", str(worktree), args.before],
+                check=True,
+                capture_output=True,
+            )
             trees = {f"before ({args.before})": worktree / "src", **trees}
         try:
             runs: dict[str, list] = {name: [] for name in trees}
@@ -189,12 +249,16 @@ def main(argv: list[str] | None = None) -> None:
             if args.before:
                 subprocess.run(["git", "-C", str(REPO), "worktree", "remove", "--force", str(worktree)], check=False)
     results = {
-        name: {method: {key: statistics.median(run[method][key] for run in values) for key in values[0][method]}
-               for method in METHODS}
+        name: {
+            method: {key: statistics.median(run[method][key] for run in values) for key in values[0][method]}
+            for method in METHODS
+        }
         for name, values in runs.items()
     }
-    print(f"{args.steps} steps of {args.batch} × {args.block} tokens, models L1-H2-D32 and L1-H2-D16 (vocab 300), "
-          f"1 thread, median of {args.repeats} run(s) per tree")
+    print(
+        f"{args.steps} steps of {args.batch} × {args.block} tokens, models L1-H2-D32 and L1-H2-D16 (vocab 300), "
+        f"1 thread, median of {args.repeats} run(s) per tree"
+    )
     print(_table(results))
 
 

@@ -25,14 +25,17 @@ DEFAULT_CORPUS = Path(os.environ.get("BABYTEACH_DATA_MIRROR", REPO.parent / "sha
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--corpus-dir", type=Path, default=DEFAULT_CORPUS,
-                        help="folder of <domain>.train files (default: %(default)s)")
-    parser.add_argument("--tokenizer", type=Path, default=None,
-                        help="existing tokenizer folder; if omitted, one is trained first (timed)")
-    parser.add_argument("--vocab-size", type=int, default=50265,
-                        help="vocabulary when training (default: %(default)s)")
-    parser.add_argument("--batch-lines", type=int, default=10000,
-                        help="lines per encode batch (default: %(default)s)")
+    parser.add_argument(
+        "--corpus-dir", type=Path, default=DEFAULT_CORPUS, help="folder of <domain>.train files (default: %(default)s)"
+    )
+    parser.add_argument(
+        "--tokenizer",
+        type=Path,
+        default=None,
+        help="existing tokenizer folder; if omitted, one is trained first (timed)",
+    )
+    parser.add_argument("--vocab-size", type=int, default=50265, help="vocabulary when training (default: %(default)s)")
+    parser.add_argument("--batch-lines", type=int, default=10000, help="lines per encode batch (default: %(default)s)")
     parser.add_argument("--out", type=Path, default=None, help="output folder (default: a temporary folder)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
@@ -47,12 +50,13 @@ def main(argv: list[str] | None = None) -> None:
             print(f"train_tokenizer: {time.perf_counter() - start:.1f} s (vocab {args.vocab_size})")
 
         start = time.perf_counter()
-        meta = write_shards(args.corpus_dir, tokenizer, out / "shards", splits=("train",),
-                            batch_lines=args.batch_lines)
+        meta = write_shards(args.corpus_dir, tokenizer, out / "shards", splits=("train",), batch_lines=args.batch_lines)
         seconds = time.perf_counter() - start
         train = meta["splits"]["train"]
-        print(f"write_shards (train): {seconds:.1f} s, {train['words']:,} words, {train['n_lines']:,} lines, "
-              f"{train['n_tokens']:,} tokens ({meta['dtype']})")
+        print(
+            f"write_shards (train): {seconds:.1f} s, {train['words']:,} words, {train['n_lines']:,} lines, "
+            f"{train['n_tokens']:,} tokens ({meta['dtype']})"
+        )
         print(f"throughput: {train['words'] / seconds:,.0f} words/s, {train['n_tokens'] / seconds:,.0f} tokens/s")
 
 

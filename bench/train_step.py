@@ -23,10 +23,10 @@ from collections.abc import Callable, Sequence
 
 import torch
 
+from babyteach.data.masking import TRAIN_STREAM, mask_blocks, mask_key, predictions_per_block, replacement_ids
 from babyteach.data.tokenizer import SPECIAL_TOKENS
 from babyteach.methods import MLMBatch, StepContext, make_method
 from babyteach.models import Architecture, build_model, flops_per_token
-from babyteach.data.masking import TRAIN_STREAM, mask_blocks, mask_key, predictions_per_block, replacement_ids
 from babyteach.train import TrainConfig, _optimizer
 
 #: The special ids as our tokenizer assigns them.
@@ -53,8 +53,10 @@ def masked_batches(blocks: Sequence[torch.Tensor], vocab_size: int, seed: int) -
     special = sorted(SPECIAL_IDS.values())
     k = predictions_per_block(TrainConfig(token_budget=1).mask_prob, blocks[0].shape[1] - 2)  # no separators
     replacements = replacement_ids(vocab_size, special, torch.device("cpu"))
-    return [mask_blocks(ids, mask_key(seed, TRAIN_STREAM, i), k, torch.tensor(special), replacements,
-                        SPECIAL_IDS["<mask>"]) for i, ids in enumerate(blocks)]  # fmt: skip
+    return [
+        mask_blocks(ids, mask_key(seed, TRAIN_STREAM, i), k, torch.tensor(special), replacements, SPECIAL_IDS["<mask>"])
+        for i, ids in enumerate(blocks)
+    ]
 
 
 def dense_labels(batch: MLMBatch) -> torch.Tensor:
@@ -90,8 +92,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--warmup", type=int, default=3, help="untimed steps of each (default: %(default)s)")
     parser.add_argument("--repeats", type=int, default=15, help="timed steps of each (default: %(default)s)")
     parser.add_argument("--seed", type=int, default=0, help="weights, batches, masking (default: %(default)s)")
-    parser.add_argument("--threads", type=int, default=None,
-                        help="torch threads (default: torch's own choice; 1 is steadier on a loaded machine)")
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=None,
+        help="torch threads (default: torch's own choice; 1 is steadier on a loaded machine)",
+    )
     parser.add_argument("--quick", action="store_true", help="smoke run: L2-H2-D64, vocab 1000, 2 + 3 steps")
     args = parser.parse_args(argv)
     if args.threads is not None:
@@ -101,8 +107,9 @@ def main(argv: list[str] | None = None) -> None:
         args.batch, args.warmup, args.repeats = 4, 2, 3
 
     arch = Architecture(args.layers, args.heads, args.hidden)
-    batches = masked_batches(random_blocks(4, args.batch, args.block, args.vocab_size, args.seed),
-                             args.vocab_size, args.seed)
+    batches = masked_batches(
+        random_blocks(4, args.batch, args.block, args.vocab_size, args.seed), args.vocab_size, args.seed
+    )
     labels = [dense_labels(b) for b in batches]
     cfg = TrainConfig(token_budget=1, block_size=args.block, seed=args.seed)
     ours, plain = (build_model(arch, args.vocab_size, args.block, seed=args.seed) for _ in range(2))
@@ -136,9 +143,11 @@ def main(argv: list[str] | None = None) -> None:
     seconds = time_alternately({"ours": ours_step, "plain": plain_step}, args.warmup, args.repeats)
     tokens = args.batch * args.block
     n_masked = sum(b.targets.numel() for b in batches) / len(batches)
-    print(f"model {arch.describe()}, vocab {args.vocab_size}, batch {args.batch} × {args.block} tokens "
-          f"(~{n_masked:.0f} masked), {torch.get_num_threads()} threads, median of {args.repeats} "
-          f"after {args.warmup} warm-up, 1-min load average {os.getloadavg()[0]:.1f}")
+    print(
+        f"model {arch.describe()}, vocab {args.vocab_size}, batch {args.batch} × {args.block} tokens "
+        f"(~{n_masked:.0f} masked), {torch.get_num_threads()} threads, median of {args.repeats} "
+        f"after {args.warmup} warm-up, 1-min load average {os.getloadavg()[0]:.1f}"
+    )
     print(f"first-step loss: ours {loss_ours:.6f}, plain {loss_plain:.6f} (|Δ| {abs(loss_ours - loss_plain):.1e})")
     print("| step | s/step | tokens/s | analytic GFLOP/step |")
     print("|---|---|---|---|")

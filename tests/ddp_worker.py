@@ -25,8 +25,19 @@ RUNS = {
 
 def run_config(**overrides) -> TrainConfig:
     """The training config of the test runs: 6 steps of 8 blocks, no dropout."""
-    values = dict(token_budget=6 * 8 * BLOCK, block_size=BLOCK, batch_size=8, lr=3e-3, warmup_fraction=0.1,
-                  checkpoint_every=4, log_every=1, eval_every=None, dev_blocks=16, seed=0, dropout=0.0)
+    values = dict(
+        token_budget=6 * 8 * BLOCK,
+        block_size=BLOCK,
+        batch_size=8,
+        lr=3e-3,
+        warmup_fraction=0.1,
+        checkpoint_every=4,
+        log_every=1,
+        eval_every=None,
+        dev_blocks=16,
+        seed=0,
+        dropout=0.0,
+    )
     values.update(overrides)
     return TrainConfig(**values)
 
@@ -34,8 +45,16 @@ def run_config(**overrides) -> TrainConfig:
 def train_all(shards: Path, tokenizer: Path, root: Path) -> None:
     """Train every run of :data:`RUNS` under ``root``."""
     for name, (method, options, overrides) in RUNS.items():
-        train(method, ARCHS, shards, tokenizer, root / name / "out", root / name / "ckpt",
-              run_config(**overrides), method_options=options)
+        train(
+            method,
+            ARCHS,
+            shards,
+            tokenizer,
+            root / name / "out",
+            root / name / "ckpt",
+            run_config(**overrides),
+            method_options=options,
+        )
 
 
 if __name__ == "__main__":

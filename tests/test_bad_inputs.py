@@ -24,7 +24,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 from transformers import AutoTokenizer
-from workflow_helpers import run_snakemake
 
 from babyteach.cli import main
 from babyteach.data.clean import clean_corpus
@@ -38,6 +37,7 @@ from babyteach.evaluate.pairs import evaluate_pairs, load_pairs
 from babyteach.models import Architecture, build_model
 from babyteach.report.runs import load_eval, load_search, load_summary, read_result_csv
 from babyteach.search import SEARCH_VERSION, students_from_search
+from workflow_helpers import run_snakemake
 
 #: Bytes that are not UTF-8 (a leading 0xff never is), reproducible.
 GARBAGE = b"\xff\xfe" + random.Random(7).randbytes(4094)
@@ -102,9 +102,10 @@ def damaged_copy(source: Path, dest: Path, file: str, content: bytes | None) -> 
 # --- config file (the workflow's start-up check, as a dry run) ---------------------------------
 
 SNAKEMAKE_READS_IT = pytest.mark.xfail(
-    strict=True, reason="Snakemake (9.27) loads --configfile before the Snakefile runs and prints a raw "
+    strict=True,
+    reason="Snakemake (9.27) loads --configfile before the Snakefile runs and prints a raw "
     "UnicodeDecodeError traceback for non-UTF-8 bytes; the workflow cannot intercept it",
-)  # fmt: skip
+)
 
 
 @pytest.mark.parametrize(
@@ -194,7 +195,8 @@ def test_tokenizer_training_on_non_utf8_text_names_the_files(tmp_path: Path):
 
 
 @pytest.mark.parametrize(
-    "content", [b"", b'{"version": "1.0", "truncation": null, "added_tokens": [{"id": 0,', GARBAGE],
+    "content",
+    [b"", b'{"version": "1.0", "truncation": null, "added_tokens": [{"id": 0,', GARBAGE],
     ids=["empty", "truncated", "garbage"],
 )
 def test_damaged_tokenizer_file_is_named_when_tokenizing(built: Path, tmp_path: Path, content: bytes):
@@ -251,12 +253,15 @@ PAIR_CASES = {
     "empty": (b"", None, ["no pairs"]),
     "truncated-last-line": (f"{GOOD_PAIR}\n{GOOD_PAIR[:20]}".encode(), 2, ["not valid JSON"]),
     "garbage": (GARBAGE, 1, ["not valid JSON"]),
-    "latin-1": (f"{GOOD_PAIR}\n".encode() + '{"sentence_good": "café", "sentence_bad": "x"}\n'.encode("latin-1"), 2,
-                ["not valid JSON", "utf-8"]),
+    "latin-1": (
+        f"{GOOD_PAIR}\n".encode() + '{"sentence_good": "café", "sentence_bad": "x"}\n'.encode("latin-1"),
+        2,
+        ["not valid JSON", "utf-8"],
+    ),
     "a-list": (b'["the cat saw a dog.", "the dog saw a cat."]\n', 1, ["expected a JSON object"]),
     "missing-field": (b'{"sentence_bad": "the dog saw a cat."}\n', 1, ["sentence_good"]),
     "wrong-field-type": (b'{"sentence_good": 3, "sentence_bad": "x"}\n', 1, ["sentence_good"]),
-}  # fmt: skip
+}
 
 
 def write_supplement(folder: Path, hypernym: bytes | None = None) -> Path:
@@ -296,8 +301,10 @@ def test_huge_pair_line_is_read_and_refused_when_scored_naming_the_line(built: P
 def test_damaged_zip_member_is_named(tmp_path: Path):
     folder = tmp_path / "blimp"
     folder.mkdir()
-    rows = {uid: json.dumps({"sentence_good": f"good {uid}.", "sentence_bad": "bad.", "linguistics_term": "t"})
-            for uid in BLIMP_UIDS}  # fmt: skip
+    rows = {
+        uid: json.dumps({"sentence_good": f"good {uid}.", "sentence_bad": "bad.", "linguistics_term": "t"})
+        for uid in BLIMP_UIDS
+    }
     with zipfile.ZipFile(folder / "BLiMP.zip", "w", compression=zipfile.ZIP_STORED) as archive:
         for uid, row in rows.items():
             archive.writestr(f"blimp/{uid}.jsonl", row + "\n")
@@ -429,11 +436,15 @@ SEARCH_CASES = {
     "no-version": (b'{"peers": []}', "format version None"),
     "peers-not-a-list": (search_file(peers=4), "not a readable"),
     "arch-a-list": (search_file(peers=[{"peer": 1, "arch": [2, 2, 32]}]), "not a readable"),
-    "layers-as-text": (search_file(peers=[{"peer": 1, "arch": {**PEER["arch"], "layers": "2"}}]),
-                       "layers must be a positive integer"),
-    "layers-fractional": (search_file(peers=[{"peer": 1, "arch": {**PEER["arch"], "layers": 2.5}}]),
-                          "layers must be a positive integer"),
-}  # fmt: skip
+    "layers-as-text": (
+        search_file(peers=[{"peer": 1, "arch": {**PEER["arch"], "layers": "2"}}]),
+        "layers must be a positive integer",
+    ),
+    "layers-fractional": (
+        search_file(peers=[{"peer": 1, "arch": {**PEER["arch"], "layers": 2.5}}]),
+        "layers must be a positive integer",
+    ),
+}
 
 
 @pytest.mark.parametrize("case", SEARCH_CASES)
@@ -466,8 +477,12 @@ JSON_RESULT_CASES = {
 @pytest.mark.parametrize("case", JSON_RESULT_CASES)
 @pytest.mark.parametrize("loader", [load_eval, load_summary, load_search], ids=lambda f: f.__name__)
 def test_bad_result_json_is_named(tmp_path: Path, case: str, loader):
-    path = tmp_path / {"load_eval": "blimp-fast.json", "load_summary": "train_summary.json",
-                       "load_search": "peers-4.json"}[loader.__name__]  # fmt: skip
+    path = (
+        tmp_path
+        / {"load_eval": "blimp-fast.json", "load_summary": "train_summary.json", "load_search": "peers-4.json"}[
+            loader.__name__
+        ]
+    )
     path.write_bytes(JSON_RESULT_CASES[case])
     with pytest.raises(InputError, match="rerun") as error:
         loader(path)
@@ -533,26 +548,47 @@ def test_bad_paths_exit_2_naming_the_path(built: Path, tmp_path: Path, capsys):
         (["tokenize", str(built / "clean"), str(absent), str(tmp_path / "shards")], "tokenize", absent),
         (["tokenize", str(built / "clean"), str(garbled), str(tmp_path / "shards")], "tokenize", garbled),
         (["train-tokenizer", str(built / "clean"), str(a_file / "tok")], "train-tokenizer", a_file),
-        (["evaluate-pairs", str(built / "model"), "supplement-fast", str(absent), str(tmp_path / "e.json")],
-         "evaluate-pairs", absent),
-        (["evaluate-pairs", str(absent), "supplement-fast", str(write_supplement(tmp_path / "supp")),
-          str(tmp_path / "e.json")], "evaluate-pairs", absent),
-    ]  # fmt: skip
+        (
+            ["evaluate-pairs", str(built / "model"), "supplement-fast", str(absent), str(tmp_path / "e.json")],
+            "evaluate-pairs",
+            absent,
+        ),
+        (
+            [
+                "evaluate-pairs",
+                str(absent),
+                "supplement-fast",
+                str(write_supplement(tmp_path / "supp")),
+                str(tmp_path / "e.json"),
+            ],
+            "evaluate-pairs",
+            absent,
+        ),
+    ]
     for argv, command, named in cases:
         assert main(argv) == 2, argv
         err = capsys.readouterr().err
         assert f"babyteach {command}: error: " in err and str(named) in err, (argv, err)
         assert "Traceback" not in err
-    assert_no_output(tmp_path / "clean", tmp_path / "s.csv", tmp_path / "tok", tmp_path / "shards",
-                     tmp_path / "e.json")  # fmt: skip
+    assert_no_output(tmp_path / "clean", tmp_path / "s.csv", tmp_path / "tok", tmp_path / "shards", tmp_path / "e.json")
 
 
 def test_command_line_error_has_no_traceback(tmp_path: Path):
     result = subprocess.run(
-        [sys.executable, "-m", "babyteach.cli", "clean", str(tmp_path / "absent"), str(tmp_path / "c"),
-         str(tmp_path / "s.csv")],
-        capture_output=True, text=True, timeout=120, check=False,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "babyteach.cli",
+            "clean",
+            str(tmp_path / "absent"),
+            str(tmp_path / "c"),
+            str(tmp_path / "s.csv"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
     assert result.returncode == 2
     assert f"babyteach clean: error: {tmp_path / 'absent'}" in result.stderr
     assert "Traceback" not in result.stderr
@@ -560,13 +596,23 @@ def test_command_line_error_has_no_traceback(tmp_path: Path):
 
 # --- the training job command (python -m babyteach.train_job, what the training rules run) ---------
 
-TRAINING = {"token_budget": 64, "batch_size": 2, "checkpoint_every": 10, "log_every": 1, "dev_blocks": 2,
-            "warmup_fraction": 0.0}
+TRAINING = {
+    "token_budget": 64,
+    "batch_size": 2,
+    "checkpoint_every": 10,
+    "log_every": 1,
+    "dev_blocks": 2,
+    "warmup_fraction": 0.0,
+}
 
 
 def train_job_argv(built: Path, tmp_path: Path, settings: str, teacher_run: Path | None = None) -> list[str]:
-    job = {"shards": str(built / "shards"), "tokenizer": str(built / "tokenizer"), "output": str(tmp_path / "run"),
-           "checkpoint_dir": str(tmp_path / "ckpt")}
+    job = {
+        "shards": str(built / "shards"),
+        "tokenizer": str(built / "tokenizer"),
+        "output": str(tmp_path / "run"),
+        "checkpoint_dir": str(tmp_path / "ckpt"),
+    }
     if teacher_run is not None:
         search = tmp_path / "peers-1.json"
         search.write_bytes(search_file(peers=[{"peer": 1, "arch": {"layers": 1, "heads": 1, "hidden": 16}}]))
@@ -580,12 +626,32 @@ def train_job_argv(built: Path, tmp_path: Path, settings: str, teacher_run: Path
         ("{not json", "settings: not JSON"),
         ("[1, 2]", "must be a JSON object, got list"),
         ('{"method": "baseline"}', "settings: missing keys ['seed', 'training', 'block_size']"),
-        (json.dumps({"method": "baseline", "seed": 0, "block_size": 32, "training": {**TRAINING, "lr": "fast"},
-                     "teacher": PEER["arch"]}), "training.lr"),
-        (json.dumps({"method": "baseline", "seed": 0, "block_size": 32, "training": TRAINING,
-                     "teacher": {"layers": 0, "heads": 1, "hidden": 16}}), "model.teacher"),
+        (
+            json.dumps(
+                {
+                    "method": "baseline",
+                    "seed": 0,
+                    "block_size": 32,
+                    "training": {**TRAINING, "lr": "fast"},
+                    "teacher": PEER["arch"],
+                }
+            ),
+            "training.lr",
+        ),
+        (
+            json.dumps(
+                {
+                    "method": "baseline",
+                    "seed": 0,
+                    "block_size": 32,
+                    "training": TRAINING,
+                    "teacher": {"layers": 0, "heads": 1, "hidden": 16},
+                }
+            ),
+            "model.teacher",
+        ),
     ],
-)  # fmt: skip
+)
 def test_bad_train_job_settings_exit_2_naming_what(built: Path, tmp_path: Path, capsys, settings: str, says: str):
     from babyteach.train_job import main as train_job
 
@@ -598,8 +664,9 @@ def test_bad_train_job_settings_exit_2_naming_what(built: Path, tmp_path: Path, 
 def test_train_job_missing_a_path_exit_2(built: Path, tmp_path: Path, capsys):
     from babyteach.train_job import main as train_job
 
-    settings = json.dumps({"method": "baseline", "seed": 0, "block_size": 32, "training": TRAINING,
-                           "teacher": PEER["arch"]})
+    settings = json.dumps(
+        {"method": "baseline", "seed": 0, "block_size": 32, "training": TRAINING, "teacher": PEER["arch"]}
+    )
     assert train_job([settings, json.dumps({"shards": str(built / "shards")})]) == 2
     assert "job: missing keys ['tokenizer', 'output', 'checkpoint_dir']" in capsys.readouterr().err
 
@@ -612,8 +679,16 @@ def test_damaged_teacher_is_named_by_the_train_job(built: Path, tmp_path: Path, 
     teacher_run = tmp_path / "baseline" / "seed-0"
     teacher_run.mkdir(parents=True)
     model.rename(teacher_run / "teacher")
-    settings = json.dumps({"method": "kd", "seed": 0, "block_size": 32, "training": TRAINING, "peers": 1,
-                           "method_options": {"lam": 0.5, "tau": 2.0}})
+    settings = json.dumps(
+        {
+            "method": "kd",
+            "seed": 0,
+            "block_size": 32,
+            "training": TRAINING,
+            "peers": 1,
+            "method_options": {"lam": 0.5, "tau": 2.0},
+        }
+    )
     assert train_job(train_job_argv(built, tmp_path, settings, teacher_run)) == 2
     err = capsys.readouterr().err
     assert f"babyteach train: error: {teacher_run / 'teacher'}" in err, err

@@ -68,6 +68,9 @@ def test_a_block_with_too_few_predictable_tokens_is_an_input_error(tmp_path):
     shards = write_toy_shards(tmp_path / "s", [[10], [], [], [], [], [11]] + [[12, 13, 14, 15, 16, 17]] * 4)
     split = DeviceSplit(shards, "train", 8, CPU)
     assert split.candidates[0] == 1
-    with pytest.raises(InputError, match=r"block 0 of the 'train' split holds only 1 predictable token .*"
-                                         r"training\.mask_prob"):
+    with pytest.raises(
+        InputError,
+        match=r"block 0 of the 'train' split holds only 1 predictable token .*"
+        r"training\.mask_prob",
+    ):
         MicroBatches(split, seed=0, batch_size=2, stream=TRAIN_STREAM, k=2, special=SPECIAL, vocab_size=100)

@@ -27,8 +27,9 @@ VOCAB = 7
 
 def hypergradient(models, train, dev, weights, alpha, gamma, mode, tau=1.0, inner_product="backward", **options):
     """``g`` alone (the outer loss is tested in tests/test_mutual.py), τ = 1 and exact inner products unless given."""
-    return hypergradient_and_outer_loss(models, train, dev, weights, alpha, gamma, mode, tau=tau,
-                                        inner_product=inner_product, **options)[0]  # fmt: skip
+    return hypergradient_and_outer_loss(
+        models, train, dev, weights, alpha, gamma, mode, tau=tau, inner_product=inner_product, **options
+    )[0]
 
 
 class MLP(nn.Module):
@@ -162,7 +163,15 @@ def test_unrolled_hypergradient_equals_finite_difference(m, kd, inner_product):
     alpha, gamma = 0.5, 0.7
     supervised = (lambda z, y: kd_loss(z, teacher, y, 0.5, 2.0)) if kd else None
     g = hypergradient(
-        models, train, dev, weights, alpha, gamma, "unrolled", logits_fn=lambda mod, x: mod(x), supervised=supervised,
+        models,
+        train,
+        dev,
+        weights,
+        alpha,
+        gamma,
+        "unrolled",
+        logits_fn=lambda mod, x: mod(x),
+        supervised=supervised,
         inner_product=inner_product,
     )
     params = params_of(models)
@@ -185,7 +194,15 @@ def test_first_order_hypergradient_equals_expression_at_theta(m, kd, inner_produ
     alpha, gamma = 0.3, 0.7
     supervised = (lambda z, y: kd_loss(z, teacher, y, 0.5, 2.0)) if kd else None
     g = hypergradient(
-        models, train, dev, weights, alpha, gamma, "first_order", logits_fn=lambda mod, x: mod(x), supervised=supervised,
+        models,
+        train,
+        dev,
+        weights,
+        alpha,
+        gamma,
+        "first_order",
+        logits_fn=lambda mod, x: mod(x),
+        supervised=supervised,
         inner_product=inner_product,
     )
     ref = first_order_reference(models, train, dev, weights, alpha, gamma, mlp_out, supervised)
@@ -275,14 +292,16 @@ def test_mirror_descent_log_step_hand_computed_and_explicit_zero_stays():
     pulled = mirror_descent_step(torch.tensor([0.0, 1.0], dtype=torch.float64), torch.tensor([-1e3, 0.0]), eta=1.0)
     assert pulled.tolist() == [0.0, 1.0]
     # every weight 0 is no distribution: NaN, which the training loop stops on as a non-finite outer step
-    assert torch.isnan(mirror_descent_log_step(torch.full((2,), -math.inf, dtype=torch.float64), torch.zeros(2),
-                                               eta=1.0)).all()
+    assert torch.isnan(
+        mirror_descent_log_step(torch.full((2,), -math.inf, dtype=torch.float64), torch.zeros(2), eta=1.0)
+    ).all()
 
 
 def test_log_step_is_exact_where_the_weight_itself_underflows():
     # log ω₁ − log ω₂ = −1000 after one step: ω₁ ≈ e^-1000 is 0 in float64, log ω₁ is exact
-    got = mirror_descent_log_step(torch.log(torch.tensor([0.5, 0.5], dtype=torch.float64)),
-                                  torch.tensor([500.0, -500.0]), eta=1.0)  # fmt: skip
+    got = mirror_descent_log_step(
+        torch.log(torch.tensor([0.5, 0.5], dtype=torch.float64)), torch.tensor([500.0, -500.0]), eta=1.0
+    )
     assert got.tolist() == pytest.approx([-1000.0, 0.0], abs=1e-12)
     back = mirror_descent_log_step(got, torch.tensor([-500.0, 500.0]), eta=1.0)
     assert back.tolist() == pytest.approx([math.log(0.5)] * 2, rel=1e-12)

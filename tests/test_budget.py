@@ -9,8 +9,6 @@ import shlex
 import time
 
 import pytest
-from conftest import REPO
-from workflow_helpers import run_snakemake
 
 from babyteach.budget import (
     FinetuneJob,
@@ -38,23 +36,29 @@ from babyteach.dryrun import job_stats, parse_dry_run, parse_train_command, plan
 from babyteach.errors import InputError
 from babyteach.models import Architecture
 from babyteach.search import SearchSpace, search_architectures, write_search
+from conftest import REPO
+from workflow_helpers import run_snakemake
 
 BIG = Architecture(2, 2, 64)  # flops_per_token(BIG, 1000, 16, 0.15) = 675,686 (by hand below)
 SMALL = Architecture(1, 1, 32)  # flops_per_token(SMALL, 1000, 16, 0.15) = 109,594
 
 
 def measured(method="baseline", students=None, tokens_per_s=1000.0, compile=False, options=None):
-    return TrainingMeasurement(method, students or {"teacher": BIG}, 8, 16, 1000, 0.15, compile, options or {},
-                               tokens_per_s)  # fmt: skip
+    return TrainingMeasurement(
+        method, students or {"teacher": BIG}, 8, 16, 1000, 0.15, compile, options or {}, tokens_per_s
+    )
 
 
 def throughput(training=(), scoring=(), finetune=()):
-    return Throughput("Test GPU", 1e15, "2026-12-01", "2.13", "abc1234", tuple(training), tuple(scoring), tuple(finetune))
+    return Throughput(
+        "Test GPU", 1e15, "2026-12-01", "2.13", "abc1234", tuple(training), tuple(scoring), tuple(finetune)
+    )
 
 
 def training(method="baseline", students=None, tokens=1_000_000, compile=False, options=None):
-    return TrainingJob("train_x", "results/x", method, students or {"teacher": BIG}, tokens, 8, 16, 1000, 0.15, compile,
-                       options or {})  # fmt: skip
+    return TrainingJob(
+        "train_x", "results/x", method, students or {"teacher": BIG}, tokens, 8, 16, 1000, 0.15, compile, options or {}
+    )
 
 
 # --- training ----------------------------------------------------------------------------------
@@ -115,22 +119,26 @@ def copies(n, length=COPY):
 
 def test_scoring_seconds_are_pairs_times_seconds_per_pair_scaled_by_forward_flops():
     table = throughput(scoring=[ScoringMeasurement(BIG, 1000, "blimp-fast", 100, 10.0)])
+
     def work(family, variants):  # the family: 10 copies per pair and variant
         return {"blimp-fast": PairWork(200, copies(2000 * len(variants)))}[family]
 
-    same = scoring_cost(ScoringJob("evaluate_zero_shot", "o.json", "blimp-fast", BIG, 1000, PairWork(50, copies(500))),
-                        table, work)  # fmt: skip
+    same = scoring_cost(
+        ScoringJob("evaluate_zero_shot", "o.json", "blimp-fast", BIG, 1000, PairWork(50, copies(500))), table, work
+    )
     assert same.seconds == pytest.approx(5.0) and same.notes == ()  # 50 pairs at 0.1 s per pair
     # forward FLOPs per copy of 10 tokens, (6·12H²L·n + 12·L·H·n² + 6·(H² + V·H)) / 3, by hand:
     big = (589_824 * 10 + 1536 * 100 + 408_576) / 3
     small = (73_728 * 10 + 384 * 100 + 198_144) / 3
-    smaller = scoring_cost(ScoringJob("evaluate_zero_shot", "o.json", "blimp-fast", SMALL, 1000,
-                                      PairWork(50, copies(500))), table, work)  # fmt: skip
+    smaller = scoring_cost(
+        ScoringJob("evaluate_zero_shot", "o.json", "blimp-fast", SMALL, 1000, PairWork(50, copies(500))), table, work
+    )
     assert smaller.seconds == pytest.approx(5.0 * small / big)
 
 
 def test_another_family_takes_the_rate_scaled_by_its_copies_and_says_so():
     table = throughput(scoring=[ScoringMeasurement(BIG, 1000, "blimp-fast", 100, 10.0)])
+
     def work(family, variants):
         return {"blimp-fast": PairWork(200, copies(2000 * len(variants)))}[family]
 
@@ -143,6 +151,7 @@ def test_another_family_takes_the_rate_scaled_by_its_copies_and_says_so():
 
 def test_a_measured_run_counts_the_work_of_the_variants_it_scored():
     """A run that scored one variant did half the work of one that scored two: its rate is not doubled."""
+
     def work(family, variants):  # 10 copies per pair and variant
         return PairWork(200, copies(2000 * len(variants)))
 
@@ -170,17 +179,23 @@ def test_finetune_seconds_are_examples_times_max_epochs_times_seconds_per_exampl
     def work(m):
         return TaskWork("mrpc", per_example, Lengths())
 
-    job = FinetuneJob("evaluate_finetune", "glue.json", BIG, epochs=3, tasks=(TaskWork("mrpc", per_example.scaled(2), Lengths()),))
+    job = FinetuneJob(
+        "evaluate_finetune", "glue.json", BIG, epochs=3, tasks=(TaskWork("mrpc", per_example.scaled(2), Lengths()),)
+    )
     cost = finetune_cost(job, throughput(finetune=[entry]), work)
     assert cost.seconds == pytest.approx(200 * 3 * 0.2)  # 200 examples × 3 epochs × 0.2 s
     assert "upper bound" in cost.notes[0] and "max_epochs" in cost.notes[0]
     # forward+backward FLOPs per token at 10 tokens: 6·12H²L + 12·L·H·10 (no LM head)
-    small = FinetuneJob("evaluate_finetune", "glue.json", SMALL, 3, (TaskWork("mrpc", per_example.scaled(2), Lengths()),))
+    small = FinetuneJob(
+        "evaluate_finetune", "glue.json", SMALL, 3, (TaskWork("mrpc", per_example.scaled(2), Lengths()),)
+    )
     ratio = (73_728 + 384 * 10) / (589_824 + 1536 * 10)
     assert finetune_cost(small, throughput(finetune=[entry]), work).seconds == pytest.approx(120 * ratio)
     # an unmeasured task: the rate of mrpc, flagged; its validation passes (forward only) count a third
     rte = TaskWork("rte", per_example, per_example)
-    both = FinetuneJob("evaluate_finetune", "glue.json", BIG, 3, (TaskWork("mrpc", per_example.scaled(2), Lengths()), rte))
+    both = FinetuneJob(
+        "evaluate_finetune", "glue.json", BIG, 3, (TaskWork("mrpc", per_example.scaled(2), Lengths()), rte)
+    )
     cost = finetune_cost(both, throughput(finetune=[entry]), work)
     assert cost.seconds == pytest.approx(120 + 3 * 100 * 0.2 * (1 + 1 / 3))
     assert any("rte transferred from mrpc" in n for n in cost.notes)
@@ -196,9 +211,11 @@ def test_no_finetune_measurement_is_an_error():
 
 
 def test_the_throughput_file_round_trips(tmp_path):
-    table = throughput([measured("dwml", {"peer-1": BIG, "peer-2": SMALL}, options={"alpha": 0.5})],
-                       [ScoringMeasurement(BIG, 1000, "blimp-filtered", 59875, 55.0)],
-                       [FinetuneMeasurement(BIG, "mrpc", 3668, 1, 128, 20.0, valid_examples=408)])  # fmt: skip
+    table = throughput(
+        [measured("dwml", {"peer-1": BIG, "peer-2": SMALL}, options={"alpha": 0.5})],
+        [ScoringMeasurement(BIG, 1000, "blimp-filtered", 59875, 55.0)],
+        [FinetuneMeasurement(BIG, "mrpc", 3668, 1, 128, 20.0, valid_examples=408)],
+    )
     path = tmp_path / "throughput.json"
     path.write_text(json.dumps(throughput_to_dict(table)))
     assert read_throughput(path) == table
@@ -209,7 +226,10 @@ def test_the_throughput_file_round_trips(tmp_path):
     [
         (lambda d: d.pop("peak_flops"), r"key 'peak_flops' missing"),
         (lambda d: d.update(format_version=2), r"format_version 2"),
-        (lambda d: d["training"][0].update(tokens_per_s=True), r"training\[0\]\.tokens_per_s must be a positive number"),
+        (
+            lambda d: d["training"][0].update(tokens_per_s=True),
+            r"training\[0\]\.tokens_per_s must be a positive number",
+        ),
         (lambda d: d["training"][0].update(tokens_per_s=-1), r"training\[0\]\.tokens_per_s must be positive"),
         (lambda d: d["training"][0]["students"].update(p={"layers": 2}), r"training\[0\]\.students\.p"),
         (lambda d: d["scoring"][0].pop("family"), r"key 'scoring\[0\]\.family' missing"),
@@ -231,10 +251,22 @@ def test_a_bad_throughput_file_names_the_file_and_key(tmp_path, change, message)
 
 # --- reading the plan --------------------------------------------------------------------------
 
-SETTINGS = {"block_size": 128, "method": "dwml", "method_options": {"alpha": 0.5, "tau": 1.0}, "peers": 4, "seed": 0,
-            "training": {"batch_size": 32, "epochs": 10, "token_budget": None, "compile": False}}  # fmt: skip
-JOB = {"cadence": {"log_every": 10}, "checkpoint_dir": "checkpoints/it's here", "output": "results/2024-10M/train/x",
-       "search": "results/search/peers-4.json", "shards": "results/2024-10M/shards", "tokenizer": "results/t"}  # fmt: skip
+SETTINGS = {
+    "block_size": 128,
+    "method": "dwml",
+    "method_options": {"alpha": 0.5, "tau": 1.0},
+    "peers": 4,
+    "seed": 0,
+    "training": {"batch_size": 32, "epochs": 10, "token_budget": None, "compile": False},
+}
+JOB = {
+    "cadence": {"log_every": 10},
+    "checkpoint_dir": "checkpoints/it's here",
+    "output": "results/2024-10M/train/x",
+    "search": "results/search/peers-4.json",
+    "shards": "results/2024-10M/shards",
+    "tokenizer": "results/t",
+}
 
 
 def train_smk_command(launcher: str) -> str:
@@ -267,7 +299,9 @@ Shell command: None
 """
 
 
-@pytest.mark.parametrize("launcher", ["/usr/bin/python3.11", "'/opt/my env/python' -m torch.distributed.run --standalone --nproc_per_node 4"])
+@pytest.mark.parametrize(
+    "launcher", ["/usr/bin/python3.11", "'/opt/my env/python' -m torch.distributed.run --standalone --nproc_per_node 4"]
+)
 def test_the_printed_training_command_reads_back_to_its_json_arguments(launcher):
     jobs = parse_dry_run(dry_run_block(train_smk_command(launcher)))
     assert [j.rule for j in jobs] == ["train_mutual", "all"]
@@ -285,10 +319,15 @@ def test_job_stats_are_read_from_the_printout():
 
 
 def test_the_table_marks_partial_rules_as_lower_bounds_and_names_what_is_missing():
-    costs = [JobCost("train_baseline", "a", 3600.0), JobCost("train_students", "b", 1800.0),
-             JobCost("train_students", "c", None, reason="no training measurement of method 'kd'")]  # fmt: skip
+    costs = [
+        JobCost("train_baseline", "a", 3600.0),
+        JobCost("train_students", "b", 1800.0),
+        JobCost("train_students", "c", None, reason="no training measurement of method 'kd'"),
+    ]
     assert [(b.rule, b.jobs, b.budgeted, b.seconds) for b in by_rule(costs)] == [
-        ("train_baseline", 1, 1, 3600.0), ("train_students", 2, 1, 1800.0)]  # fmt: skip
+        ("train_baseline", 1, 1, 3600.0),
+        ("train_students", 2, 1, 1800.0),
+    ]
     text = format_budget({"1 seed": costs}, throughput(), "title")
     assert "| train_baseline | 1.00 h (1 job) |" in text
     assert "≥ 0.50 h (1 of 2 jobs budgeted)" in text and "≥ 1.50 h (2 of 3 jobs budgeted)" in text
@@ -301,8 +340,12 @@ MICRO = {
     "corpus": {"max_lines_per_file": 200},
     "tokenizer": {"vocab_size": 400},
     "model": {"block_size": 128, "teacher": {"layers": 2, "heads": 2, "hidden": 32}},
-    "search": {"peer_counts": [2], "space": {"layers": [1, 2], "heads": [1, 2], "hidden": [8, 16, 24, 32]},
-               "init_points": 2, "n_iter": 2},
+    "search": {
+        "peer_counts": [2],
+        "space": {"layers": [1, 2], "heads": [1, 2], "hidden": [8, 16, 24, 32]},
+        "init_points": 2,
+        "n_iter": 2,
+    },
     "evaluation_data": ["ewok-fast", "glue-filtered"],
     "seeds": [0],
     "training": {"epochs": None, "token_budget": 4000, "batch_size": 4},
@@ -310,7 +353,7 @@ MICRO = {
     "finetune": {"tasks": ["mrpc", "rte"], "max_train_examples": 16, "max_eval_examples": 8, "max_epochs": 2},
     "ablations": {"alphas": [0.5]},
     "report": {"table1_tracks": ["10M"]},
-}  # fmt: skip
+}
 
 
 def test_a_real_dry_run_is_budgeted_job_by_job(tmp_path, data_mirror):
@@ -320,9 +363,20 @@ def test_a_real_dry_run_is_budgeted_job_by_job(tmp_path, data_mirror):
     config = {**MICRO, "data_mirror": str(data_mirror)}
     # the search rule's result, written here with its function: the rule's start-up (imports) takes 10 s
     space, teacher = MICRO["search"], Architecture(**MICRO["model"]["teacher"])
-    write_search(tmp_path / "results/search/peers-2.json", search_architectures(
-        teacher, 2, SearchSpace(**space["space"]), MICRO["tokenizer"]["vocab_size"], MICRO["model"]["block_size"],
-        space["init_points"], space["n_iter"], 0, tolerance=0.15))  # fmt: skip
+    write_search(
+        tmp_path / "results/search/peers-2.json",
+        search_architectures(
+            teacher,
+            2,
+            SearchSpace(**space["space"]),
+            MICRO["tokenizer"]["vocab_size"],
+            MICRO["model"]["block_size"],
+            space["init_points"],
+            space["n_iter"],
+            0,
+            tolerance=0.15,
+        ),
+    )
     run_snakemake(tmp_path, "--cores", "2", "--workflow-profile", "none", "data", config=config)
     text = run_snakemake(tmp_path, "-n", "-p", "--workflow-profile", "none", "all", config=config).stdout
     jobs = parse_dry_run(text)
@@ -332,9 +386,11 @@ def test_a_real_dry_run_is_budgeted_job_by_job(tmp_path, data_mirror):
     def run(method, tokens_per_s=1000.0):
         return TrainingMeasurement(method, {"teacher": teacher}, 4, 128, vocab, 0.15, False, {}, tokens_per_s)
 
-    table = throughput([run("baseline"), run("sd"), run("dml"), run("dwml"), run("kd_dwml")],
-                       [ScoringMeasurement(teacher, vocab, "ewok-fast", 100, 2.0)],
-                       [FinetuneMeasurement(teacher, "mrpc", 16, 1, 128, 3.0)])  # fmt: skip
+    table = throughput(
+        [run("baseline"), run("sd"), run("dml"), run("dwml"), run("kd_dwml")],
+        [ScoringMeasurement(teacher, vocab, "ewok-fast", 100, 2.0)],
+        [FinetuneMeasurement(teacher, "mrpc", 16, 1, 128, 3.0)],
+    )
     costs, others = plan_costs(jobs, tmp_path, table, MICRO["evaluation"], MICRO["finetune"])
     by_output = {c.output: c for c in costs}
     baseline = by_output["results/2024-10M/train/baseline/seed-0"]
@@ -361,7 +417,12 @@ def test_the_example_holds_the_issues_h200_figures():
     spec.loader.exec_module(module)
     example = module.example_throughput()
     mfu = {(m.method, m.batch_size, m.compile): round(m.mfu(example.peak_flops), 3) for m in example.training}
-    assert mfu == {("baseline", 32, False): 0.061, ("baseline", 32, True): 0.061, ("baseline", 128, False): 0.187,
-                   ("dml", 32, False): 0.019, ("dwml", 32, False): 0.012}  # fmt: skip
+    assert mfu == {
+        ("baseline", 32, False): 0.061,
+        ("baseline", 32, True): 0.061,
+        ("baseline", 128, False): 0.187,
+        ("dml", 32, False): 0.019,
+        ("dwml", 32, False): 0.012,
+    }
     assert [(s.family, s.pairs, s.seconds) for s in example.scoring] == [("blimp-fast", 13_400, 13.0)]
     assert example.finetune == () and parse_throughput(throughput_to_dict(example)) == example

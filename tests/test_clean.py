@@ -34,8 +34,15 @@ CASES = [
             "it says here.",
             "",
         ],
-        ["do you want some more juice?", "more juice.", "Jwww, come here!", "put it there.", "what's that.",
-         "a dog.", "it says here."],
+        [
+            "do you want some more juice?",
+            "more juice.",
+            "Jwww, come here!",
+            "put it there.",
+            "what's that.",
+            "a dog.",
+            "it says here.",
+        ],
     ),
     (
         "aochildes",
@@ -59,8 +66,15 @@ CASES = [
             "",
             "Alan Walker = = = Alan Walker (born 1997) is a DJ. The sum x = 5.",
         ],
-        ["Confetti", "Confetti are small pieces of paper.", "Music & Musicians of 1980.", "Other websites.",
-         "A bank and Paris.", "Alan Walker", "Alan Walker (born 1997) is a DJ. The sum x = 5."],
+        [
+            "Confetti",
+            "Confetti are small pieces of paper.",
+            "Music & Musicians of 1980.",
+            "Other websites.",
+            "A bank and Paris.",
+            "Alan Walker",
+            "Alan Walker (born 1997) is a DJ. The sum x = 5.",
+        ],
     ),
     (
         "gutenberg",
@@ -72,8 +86,12 @@ CASES = [
             "[Illustration: The coyote was too quick.] He ran.[1]",
             "TO MRS. J. BOSWELL. \u2018_March 17, 1881._ \u2018The Hindus",
         ],
-        ['"It is devilish," he frankly assented.', "for not going there", "He ran.",
-         "TO MRS. J. BOSWELL. 'March 17, 1881. 'The Hindus"],
+        [
+            '"It is devilish," he frankly assented.',
+            "for not going there",
+            "He ran.",
+            "TO MRS. J. BOSWELL. 'March 17, 1881. 'The Hindus",
+        ],
     ),
     (
         "open_subtitles",
@@ -90,14 +108,28 @@ CASES = [
             "[music]",
             "Everybody's results are different. - I heard the doctor. - Okay.",
         ],
-        ["Good-bye.", "I'm sorry. All right.", "Once upon a time.", "Hello?", "Fine.",
-         "So when you think of Robert me, do you?", "Look out!", "La la la", "Where are you?",
-         "Everybody's results are different. - I heard the doctor. - Okay."],
+        [
+            "Good-bye.",
+            "I'm sorry. All right.",
+            "Once upon a time.",
+            "Hello?",
+            "Fine.",
+            "So when you think of Robert me, do you?",
+            "Look out!",
+            "La la la",
+            "Where are you?",
+            "Everybody's results are different. - I heard the doctor. - Okay.",
+        ],
     ),
     (
         "qed",
-        ["&gt;&gt; Hello everyone.", "00:00:01,000 --> 00:00:04,000", "- What's up?",
-         "&amp;lt;i&amp;gt;Welcome back&amp;lt;/i&amp;gt;", "(Laughter)"],
+        [
+            "&gt;&gt; Hello everyone.",
+            "00:00:01,000 --> 00:00:04,000",
+            "- What's up?",
+            "&amp;lt;i&amp;gt;Welcome back&amp;lt;/i&amp;gt;",
+            "(Laughter)",
+        ],
         ["Hello everyone.", "What's up?", "Welcome back", "(Laughter)"],
     ),
     (
@@ -108,9 +140,11 @@ CASES = [
             "With almost everything else , they wanted one thing : they had no children .",
             "-LRB- So they said . -RRB- It was n't fair , and they 're sad .",
         ],
-        ['"What a dreadful thing!" said the queen.',
-         "With almost everything else, they wanted one thing: they had no children.",
-         "(So they said.) It wasn't fair, and they're sad."],
+        [
+            '"What a dreadful thing!" said the queen.',
+            "With almost everything else, they wanted one thing: they had no children.",
+            "(So they said.) It wasn't fair, and they're sad.",
+        ],
     ),
     (
         "bnc_spoken",
@@ -283,9 +317,7 @@ def test_real_mirror_files_leave_no_markup(data_mirror, tmp_path):
     """A few thousand lines of every babylm_10M file: no annotation, speaker code, marker or blank."""
     raw = data_mirror / "babylm_10M"
     n = 3000
-    stats = clean_corpus(
-        raw, tmp_path / "clean", tmp_path / "stats.csv", release="2024", max_lines_per_file=n
-    )
+    stats = clean_corpus(raw, tmp_path / "clean", tmp_path / "stats.csv", release="2024", max_lines_per_file=n)
     assert stats["lines"].max() == n and stats["lines"].min() > 1000  # switchboard dev/test are shorter
     forbidden = {
         "CHILDES %xxx: annotation": re.compile(r"^%[A-Za-z]+:"),

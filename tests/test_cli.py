@@ -14,8 +14,11 @@ def test_fetch_then_clean_from_the_mirror(tmp_path, data_mirror):
     assert main(["fetch", "supplement-fast", str(tmp_path / "supp"), "--mirror", str(data_mirror)]) == 0
     manifest = json.loads((tmp_path / "supp/MANIFEST.json").read_text())
     assert sorted(f["path"] for f in manifest["files"]) == [
-        "hypernym.jsonl", "qa_congruence_easy.jsonl", "qa_congruence_tricky.jsonl",
-        "subject_aux_inversion.jsonl", "turn_taking.jsonl",
+        "hypernym.jsonl",
+        "qa_congruence_easy.jsonl",
+        "qa_congruence_tricky.jsonl",
+        "subject_aux_inversion.jsonl",
+        "turn_taking.jsonl",
     ]
 
 
@@ -58,14 +61,16 @@ def test_config_options_take_default_choices_and_help_from_the_schema():
                 assert action.choices == spec.get("enum"), action.config_key
                 assert action.config_key in action.help
     assert held == {
-        ("fetch", "--retries"): "download.retries", ("fetch", "--timeout-s"): "download.timeout_s",
-        ("clean", "--release"): "corpus.release", ("clean", "--on-decode-error"): "corpus.on_decode_error",
+        ("fetch", "--retries"): "download.retries",
+        ("fetch", "--timeout-s"): "download.timeout_s",
+        ("clean", "--release"): "corpus.release",
+        ("clean", "--on-decode-error"): "corpus.on_decode_error",
         ("clean", "--max-lines-per-file"): "corpus.max_lines_per_file",
         ("train-tokenizer", "--vocab-size"): "tokenizer.vocab_size",
         ("train-tokenizer", "--min-frequency"): "tokenizer.min_frequency",
         ("tokenize", "--batch-lines"): "shards.encode_batch_lines",
         ("evaluate-pairs", "--max-per-task"): "evaluation.max_per_task",
-    }  # fmt: skip
+    }
     # parsed without options: the values a workflow run gets
     args = parser.parse_args(["clean", "raw", "clean", "stats.csv"])
     assert (args.release, args.on_decode_error, args.max_lines_per_file) == ("2024", "strict", None)

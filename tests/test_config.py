@@ -49,9 +49,20 @@ def test_every_config_yaml_key_is_commented():
 def test_dry_run_plans_the_whole_dag(tmp_path, configfile, planning_mirror):
     args = ["-n", "all"] + (["--configfile", str(REPO / configfile)] if configfile else [])
     result = run_snakemake(tmp_path, *args, "--config", f"data_mirror={planning_mirror}")
-    for rule in ("fetch_data", "clean_corpus", "train_tokenizer", "tokenize_corpus", "search_architectures",
-                 "train_baseline", "train_students", "train_mutual", "evaluate_zero_shot",
-                 "evaluate_finetune", "table", "figure"):
+    for rule in (
+        "fetch_data",
+        "clean_corpus",
+        "train_tokenizer",
+        "tokenize_corpus",
+        "search_architectures",
+        "train_baseline",
+        "train_students",
+        "train_mutual",
+        "evaluate_zero_shot",
+        "evaluate_finetune",
+        "table",
+        "figure",
+    ):
         assert rule in result.stdout
     assert "rule train_probe" not in result.stdout  # the recipe probe is a tuning tool, not part of all
 
@@ -90,14 +101,20 @@ def test_ablation_targets_plan_their_points(tmp_path, data_mirror):
     # paper config: p in (1, 2, 4), alphas (0.3, 0.5, 0.7), seeds 0-2
     def trained(target: str) -> set[str]:
         result = run_snakemake(tmp_path, "-n", target, "--config", f"data_mirror={data_mirror}")
-        return {line.split("train/", 1)[1] for line in result.stdout.splitlines()
-                if "output: results/2024-10M/train/" in line and "train/baseline/seed-" not in line}
+        return {
+            line.split("train/", 1)[1]
+            for line in result.stdout.splitlines()
+            if "output: results/2024-10M/train/" in line and "train/baseline/seed-" not in line
+        }
 
     assert trained("ablation_peers") == {f"dwml/peers-{p}/alpha-0.5/seed-{s}" for p in (1, 2, 4) for s in (0, 1, 2)}
     assert trained("ablation_alpha") == {f"dwml/peers-4/alpha-{a}/seed-{s}" for a in (0.3, 0.5, 0.7) for s in (0, 1, 2)}
-    assert trained("ablation_weights") == {f"{m}/peers-4/alpha-0.5/seed-{s}" for m in ("dml", "dwml") for s in (0, 1, 2)}
-    assert trained("ablation_size") == {run for s in (0, 1, 2)
-                                        for run in (f"baseline/peers-4/seed-{s}", f"dwml/peers-4/alpha-0.5/seed-{s}")}
+    assert trained("ablation_weights") == {
+        f"{m}/peers-4/alpha-0.5/seed-{s}" for m in ("dml", "dwml") for s in (0, 1, 2)
+    }
+    assert trained("ablation_size") == {
+        run for s in (0, 1, 2) for run in (f"baseline/peers-4/seed-{s}", f"dwml/peers-4/alpha-0.5/seed-{s}")
+    }
 
 
 # --- short errors and numbers in any YAML spelling (babyteach.config_schema) -------------------------
@@ -114,8 +131,10 @@ def test_a_typo_in_a_top_level_key_is_one_short_line(tmp_path):
     result = _dry_run_with(tmp_path, "tokenizr:\n  vocab_size: 100\n")
     assert result.returncode != 0
     output = result.stdout + result.stderr
-    assert ("  tokenizr: unknown key; did you mean 'tokenizer'? valid keys of the top level: results_dir, data_mirror, "
-            "download, corpus, tokenizer,") in output  # fmt: skip
+    assert (
+        "  tokenizr: unknown key; did you mean 'tokenizer'? valid keys of the top level: results_dir, data_mirror, "
+        "download, corpus, tokenizer,"
+    ) in output
     assert len(output.splitlines()) < 12  # not the schema and the config (1,347 lines before)
     assert "Failed validating" not in output and "description" not in output
 
@@ -127,11 +146,16 @@ def test_a_typo_in_a_top_level_key_is_one_short_line(tmp_path):
         ("training:\n  eval_every: 0\n", "training.eval_every: 0 is less than 1; allowed: an integer >= 1, or null"),
         ("corpus:\n  track: 1B\n", "corpus.track: '1B' is not a valid choice; allowed: one of '10M', '100M'"),
         ("seeds: [0, x]\n", "seeds[1]: 'x' is not an integer; allowed: an integer >= 0"),
-        ("tokenizer:\n  vocab_size: 2.5e2.5\n", "tokenizer.vocab_size: '2.5e2.5' is not an integer; allowed: an "
-                                                "integer >= 1"),
+        (
+            "tokenizer:\n  vocab_size: 2.5e2.5\n",
+            "tokenizer.vocab_size: '2.5e2.5' is not an integer; allowed: an integer >= 1",
+        ),
         ("training:\n  batch_size: 2.5e-1\n", "training.batch_size: 0.25 is not an integer; allowed: an integer >= 1"),
-        ("report:\n  table1_tracks: []\n", "report.table1_tracks: [] has fewer than 1 item; allowed: a list (at least "
-                                           "1 item, no repeats), each one of '10M', '100M'"),
+        (
+            "report:\n  table1_tracks: []\n",
+            "report.table1_tracks: [] has fewer than 1 item; allowed: a list (at least "
+            "1 item, no repeats), each one of '10M', '100M'",
+        ),
         ("training:\n  lrr: 0.001\n", "training.lrr: unknown key; did you mean 'lr'? valid keys of training: epochs,"),
     ],
 )
@@ -145,16 +169,25 @@ def test_every_problem_is_listed_at_once(tmp_path):
     result = _dry_run_with(tmp_path, "training:\n  lr: -1.0\n  dropout: 2\ncorpus:\n  track: 1B\n")
     output = result.stdout + result.stderr
     assert "has 3 problems:\n  corpus.track: '1B'" in output
-    assert "\n  training.dropout: 2 is not less than 1; allowed: a number >= 0 and < 1" in output and "\n  training.lr: -1.0" in output
+    assert (
+        "\n  training.dropout: 2 is not less than 1; allowed: a number >= 0 and < 1" in output
+        and "\n  training.lr: -1.0" in output
+    )
 
 
 def test_numbers_in_any_yaml_spelling_are_read_as_numbers(tmp_path):
     # PyYAML reads 1e-3, 4e5 and 5.0e4 as strings (YAML 1.1 wants a dot and a signed exponent)
-    assert yaml.safe_load("a: 1e-3\nb: 4e5\nc: 5.0e4\nd: 5.0e-4") == {"a": "1e-3", "b": "4e5", "c": "5.0e4",
-                                                                    "d": 0.0005}
-    result = _dry_run_with(tmp_path, "training:\n  lr: 1e-3\n  token_budget: 4e5\n  epochs: null\n"
-                                     "mutual:\n  eta0: 5e-4\n",
-                           "results/2024-10M/train/dwml/peers-4/alpha-0.5/seed-0")  # fmt: skip
+    assert yaml.safe_load("a: 1e-3\nb: 4e5\nc: 5.0e4\nd: 5.0e-4") == {
+        "a": "1e-3",
+        "b": "4e5",
+        "c": "5.0e4",
+        "d": 0.0005,
+    }
+    result = _dry_run_with(
+        tmp_path,
+        "training:\n  lr: 1e-3\n  token_budget: 4e5\n  epochs: null\nmutual:\n  eta0: 5e-4\n",
+        "results/2024-10M/train/dwml/peers-4/alpha-0.5/seed-0",
+    )
     assert result.returncode == 0, result.stdout + result.stderr
     # the training jobs get numbers: the same settings (and rerun trigger) as writing 0.001 and 400000
     assert '"lr": 0.001' in result.stdout and '"token_budget": 400000' in result.stdout
@@ -170,12 +203,22 @@ def test_as_number_and_coerce_numbers():
     assert as_number("2.5e-1", integer=True) == 0.25 and as_number(1.5, integer=True) == 1.5  # not whole: a float
     for unchanged in ("abc", "inf", "nan", "1e", True, None, [1]):
         assert as_number(unchanged) == unchanged
-    schema = {"properties": {"name": {"type": "string"}, "lr": {"type": "number"},
-                             "seeds": {"type": "array", "items": {"type": "integer"}},
-                             "cap": {"type": ["integer", "null"]}}}  # fmt: skip
+    schema = {
+        "properties": {
+            "name": {"type": "string"},
+            "lr": {"type": "number"},
+            "seeds": {"type": "array", "items": {"type": "integer"}},
+            "cap": {"type": ["integer", "null"]},
+        }
+    }
     config = {"name": "1e3", "lr": "1e-4", "seeds": ["1e1", 2.0], "cap": None, "other": "1e3"}
-    assert coerce_numbers(config, schema) == {"name": "1e3", "lr": 0.0001, "seeds": [10, 2], "cap": None,
-                                              "other": "1e3"}  # fmt: skip
+    assert coerce_numbers(config, schema) == {
+        "name": "1e3",
+        "lr": 0.0001,
+        "seeds": [10, 2],
+        "cap": None,
+        "other": "1e3",
+    }
 
 
 def test_train_config_reads_numbers_as_text_and_names_the_value():
@@ -202,8 +245,12 @@ def test_a_probe_setting_with_a_number_as_text_trains_that_number():
 
 #: Fields of the config dataclasses that hold no config key: RoBERTa's AdamW constants and where a library
 #: caller trains (the workflow sets neither). Every other field must take its key's default from the schema.
-NOT_CONFIG_KEYS = {("TrainConfig", "adam_beta1"), ("TrainConfig", "adam_beta2"), ("TrainConfig", "adam_eps"),
-                   ("TrainConfig", "device")}  # fmt: skip
+NOT_CONFIG_KEYS = {
+    ("TrainConfig", "adam_beta1"),
+    ("TrainConfig", "adam_beta2"),
+    ("TrainConfig", "adam_eps"),
+    ("TrainConfig", "device"),
+}
 
 
 def _config_dataclasses():
@@ -212,8 +259,11 @@ def _config_dataclasses():
     from babyteach.methods import METHODS, make_method
     from babyteach.train_config import TrainConfig
 
-    return [("TrainConfig", TrainConfig()), ("FinetuneConfig", FinetuneConfig()),
-            *((cls.__name__, make_method(name)) for name, cls in METHODS.items())]  # fmt: skip
+    return [
+        ("TrainConfig", TrainConfig()),
+        ("FinetuneConfig", FinetuneConfig()),
+        *((cls.__name__, make_method(name)) for name, cls in METHODS.items()),
+    ]
 
 
 def _schema_value(key: str):

@@ -34,8 +34,14 @@ def test_parts_average_to_the_masked_cross_entropy_of_the_same_masks(data):  # n
     model.eval()
     for j, first in enumerate(range(0, 8, 3)):
         ids = torch.from_numpy(dev.get_blocks(sample[first : first + 3]))
-        batch = mask_blocks(ids, mask_key(7, DEV_STREAM, j), k, torch.tensor(special),
-                            replacement_ids(meta["vocab_size"], special, torch.device("cpu")), meta["special_tokens"][MASK])
+        batch = mask_blocks(
+            ids,
+            mask_key(7, DEV_STREAM, j),
+            k,
+            torch.tensor(special),
+            replacement_ids(meta["vocab_size"], special, torch.device("cpu")),
+            meta["special_tokens"][MASK],
+        )
         chosen = torch.zeros_like(ids, dtype=torch.bool).scatter(1, batch.positions, True)  # (rows, seq)
         with torch.no_grad():
             logits = masked_logits(model, batch.input_ids, None, chosen)
@@ -78,6 +84,11 @@ def test_hidden_similarity_is_the_mean_cosine_of_distinct_positions(data):  # no
     ids = torch.from_numpy(dev.get_blocks(dev_sample(len(dev), 3)))
     with torch.no_grad():
         last = model.eval().roberta(input_ids=ids).last_hidden_state  # (3, BLOCK, H)
-    pairs = [float(F.cosine_similarity(last[b, i], last[b, j], dim=0))
-             for b in range(3) for i in range(BLOCK) for j in range(BLOCK) if i != j]
+    pairs = [
+        float(F.cosine_similarity(last[b, i], last[b, j], dim=0))
+        for b in range(3)
+        for i in range(BLOCK)
+        for j in range(BLOCK)
+        if i != j
+    ]
     assert similarities[-1] == pytest.approx(sum(pairs) / len(pairs), rel=1e-5)

@@ -22,12 +22,28 @@ ATOL, RTOL = 2e-5, 1e-4
 def test_two_processes_equal_one_process_with_the_same_global_batch(data, tmp_path):
     shards, tokenizer = data
     train_all(shards, tokenizer, tmp_path / "single")
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": os.pathsep.join([str(REPO / "tests"),
-                                                                             os.environ.get("PYTHONPATH", "")])}
+    env = {
+        **os.environ,
+        "OMP_NUM_THREADS": "1",
+        "PYTHONPATH": os.pathsep.join([str(REPO / "tests"), os.environ.get("PYTHONPATH", "")]),
+    }
     result = subprocess.run(
-        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-         str(REPO / "tests" / "ddp_worker.py"), str(shards), str(tokenizer), str(tmp_path / "ddp")],
-        capture_output=True, text=True, env=env, timeout=600,
+        [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--standalone",
+            "--nproc_per_node",
+            "2",
+            str(REPO / "tests" / "ddp_worker.py"),
+            str(shards),
+            str(tokenizer),
+            str(tmp_path / "ddp"),
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=600,
     )
     assert result.returncode == 0, result.stdout + result.stderr[-5000:]
     # the baseline with gradient accumulation: the same weights and logged losses

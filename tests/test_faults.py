@@ -22,8 +22,15 @@ CONFIG = {
     "model": {"block_size": 128, "teacher": {"layers": 2, "heads": 2, "hidden": 32}},
     "evaluation_data": ["blimp-fast"],
     "seeds": [0],
-    "training": {"epochs": None, "token_budget": 200 * 4 * 128, "batch_size": 4, "lr": 0.002,
-                 "checkpoint_every": 10, "log_every": 10, "dev_blocks": 4},
+    "training": {
+        "epochs": None,
+        "token_budget": 200 * 4 * 128,
+        "batch_size": 4,
+        "lr": 0.002,
+        "checkpoint_every": 10,
+        "log_every": 10,
+        "dev_blocks": 4,
+    },
 }
 TARGET = "results/2024-10M/train/baseline/seed-0"
 
@@ -38,8 +45,20 @@ def test_killed_training_job_resumes_from_its_checkpoint(tmp_path: Path, data_mi
     run_snakemake(whole, "--cores", "1", TARGET, config=config)
 
     run_snakemake(killed, "--cores", "1", "results/2024-10M/shards", "results/2024-10M/tokenizer", config=config)
-    command = [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "-d", str(killed),
-               "--configfile", str(killed / "test-config.yaml"), "--cores", "1", TARGET]
+    command = [
+        sys.executable,
+        "-m",
+        "snakemake",
+        "-s",
+        str(REPO / "Snakefile"),
+        "-d",
+        str(killed),
+        "--configfile",
+        str(killed / "test-config.yaml"),
+        "--cores",
+        "1",
+        TARGET,
+    ]
     job = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     checkpoints = killed / "results/checkpoints/2024-10M/train/baseline/seed-0"
     deadline = time.monotonic() + 300

@@ -61,10 +61,19 @@ def assert_not_written(dest: Path) -> None:
 
 def test_registry_names_are_the_workflow_wildcards() -> None:
     assert set(DATASETS) == {
-        "babylm-2023-10M", "babylm-2023-100M", "babylm-2024-10M", "babylm-2024-100M", "blimp",
-        "blimp-filtered", "blimp-fast", "blimp-supplement", "supplement-fast", "ewok-filtered", "ewok-fast",
+        "babylm-2023-10M",
+        "babylm-2023-100M",
+        "babylm-2024-10M",
+        "babylm-2024-100M",
+        "blimp",
+        "blimp-filtered",
+        "blimp-fast",
+        "blimp-supplement",
+        "supplement-fast",
+        "ewok-filtered",
+        "ewok-fast",
         "glue-filtered",
-    }  # fmt: skip
+    }
     for release in ("2023", "2024"):
         files = {f.path for f in DATASETS[f"babylm-{release}-100M"].files}
         assert files == {f"{d}.{s}" for d in BABYLM_DOMAINS[release] for s in SPLITS}
@@ -133,8 +142,13 @@ def test_missing_mirror_folder_names_dataset_path_url_and_setting(data_mirror: P
     with pytest.raises(InputError) as error:
         fetch_dataset("babylm-2024-100M", tmp_path / "c", data_mirror)
     message = str(error.value)
-    for part in ("'babylm-2024-100M'", str(data_mirror / "babylm_100M"), "osf://ad7qg/text_data/train_100M.zip",
-                 "data_mirror", MIRROR_ENV):  # fmt: skip
+    for part in (
+        "'babylm-2024-100M'",
+        str(data_mirror / "babylm_100M"),
+        "osf://ad7qg/text_data/train_100M.zip",
+        "data_mirror",
+        MIRROR_ENV,
+    ):
         assert part in message
     assert_not_written(tmp_path / "c")
 
@@ -196,8 +210,14 @@ def test_missing_mirror_file_names_dataset_path_url_and_setting(tmp_path: Path) 
     with pytest.raises(InputError) as error:
         fetch_dataset("supplement-fast", tmp_path / "out", mirror)
     message = str(error.value)
-    for part in ("'supplement-fast'", "turn_taking.jsonl", str(mirror / "blimp_supplement" / "supplement_fast"),
-                 "osf://ryjfm/evaluation_data/fast_eval/supplement_fast", "data_mirror", MIRROR_ENV):  # fmt: skip
+    for part in (
+        "'supplement-fast'",
+        "turn_taking.jsonl",
+        str(mirror / "blimp_supplement" / "supplement_fast"),
+        "osf://ryjfm/evaluation_data/fast_eval/supplement_fast",
+        "data_mirror",
+        MIRROR_ENV,
+    ):
         assert part in message
     assert "hypernym" not in message.split("lacks")[1].split("Put")[0]  # only the missing file is listed
 
@@ -290,8 +310,10 @@ CORPUS = {  # a release-style archive: one folder per split, plus macOS junk and
 
 
 def tiny_corpus(url: str, sha: str | None = None) -> Dataset:
-    files = tuple(FileSpec(f"a.{s}", f"{folder}/a.{s}") for s, folder in
-                  (("train", "train_tiny"), ("dev", "dev"), ("test", "test")))  # fmt: skip
+    files = tuple(
+        FileSpec(f"a.{s}", f"{folder}/a.{s}")
+        for s, folder in (("train", "train_tiny"), ("dev", "dev"), ("test", "test"))
+    )
     return Dataset("tiny", "tiny", files, (Source(url, sha),), "https://example.org/tiny")
 
 
@@ -311,14 +333,24 @@ def test_download_extracts_zip_into_flat_layout(server: SimpleNamespace, tmp_pat
 def test_download_of_tar_gz_with_optional_extras(server: SimpleNamespace, tmp_path: Path) -> None:
     buffer = io.BytesIO()
     with tarfile.open(fileobj=buffer, mode="w:gz") as archive:
-        for name, data in {"glue/x.valid.jsonl": b"{}\n", "glue/x.train.jsonl": b"{}\n{}\n",
-                           "glue/notes.md": b"no", "other/y.jsonl": b"{}\n"}.items():  # fmt: skip
+        for name, data in {
+            "glue/x.valid.jsonl": b"{}\n",
+            "glue/x.train.jsonl": b"{}\n{}\n",
+            "glue/notes.md": b"no",
+            "other/y.jsonl": b"{}\n",
+        }.items():
             info = tarfile.TarInfo(name)
             info.size = len(data)
             archive.addfile(info, io.BytesIO(data))
     server.routes["/glue.tar.gz"] = buffer.getvalue()
-    dataset = Dataset("g", "g", (FileSpec("x.valid.jsonl", "x.valid.jsonl"),),
-                      (Source(f"{server.url}/glue.tar.gz"),), "https://example.org", extra="*.jsonl")  # fmt: skip
+    dataset = Dataset(
+        "g",
+        "g",
+        (FileSpec("x.valid.jsonl", "x.valid.jsonl"),),
+        (Source(f"{server.url}/glue.tar.gz"),),
+        "https://example.org",
+        extra="*.jsonl",
+    )
     fetch(dataset, tmp_path / "g", None, backoff_s=0.01)
     assert {p.name for p in (tmp_path / "g").iterdir()} == {"x.valid.jsonl", "x.train.jsonl", "MANIFEST.json"}
 
@@ -372,26 +404,40 @@ def test_osf_urls_resolve_folders_to_zips_and_files_to_downloads(server: SimpleN
         return json.dumps({"data": items, "links": {"next": next_page}}).encode()
 
     def folder(name: str, path: str, href: str) -> dict:
-        return {"attributes": {"name": name, "kind": "folder", "path": path},
-                "relationships": {"files": {"links": {"related": {"href": href}}}}}  # fmt: skip
+        return {
+            "attributes": {"name": name, "kind": "folder", "path": path},
+            "relationships": {"files": {"links": {"related": {"href": href}}}},
+        }
 
-    server.routes.update({
-        "/v2/nodes/proj/files/osfstorage/": listing([folder("text_data", "/t1/", f"{base}/v2/t1")], f"{base}/v2/p2"),
-        "/v2/p2": listing([folder("evaluation_data", "/e1/", f"{base}/v2/e1")]),
-        "/v2/e1": listing([
-            folder("tasks", "/f9/", f"{base}/v2/f9"),
-            {"attributes": {"name": "secret.zip", "kind": "file", "path": "/s7"},
-             "links": {"download": f"{base}/v1/resources/proj/providers/osfstorage/s7"}},
-        ]),
-        "/v1/resources/proj/providers/osfstorage/f9/?zip=": zip_bytes({"t.jsonl": b"{}\n"}),
-        "/v1/resources/proj/providers/osfstorage/s7": b"encrypted bytes",
-    })  # fmt: skip
+    server.routes.update(
+        {
+            "/v2/nodes/proj/files/osfstorage/": listing(
+                [folder("text_data", "/t1/", f"{base}/v2/t1")], f"{base}/v2/p2"
+            ),
+            "/v2/p2": listing([folder("evaluation_data", "/e1/", f"{base}/v2/e1")]),
+            "/v2/e1": listing(
+                [
+                    folder("tasks", "/f9/", f"{base}/v2/f9"),
+                    {
+                        "attributes": {"name": "secret.zip", "kind": "file", "path": "/s7"},
+                        "links": {"download": f"{base}/v1/resources/proj/providers/osfstorage/s7"},
+                    },
+                ]
+            ),
+            "/v1/resources/proj/providers/osfstorage/f9/?zip=": zip_bytes({"t.jsonl": b"{}\n"}),
+            "/v1/resources/proj/providers/osfstorage/s7": b"encrypted bytes",
+        }
+    )
     dataset = Dataset(
-        "o", "o", (FileSpec("t.jsonl", "t.jsonl"), FileSpec("secret.zip", "secret.zip")),
-        (Source("osf://proj/evaluation_data/tasks"),
-         Source("osf://proj/evaluation_data/secret.zip", extract=False, filename="secret.zip")),
+        "o",
+        "o",
+        (FileSpec("t.jsonl", "t.jsonl"), FileSpec("secret.zip", "secret.zip")),
+        (
+            Source("osf://proj/evaluation_data/tasks"),
+            Source("osf://proj/evaluation_data/secret.zip", extract=False, filename="secret.zip"),
+        ),
         "https://osf.io/proj/",
-    )  # fmt: skip
+    )
     fetch(dataset, tmp_path / "o", None, backoff_s=0.01, osf=Osf(api=f"{base}/v2", files=f"{base}/v1"))
     assert (tmp_path / "o" / "secret.zip").read_bytes() == b"encrypted bytes"
     assert (tmp_path / "o" / "t.jsonl").read_bytes() == b"{}\n"
@@ -458,15 +504,24 @@ def bad_byte_on(line: int):
 
 # (dataset, damaged file, damage, what the message must say about it)
 DAMAGED = [
-    ("blimp-fast", "adjunct_island.jsonl", drop_field("sentence_bad", 3), ["adjunct_island.jsonl, line 3", "'sentence_bad'"]),
+    (
+        "blimp-fast",
+        "adjunct_island.jsonl",
+        drop_field("sentence_bad", 3),
+        ["adjunct_island.jsonl, line 3", "'sentence_bad'"],
+    ),
     ("supplement-fast", "turn_taking.jsonl", cut_line(2), ["turn_taking.jsonl, line 2", "not valid JSON"]),
-    ("blimp-filtered", "passive_1.jsonl", set_field("linguistics_term", 7, 10), ["passive_1.jsonl, line 10",
-                                                                                 "'linguistics_term'"]),
+    (
+        "blimp-filtered",
+        "passive_1.jsonl",
+        set_field("linguistics_term", 7, 10),
+        ["passive_1.jsonl, line 10", "'linguistics_term'"],
+    ),
     ("ewok-fast", "ewok_fast.zip", lambda data: b"this is not a zip\n", ["ewok_fast.zip", "not a readable zip"]),
     ("glue-filtered", "cola.train.jsonl", set_field("label", 7, 5), ["cola.train.jsonl, line 5", "label 7"]),
     ("glue-filtered", "mrpc.valid.jsonl", drop_field("sentence2", 1), ["mrpc.valid.jsonl, line 1", "'sentence2'"]),
     ("babylm-2024-10M", "childes.dev", bad_byte_on(2), ["childes.dev: line 2", "not valid UTF-8"]),
-]  # fmt: skip
+]
 
 
 @pytest.mark.parametrize(("name", "file", "damage", "says"), DAMAGED, ids=[f"{d[0]}:{d[1]}" for d in DAMAGED])

@@ -44,14 +44,22 @@ def run_dir(root: Path, run: str) -> Path:
     return path
 
 
-def write_summary(root: Path, run: str, method: str, students: dict[str, dict], steps: int = 6,
-                  gpu: dict | None = None) -> Path:  # fmt: skip
+def write_summary(
+    root: Path, run: str, method: str, students: dict[str, dict], steps: int = 6, gpu: dict | None = None
+) -> Path:
     entries = {
         name: {"architecture": {"heads": 1, "hidden": 16, "layers": 1}, "parameters": 1000 * (i + 1), **extra}
         for i, (name, extra) in enumerate(students.items())
     }
-    summary = {"format_version": 2, "method": method, "students": entries, "steps": steps, "tokens": steps * 512,
-               "wall_time_s": 1.0, "device": "cpu"}  # fmt: skip
+    summary = {
+        "format_version": 2,
+        "method": method,
+        "students": entries,
+        "steps": steps,
+        "tokens": steps * 512,
+        "wall_time_s": 1.0,
+        "device": "cpu",
+    }
     if gpu is not None:
         summary["gpu"] = gpu
     path = run_dir(root, run) / "train_summary.json"
@@ -62,21 +70,35 @@ def write_summary(root: Path, run: str, method: str, students: dict[str, dict], 
 def write_eval(root: Path, run: str, model: str, accuracy: float, family: str = "blimp-filtered") -> Path:
     path = root / "results" / CORPUS / "eval" / run / model / f"{family}.json"
     path.parent.mkdir(parents=True, exist_ok=True)
-    numbers = {"macro_accuracy": accuracy, "accuracy": accuracy, "n_pairs": 10, "ties": 0,
-               "tasks": {"task_a": {"accuracy": accuracy, "correct": 1, "n": 2, "ties": 0}},
-               "groups": {"group_a": {"accuracy": accuracy, "correct": 1, "n": 2, "ties": 0}}}  # fmt: skip
+    numbers = {
+        "macro_accuracy": accuracy,
+        "accuracy": accuracy,
+        "n_pairs": 10,
+        "ties": 0,
+        "tasks": {"task_a": {"accuracy": accuracy, "correct": 1, "n": 2, "ties": 0}},
+        "groups": {"group_a": {"accuracy": accuracy, "correct": 1, "n": 2, "ties": 0}},
+    }
     # official: another number, which no figure may show (they draw pll-word-l2r and say so)
     official = {**numbers, "macro_accuracy": 1 - accuracy, "accuracy": 1 - accuracy}
-    result = {"version": 2, "family": family, "data_dir": family, "max_per_task": None,
-              "variants": {"official": official, "pll-word-l2r": numbers}}  # fmt: skip
+    result = {
+        "version": 2,
+        "family": family,
+        "data_dir": family,
+        "max_per_task": None,
+        "variants": {"official": official, "pll-word-l2r": numbers},
+    }
     path.write_text(json.dumps(result), encoding="utf-8")
     return path
 
 
 def write_peer_weights(root: Path, run: str, steps: list[int], weights: dict[str, list[float]]) -> Path:
     peers = list(weights)
-    lines = ["step,update,eta,gamma,outer_loss," + ",".join(f"weight.{p}" for p in peers) + ","
-             + ",".join(f"hypergradient.{p}" for p in peers)]  # fmt: skip
+    lines = [
+        "step,update,eta,gamma,outer_loss,"
+        + ",".join(f"weight.{p}" for p in peers)
+        + ","
+        + ",".join(f"hypergradient.{p}" for p in peers)
+    ]
     for k, step in enumerate(steps):
         extra = ",,," if k == 0 else "0.25,0.001,5.9,"
         grads = ",".join("" if k == 0 else "-0.01" for _ in peers)
@@ -86,15 +108,26 @@ def write_peer_weights(root: Path, run: str, steps: list[int], weights: dict[str
     return path
 
 
-def write_metrics(root: Path, run: str, losses: dict[int, dict[str, float]],
-                  dev: dict[int, dict[str, float]] | None = None) -> Path:  # fmt: skip
+def write_metrics(
+    root: Path, run: str, losses: dict[int, dict[str, float]], dev: dict[int, dict[str, float]] | None = None
+) -> Path:
     """metrics.jsonl as train.py writes it: a line per logged step and, with ``dev``, a dev-loss line per
     evaluation after that step's line."""
     lines = []
     for step in sorted(set(losses) | set(dev or {})):
         if step in losses:
-            lines.append(json.dumps({"step": step, "tokens": step * 512, "lr": 0.001, "loss": losses[step],
-                                     "grad_norm": {m: 1.0 for m in losses[step]}, "tokens_per_s": 100.0}))  # fmt: skip
+            lines.append(
+                json.dumps(
+                    {
+                        "step": step,
+                        "tokens": step * 512,
+                        "lr": 0.001,
+                        "loss": losses[step],
+                        "grad_norm": {m: 1.0 for m in losses[step]},
+                        "tokens_per_s": 100.0,
+                    }
+                )
+            )
         if dev and step in dev:
             lines.append(json.dumps({"step": step, "tokens": step * 512, "dev_loss": dev[step]}))
     path = run_dir(root, run) / "metrics.jsonl"
@@ -142,8 +175,11 @@ def dwml(p: int, seed: int, alpha: float = 0.5) -> str:
 
 def test_figure3_lines_are_the_csv_columns(tmp_path):
     steps = [0, 2, 4, 6]
-    weights = {"peer-1": [1 / 3, 0.40, 0.45, 0.50], "peer-2": [1 / 3, 0.35, 0.33, 0.30],
-               "peer-3": [1 / 3, 0.25, 0.22, 0.20]}  # fmt: skip
+    weights = {
+        "peer-1": [1 / 3, 0.40, 0.45, 0.50],
+        "peer-2": [1 / 3, 0.35, 0.33, 0.30],
+        "peer-3": [1 / 3, 0.25, 0.22, 0.20],
+    }
     csv = write_peer_weights(tmp_path, dwml(3, 0), steps, weights)
     pdf, png = outputs(tmp_path, "figure3")
     fig = figure3([csv], pdf, png, dpi=DPI)
@@ -162,8 +198,9 @@ def test_figure3_lines_are_the_csv_columns(tmp_path):
 def test_figure3_averages_seeds_with_a_std_band_one_panel_per_configuration(tmp_path):
     a = write_peer_weights(tmp_path, dwml(2, 0), [0, 2], {"peer-1": [0.5, 0.6], "peer-2": [0.5, 0.4]})
     b = write_peer_weights(tmp_path, dwml(2, 1), [0, 2], {"peer-1": [0.5, 0.8], "peer-2": [0.5, 0.2]})
-    c = write_peer_weights(tmp_path, "kd_dwml/peers-2/alpha-0.5/seed-0", [0, 2],
-                           {"peer-1": [0.5, 0.45], "peer-2": [0.5, 0.55]})  # fmt: skip
+    c = write_peer_weights(
+        tmp_path, "kd_dwml/peers-2/alpha-0.5/seed-0", [0, 2], {"peer-1": [0.5, 0.45], "peer-2": [0.5, 0.55]}
+    )
     fig = figure3([a, b, c], *outputs(tmp_path, "figure3"), dpi=DPI)
     kd_ax, ax = [ax for ax in fig.axes if ax.get_visible()]
     assert kd_ax.get_title() == "KD_DWML, p = 2, α = 0.5 (n = 1 seed)"
@@ -198,9 +235,11 @@ def test_figure3_judges_collapse_per_seed_not_on_the_mean(tmp_path):
     b = write_peer_weights(tmp_path, dwml(2, 1), [0, 2], {"peer-1": [0.5, 0.01], "peer-2": [0.5, 0.99]})
     (ax,) = figure3([a, b], *outputs(tmp_path, "figure3"), dpi=DPI).axes
     np.testing.assert_allclose(line(ax, "peer-1 ± std").get_ydata(), [0.5, 0.5045])
-    assert ax.get_title() == ("DWML, p = 2, α = 0.5 (n = 2 seeds)\n"
-                              "seed 0: collapsed onto peer-1 at step 2 (ω = 0.9990)\n"
-                              "seed 1: collapsed onto peer-2 at step 2 (ω = 0.9900)")  # fmt: skip
+    assert ax.get_title() == (
+        "DWML, p = 2, α = 0.5 (n = 2 seeds)\n"
+        "seed 0: collapsed onto peer-1 at step 2 (ω = 0.9990)\n"
+        "seed 1: collapsed onto peer-2 at step 2 (ω = 0.9900)"
+    )
 
 
 def test_collapse_of_a_single_peer_or_no_rows_is_none():
@@ -257,10 +296,23 @@ def test_a_glue_axis_says_over_how_many_tasks(tmp_path):
         for i in range(1, p + 1):
             path = tmp_path / "results" / CORPUS / "eval" / dwml(p, seed) / f"peer-{i}" / "glue.json"
             path.parent.mkdir(parents=True, exist_ok=True)
-            tasks = {"cola": {"status": "ok", "metric": "mcc", "value": 0.2}, "rte": {"status": "ok",
-                     "metric": "accuracy", "value": 0.6}, "wsc": {"status": "missing"}}  # fmt: skip
-            path.write_text(json.dumps({"format_version": 2, "data_dir": "glue-filtered", "config": {}, "tasks": tasks,
-                                        "macro_average": 0.4, "tasks_included": ["cola", "rte"]}))  # fmt: skip
+            tasks = {
+                "cola": {"status": "ok", "metric": "mcc", "value": 0.2},
+                "rte": {"status": "ok", "metric": "accuracy", "value": 0.6},
+                "wsc": {"status": "missing"},
+            }
+            path.write_text(
+                json.dumps(
+                    {
+                        "format_version": 2,
+                        "data_dir": "glue-filtered",
+                        "config": {},
+                        "tasks": tasks,
+                        "macro_average": 0.4,
+                        "tasks_included": ["cola", "rte"],
+                    }
+                )
+            )
             evals.append(path)
     fig = figure2a(evals, *outputs(tmp_path, "figure2a"), benchmark="glue", dpi=DPI)
     assert fig.axes[0].get_ylabel() == "(Super)GLUE macro score (×100) over 2/11 tasks"
@@ -360,8 +412,11 @@ TEACHER = "baseline/seed-{s}"
 ALONE = "baseline/peers-2/seed-{s}"
 SIZE_PARAMS = {"teacher": 125_000_000, "peer-1": 10_000_000, "peer-2": 40_000_000}
 #: BLiMP accuracy per run kind, model and seed (0, 1)
-SIZE_ACC = {TEACHER: {"teacher": (0.80, 0.84)}, ALONE: {"peer-1": (0.60, 0.64), "peer-2": (0.70, 0.70)},
-            "dwml/peers-2/alpha-0.5/seed-{s}": {"peer-1": (0.66, 0.70), "peer-2": (0.72, 0.76)}}  # fmt: skip
+SIZE_ACC = {
+    TEACHER: {"teacher": (0.80, 0.84)},
+    ALONE: {"peer-1": (0.60, 0.64), "peer-2": (0.70, 0.70)},
+    "dwml/peers-2/alpha-0.5/seed-{s}": {"peer-1": (0.66, 0.70), "peer-2": (0.72, 0.76)},
+}
 
 
 def size_fixture(tmp_path: Path) -> tuple[list[Path], list[Path]]:
@@ -431,11 +486,16 @@ def test_figure_size_without_data_is_an_input_error(tmp_path):
     teacher = [p for p in summaries if "baseline/seed-" in p.as_posix()]
     with pytest.raises(InputError, match="figure_size: evals of run.* have no train_summary.json"):
         figure_size(teacher, evals, *outputs(tmp_path, "figure_size"))
-    other = write_summary(tmp_path, ALONE.format(s=1), "baseline", {"peer-1": {"parameters": 11_000_000},
-                                                                    "peer-2": {"parameters": 40_000_000}})  # fmt: skip
+    other = write_summary(
+        tmp_path,
+        ALONE.format(s=1),
+        "baseline",
+        {"peer-1": {"parameters": 11_000_000}, "peer-2": {"parameters": 40_000_000}},
+    )
     with pytest.raises(InputError, match="figure_size: the seeds of baseline/peers-2 give peer-1 different param"):
-        figure_size([*summaries[:3], other], [p for p in evals if "dwml" not in p.as_posix()],
-                    *outputs(tmp_path, "figure_size"))  # fmt: skip
+        figure_size(
+            [*summaries[:3], other], [p for p in evals if "dwml" not in p.as_posix()], *outputs(tmp_path, "figure_size")
+        )
     assert not (tmp_path / "fig").exists()
 
 
@@ -443,8 +503,9 @@ def test_write_figure_size_takes_run_folders(tmp_path):
     summaries, evals = size_fixture(tmp_path)
     pdf, png = outputs(tmp_path, "figure_size")
     folders = [str(p.parent) for p in summaries]
-    fig = write_figure("figure_size", {"summaries": folders, "evals": evals}, pdf, png,
-                       {"benchmark": "blimp", "dpi": DPI})  # fmt: skip
+    fig = write_figure(
+        "figure_size", {"summaries": folders, "evals": evals}, pdf, png, {"benchmark": "blimp", "dpi": DPI}
+    )
     assert_written(pdf, png)
     assert len(fig.axes[0].containers) == 3
 
@@ -487,8 +548,9 @@ def test_figure4_mean_over_gpus_and_over_seeds_on_a_common_grid(tmp_path):
 def test_training_loss_lines_and_final_dev_markers_without_dev_lines(tmp_path):
     losses = {2: {"peer-1": 6.0, "peer-2": 7.0}, 4: {"peer-1": 5.0, "peer-2": 6.5}, 6: {"peer-1": 4.0, "peer-2": 6.0}}
     metrics = write_metrics(tmp_path, "kd/peers-2/seed-0", losses)
-    summary = write_summary(tmp_path, "kd/peers-2/seed-0", "kd",
-                            {"peer-1": {"final_dev_loss": 4.5}, "peer-2": {"final_dev_loss": 6.2}})  # fmt: skip
+    summary = write_summary(
+        tmp_path, "kd/peers-2/seed-0", "kd", {"peer-1": {"final_dev_loss": 4.5}, "peer-2": {"final_dev_loss": 6.2}}
+    )
     base = write_metrics(tmp_path, "baseline/seed-0", {2: {"teacher": 5.5}, 4: {"teacher": 5.0}})
     pdf, png = outputs(tmp_path, "training_loss")
     fig = training_loss([metrics, base], pdf, png, summaries=[summary], dpi=DPI)
@@ -514,13 +576,25 @@ def test_training_loss_lines_and_final_dev_markers_without_dev_lines(tmp_path):
 
 def test_training_loss_draws_dev_curves_from_metrics_over_seeds(tmp_path):
     losses = {2: {"peer-1": 6.0, "peer-2": 7.0}, 4: {"peer-1": 5.0, "peer-2": 6.5}, 6: {"peer-1": 4.0, "peer-2": 6.0}}
-    dev = {seed: {3: {"peer-1": 5.6 + seed, "peer-2": 6.8}, 6: {"peer-1": 4.6 + seed, "peer-2": 6.3}} for seed in (0, 1)}
+    dev = {
+        seed: {3: {"peer-1": 5.6 + seed, "peer-2": 6.8}, 6: {"peer-1": 4.6 + seed, "peer-2": 6.3}} for seed in (0, 1)
+    }
     metrics = [write_metrics(tmp_path, f"kd/peers-2/seed-{seed}", losses, dev[seed]) for seed in (0, 1)]
-    summaries = [write_summary(tmp_path, f"kd/peers-2/seed-{seed}", "kd", {"peer-1": {"final_dev_loss": 4.6 + seed},
-                                                                          "peer-2": {"final_dev_loss": 6.3}})
-                 for seed in (0, 1)]  # fmt: skip
-    base = write_metrics(tmp_path, "baseline/seed-0", {2: {"teacher": 5.5}, 4: {"teacher": 5.0}},
-                         {2: {"teacher": 5.4}, 4: {"teacher": 5.1}})  # fmt: skip
+    summaries = [
+        write_summary(
+            tmp_path,
+            f"kd/peers-2/seed-{seed}",
+            "kd",
+            {"peer-1": {"final_dev_loss": 4.6 + seed}, "peer-2": {"final_dev_loss": 6.3}},
+        )
+        for seed in (0, 1)
+    ]
+    base = write_metrics(
+        tmp_path,
+        "baseline/seed-0",
+        {2: {"teacher": 5.5}, 4: {"teacher": 5.0}},
+        {2: {"teacher": 5.4}, 4: {"teacher": 5.1}},
+    )
 
     groups, _ = loss_curves("training_loss", metrics + [base], summaries, smooth=2)
     by_method = {run.method: entry for run, entry in groups.items()}
@@ -556,7 +630,10 @@ def test_load_metrics_reads_both_kinds_of_line_and_refuses_others(tmp_path):
     path = write_metrics(tmp_path, "baseline/seed-0", {1: {"teacher": 6.0}, 2: {"teacher": 5.0}}, {2: {"teacher": 5.2}})
     frame = load_metrics(path)
     assert frame[["step", "tokens", "model", "kind", "loss"]].values.tolist() == [
-        [1, 512, "teacher", "train", 6.0], [2, 1024, "teacher", "train", 5.0], [2, 1024, "teacher", "dev", 5.2]]
+        [1, 512, "teacher", "train", 6.0],
+        [2, 1024, "teacher", "train", 5.0],
+        [2, 1024, "teacher", "dev", 5.2],
+    ]
     path.write_text(json.dumps({"step": 3, "tokens": 10, "dev_loss": {"teacher": "low"}}) + "\n", encoding="utf-8")
     with pytest.raises(InputError, match=r"metrics.jsonl:1: expected .* 'loss' or 'dev_loss'"):
         load_metrics(path)

@@ -87,8 +87,10 @@ def write_toy_glue(folder: Path) -> Path:
     write_jsonl(folder / "mrpc.valid.jsonl", mrpc([(s, s if i % 3 else items[i]) for i, s in enumerate(valid[:24])]))
 
     def mnli(part: list[str]) -> list[dict]:  # 3 labels, by the hypothesis' verb
-        return [{"premise": s, "hypothesis": f"{SUBJECTS[i % 6]} {VERBS[i % 4]}.", "label": i % 4 % 3, "idx": i}
-                for i, s in enumerate(part)]  # fmt: skip
+        return [
+            {"premise": s, "hypothesis": f"{SUBJECTS[i % 6]} {VERBS[i % 4]}.", "label": i % 4 % 3, "idx": i}
+            for i, s in enumerate(part)
+        ]
 
     write_jsonl(folder / "mnli.train.jsonl", mnli(train[:40]))
     write_jsonl(folder / "mnli.valid.jsonl", mnli(valid[:24]))
@@ -149,39 +151,81 @@ def test_accuracy_and_length_checks():
 
 def test_task_table_metrics_labels_and_segments():
     assert list(TASKS) == ["boolq", "cola", "mnli", "mnli-mm", "mrpc", "multirc", "qnli", "qqp", "rte", "sst2", "wsc"]
-    assert {n: t.metric for n, t in TASKS.items() if t.metric != "accuracy"} == {"cola": "mcc", "mrpc": "f1", "qqp": "f1"}
+    assert {n: t.metric for n, t in TASKS.items() if t.metric != "accuracy"} == {
+        "cola": "mcc",
+        "mrpc": "f1",
+        "qqp": "f1",
+    }
     # the epoch is chosen by F1 for every two-label task, by accuracy for mnli (finetune_classification.py 600-607)
     assert {n: t.selection_metric for n, t in TASKS.items() if t.selection_metric != "f1"} == {
-        "mnli": "accuracy", "mnli-mm": "accuracy"}  # fmt: skip
+        "mnli": "accuracy",
+        "mnli-mm": "accuracy",
+    }
     assert TASKS["mnli"].num_labels == TASKS["mnli-mm"].num_labels == 3
     assert TASKS["mnli-mm"].train_from == "mnli"
     assert TASKS["cola"].texts({"sentence": "a b."}) == ("a b.", None)
-    row = {"paragraph": "P.", "question": "Who?", "answer": "Ann", "text": "Ann met Bo. She smiled.",
-           "span1_text": "Ann", "span2_text": "She", "passage": "Pa.", "sentence": "S.", "sentence1": "A.",
-           "sentence2": "B.", "question1": "Q1?", "question2": "Q2?", "premise": "Pr.", "hypothesis": "H."}  # fmt: skip
+    row = {
+        "paragraph": "P.",
+        "question": "Who?",
+        "answer": "Ann",
+        "text": "Ann met Bo. She smiled.",
+        "span1_text": "Ann",
+        "span2_text": "She",
+        "passage": "Pa.",
+        "sentence": "S.",
+        "sentence1": "A.",
+        "sentence2": "B.",
+        "question1": "Q1?",
+        "question2": "Q2?",
+        "premise": "Pr.",
+        "hypothesis": "H.",
+    }
     # as finetune_classification.py lines 441-468 pair them (the official strings, written out by hand)
     assert TASKS["multirc"].texts(row) == ("Question: Who? Answer: Ann", "P.")
     assert TASKS["wsc"].texts(row) == ('Does "She" refer to "Ann" in this passage?', "Ann met Bo. She smiled.")
     assert TASKS["wsc"].fields == ("span2_text", "span1_text", "text")
-    expected = {"boolq": ("Who?", "Pa."), "qnli": ("Who?", "S."), "rte": ("A.", "B."), "mrpc": ("A.", "B."),
-                "qqp": ("Q1?", "Q2?"), "mnli": ("Pr.", "H."), "mnli-mm": ("Pr.", "H."), "sst2": ("S.", None)}  # fmt: skip
+    expected = {
+        "boolq": ("Who?", "Pa."),
+        "qnli": ("Who?", "S."),
+        "rte": ("A.", "B."),
+        "mrpc": ("A.", "B."),
+        "qqp": ("Q1?", "Q2?"),
+        "mnli": ("Pr.", "H."),
+        "mnli-mm": ("Pr.", "H."),
+        "sst2": ("S.", None),
+    }
     assert {name: TASKS[name].texts(row) for name in expected} == expected
 
 
 def test_multirc_and_wsc_files_are_encoded_as_the_official_pairs(model_dir: Path, tmp_path: Path):
     """A MultiRC and a WSC line of the BabyLM files become (first, second) = (template, passage),
     tokenised as one pair in that order, as the official ``tokenizer(keys1, examples[sentence2_key])``."""
-    multirc = {"paragraph": "the cat saw a dog.", "question": "who saw a dog?", "answer": "the cat",
-               "idx": {"paragraph": 0, "question": 0, "answer": 0}, "label": 1}  # fmt: skip
-    wsc = {"text": "the cat saw the dog. it liked the ball.", "span1_index": 0, "span2_index": 5,
-           "span1_text": "the cat", "span2_text": "it", "idx": 0, "label": 0}  # fmt: skip
+    multirc = {
+        "paragraph": "the cat saw a dog.",
+        "question": "who saw a dog?",
+        "answer": "the cat",
+        "idx": {"paragraph": 0, "question": 0, "answer": 0},
+        "label": 1,
+    }
+    wsc = {
+        "text": "the cat saw the dog. it liked the ball.",
+        "span1_index": 0,
+        "span2_index": 5,
+        "span1_text": "the cat",
+        "span2_text": "it",
+        "idx": 0,
+        "label": 0,
+    }
     write_jsonl(tmp_path / "multirc.valid.jsonl", [multirc])
     write_jsonl(tmp_path / "wsc.valid.jsonl", [wsc])
     (m,) = load_examples(TASKS["multirc"], tmp_path / "multirc.valid.jsonl")
     (w,) = load_examples(TASKS["wsc"], tmp_path / "wsc.valid.jsonl")
     assert (m.first, m.second, m.label) == ("Question: who saw a dog? Answer: the cat", "the cat saw a dog.", 1)
-    assert (w.first, w.second, w.label) == ('Does "it" refer to "the cat" in this passage?',
-                                            "the cat saw the dog. it liked the ball.", 0)  # fmt: skip
+    assert (w.first, w.second, w.label) == (
+        'Does "it" refer to "the cat" in this passage?',
+        "the cat saw the dog. it liked the ball.",
+        0,
+    )
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
     encoded = glue._encode(tokenizer, [m], 128)
     assert encoded.ids[0] == tokenizer("Question: who saw a dog? Answer: the cat", "the cat saw a dog.")["input_ids"]
@@ -190,7 +234,14 @@ def test_multirc_and_wsc_files_are_encoded_as_the_official_pairs(model_dir: Path
 def test_config_defaults_are_babylm_2024():
     cfg = FinetuneConfig()
     # finetune_model.sh lines 4-8 and 34, finetune_classification.py line 254
-    assert (cfg.lr, cfg.batch_size, cfg.max_epochs, cfg.patience, cfg.max_length, cfg.seed) == (5e-5, 64, 10, 3, 128, 12)
+    assert (cfg.lr, cfg.batch_size, cfg.max_epochs, cfg.patience, cfg.max_length, cfg.seed) == (
+        5e-5,
+        64,
+        10,
+        3,
+        128,
+        12,
+    )
     assert cfg.early_stopping_threshold == 0.001
     # HF Trainer's defaults, which the script leaves alone
     assert (cfg.warmup_fraction, cfg.weight_decay, cfg.clip_norm) == (0.0, 0.0, 1.0)
@@ -306,12 +357,18 @@ def scripted_glue(folder: Path) -> Path:
     label) valid files, distinguishable by their sizes; small train files."""
     items = sentences()
     write_jsonl(folder / "cola.train.jsonl", cola_rows(items[:16]))
-    write_jsonl(folder / "cola.valid.jsonl", [{"sentence": s, "label": int(i < 10), "idx": i}
-                                              for i, s in enumerate(items[16:36])])  # fmt: skip
-    write_jsonl(folder / "rte.train.jsonl", [{"sentence1": s, "sentence2": items[i], "label": i % 2, "idx": i}
-                                             for i, s in enumerate(items[36:52])])  # fmt: skip
-    write_jsonl(folder / "rte.valid.jsonl", [{"sentence1": s, "sentence2": items[i], "label": int(i < 8), "idx": i}
-                                             for i, s in enumerate(items[52:68])])  # fmt: skip
+    write_jsonl(
+        folder / "cola.valid.jsonl",
+        [{"sentence": s, "label": int(i < 10), "idx": i} for i, s in enumerate(items[16:36])],
+    )
+    write_jsonl(
+        folder / "rte.train.jsonl",
+        [{"sentence1": s, "sentence2": items[i], "label": i % 2, "idx": i} for i, s in enumerate(items[36:52])],
+    )
+    write_jsonl(
+        folder / "rte.valid.jsonl",
+        [{"sentence1": s, "sentence2": items[i], "label": int(i < 8), "idx": i} for i, s in enumerate(items[52:68])],
+    )
 
     def mnli(part: list[str], per_label: int) -> list[dict]:
         return [{"premise": s, "hypothesis": "a dog.", "label": i // per_label, "idx": i} for i, s in enumerate(part)]
@@ -379,8 +436,15 @@ def test_kept_epoch_is_chosen_by_the_official_metric_and_mnli_mm_follows_mnli(mo
     mnli-mm's epoch is chosen on its own curve (epoch 3: 8/9 instead of mnli's epoch 2: 5/9)."""
     data = scripted_glue(tmp_path / "glue")
     scripted_predict(monkeypatch)
-    cfg = FinetuneConfig(tasks=("cola", "mnli", "mnli-mm", "rte"), lr=1e-3, batch_size=8, max_epochs=4,
-                         patience=3, max_length=32, device="cpu")  # fmt: skip
+    cfg = FinetuneConfig(
+        tasks=("cola", "mnli", "mnli-mm", "rte"),
+        lr=1e-3,
+        batch_size=8,
+        max_epochs=4,
+        patience=3,
+        max_length=32,
+        device="cpu",
+    )
     tasks = finetune_model(model_dir, data, tmp_path / "glue.json", cfg)["tasks"]
     for name in ("cola", "mnli", "mnli-mm", "rte"):
         assert tasks[name]["epochs_run"] == 4  # stale 2 < patience 3 after the best epoch 2
@@ -390,7 +454,8 @@ def test_kept_epoch_is_chosen_by_the_official_metric_and_mnli_mm_follows_mnli(mo
     assert cola["selection_metric"] == "f1" and cola["metric"] == "mcc"
     assert cola["selection_curve"] == pytest.approx([20 / 30, 20 / 26, 12 / 16, 10 / 15], abs=1e-12)
     assert cola["valid_curve"] == pytest.approx(
-        [0.0, 0.5, 60 / math.sqrt(6 * 10 * 10 * 14), 50 / math.sqrt(5 * 10 * 10 * 15)], abs=1e-12)  # fmt: skip
+        [0.0, 0.5, 60 / math.sqrt(6 * 10 * 10 * 14), 50 / math.sqrt(5 * 10 * 10 * 15)], abs=1e-12
+    )
     assert cola["value"] == pytest.approx(0.5, abs=1e-12) and cola["accuracy"] == pytest.approx(14 / 20, abs=1e-12)
 
     rte = tasks["rte"]
@@ -411,8 +476,10 @@ def test_early_stopping_counts_only_improvements_above_the_threshold(model_dir, 
     less than 0.001) and keeps epoch 3; counting every improvement would train on and keep epoch 4."""
     items = sentences() * 11
     write_jsonl(tmp_path / "glue" / "cola.train.jsonl", cola_rows(items[:16]))
-    write_jsonl(tmp_path / "glue" / "cola.valid.jsonl",
-                [{"sentence": s, "label": i % 2, "idx": i} for i, s in enumerate(items[:1000])])  # fmt: skip
+    write_jsonl(
+        tmp_path / "glue" / "cola.valid.jsonl",
+        [{"sentence": s, "label": i % 2, "idx": i} for i, s in enumerate(items[:1000])],
+    )
     steps = [(500, 500), (500, 498), (500, 496), (500, 300)]
     calls = []
 
@@ -421,8 +488,7 @@ def test_early_stopping_counts_only_improvements_above_the_threshold(model_dir, 
         return binary(data.labels, *steps[len(calls) - 1])
 
     monkeypatch.setattr(glue, "predict", predict)
-    cfg = FinetuneConfig(tasks=("cola",), lr=1e-3, batch_size=8, max_epochs=4, patience=2, max_length=32,
-                         device="cpu")  # fmt: skip
+    cfg = FinetuneConfig(tasks=("cola",), lr=1e-3, batch_size=8, max_epochs=4, patience=2, max_length=32, device="cpu")
     cola = finetune_model(model_dir, tmp_path / "glue", tmp_path / "glue.json", cfg)["tasks"]["cola"]
     assert cola["selection_curve"] == pytest.approx([1000 / 1500, 1000 / 1498, 1000 / 1496], abs=1e-12)
     assert (cola["epochs_run"], cola["best_epoch"]) == (3, 3)
@@ -442,8 +508,9 @@ def test_fine_tuning_runs_in_fp32_even_after_tf32_was_enabled(model_dir, tmp_pat
     seen = []
 
     def spy(model, *args):
-        seen.append((torch.get_float32_matmul_precision(), torch.backends.cudnn.allow_tf32,
-                     next(model.parameters()).dtype))  # fmt: skip
+        seen.append(
+            (torch.get_float32_matmul_precision(), torch.backends.cudnn.allow_tf32, next(model.parameters()).dtype)
+        )
         return real(model, *args)
 
     real = glue.predict
@@ -452,8 +519,9 @@ def test_fine_tuning_runs_in_fp32_even_after_tf32_was_enabled(model_dir, tmp_pat
     torch.set_float32_matmul_precision("high")
     torch.backends.cudnn.allow_tf32 = True
     try:
-        result = finetune_model(model_dir, data, tmp_path / "out.json",
-                                FinetuneConfig(tasks=("cola",), **{**FAST, "max_epochs": 1}))  # fmt: skip
+        result = finetune_model(
+            model_dir, data, tmp_path / "out.json", FinetuneConfig(tasks=("cola",), **{**FAST, "max_epochs": 1})
+        )
         after = torch.get_float32_matmul_precision(), torch.backends.cudnn.allow_tf32
     finally:
         torch.set_float32_matmul_precision(before[0])
@@ -514,7 +582,11 @@ def test_end_to_end_metrics_mnli_mm_missing_task_and_determinism(model_dir: Path
     assert tasks["mnli"]["value"] == tasks["mnli"]["accuracy"]
     assert tasks["mnli"]["selection_curve"] == tasks["mnli"]["valid_accuracy_curve"]  # mnli chooses by accuracy
     assert {n: tasks[n]["selection_metric"] for n in result["tasks_included"]} == {
-        "cola": "f1", "mnli": "accuracy", "mnli-mm": "accuracy", "mrpc": "f1"}  # fmt: skip
+        "cola": "f1",
+        "mnli": "accuracy",
+        "mnli-mm": "accuracy",
+        "mrpc": "f1",
+    }
     assert tasks["mrpc"]["selection_curve"] == tasks["mrpc"]["valid_curve"]  # mrpc reports its selection metric
     assert result["precision"] == "fp32" and result["config"]["early_stopping_threshold"] == 0.001
     # mnli-mm is scored with the mnli model (its valid file is mnli's here, so the curves agree),
@@ -552,8 +624,9 @@ def test_training_learns_a_toy_task(model_dir: Path, tmp_path: Path):
     write_jsonl(tmp_path / "glue" / "cola.train.jsonl", cola_rows(items[:64]))
     write_jsonl(tmp_path / "glue" / "cola.valid.jsonl", cola_rows(items[64:]))
     # The random 1-layer model needs a few epochs to break symmetry: no early stop before 12.
-    cfg = FinetuneConfig(tasks=("cola",), lr=3e-3, batch_size=8, max_epochs=12, patience=12, max_length=32,
-                         device="cpu")  # fmt: skip
+    cfg = FinetuneConfig(
+        tasks=("cola",), lr=3e-3, batch_size=8, max_epochs=12, patience=12, max_length=32, device="cpu"
+    )
     cola = finetune_model(model_dir, tmp_path / "glue", tmp_path / "out.json", cfg)["tasks"]["cola"]
     labels = [e.label for e in load_examples(TASKS["cola"], tmp_path / "glue" / "cola.valid.jsonl")]
     assert labels.count(1) == labels.count(0) == 16  # chance: accuracy 0.5, MCC 0
@@ -576,8 +649,18 @@ def assert_nothing_written(folder: Path) -> None:
         ("cola.valid.jsonl", 2, '["a list"]', r"cola\.valid\.jsonl, line 2: expected a JSON object"),
         ("cola.train.jsonl", 4, {"sentence": "a dog.", "label": 2}, r"cola\.train\.jsonl, line 4: label 2 is not"),
         ("cola.train.jsonl", 1, {"sentence": "a dog.", "label": True}, r"cola\.train\.jsonl, line 1: label True"),
-        ("mnli.valid.jsonl", 5, {"premise": "a.", "hypothesis": "b.", "label": 3}, r"mnli\.valid\.jsonl, line 5: label 3"),
-        ("mnli-mm.valid.jsonl", 2, {"premise": "a.", "hypothesis": "b.", "label": -1}, r"mnli-mm\.valid\.jsonl, line 2"),
+        (
+            "mnli.valid.jsonl",
+            5,
+            {"premise": "a.", "hypothesis": "b.", "label": 3},
+            r"mnli\.valid\.jsonl, line 5: label 3",
+        ),
+        (
+            "mnli-mm.valid.jsonl",
+            2,
+            {"premise": "a.", "hypothesis": "b.", "label": -1},
+            r"mnli-mm\.valid\.jsonl, line 2",
+        ),
         ("mrpc.train.jsonl", 2, {"sentence1": "a.", "label": 1}, r"mrpc\.train\.jsonl, line 2: field 'sentence2'"),
     ],
 )

@@ -28,8 +28,14 @@ class FakeNvml:
     """Deterministic NVML: the k-th read (from 1) of GPU i reports utilisation 10k + i %,
     memory 100k of 1000 MiB and power 50 + k W (None with ``power=False``)."""
 
-    def __init__(self, n_gpus: int = 2, power: bool = True, init_error: str | None = None,
-                 broken: frozenset[int] = frozenset(), bug: Exception | None = None) -> None:
+    def __init__(
+        self,
+        n_gpus: int = 2,
+        power: bool = True,
+        init_error: str | None = None,
+        broken: frozenset[int] = frozenset(),
+        bug: Exception | None = None,
+    ) -> None:
         self.n_gpus, self.power, self.init_error, self.broken, self.bug = n_gpus, power, init_error, broken, bug
         self.reads = dict.fromkeys(range(n_gpus), 0)
         self.shut_down = False
@@ -51,8 +57,12 @@ class FakeNvml:
             raise NvmlUnavailable("GPU is lost")
         self.reads[index] += 1
         k = self.reads[index]
-        return GpuReading(util_pct=10.0 * k + index, mem_used_mib=100.0 * k, mem_total_mib=1000.0,
-                          power_w=50.0 + k if self.power else None)
+        return GpuReading(
+            util_pct=10.0 * k + index,
+            mem_used_mib=100.0 * k,
+            mem_total_mib=1000.0,
+            power_w=50.0 + k if self.power else None,
+        )
 
     def shutdown(self) -> None:
         self.shut_down = True
@@ -120,10 +130,16 @@ def test_samples_visible_gpus_and_summarises_exactly(tmp_path):
     assert summary["visible"] == "CUDA_VISIBLE_DEVICES=2,0"
     assert summary["duration_s"] >= times[-1]
     assert summary["per_gpu"] == [
-        {"index": index, "name": f"Fake GPU {index}", "samples": n,
-         "util_mean_pct": 5.0 * (n + 1) + index,  # mean of 10k + i, k = 1..n
-         "util_max_pct": 10.0 * n + index, "mem_peak_mib": 100.0 * n, "mem_total_mib": 1000.0,
-         "power_mean_w": 50.0 + (n + 1) / 2}
+        {
+            "index": index,
+            "name": f"Fake GPU {index}",
+            "samples": n,
+            "util_mean_pct": 5.0 * (n + 1) + index,  # mean of 10k + i, k = 1..n
+            "util_max_pct": 10.0 * n + index,
+            "mem_peak_mib": 100.0 * n,
+            "mem_total_mib": 1000.0,
+            "power_mean_w": 50.0 + (n + 1) / 2,
+        }
         for index in (2, 0)
     ]
 
@@ -136,12 +152,36 @@ def test_summarize_arithmetic():
         {"time_s": 2.0, "gpu": 0, "util_pct": 60.0, "mem_used_mib": 3000.0, "mem_total_mib": 8000.0, "power_w": 300.0},
     ]
     assert summarize(rows, {0: "A", 1: "B", 3: "C"}) == [
-        {"index": 0, "name": "A", "samples": 3, "util_mean_pct": 55.0, "util_max_pct": 95.0,
-         "mem_peak_mib": 7000.0, "mem_total_mib": 8000.0, "power_mean_w": 200.0},
-        {"index": 1, "name": "B", "samples": 1, "util_mean_pct": 0.0, "util_max_pct": 0.0,
-         "mem_peak_mib": 1.0, "mem_total_mib": 8000.0, "power_mean_w": None},
-        {"index": 3, "name": "C", "samples": 0, "util_mean_pct": None, "util_max_pct": None,
-         "mem_peak_mib": None, "mem_total_mib": None, "power_mean_w": None},
+        {
+            "index": 0,
+            "name": "A",
+            "samples": 3,
+            "util_mean_pct": 55.0,
+            "util_max_pct": 95.0,
+            "mem_peak_mib": 7000.0,
+            "mem_total_mib": 8000.0,
+            "power_mean_w": 200.0,
+        },
+        {
+            "index": 1,
+            "name": "B",
+            "samples": 1,
+            "util_mean_pct": 0.0,
+            "util_max_pct": 0.0,
+            "mem_peak_mib": 1.0,
+            "mem_total_mib": 8000.0,
+            "power_mean_w": None,
+        },
+        {
+            "index": 3,
+            "name": "C",
+            "samples": 0,
+            "util_mean_pct": None,
+            "util_max_pct": None,
+            "mem_peak_mib": None,
+            "mem_total_mib": None,
+            "power_mean_w": None,
+        },
     ]
 
 
@@ -212,8 +252,9 @@ def test_visible_nvml_indices(value, count, expected):
 def test_unmapped_visible_devices_sample_every_gpu_and_say_so(tmp_path, caplog):
     fake = FakeNvml(n_gpus=2)
     caplog.set_level(logging.WARNING, logger="babyteach.gpu")
-    with GpuSampler(tmp_path / "gpu.csv", interval_s=FAST, backend=fake,
-                    cuda_visible_devices="GPU-8f6e2c1a") as sampler:
+    with GpuSampler(
+        tmp_path / "gpu.csv", interval_s=FAST, backend=fake, cuda_visible_devices="GPU-8f6e2c1a"
+    ) as sampler:
         wait_for(lambda: fake.reads[1] >= 1)
     assert [g["index"] for g in sampler.summary()["per_gpu"]] == [0, 1]
     assert "not mapped" in sampler.summary()["visible"]

@@ -3,7 +3,6 @@ both ways (name ↔ Run) with the regular expressions derived from it."""
 
 from __future__ import annotations
 
-import json
 import re
 from dataclasses import dataclass, fields
 from typing import ClassVar
@@ -11,14 +10,13 @@ from typing import ClassVar
 import pytest
 import yaml
 
+from babyteach import layout
+from babyteach.errors import InputError
+from babyteach.layout import Run, parse_run, run_pattern
 from conftest import REPO
 from toy_methods import PRELUDE, TOY_TRAITS
 from train_helpers import BLOCK, TINY, config, run
 from workflow_helpers import run_snakemake
-
-from babyteach import layout
-from babyteach.errors import InputError
-from babyteach.layout import Run, parse_run, run_pattern
 
 SCHEMA = yaml.safe_load((REPO / "workflow/schemas/config.schema.yaml").read_text())
 
@@ -88,8 +86,12 @@ def test_method_options_read_only_the_keys_a_method_reads_and_alpha_from_the_run
     assert layout.method_options("dwml", config, alpha=0.7) == {"alpha": 0.7, "tau": 1.5, "eta0": 0.2}
     # KD_DWML: the mutual section, and the kd section's tau under another name
     assert layout.method_options("kd_dwml", config, alpha=0.5) == {
-        "alpha": 0.5, "tau": 1.5, "eta0": 0.2, "lam": 0.4, "kd_tau": 3.0,
-    }  # fmt: skip
+        "alpha": 0.5,
+        "tau": 1.5,
+        "eta0": 0.2,
+        "lam": 0.4,
+        "kd_tau": 3.0,
+    }
     with pytest.raises(InputError, match="needs an alpha"):
         layout.method_options("dwml", config)
     with pytest.raises(InputError, match=r"kd\.tau: missing"):
@@ -149,12 +151,15 @@ def test_group_models_and_shape_of_each_kind_of_run():
     assert not re.fullmatch(layout.MODEL_PATTERN, "peer-x")
 
 
-@pytest.mark.parametrize(("run", "message"), [
-    (("kd", None, None, 0), "needs a peer count"),
-    (("dml", 2, None, 0), "needs an alpha"),
-    (("sd", 2, 0.5, 0), "has no alpha"),
-    (("toy", 2, None, 0), "unknown training method"),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    ("run", "message"),
+    [
+        (("kd", None, None, 0), "needs a peer count"),
+        (("dml", 2, None, 0), "needs an alpha"),
+        (("sd", 2, 0.5, 0), "has no alpha"),
+        (("toy", 2, None, 0), "unknown training method"),
+    ],
+)
 def test_a_run_outside_the_grammar_cannot_be_built(run, message):
     with pytest.raises(InputError, match=message):
         Run(*run)
@@ -230,9 +235,9 @@ def test_a_registered_method_is_planned_and_read_by_the_tables(toy_methods):
     plan = Plan(yaml.safe_load((REPO / "config.yaml").read_text()) | {"seeds": [0]})
     assert {"toy/peers-4/seed-0", "toy_mutual/peers-4/alpha-0.5/seed-0"} <= set(plan.main_runs())
     table2 = plan.table_inputs("table2")["eval"]
-    for run in ("toy/peers-4/seed-0", "toy_mutual/peers-4/alpha-0.5/seed-0"):
-        assert f"results/2024-10M/eval/{run}/peer-4/blimp-filtered.json" in table2
-        assert f"results/2024-10M/train/{run}" in plan.table_inputs("table9")["runs"]
+    for name in ("toy/peers-4/seed-0", "toy_mutual/peers-4/alpha-0.5/seed-0"):
+        assert f"results/2024-10M/eval/{name}/peer-4/blimp-filtered.json" in table2
+        assert f"results/2024-10M/train/{name}" in plan.table_inputs("table9")["runs"]
     assert not any("toy" in path for path in plan.figure_inputs("figure3")["peer_weights"])  # learns no ω
     # the report parses the new runs' result paths
     from babyteach.report.runs import parse_result_path
@@ -250,8 +255,18 @@ def test_a_registered_method_is_in_the_planned_dag(tmp_path, planning_mirror):
     """The DAG of a Snakemake process in which the toy methods' traits are registered: their runs are
     trained (the mutual one on the teacher of its seed, with the options it reads) and evaluated, and
     Table 2 reads their results."""
-    plan = run_snakemake(tmp_path, "-n", "-p", "train", "table2", "--configfile", str(REPO / "config/demo.yaml"),
-                         "--config", f"data_mirror={planning_mirror}", prelude=PRELUDE).stdout  # fmt: skip
+    plan = run_snakemake(
+        tmp_path,
+        "-n",
+        "-p",
+        "train",
+        "table2",
+        "--configfile",
+        str(REPO / "config/demo.yaml"),
+        "--config",
+        f"data_mirror={planning_mirror}",
+        prelude=PRELUDE,
+    ).stdout
     from babyteach.dryrun import parse_dry_run, parse_train_command
 
     jobs = {output: job for job in parse_dry_run(plan) for output in job.outputs}
@@ -265,7 +280,7 @@ def test_a_registered_method_is_in_the_planned_dag(tmp_path, planning_mirror):
     # mutual.alpha, mutual.tau and kd.lam, as its traits say
     assert command.settings["method_options"] == {"alpha": 0.5, "tau": 1.0, "lam": 0.5}
     assert command.job["teacher_run"] == f"{root}/train/baseline/seed-0"
-    for run in ("toy/peers-2/seed-0", "toy_mutual/peers-2/alpha-0.5/seed-0"):
-        result = f"{root}/eval/{run}/peer-2/blimp-fast.json"
+    for name in ("toy/peers-2/seed-0", "toy_mutual/peers-2/alpha-0.5/seed-0"):
+        result = f"{root}/eval/{name}/peer-2/blimp-fast.json"
         assert jobs[result].rule == "evaluate_zero_shot"
         assert result in jobs["results-demo/tables/table2.tex"].inputs

@@ -28,8 +28,11 @@ def _damaged_mirror(data_mirror: Path, root: Path) -> Path:
     source = data_mirror / "blimp_supplement" / "supplement_fast"
     mirror = root / "mirror"
     shutil.copytree(source, mirror / "blimp_supplement" / "supplement_fast")
-    sums = [line for line in (data_mirror / "SHA256SUMS").read_text().splitlines()
-            if "./blimp_supplement/supplement_fast/" in line]
+    sums = [
+        line
+        for line in (data_mirror / "SHA256SUMS").read_text().splitlines()
+        if "./blimp_supplement/supplement_fast/" in line
+    ]
     (mirror / "SHA256SUMS").write_text("\n".join(sums) + "\n")
     damaged = mirror / "blimp_supplement" / "supplement_fast" / "hypernym.jsonl"
     damaged.write_bytes(damaged.read_bytes()[:100])
@@ -39,8 +42,16 @@ def _damaged_mirror(data_mirror: Path, root: Path) -> Path:
 def test_failed_rule_log_ends_with_the_message_and_keeps_every_attempt(tmp_path: Path, data_mirror: Path):
     damaged = _damaged_mirror(data_mirror, tmp_path)
     workdir = tmp_path / "work"
-    result = run_snakemake(workdir, "--cores", "1", "--retries", "1", "results/raw/supplement-fast",
-                           config={"data_mirror": str(tmp_path / "mirror")}, check=False)
+    result = run_snakemake(
+        workdir,
+        "--cores",
+        "1",
+        "--retries",
+        "1",
+        "results/raw/supplement-fast",
+        config={"data_mirror": str(tmp_path / "mirror")},
+        check=False,
+    )
     assert result.returncode != 0
     terminal = result.stdout + result.stderr
     # the script's message on the terminal, once per attempt, without a Python traceback
@@ -72,10 +83,14 @@ def test_failed_training_job_log_ends_with_the_message(tmp_path: Path):
     write_shards(clean, corpus / "tokenizer", corpus / "shards")
     shard = corpus / "shards/train.tokens.npy"
     shard.write_bytes(shard.read_bytes()[: shard.stat().st_size // 2])
-    config = {"model": {"block_size": 16, "teacher": {"layers": 1, "heads": 2, "hidden": 16}}, "seeds": [0],
-              "training": {"epochs": None, "token_budget": 2048, "batch_size": 4, "dev_blocks": 4}}
-    result = run_snakemake(workdir, "--cores", "1", "results/2024-10M/train/baseline/seed-0", config=config,
-                           check=False)
+    config = {
+        "model": {"block_size": 16, "teacher": {"layers": 1, "heads": 2, "hidden": 16}},
+        "seeds": [0],
+        "training": {"epochs": None, "token_budget": 2048, "batch_size": 4, "dev_blocks": 4},
+    }
+    result = run_snakemake(
+        workdir, "--cores", "1", "results/2024-10M/train/baseline/seed-0", config=config, check=False
+    )
     assert result.returncode != 0
     assert "rule train_baseline" in result.stdout + result.stderr  # only the training job ran
     (message,) = re.findall(r"^babyteach train: error: (.*)$", result.stdout + result.stderr, re.M)

@@ -253,9 +253,9 @@ def test_ensemble_loss_hand_value_in_logit_space():
     got = ensemble_loss([t(STUDENT), t(TEACHER)], t(w), torch.tensor(TARGETS))
     assert got.item() == pytest.approx(expected, rel=1e-12)
     # a probability-space mixture gives a different number, so mixing softmaxes fails the line above
-    prob_space = -sum(
-        math.log(w[0] * softmax(a)[y] + w[1] * softmax(b)[y]) for a, b, y in zip(STUDENT, TEACHER, TARGETS)
-    ) / 2
+    prob_space = (
+        -sum(math.log(w[0] * softmax(a)[y] + w[1] * softmax(b)[y]) for a, b, y in zip(STUDENT, TEACHER, TARGETS)) / 2
+    )
     assert prob_space != pytest.approx(expected, rel=1e-3)
 
 

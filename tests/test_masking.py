@@ -31,8 +31,15 @@ def random_batch(vocab_size: int, shape=(64, 128), seed: int = 0) -> torch.Tenso
 def run(ids: torch.Tensor, vocab_size: int, index: int = 1, mask_prob: float = 0.15, first_row: int = 0):
     k = predictions_per_block(mask_prob, ids.shape[1] - 2)
     special = torch.tensor(SPECIAL)
-    return mask_blocks(ids, mask_key(0, 0, index), k, special, replacement_ids(vocab_size, list(SPECIAL), ids.device),
-                       MASK, first_row=first_row)
+    return mask_blocks(
+        ids,
+        mask_key(0, 0, index),
+        k,
+        special,
+        replacement_ids(vocab_size, list(SPECIAL), ids.device),
+        MASK,
+        first_row=first_row,
+    )
 
 
 def reference_mix32(x: int) -> int:

@@ -143,8 +143,9 @@ def test_masked_logits_take_per_row_columns_in_the_order_of_the_mask():
     columns = torch.tensor([[5, 1, 9], [0, 2, 4], [11, 10, 3]]).sort(dim=1).values  # (batch, k), ascending per row
     mask = torch.zeros(input_ids.shape, dtype=torch.bool).scatter(1, columns, True)
     with torch.no_grad():
-        torch.testing.assert_close(masked_logits(model, input_ids, None, columns),
-                                   masked_logits(model, input_ids, None, mask), atol=0, rtol=0)
+        torch.testing.assert_close(
+            masked_logits(model, input_ids, None, columns), masked_logits(model, input_ids, None, mask), atol=0, rtol=0
+        )
 
 
 def test_masked_logits_reject_flat_indices():

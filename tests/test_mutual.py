@@ -26,8 +26,9 @@ def losses_of(out) -> list[dict]:
 def test_dwml_without_outer_steps_is_dml_step_for_step(data, tmp_path):
     cfg = config(token_budget=6 * 8 * BLOCK)
     run(data, tmp_path, "dml", PEERS, cfg, tag="dml", method_options={"alpha": 0.3})
-    summary = run(data, tmp_path, "dwml", PEERS, cfg, tag="dwml",
-                  method_options={"alpha": 0.3, "weight_update_every": 7})  # 6 steps: never due
+    summary = run(
+        data, tmp_path, "dwml", PEERS, cfg, tag="dwml", method_options={"alpha": 0.3, "weight_update_every": 7}
+    )  # 6 steps: never due
     assert summary["outer_steps"] == 0
     assert losses_of(tmp_path / "dml" / "out") == losses_of(tmp_path / "dwml" / "out")
     for name in PEERS:
@@ -55,8 +56,15 @@ def test_one_peer_without_peer_terms_is_the_baseline(data, tmp_path):
     # M = 1: no other peer to learn from, ω = (1); with α = 0 the loss is exactly CE
     cfg = config(token_budget=4 * 8 * BLOCK)
     run(data, tmp_path, "baseline", {"peer-1": TINY}, cfg, tag="baseline")
-    run(data, tmp_path, "dwml", {"peer-1": TINY}, cfg, tag="dwml",
-        method_options={"alpha": 0.0, "weight_update_every": 2})
+    run(
+        data,
+        tmp_path,
+        "dwml",
+        {"peer-1": TINY},
+        cfg,
+        tag="dwml",
+        method_options={"alpha": 0.0, "weight_update_every": 2},
+    )
     assert losses_of(tmp_path / "baseline" / "out") == losses_of(tmp_path / "dwml" / "out")
     a, b = parameters_of(tmp_path / "baseline" / "out", "peer-1"), parameters_of(tmp_path / "dwml" / "out", "peer-1")
     assert all(torch.equal(a[k], b[k]) for k in a)
@@ -139,7 +147,12 @@ def test_kd_dwml_step_and_outer_step_follow_the_spec_with_one_teacher_pass():
         list(students.values()),
         ({"input_ids": batch.input_ids, "positions": batch.positions}, batch.targets),
         ({"input_ids": dev.input_ids, "positions": dev.positions}, dev.targets),
-        uniform, 0.4, 0.1, "unrolled", tau=1.0, inner_product="backward",
+        uniform,
+        0.4,
+        0.1,
+        "unrolled",
+        tau=1.0,
+        inner_product="backward",
         supervised=lambda z, y: kd_loss(z, z_teacher, y, 0.3, 2.0),
     )
     new = mirror_descent_step(uniform, g, 1.0)  # the first outer step uses η₀
@@ -148,21 +161,26 @@ def test_kd_dwml_step_and_outer_step_follow_the_spec_with_one_teacher_pass():
     assert record["outer_loss"] == pytest.approx(float(outer), rel=1e-6)
     # the inner loss already uses the new ω, with KD as each peer's supervised term
     z = [masked_logits(m, batch.input_ids, None, batch.positions) for m in students.values()]
-    expected = mutual_loss_terms(z, batch.targets, new, 0.4, 1.0,
-                                 [kd_loss(zi, z_teacher, batch.targets, 0.3, 2.0) for zi in z])
+    expected = mutual_loss_terms(
+        z, batch.targets, new, 0.4, 1.0, [kd_loss(zi, z_teacher, batch.targets, 0.3, 2.0) for zi in z]
+    )
     torch.testing.assert_close(torch.stack([losses["peer-1"], losses["peer-2"]]), expected)
 
 
 def scripted_outer_steps(monkeypatch, gradients: list[list[float]], eta: float = 1.0) -> tuple[object, list[dict]]:
     """A DWML method driven through ``outer_step`` with the hypergradients given (η held at ``eta``)."""
     script = iter(gradients)
-    monkeypatch.setattr("babyteach.methods.hypergradient_and_outer_loss",
-                        lambda *args, **kwargs: (torch.tensor(next(script)), torch.tensor(1.0)))
+    monkeypatch.setattr(
+        "babyteach.methods.hypergradient_and_outer_loss",
+        lambda *args, **kwargs: (torch.tensor(next(script)), torch.tensor(1.0)),
+    )
     method = make_method("dwml", weight_update_every=1, eta0=eta, eta_min=eta)
     method.start(list(PEERS), torch.device("cpu"))
     ctx = StepContext(tiny_batch(0), dict.fromkeys(PEERS), {})  # the students are not read: g is scripted
-    records = [method.outer_step(OuterStep(ctx, tiny_batch(1), gamma=0.1, step=s, total_steps=len(gradients)))
-               for s in range(1, len(gradients) + 1)]
+    records = [
+        method.outer_step(OuterStep(ctx, tiny_batch(1), gamma=0.1, step=s, total_steps=len(gradients)))
+        for s in range(1, len(gradients) + 1)
+    ]
     return method, [numbers(record) for record in records]
 
 
@@ -201,8 +219,16 @@ def test_dwml_state_round_trips_as_float64_log_weights(monkeypatch):
 def test_kd_dwml_trains_with_a_teacher(data, tmp_path):
     cfg = config(token_budget=4 * 8 * BLOCK)
     run(data, tmp_path, "baseline", {"teacher": TINY}, cfg, tag="teacher")
-    summary = run(data, tmp_path, "kd_dwml", PEERS, cfg, tag="students",
-                  method_options={"weight_update_every": 2}, teacher_dir=tmp_path / "teacher" / "out" / "teacher")
+    summary = run(
+        data,
+        tmp_path,
+        "kd_dwml",
+        PEERS,
+        cfg,
+        tag="students",
+        method_options={"weight_update_every": 2},
+        teacher_dir=tmp_path / "teacher" / "out" / "teacher",
+    )
     assert summary["outer_steps"] == 2
     assert sum(s["peer_weight"] for s in summary["students"].values()) == pytest.approx(1.0)
     with pytest.raises(InputError, match="distils from a teacher"):

@@ -39,8 +39,17 @@ def _pyproject_runtime() -> set[str]:
 
 def test_pyproject_lists_the_issue_runtime_dependencies():
     expected = {
-        "torch", "transformers", "tokenizers", "snakemake", "bayesian-optimization",
-        "pandas", "matplotlib", "nvidia-ml-py", "tqdm", "pyyaml", "threadpoolctl",
+        "torch",
+        "transformers",
+        "tokenizers",
+        "snakemake",
+        "bayesian-optimization",
+        "pandas",
+        "matplotlib",
+        "nvidia-ml-py",
+        "tqdm",
+        "pyyaml",
+        "threadpoolctl",
     }
     assert _pyproject_runtime() == expected
 
@@ -87,8 +96,9 @@ def _text_files() -> list[Path]:
 
 
 def _headings(path: Path) -> list[str]:
-    return [line.lstrip("#").strip() for line in path.read_text(encoding="utf-8").splitlines()
-            if re.match(r"#+ ", line)]
+    return [
+        line.lstrip("#").strip() for line in path.read_text(encoding="utf-8").splitlines() if re.match(r"#+ ", line)
+    ]
 
 
 def test_every_cited_doc_and_section_exists_and_nothing_cites_the_design_folder():
@@ -121,8 +131,11 @@ def _package_imports(path: Path) -> set[str]:
     for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
         if isinstance(node, ast.ImportFrom) and node.level:
             raise AssertionError(f"{path}: relative import; the package imports absolutely")
-        modules = [node.module] if isinstance(node, ast.ImportFrom) else (
-            [alias.name for alias in node.names] if isinstance(node, ast.Import) else [])
+        modules = (
+            [node.module]
+            if isinstance(node, ast.ImportFrom)
+            else ([alias.name for alias in node.names] if isinstance(node, ast.Import) else [])
+        )
         names |= {m.removeprefix("babyteach.") for m in modules if m and m.startswith("babyteach.")}
     return names
 

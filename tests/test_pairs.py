@@ -146,17 +146,20 @@ def test_official_reads_eos_and_two_spaces_and_takes_the_mean(model_and_tokenize
     blimp = ids(["<s>", "</s>", "Ġ", "Ġthe", "Ġcat", "Ġsaw", "Ġa", "Ġdog", ".", "</s>"])
     expected = np.mean([masked_logp(model, blimp, i, tokenizer.mask_token_id) for i in range(2, 9)])
     assert score_sentences(model, tokenizer, ["the cat saw a dog."], variant="official") == pytest.approx(
-        [expected], abs=1e-5)
+        [expected], abs=1e-5
+    )
     # EWoK: "the cat saw" + " " + " a dog": the context's tokens are read, not scored.
     ewok = ids(["<s>", "the", "Ġcat", "Ġsaw", "Ġ", "Ġa", "Ġdog", "</s>"])
     expected = np.mean([masked_logp(model, ewok, i, tokenizer.mask_token_id) for i in range(4, 7)])
     assert score_sentences(model, tokenizer, ["a dog"], ["the cat saw"], variant="official") == pytest.approx(
-        [expected], abs=1e-5)
+        [expected], abs=1e-5
+    )
     # the same sentence scored strictly: its own tokens only, summed
     plain = ids(["<s>", "the", "Ġcat", "Ġsaw", "Ġa", "Ġdog", ".", "</s>"])
     expected = sum(masked_logp(model, plain, i, tokenizer.mask_token_id) for i in range(1, 7))
     assert score_sentences(model, tokenizer, ["the cat saw a dog."], variant="pll") == pytest.approx(
-        [expected], abs=1e-5)
+        [expected], abs=1e-5
+    )
 
 
 def test_copy_lengths_are_what_each_variant_runs(model_and_tokenizer):
@@ -171,8 +174,9 @@ def test_copy_lengths_are_what_each_variant_runs(model_and_tokenizer):
 
 def test_all_variants_from_one_pass_equal_each_variant_alone(model_and_tokenizer):
     model, tokenizer = model_and_tokenizer
-    together = score_variants(model, tokenizer, SENTENCES, PREFIXES, ("official", "pll-word-l2r", "pll"),
-                              batch_tokens=40)  # fmt: skip
+    together = score_variants(
+        model, tokenizer, SENTENCES, PREFIXES, ("official", "pll-word-l2r", "pll"), batch_tokens=40
+    )
     for variant, scores in together.items():
         alone = score_sentences(model, tokenizer, SENTENCES, PREFIXES, variant=variant, batch_tokens=40)
         assert scores == pytest.approx(alone, abs=1e-6), variant
@@ -293,15 +297,19 @@ def write_blimp_like(folder: Path, rows_by_uid: dict[str, list[str]]) -> Path:
     folder.mkdir(parents=True)
     for k, uid in enumerate(BLIMP_UIDS):
         # Lexically identical pairs with the same first word: the same tokens, permuted.
-        row = {"sentence_good": "the cat saw a dog.", "sentence_bad": "the dog saw a cat.",
-               "linguistics_term": f"term_{k % 3}", "UID": uid, "pair_id": 0}  # fmt: skip
+        row = {
+            "sentence_good": "the cat saw a dog.",
+            "sentence_bad": "the dog saw a cat.",
+            "linguistics_term": f"term_{k % 3}",
+            "UID": uid,
+            "pair_id": 0,
+        }
         lines = rows_by_uid.get(uid, [json.dumps(row)])
         (folder / f"{uid}.jsonl").write_text("\n".join(lines) + "\n", encoding="utf-8")
     return folder
 
 
-def test_constant_model_ties_every_pair_wrong_when_strict_and_correct_when_official(model_dir: Path,
-                                                                                   tmp_path: Path):
+def test_constant_model_ties_every_pair_wrong_when_strict_and_correct_when_official(model_dir: Path, tmp_path: Path):
     constant = tmp_path / "constant"
     shutil.copytree(model_dir, constant)
     model, tokenizer = load_model_and_tokenizer(constant, device="cpu")
@@ -360,7 +368,9 @@ def test_blimp_fast_loader_on_mirror_files(data_mirror: Path, tmp_path: Path):
     assert [p.task for p in pairs[::3]] == list(BLIMP_UIDS)
     first = json.loads((tmp_path / "blimp-fast" / "adjunct_island.jsonl").read_text().split("\n")[0])
     assert (pairs[0].good, pairs[0].bad, pairs[0].group) == (
-        first["sentence_good"], first["sentence_bad"], first["linguistics_term"]
+        first["sentence_good"],
+        first["sentence_bad"],
+        first["linguistics_term"],
     )
     assert pairs[0].prefix == "" and [p.line for p in pairs[:3]] == [1, 2, 3]
 
@@ -442,13 +452,13 @@ def test_model_folder_problems_are_input_errors(model_dir: Path, tmp_path: Path)
 
 def test_result_json_fields(model_dir: Path, tmp_path: Path, caplog):
     # BLiMP has pairs whose two sentences are the same string: a tie for any model, counted wrong.
-    same = json.dumps({"sentence_good": "the cat saw a dog.", "sentence_bad": "the cat saw a dog.",
-                       "linguistics_term": "term_0"})  # fmt: skip
+    same = json.dumps(
+        {"sentence_good": "the cat saw a dog.", "sentence_bad": "the cat saw a dog.", "linguistics_term": "term_0"}
+    )
     data = write_blimp_like(tmp_path / "data", {"passive_1": [same]})
     with caplog.at_level(logging.WARNING, logger="babyteach.evaluate.pairs"):
         # 512: the key's old default, when it counted masked copies; now tokens, with a warning
-        result = evaluate_pairs(model_dir, "blimp-fast", data, tmp_path / "r.json", max_per_task=1,
-                                batch_tokens=512)  # fmt: skip
+        result = evaluate_pairs(model_dir, "blimp-fast", data, tmp_path / "r.json", max_per_task=1, batch_tokens=512)
     assert "counts tokens, not masked copies" in caplog.text
     assert result["identical_pairs"] == 1
     assert result["version"] == RESULTS_VERSION == 2
@@ -481,12 +491,24 @@ def test_cli_fetches_and_scores_supplement(model_dir: Path, tmp_path: Path, data
 
     assert main(["fetch", "supplement-fast", str(tmp_path / "supp"), "--mirror", str(data_mirror)]) == 0
     out = tmp_path / "supp.json"
-    args = ["evaluate-pairs", str(model_dir), "supplement-fast", str(tmp_path / "supp"), str(out), "--max-per-task", "3"]
+    args = [
+        "evaluate-pairs",
+        str(model_dir),
+        "supplement-fast",
+        str(tmp_path / "supp"),
+        str(out),
+        "--max-per-task",
+        "3",
+    ]
     assert main(args) == 0
     result = json.loads(out.read_text())
     for numbers in result["variants"].values():
         assert numbers["n_pairs"] == 15 and set(numbers["tasks"]) == {
-            "hypernym", "qa_congruence_easy", "qa_congruence_tricky", "subject_aux_inversion", "turn_taking",
+            "hypernym",
+            "qa_congruence_easy",
+            "qa_congruence_tricky",
+            "subject_aux_inversion",
+            "turn_taking",
         }
     assert list(result["variants"]) == ["official", "pll-word-l2r"]
     assert main([*args, "--variants", "pll"]) == 0
@@ -495,8 +517,9 @@ def test_cli_fetches_and_scores_supplement(model_dir: Path, tmp_path: Path, data
     assert not (tmp_path / "x.json").exists()
 
 
-def test_wrong_ewok_password_is_an_input_error_and_writes_nothing(data_mirror: Path, tmp_path: Path,
-                                                                   model_dir: Path, monkeypatch):
+def test_wrong_ewok_password_is_an_input_error_and_writes_nothing(
+    data_mirror: Path, tmp_path: Path, model_dir: Path, monkeypatch
+):
     fetch_dataset("ewok-fast", tmp_path / "ewok-fast", mirror=data_mirror)
     monkeypatch.setattr(fetch_module, "EWOK_ZIP_PASSWORD", "not-the-password")
     out = tmp_path / "ewok.json"

@@ -9,9 +9,6 @@ import re
 import pandas as pd
 import pytest
 import yaml
-from conftest import REPO
-from test_workflow import MICRO
-from workflow_helpers import run_snakemake
 
 from babyteach.data.unigram import UnigramBaseline, unigram_baseline
 from babyteach.errors import InputError
@@ -20,6 +17,9 @@ from babyteach.probe import probe_runs, setting_name
 from babyteach.report.probe_figure import probe_figure
 from babyteach.report.probe_summary import probe_summary
 from babyteach.train import SUMMARY_VERSION
+from conftest import REPO
+from test_workflow import MICRO
+from workflow_helpers import run_snakemake
 
 #: config.yaml's training section: every key the schema knows, as the workflow passes it.
 TRAINING = yaml.safe_load((REPO / "config.yaml").read_text())["training"]
@@ -103,19 +103,40 @@ def make_run(root, name, config, dev_losses, accuracy, family="blimp-fast"):
         lines.append({"step": step, "tokens": 512 * step, "lr": 1e-3, "loss": {"teacher": loss + 1}})
         lines.append({"step": step, "tokens": 512 * step, "dev_loss": {"teacher": loss}})
     (run / "metrics.jsonl").write_text("".join(json.dumps(line) + "\n" for line in lines))
-    summary = {"format_version": SUMMARY_VERSION, "method": "baseline", "steps": 10 * len(dev_losses),
-               "tokens": 5120 * len(dev_losses), "wall_time_s": 1.0, "config": {**TRAINING, **config},
-               "students": {"teacher": {"parameters": 1000, "architecture": {"layers": 2, "heads": 2, "hidden": 32},
-                                        "final_dev_loss": dev_losses[-1]}}}
+    summary = {
+        "format_version": SUMMARY_VERSION,
+        "method": "baseline",
+        "steps": 10 * len(dev_losses),
+        "tokens": 5120 * len(dev_losses),
+        "wall_time_s": 1.0,
+        "config": {**TRAINING, **config},
+        "students": {
+            "teacher": {
+                "parameters": 1000,
+                "architecture": {"layers": 2, "heads": 2, "hidden": 32},
+                "final_dev_loss": dev_losses[-1],
+            }
+        },
+    }
     (run / "train_summary.json").write_text(json.dumps(summary))
     result = root / "eval" / name / "teacher" / f"{family}.json"
     result.parent.mkdir(parents=True)
-    tasks = {"a": {"n": 4, "correct": 4, "ties": 0, "accuracy": 1.0},
-             "b": {"n": 4, "correct": 4 * accuracy, "ties": 0, "accuracy": accuracy}}
+    tasks = {
+        "a": {"n": 4, "correct": 4, "ties": 0, "accuracy": 1.0},
+        "b": {"n": 4, "correct": 4 * accuracy, "ties": 0, "accuracy": accuracy},
+    }
     strict = {"macro_accuracy": (1.0 + accuracy) / 2, "tasks": tasks, "groups": {"g": {"n": 8, "accuracy": 0.5}}}
     official = {**strict, "macro_accuracy": 0.99}  # another scoring of the same pairs: not the one shown
-    result.write_text(json.dumps({"version": RESULTS_VERSION, "family": family, "data_dir": family,
-                                  "variants": {"official": official, "pll-word-l2r": strict}}))  # fmt: skip
+    result.write_text(
+        json.dumps(
+            {
+                "version": RESULTS_VERSION,
+                "family": family,
+                "data_dir": family,
+                "variants": {"official": official, "pll-word-l2r": strict},
+            }
+        )
+    )
     return run, result
 
 
@@ -125,8 +146,9 @@ SETTINGS = {"lr-0.0001": {"lr": 0.0001}, "lr-0.0005_warmup_fraction-0.1": {"lr":
 @pytest.fixture
 def two_runs(tmp_path):
     first = make_run(tmp_path, "lr-0.0001", {"lr": 0.0001}, [7.0, 6.5, 6.1], accuracy=0.25)
-    second = make_run(tmp_path, "lr-0.0005_warmup_fraction-0.1", {"lr": 0.0005, "warmup_fraction": 0.1},
-                      [6.9, 6.6], accuracy=0.5)  # fmt: skip
+    second = make_run(
+        tmp_path, "lr-0.0005_warmup_fraction-0.1", {"lr": 0.0005, "warmup_fraction": 0.1}, [6.9, 6.6], accuracy=0.5
+    )
     return [first[0], second[0]], [first[1], second[1]]
 
 
@@ -134,8 +156,20 @@ def test_summary_has_a_row_per_setting_with_its_last_dev_loss_and_the_unigram_ma
     runs, results = two_runs
     table = probe_summary(SETTINGS, runs, results, BASELINE, "2024-10M")
     assert list(table.columns) == [
-        "setting", "lr", "warmup_fraction", "steps", "tokens", "final_dev_loss", "unigram_entropy",
-        "unigram_dev_cross_entropy", "margin_under_unigram", "dataset", "scoring", "accuracy_pct", "corpus"]  # fmt: skip
+        "setting",
+        "lr",
+        "warmup_fraction",
+        "steps",
+        "tokens",
+        "final_dev_loss",
+        "unigram_entropy",
+        "unigram_dev_cross_entropy",
+        "margin_under_unigram",
+        "dataset",
+        "scoring",
+        "accuracy_pct",
+        "corpus",
+    ]
     assert table["setting"].tolist() == list(SETTINGS)
     assert table["lr"].tolist() == [0.0001, 0.0005]
     # the first setting keeps the training section's warmup: the value the run used, not a blank
@@ -202,12 +236,22 @@ def test_probe_plans_one_training_per_setting_and_nothing_of_the_paper(tmp_path)
     jobs = planned(run_snakemake(tmp_path, "-n", "probe").stdout)
     rules = [rule for rule, _ in jobs]
     assert sorted(output for rule, output in jobs if rule == "train_probe") == [
-        f"results/probe/2024-10M/train/lr-{lr}" for lr in ("0.0001", "0.0002", "0.0005")]  # fmt: skip
+        f"results/probe/2024-10M/train/lr-{lr}" for lr in ("0.0001", "0.0002", "0.0005")
+    ]
     assert sorted(output for rule, output in jobs if rule == "evaluate_probe") == [
-        f"results/probe/2024-10M/eval/lr-{lr}/teacher/blimp-fast.json" for lr in ("0.0001", "0.0002", "0.0005")]
+        f"results/probe/2024-10M/eval/lr-{lr}/teacher/blimp-fast.json" for lr in ("0.0001", "0.0002", "0.0005")
+    ]
     assert rules.count("probe_summary") == rules.count("probe_figure") == 1
-    assert not {"train_baseline", "train_students", "train_mutual", "search_architectures", "evaluate_zero_shot",
-                "evaluate_finetune", "table", "figure"} & set(rules)  # fmt: skip
+    assert not {
+        "train_baseline",
+        "train_students",
+        "train_mutual",
+        "search_architectures",
+        "evaluate_zero_shot",
+        "evaluate_finetune",
+        "table",
+        "figure",
+    } & set(rules)
 
 
 PROBE = {"settings": [{"lr": 0.002}, {"lr": 0.0005, "warmup_fraction": 0.1}], "token_budget": 6144, "eval_every": 4}
@@ -225,12 +269,26 @@ def test_probe_writes_a_summary_row_per_setting_from_its_runs(micro_probe):
     workdir, _ = micro_probe
     table = pd.read_csv(workdir / "results/probe/summary.csv")  # pandas reads floats round-trip
     assert list(table.columns) == [
-        "setting", "lr", "warmup_fraction", "steps", "tokens", "final_dev_loss", "unigram_entropy",
-        "unigram_dev_cross_entropy", "margin_under_unigram", "dataset", "scoring", "accuracy_pct", "corpus"]  # fmt: skip
+        "setting",
+        "lr",
+        "warmup_fraction",
+        "steps",
+        "tokens",
+        "final_dev_loss",
+        "unigram_entropy",
+        "unigram_dev_cross_entropy",
+        "margin_under_unigram",
+        "dataset",
+        "scoring",
+        "accuracy_pct",
+        "corpus",
+    ]
     assert table["setting"].tolist() == ["lr-0.002", "lr-0.0005_warmup_fraction-0.1"]
     warmup = {**TRAINING, **MICRO.get("training", {})}["warmup_fraction"]  # the first setting keeps the section's
     assert table["lr"].tolist() == [0.002, 0.0005] and table["warmup_fraction"].tolist() == [warmup, 0.1]
-    summary = json.loads((workdir / "results/probe/2024-10M/train" / table["setting"][0] / "train_summary.json").read_text())
+    summary = json.loads(
+        (workdir / "results/probe/2024-10M/train" / table["setting"][0] / "train_summary.json").read_text()
+    )
     # the yardstick on the dev loss's own blocks
     baseline = unigram_baseline(workdir / "results/2024-10M/shards", summary["dev_blocks"], summary["block_size"])
     for row in table.itertuples():
@@ -239,8 +297,10 @@ def test_probe_writes_a_summary_row_per_setting_from_its_runs(micro_probe):
         dev = [line for line in lines if "dev_loss" in line]
         assert [line["step"] for line in dev] == [4, 8, 12]  # probe.eval_every; 12 steps of 512 tokens
         assert row.final_dev_loss == dev[-1]["dev_loss"]["teacher"] and row.tokens == dev[-1]["tokens"] == 6144
-        assert (row.unigram_entropy, row.unigram_dev_cross_entropy) == (baseline.train_entropy,
-                                                                        baseline.dev_cross_entropy)  # fmt: skip
+        assert (row.unigram_entropy, row.unigram_dev_cross_entropy) == (
+            baseline.train_entropy,
+            baseline.dev_cross_entropy,
+        )
         assert row.margin_under_unigram == pytest.approx(baseline.dev_cross_entropy - row.final_dev_loss, abs=1e-12)
         result_file = workdir / f"results/probe/2024-10M/eval/{row.setting}/teacher/blimp-fast.json"
         result = json.loads(result_file.read_text())

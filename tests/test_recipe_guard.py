@@ -32,8 +32,8 @@ import torch
 import yaml
 from transformers import AutoModelForMaskedLM
 
-from babyteach.data.clean import clean_corpus
 from babyteach.data.acquire import fetch_dataset
+from babyteach.data.clean import clean_corpus
 from babyteach.data.shards import write_shards
 from babyteach.data.tokenizer import train_tokenizer
 from babyteach.data.unigram import own_token_floor, unigram_baseline
@@ -64,12 +64,20 @@ def cpu_recipe(steps: int = STEPS, **overrides: Any) -> TrainConfig:
     """config.yaml's training values under config/demo.yaml's, run for ``steps`` steps on the CPU."""
     config = yaml.safe_load((REPO / "config.yaml").read_text())
     demo = yaml.safe_load((REPO / "config" / "demo.yaml").read_text())
-    values = {k: v for k, v in merged_training(config, demo).items()
-              if k not in (*CADENCE_KEYS, "epochs", "token_budget")}
+    values = {
+        k: v for k, v in merged_training(config, demo).items() if k not in (*CADENCE_KEYS, "epochs", "token_budget")
+    }
     block = {**config["model"], **demo.get("model", {})}["block_size"]
-    values.update(block_size=block, token_budget=steps * values["batch_size"] * values["grad_accum"] * block,
-                  dev_blocks=DEV_BLOCKS, checkpoint_every=10**9, log_every=50, eval_every=None, device="cpu",
-                  **overrides)
+    values.update(
+        block_size=block,
+        token_budget=steps * values["batch_size"] * values["grad_accum"] * block,
+        dev_blocks=DEV_BLOCKS,
+        checkpoint_every=10**9,
+        log_every=50,
+        eval_every=None,
+        device="cpu",
+        **overrides,
+    )
     return TrainConfig(**values)
 
 
@@ -80,10 +88,16 @@ def demo_slice(tmp_path_factory: pytest.TempPathFactory, data_mirror: Path) -> t
     root = tmp_path_factory.mktemp("demo_slice")
     corpus = demo["corpus"]
     fetch_dataset(f"babylm-{corpus['release']}-{corpus['track']}", root / "raw", data_mirror)
-    clean_corpus(root / "raw", root / "clean", root / "corpus.csv", corpus["release"],
-                 max_lines_per_file=corpus["max_lines_per_file"])
-    train_tokenizer(root / "clean", root / "tokenizer", demo["tokenizer"]["vocab_size"],
-                    demo["tokenizer"]["min_frequency"])
+    clean_corpus(
+        root / "raw",
+        root / "clean",
+        root / "corpus.csv",
+        corpus["release"],
+        max_lines_per_file=corpus["max_lines_per_file"],
+    )
+    train_tokenizer(
+        root / "clean", root / "tokenizer", demo["tokenizer"]["vocab_size"], demo["tokenizer"]["min_frequency"]
+    )
     write_shards(root / "clean", root / "tokenizer", root / "shards")
     return root / "shards", root / "tokenizer"
 
@@ -102,10 +116,12 @@ def test_default_recipe_learns_on_the_demo_slice(demo_slice, tmp_path):
         torch.set_num_threads(threads)
     unigram = unigram_baseline(shards, DEV_BLOCKS, cfg.block_size).dev_cross_entropy  # on the dev loss's blocks
     final = summary["students"]["student"]["final_dev_loss"]
-    report = (f"{ARCH.describe()}, {cfg.batch_size} × {cfg.block_size} tokens, lr {cfg.lr}, warmup "
-              f"{summary['warmup_steps']} of {summary['steps']} steps{f' (sabotage: {sabotage})' if sabotage else ''}: "
-              f"final dev loss {final:.3f}, {final - unigram:+.3f} against the unigram {unigram:.3f} (own-token floor "
-              f"{own_token_floor(shards, dev_blocks=DEV_BLOCKS):.3f}); loss where the true token is shown "
-              f"{split.kept:.3f}, context gain at <mask> {split.context_gain:+.3f}; {summary['wall_time_s']:.0f} s")
+    report = (
+        f"{ARCH.describe()}, {cfg.batch_size} × {cfg.block_size} tokens, lr {cfg.lr}, warmup "
+        f"{summary['warmup_steps']} of {summary['steps']} steps{f' (sabotage: {sabotage})' if sabotage else ''}: "
+        f"final dev loss {final:.3f}, {final - unigram:+.3f} against the unigram {unigram:.3f} (own-token floor "
+        f"{own_token_floor(shards, dev_blocks=DEV_BLOCKS):.3f}); loss where the true token is shown "
+        f"{split.kept:.3f}, context gain at <mask> {split.context_gain:+.3f}; {summary['wall_time_s']:.0f} s"
+    )
     print(report)
     assert final < unigram - MARGIN, f"the recipe stalls at the unigram level: {report}"

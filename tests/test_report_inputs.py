@@ -20,9 +20,13 @@ CONFIG = {
 PLAN = Plan(CONFIG)
 
 MAIN_SEED_0 = [
-    "baseline/seed-0", "kd/peers-2/seed-0", "sd/peers-2/seed-0",
-    "dml/peers-2/alpha-0.5/seed-0", "dwml/peers-2/alpha-0.5/seed-0", "kd_dwml/peers-2/alpha-0.5/seed-0",
-]  # fmt: skip
+    "baseline/seed-0",
+    "kd/peers-2/seed-0",
+    "sd/peers-2/seed-0",
+    "dml/peers-2/alpha-0.5/seed-0",
+    "dwml/peers-2/alpha-0.5/seed-0",
+    "kd_dwml/peers-2/alpha-0.5/seed-0",
+]
 
 
 def test_main_runs_are_the_teacher_and_every_student_method_at_the_largest_peer_count():
@@ -32,13 +36,18 @@ def test_main_runs_are_the_teacher_and_every_student_method_at_the_largest_peer_
 
 def test_ablation_runs():
     assert PLAN.ablation_runs("peers") == [
-        "dwml/peers-1/alpha-0.5/seed-0", "dwml/peers-2/alpha-0.5/seed-0",
-        "dwml/peers-1/alpha-0.5/seed-1", "dwml/peers-2/alpha-0.5/seed-1",
-    ]  # fmt: skip
+        "dwml/peers-1/alpha-0.5/seed-0",
+        "dwml/peers-2/alpha-0.5/seed-0",
+        "dwml/peers-1/alpha-0.5/seed-1",
+        "dwml/peers-2/alpha-0.5/seed-1",
+    ]
     assert PLAN.ablation_runs("alpha")[:2] == ["dwml/peers-2/alpha-0.3/seed-0", "dwml/peers-2/alpha-0.5/seed-0"]
     assert PLAN.ablation_runs("weights")[:2] == ["dml/peers-2/alpha-0.5/seed-0", "dwml/peers-2/alpha-0.5/seed-0"]
-    assert PLAN.ablation_runs("size")[:3] == ["baseline/seed-0", "baseline/peers-2/seed-0",
-                                              "dwml/peers-2/alpha-0.5/seed-0"]  # fmt: skip
+    assert PLAN.ablation_runs("size")[:3] == [
+        "baseline/seed-0",
+        "baseline/peers-2/seed-0",
+        "dwml/peers-2/alpha-0.5/seed-0",
+    ]
     with pytest.raises(ValueError, match="unknown ablation 'depth'"):
         PLAN.ablation_runs("depth")
 
@@ -77,8 +86,10 @@ def test_the_other_tables_inputs():
     table2 = PLAN.table_inputs("table2")
     assert table2["search"] == "out/search/peers-2.json"
     assert len(table2["eval"]) == 2 * (1 + 5 * 2) * 2  # seeds x models of the main runs x (BLiMP, EWoK)
-    assert PLAN.table_inputs("table3") == {"search": ["out/search/peers-1.json", "out/search/peers-2.json"],
-                                           "runs": PLAN.train_outputs()}  # fmt: skip
+    assert PLAN.table_inputs("table3") == {
+        "search": ["out/search/peers-1.json", "out/search/peers-2.json"],
+        "runs": PLAN.train_outputs(),
+    }
     assert PLAN.table_inputs("table5") == {"corpus": "out/2024-10M/stats/corpus.csv"}
     assert PLAN.table_inputs("table6")["eval"][0] == "out/2024-10M/eval/baseline/seed-0/teacher/blimp-fast.json"
     assert all(path.endswith("ewok-fast.json") for path in PLAN.table_inputs("table8")["eval"])
@@ -91,14 +102,20 @@ def test_the_other_tables_inputs():
 
 def test_figure_inputs():
     figure2 = PLAN.figure_inputs("figure2")
-    assert figure2["reference"] == ["out/2024-10M/eval/baseline/seed-0/teacher/blimp-fast.json",
-                                    "out/2024-10M/eval/baseline/seed-1/teacher/blimp-fast.json"]  # fmt: skip
-    assert figure2["weight_summaries"] == ["out/2024-10M/train/dwml/peers-2/alpha-0.5/seed-0",
-                                           "out/2024-10M/train/dwml/peers-2/alpha-0.5/seed-1"]  # fmt: skip
+    assert figure2["reference"] == [
+        "out/2024-10M/eval/baseline/seed-0/teacher/blimp-fast.json",
+        "out/2024-10M/eval/baseline/seed-1/teacher/blimp-fast.json",
+    ]
+    assert figure2["weight_summaries"] == [
+        "out/2024-10M/train/dwml/peers-2/alpha-0.5/seed-0",
+        "out/2024-10M/train/dwml/peers-2/alpha-0.5/seed-1",
+    ]
     assert PLAN.figure_inputs("figure3")["peer_weights"] == [
-        "out/2024-10M/train/dwml/peers-2/alpha-0.5/seed-0", "out/2024-10M/train/dwml/peers-2/alpha-0.5/seed-1",
-        "out/2024-10M/train/kd_dwml/peers-2/alpha-0.5/seed-0", "out/2024-10M/train/kd_dwml/peers-2/alpha-0.5/seed-1",
-    ]  # fmt: skip
+        "out/2024-10M/train/dwml/peers-2/alpha-0.5/seed-0",
+        "out/2024-10M/train/dwml/peers-2/alpha-0.5/seed-1",
+        "out/2024-10M/train/kd_dwml/peers-2/alpha-0.5/seed-0",
+        "out/2024-10M/train/kd_dwml/peers-2/alpha-0.5/seed-1",
+    ]
     assert PLAN.figure_options("figure_size") == {"benchmark": "blimp"}
     # without BLiMP, Figure 2 plots the first configured zero-shot benchmark
     assert Plan({**CONFIG, "evaluation_data": ["ewok-fast"]}).figure_options("figure2") == {"benchmark": "ewok"}
@@ -106,6 +123,11 @@ def test_figure_inputs():
         Plan({**CONFIG, "evaluation_data": ["glue-filtered"]}).figure_inputs("figure2")
     assert PLAN.figure_outputs(["training_loss"]) == ["out/figures/training_loss.pdf", "out/figures/training_loss.png"]
     items = PLAN.report_items()
-    assert [item.target for item in items][-len(FIGURES):] == ["figure2", "figure3", "figure4", "figure_size",
-                                                              "figure_training_loss"]  # fmt: skip
+    assert [item.target for item in items][-len(FIGURES) :] == [
+        "figure2",
+        "figure3",
+        "figure4",
+        "figure_size",
+        "figure_training_loss",
+    ]
     assert figure_target("figure3") == "figure3"

@@ -10,7 +10,6 @@ from types import SimpleNamespace
 import pytest
 import yaml
 from bayes_opt import BayesianOptimization, acquisition
-from conftest import REPO
 from sklearn.gaussian_process import GaussianProcessRegressor
 
 import babyteach.search as search_module
@@ -28,6 +27,7 @@ from babyteach.search import (
     students_from_search,
     write_search,
 )
+from conftest import REPO
 
 # Hand-checkable: V = 100, block 14 → P = 16 positions. With width D and L layers,
 # params = D·(V + P + 3) + L·(12D² + 13D) + D² + 3D + V  (heads do not matter):
@@ -114,8 +114,14 @@ def test_trace_has_one_entry_per_step_and_repeats_are_registered_once(monkeypatc
         trace = peer["trace"]
         assert [t["step"] for t in trace] == list(range(12))
         assert [t["phase"] for t in trace] == ["init"] * 4 + ["bo"] * 8
-        points = [(t["requested"]["layers"], SPACE.heads.index(t["requested"]["heads"]),
-                   SPACE.usable_hidden.index(t["requested"]["hidden"])) for t in trace]
+        points = [
+            (
+                t["requested"]["layers"],
+                SPACE.heads.index(t["requested"]["heads"]),
+                SPACE.usable_hidden.index(t["requested"]["hidden"]),
+            )
+            for t in trace
+        ]
         assert len(set(points)) < len(points)  # the test bites: there were repeats
         assert [point for o, point in registered if o == opt] == list(dict.fromkeys(points))
 
@@ -128,8 +134,16 @@ def test_acquisition_is_bayes_opt_ucb_over_random_grid_samples(monkeypatch):
 
     def suggest(self, gp, target_space, n_random=10_000, n_smart=10, fit_gp=True, random_state=None):
         x = real_suggest(self, gp, target_space, n_random, n_smart, fit_gp, random_state)
-        calls.append({"n_random": n_random, "n_smart": n_smart, "gp": gp, "fitted_on": len(gp.X_train_),
-                      "registered": len(target_space), "point": target_space.array_to_params(x)})
+        calls.append(
+            {
+                "n_random": n_random,
+                "n_smart": n_smart,
+                "gp": gp,
+                "fitted_on": len(gp.X_train_),
+                "registered": len(target_space),
+                "point": target_space.array_to_params(x),
+            }
+        )
         return x
 
     def no_evolution(*args, **kwargs):
@@ -149,8 +163,14 @@ def test_acquisition_is_bayes_opt_ucb_over_random_grid_samples(monkeypatch):
     for i, peer in enumerate(found["peers"]):
         bo = [t["requested"] for t in peer["trace"] if t["phase"] == "bo"]
         suggested = [c["point"] for c in calls[5 * i : 5 * (i + 1)]]
-        assert bo == [{"layers": c["layers"], "heads": space.heads[c["heads_index"]],
-                       "hidden": space.usable_hidden[c["hidden_index"]]} for c in suggested]
+        assert bo == [
+            {
+                "layers": c["layers"],
+                "heads": space.heads[c["heads_index"]],
+                "hidden": space.usable_hidden[c["hidden_index"]],
+            }
+            for c in suggested
+        ]
     assert "n_random=270" in found["optimizer"]["acquisition"] and "n_smart=0" in found["optimizer"]["acquisition"]
 
 
@@ -172,14 +192,22 @@ def test_paper_config_reaches_the_grid_optimum_deterministically():
     # optimum (hand-checkable from the benchmark table), and peer 1 searched alone is the same.
     config = yaml.safe_load((REPO / "config.yaml").read_text())
     search = config["search"]
-    args = (Architecture.from_mapping(config["model"]["teacher"], "model.teacher"), SearchSpace(**search["space"]),
-            config["tokenizer"]["vocab_size"], config["model"]["block_size"])
+    args = (
+        Architecture.from_mapping(config["model"]["teacher"], "model.teacher"),
+        SearchSpace(**search["space"]),
+        config["tokenizer"]["vocab_size"],
+        config["model"]["block_size"],
+    )
     budget = (search["init_points"], search["n_iter"], search["seed"])
     assert budget == (10, 40, 0)
     teacher, space, vocab, block = args
     result = search_architectures(teacher, 4, space, vocab, block, *budget)
     assert [Architecture(**p["arch"]).describe() for p in result["peers"]] == [
-        "L6-H8-D640", "L3-H8-D576", "L12-H4-D320", "L3-H8-D384"]
+        "L6-H8-D640",
+        "L3-H8-D576",
+        "L12-H4-D320",
+        "L3-H8-D384",
+    ]
     for peer in result["peers"]:
         assert peer["arch"] == peer["grid_optimum"]["arch"] and peer["gap"] == 0
         assert len(peer["trace"]) == 10 + 40
@@ -233,8 +261,9 @@ def test_bo_result_heads_follow_the_rule_and_trace_is_kept_as_evaluated():
         assert grid["heads"] == space.preferred_heads(grid["hidden"])
     # The test bites: for this seed BO picked other heads at least once, and the trace was not rewritten.
     assert any(p["bo_heads"] != p["arch"]["heads"] for p in result["peers"])
-    assert any(t["arch"]["heads"] != space.preferred_heads(t["arch"]["hidden"])
-               for p in result["peers"] for t in p["trace"])
+    assert any(
+        t["arch"]["heads"] != space.preferred_heads(t["arch"]["hidden"]) for p in result["peers"] for t in p["trace"]
+    )
     written = {f"peer-{p['peer']}": Architecture(**p["arch"]) for p in result["peers"]}
     assert all(arch.hidden // arch.heads == 64 for arch in written.values())
 
@@ -331,10 +360,13 @@ def test_script_writes_json(tmp_path, monkeypatch):
 
 def test_students_from_search_reads_peers_in_order_and_names_bad_files(tmp_path):
     path = tmp_path / "peers-2.json"
-    result = {"version": SEARCH_VERSION, "peers": [
-        {"peer": 1, "arch": {"layers": 2, "heads": 2, "hidden": 32}},
-        {"peer": 2, "arch": {"layers": 1, "heads": 1, "hidden": 16}},
-    ]}
+    result = {
+        "version": SEARCH_VERSION,
+        "peers": [
+            {"peer": 1, "arch": {"layers": 2, "heads": 2, "hidden": 32}},
+            {"peer": 2, "arch": {"layers": 1, "heads": 1, "hidden": 16}},
+        ],
+    }
     path.write_text(json.dumps(result))
     assert students_from_search(path) == {
         "peer-1": Architecture(layers=2, heads=2, hidden=32),
@@ -354,8 +386,11 @@ def test_students_from_search_reads_peers_in_order_and_names_bad_files(tmp_path)
 
 def test_a_target_out_of_reach_names_the_closest_architecture():
     # student 1 targets 4434 parameters; the closest is L1-D16 with 5588 (relative error 0.260)
-    with pytest.raises(InputError, match=r"student 1's target of 4,434 parameters .* within search.tolerance = 0.2; "
-                                         r"the closest is L1-H1-D16 with 5,588 parameters \(relative error 0.260\)"):
+    with pytest.raises(
+        InputError,
+        match=r"student 1's target of 4,434 parameters .* within search.tolerance = 0.2; "
+        r"the closest is L1-H1-D16 with 5,588 parameters \(relative error 0.260\)",
+    ):
         _search(tolerance=0.2)
     assert _search(tolerance=0.27)["optimizer"]["tolerance"] == 0.27
 

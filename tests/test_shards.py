@@ -92,7 +92,11 @@ def test_file_format_and_meta(corpus):
     assert train["words"] == train["domains"]["alpha"]["words"] + train["domains"]["zeta"]["words"]
     assert meta["splits"]["dev"]["n_lines"] == 2 and "test" not in meta["splits"]
     assert sorted(p.name for p in shards.iterdir()) == [
-        "dev.offsets.npy", "dev.tokens.npy", "meta.json", "train.offsets.npy", "train.tokens.npy"
+        "dev.offsets.npy",
+        "dev.tokens.npy",
+        "meta.json",
+        "train.offsets.npy",
+        "train.tokens.npy",
     ]
 
 
@@ -142,8 +146,12 @@ def write_toy_shards(root: Path, lines: list[list[int]]) -> Path:
     root.mkdir()
     np.save(tokens_file(root, "train"), np.array([i for line in lines for i in line], dtype=np.uint16))
     np.save(offsets_file(root, "train"), np.cumsum([0] + [len(line) for line in lines]).astype(np.int64))
-    meta = {"vocab_size": 100, "dtype": "uint16", "special_tokens": {t: i for i, t in enumerate(SPECIAL_TOKENS)},
-            "splits": {"train": {}}}
+    meta = {
+        "vocab_size": 100,
+        "dtype": "uint16",
+        "special_tokens": {t: i for i, t in enumerate(SPECIAL_TOKENS)},
+        "splits": {"train": {}},
+    }
     (root / "meta.json").write_text(json.dumps(meta))
     return root
 

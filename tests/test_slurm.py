@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 
 import pytest
+
 from conftest import REPO
 
 FAKE_SBATCH = """#!/bin/sh
@@ -24,15 +25,16 @@ echo YOUR_ACCOUNT
 def uncommented_profile(folder: Path) -> Path:
     """A copy of the SLURM profile with its commented several-GPU example switched on."""
     text = (REPO / "workflow/profiles/slurm/config.yaml").read_text()
-    example = text[text.index("# set-resources:"):]
+    example = text[text.index("# set-resources:") :]
     folder.mkdir()
     (folder / "config.yaml").write_text(text.replace(example, example.replace("# ", "")))
     return folder
 
 
 @pytest.mark.parametrize(("several_gpus", "gpus", "cpus"), [(False, 1, 2), (True, 4, 8)])
-def test_slurm_profile_submits_a_training_job_with_its_resources(tmp_path: Path, several_gpus: bool, gpus: int,
-                                                                  cpus: int):
+def test_slurm_profile_submits_a_training_job_with_its_resources(
+    tmp_path: Path, several_gpus: bool, gpus: int, cpus: int
+):
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
     log = tmp_path / "sbatch-args.txt"
@@ -44,8 +46,18 @@ def test_slurm_profile_submits_a_training_job_with_its_resources(tmp_path: Path,
         (work / "results/2024-10M" / folder).mkdir(parents=True)
     profile = uncommented_profile(tmp_path / "profile") if several_gpus else REPO / "workflow/profiles/slurm"
     env = {**os.environ, "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}"}
-    command = [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "-d", str(work),
-               "--profile", str(profile), "results/2024-10M/train/baseline/seed-0"]
+    command = [
+        sys.executable,
+        "-m",
+        "snakemake",
+        "-s",
+        str(REPO / "Snakefile"),
+        "-d",
+        str(work),
+        "--profile",
+        str(profile),
+        "results/2024-10M/train/baseline/seed-0",
+    ]
     process = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     output = []
     deadline = time.monotonic() + 120

@@ -13,14 +13,14 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import REPO
-from workflow_helpers import run_snakemake
 
 from babyteach.data.fetch import DATASETS, MIRROR_ENV, unavailable_reason
 from babyteach.errors import InputError
 from babyteach.layout import checkpoint_dir, results_root
 from babyteach.report.finished import Item, finished, missing_note
 from babyteach.startup import check_fetchable, dataset_requests
+from conftest import REPO
+from workflow_helpers import run_snakemake
 
 CONFIG = yaml.safe_load((REPO / "config.yaml").read_text())
 DEMO = REPO / "config/demo.yaml"
@@ -45,8 +45,9 @@ def mirror_without(root: Path, data_mirror: Path, *folders: str) -> Path:
 def test_all_on_the_mirror_without_the_100m_corpus_stops_in_seconds_naming_table1_tracks(tmp_path, data_mirror):
     """A real run (not a dry run): config.yaml's Table 1 needs the 100M corpus, which the mirror lacks."""
     started = time.monotonic()
-    result = run_snakemake(tmp_path, "all", "--cores", "1", "--config", f"data_mirror={data_mirror}", check=False,
-                           timeout=120)  # without the check, jobs would start: fetch, clean, train…
+    result = run_snakemake(
+        tmp_path, "all", "--cores", "1", "--config", f"data_mirror={data_mirror}", check=False, timeout=120
+    )  # without the check, jobs would start: fetch, clean, train…
     elapsed = time.monotonic() - started
     text = output_of(result)
     assert result.returncode != 0
@@ -92,8 +93,12 @@ def test_a_missing_training_corpus_names_corpus_track(tmp_path, data_mirror):
 
 
 def test_every_key_that_asks_for_a_dataset_is_named_with_its_change():
-    config = {**CONFIG, "corpus": {**CONFIG["corpus"], "track": "100M"},
-              "evaluation_data": ["blimp-fast", "ewok-filtered"], "probe": {**CONFIG["probe"], "dataset": "blimp-fast"}}
+    config = {
+        **CONFIG,
+        "corpus": {**CONFIG["corpus"], "track": "100M"},
+        "evaluation_data": ["blimp-fast", "ewok-filtered"],
+        "probe": {**CONFIG["probe"], "dataset": "blimp-fast"},
+    }
     available = {"babylm-2024-10M", "supplement-fast", "blimp", "blimp-filtered"}.__contains__
     corpus = dataset_requests("babylm-2024-100M", config, available)
     assert [(r.key, r.change) for r in corpus] == [
@@ -122,8 +127,10 @@ def test_unavailable_reasons(tmp_path, data_mirror):
     (tmp_path / "blimp_supplement" / "supplement_fast").mkdir(parents=True)
     (tmp_path / "blimp_supplement" / "supplement_fast" / "hypernym.jsonl").write_text("{}\n")
     reason = unavailable_reason(DATASETS["supplement-fast"], tmp_path)
-    assert "lacks 4 of its 5 files (qa_congruence_easy.jsonl, qa_congruence_tricky.jsonl, " \
-           "subject_aux_inversion.jsonl and 1 more)" in reason
+    assert (
+        "lacks 4 of its 5 files (qa_congruence_easy.jsonl, qa_congruence_tricky.jsonl, "
+        "subject_aux_inversion.jsonl and 1 more)" in reason
+    )
 
 
 def test_a_dataset_fetched_before_is_not_checked_again(tmp_path):
@@ -135,8 +142,7 @@ def test_a_dataset_fetched_before_is_not_checked_again(tmp_path):
 
 
 def test_the_start_up_path_does_not_import_torch():
-    code = ("import sys, babyteach.startup, babyteach.layout, babyteach.report.finished; "
-            "print('torch' in sys.modules)")
+    code = "import sys, babyteach.startup, babyteach.layout, babyteach.report.finished; print('torch' in sys.modules)"
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert result.stdout.strip() == "False"
 
@@ -161,8 +167,7 @@ def planned_paths(text: str) -> set[str]:
 def test_the_demo_and_the_paper_plan_every_file_under_their_own_root(tmp_path, planning_mirror):
     mirror = ["--config", f"data_mirror={planning_mirror}"]
     paper = planned_paths(run_snakemake(tmp_path, "-n", "-p", "all", "probe", *mirror).stdout)
-    demo = planned_paths(run_snakemake(tmp_path, "-n", "-p", "all", "probe", "--configfile", str(DEMO),
-                                       *mirror).stdout)  # fmt: skip
+    demo = planned_paths(run_snakemake(tmp_path, "-n", "-p", "all", "probe", "--configfile", str(DEMO), *mirror).stdout)
     assert len(paper) > 500 and len(demo) > 100
     assert all(p.startswith("results/") for p in paper)
     assert all(p.startswith("results-demo/") for p in demo)
@@ -191,8 +196,10 @@ def test_a_bad_results_dir_stops_at_start_up_naming_the_key(tmp_path, value):
 
 def test_results_root_and_checkpoint_folders():
     assert results_root("./results/") == "results" and results_root("/abs/out") == "/abs/out"
-    assert checkpoint_dir("results-demo", "results-demo/2024-10M/train/baseline/seed-0") == \
-        "results-demo/checkpoints/2024-10M/train/baseline/seed-0"
+    assert (
+        checkpoint_dir("results-demo", "results-demo/2024-10M/train/baseline/seed-0")
+        == "results-demo/checkpoints/2024-10M/train/baseline/seed-0"
+    )
     with pytest.raises(ValueError):
         checkpoint_dir("results", "elsewhere/2024-10M/train/x")
 
@@ -201,8 +208,11 @@ def test_results_root_and_checkpoint_folders():
 
 
 def test_finished_keeps_the_items_whose_files_all_exist():
-    items = [Item("table1", ("t/table1.tex", "t/table1.csv")), Item("table5", ("t/table5.tex", "t/table5.csv")),
-             Item("figure3", ("f/figure3.pdf", "f/figure3.png"))]  # fmt: skip
+    items = [
+        Item("table1", ("t/table1.tex", "t/table1.csv")),
+        Item("table5", ("t/table5.tex", "t/table5.csv")),
+        Item("figure3", ("f/figure3.pdf", "f/figure3.png")),
+    ]
     done = finished(items, exists={"t/table1.tex", "t/table5.tex", "t/table5.csv"}.__contains__)
     assert done.files == ["t/table5.tex", "t/table5.csv"] and done.missing == [items[0], items[2]]
     note = missing_note(done.missing, ["config/demo.yaml"])
@@ -212,8 +222,12 @@ def test_finished_keeps_the_items_whose_files_all_exist():
 
 
 def test_a_report_of_a_partial_run_holds_what_exists_and_names_what_is_missing(tmp_path, data_mirror):
-    config = {"corpus": {"max_lines_per_file": 200}, "report": {"table1_tracks": ["10M"]},
-              "evaluation_data": ["blimp-fast", "ewok-fast", "glue-filtered"], "data_mirror": str(data_mirror)}
+    config = {
+        "corpus": {"max_lines_per_file": 200},
+        "report": {"table1_tracks": ["10M"]},
+        "evaluation_data": ["blimp-fast", "ewok-fast", "glue-filtered"],
+        "data_mirror": str(data_mirror),
+    }
     empty = run_snakemake(tmp_path, "-n", "finished", config=config, check=False)
     assert empty.returncode != 0 and "no table or figure is built yet" in output_of(empty)
     run_snakemake(tmp_path, "table5", "--cores", "1", config=config)  # the corpus table: fetch and clean only

@@ -22,9 +22,17 @@ pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 aten = torch.ops.aten
 #: Ops that return a data-dependent value or shape to the host: a device sync on CUDA.
-HOST_READS = {aten._local_scalar_dense.default, aten.nonzero.default, aten.masked_select.default,
-              aten.is_nonzero.default, aten.equal.default, aten._unique2.default, aten.unique_consecutive.default,
-              aten.unique_dim.default, aten.repeat_interleave.Tensor}  # fmt: skip
+HOST_READS = {
+    aten._local_scalar_dense.default,
+    aten.nonzero.default,
+    aten.masked_select.default,
+    aten.is_nonzero.default,
+    aten.equal.default,
+    aten._unique2.default,
+    aten.unique_consecutive.default,
+    aten.unique_dim.default,
+    aten.repeat_interleave.Tensor,
+}
 
 
 def _reads_back(func, args) -> bool:
@@ -46,7 +54,9 @@ class StepRecorder(TorchDispatchMode):
 
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):
         kwargs = kwargs or {}
-        shapes = tuple(tuple(a.shape) for a in torch.utils._pytree.tree_leaves((args, kwargs)) if isinstance(a, torch.Tensor))
+        shapes = tuple(
+            tuple(a.shape) for a in torch.utils._pytree.tree_leaves((args, kwargs)) if isinstance(a, torch.Tensor)
+        )
         self.current.append((str(func), shapes))
         if _reads_back(func, args):
             self.reads.append(str(func))
@@ -84,9 +94,13 @@ def teacher(data, tmp_path_factory):
 
 
 METHODS = {  # method → options; the mutual methods with an outer step every 2 steps
-    "baseline": {}, "kd": {}, "sd": {}, "dml": {},
-    "dwml": {"weight_update_every": 2}, "kd_dwml": {"weight_update_every": 2},
-}  # fmt: skip
+    "baseline": {},
+    "kd": {},
+    "sd": {},
+    "dml": {},
+    "dwml": {"weight_update_every": 2},
+    "kd_dwml": {"weight_update_every": 2},
+}
 
 
 @pytest.mark.parametrize("method", METHODS)
@@ -96,8 +110,16 @@ def test_steps_between_log_lines_never_read_back_and_keep_their_shapes(data, tea
     cfg = config(token_budget=8 * 2 * 8 * BLOCK, grad_accum=2, log_every=4, checkpoint_every=100)
     students = {"peer-1": TINY, "peer-2": SMALL} if method != "baseline" else {"teacher": TINY}
     try:
-        run(data, tmp_path, method, students, cfg, teacher_dir=teacher if "kd" in method else None,
-            method_options=METHODS[method], on_step=recorder.hook)
+        run(
+            data,
+            tmp_path,
+            method,
+            students,
+            cfg,
+            teacher_dir=teacher if "kd" in method else None,
+            method_options=METHODS[method],
+            on_step=recorder.hook,
+        )
     finally:
         recorder.__exit__(None, None, None)
     quiet = [2, 3, 5, 6, 7]  # steps 4 and 8 log (8 also checkpoints)
@@ -130,11 +152,19 @@ def test_compiled_step_has_no_graph_break_and_trains_as_the_eager_step(data, tea
     kwargs = dict(teacher_dir=teacher if "kd" in method else None, method_options=options)
     cfg = config(token_budget=4 * 8 * BLOCK, dropout=0.1)
     eager = run(data, tmp_path, method, students, cfg, tag="eager", **kwargs)
-    compiled = run(data, tmp_path, method, students, config(token_budget=4 * 8 * BLOCK, dropout=0.1, compile=True),
-                   tag="compiled", **kwargs)
+    compiled = run(
+        data,
+        tmp_path,
+        method,
+        students,
+        config(token_budget=4 * 8 * BLOCK, dropout=0.1, compile=True),
+        tag="compiled",
+        **kwargs,
+    )
     assert compile_calls == [{"fullgraph": True}]
     for name in students:
-        assert compiled["students"][name]["final_dev_loss"] == pytest.approx(eager["students"][name]["final_dev_loss"],
-                                                                             rel=1e-6)
+        assert compiled["students"][name]["final_dev_loss"] == pytest.approx(
+            eager["students"][name]["final_dev_loss"], rel=1e-6
+        )
         a, b = parameters_of(tmp_path / "eager" / "out", name), parameters_of(tmp_path / "compiled" / "out", name)
         assert all(torch.allclose(a[k], b[k], rtol=1e-5, atol=1e-6) for k in a), name

@@ -47,25 +47,47 @@ FAMILIES = {"blimp": "blimp-filtered", "supplement": "blimp-supplement", "ewok":
 OFFICIAL_OFFSET = 0.05
 
 
-def write_zero_shot(path: Path, family: str, accuracy: float, *, variants=("official", "pll-word-l2r"),
-                    groups: dict[str, float] | None = None, data_dir: str | None = None) -> Path:  # fmt: skip
+def write_zero_shot(
+    path: Path,
+    family: str,
+    accuracy: float,
+    *,
+    variants=("official", "pll-word-l2r"),
+    groups: dict[str, float] | None = None,
+    data_dir: str | None = None,
+) -> Path:
     """A result of babyteach.evaluate.pairs.evaluate_pairs whose pll-word-l2r macro accuracy is ``accuracy``
     and official one ``accuracy + OFFICIAL_OFFSET`` (every task and group shifted alike)."""
     groups = groups or {"g1": accuracy}
 
     def numbers(shift: float) -> dict:
-        tasks = {f"task_{g}": {"accuracy": a + shift, "correct": round((a + shift) * 100), "n": 100, "ties": 0}
-                 for g, a in groups.items()}  # fmt: skip
-        return {"n_pairs": 100 * len(tasks), "correct": 0, "ties": 0, "accuracy": accuracy + shift,
-                "macro_accuracy": accuracy + shift, "tasks": tasks,
-                "groups": {g: {"accuracy": a + shift, "correct": round((a + shift) * 100), "n": 100, "ties": 0}
-                           for g, a in groups.items()}}  # fmt: skip
+        tasks = {
+            f"task_{g}": {"accuracy": a + shift, "correct": round((a + shift) * 100), "n": 100, "ties": 0}
+            for g, a in groups.items()
+        }
+        return {
+            "n_pairs": 100 * len(tasks),
+            "correct": 0,
+            "ties": 0,
+            "accuracy": accuracy + shift,
+            "macro_accuracy": accuracy + shift,
+            "tasks": tasks,
+            "groups": {
+                g: {"accuracy": a + shift, "correct": round((a + shift) * 100), "n": 100, "ties": 0}
+                for g, a in groups.items()
+            },
+        }
 
     data = {
-        "version": 2, "family": family, "data_dir": data_dir or family, "model_dir": path.parent.name,
-        "max_per_task": None, "identical_pairs": 0, "pairs_per_second": 1.0,
+        "version": 2,
+        "family": family,
+        "data_dir": data_dir or family,
+        "model_dir": path.parent.name,
+        "max_per_task": None,
+        "identical_pairs": 0,
+        "pairs_per_second": 1.0,
         "variants": {v: numbers(OFFICIAL_OFFSET if v == "official" else 0.0) for v in variants},
-    }  # fmt: skip
+    }
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(data))
     return path
@@ -74,30 +96,67 @@ def write_zero_shot(path: Path, family: str, accuracy: float, *, variants=("offi
 def write_glue(path: Path, value: float, config: dict | None = None) -> Path:
     """A result of babyteach.evaluate.glue.finetune_model with macro average ``value``."""
     data = {
-        "format_version": 2, "data_dir": "results/raw/glue-filtered", "model_dir": str(path.parent),
-        "config": {"lr": 5e-5, "batch_size": 64, "max_epochs": 10, "patience": 3, "max_length": 128, "seed": 12,
-                   "max_train_examples": None, "max_eval_examples": None, "device": "cpu", **(config or {})},
-        "tasks": {"cola": {"status": "ok", "metric": "mcc", "value": value, "accuracy": 0.5, "n_valid": 10},
-                  "mrpc": {"status": "ok", "metric": "f1", "value": value, "accuracy": 0.5, "n_valid": 10},
-                  "wsc": {"status": "missing", "missing_files": ["wsc.train.jsonl"]}},
-        "macro_average": value, "tasks_included": ["cola", "mrpc"], "tasks_missing": ["wsc"],
-    }  # fmt: skip
+        "format_version": 2,
+        "data_dir": "results/raw/glue-filtered",
+        "model_dir": str(path.parent),
+        "config": {
+            "lr": 5e-5,
+            "batch_size": 64,
+            "max_epochs": 10,
+            "patience": 3,
+            "max_length": 128,
+            "seed": 12,
+            "max_train_examples": None,
+            "max_eval_examples": None,
+            "device": "cpu",
+            **(config or {}),
+        },
+        "tasks": {
+            "cola": {"status": "ok", "metric": "mcc", "value": value, "accuracy": 0.5, "n_valid": 10},
+            "mrpc": {"status": "ok", "metric": "f1", "value": value, "accuracy": 0.5, "n_valid": 10},
+            "wsc": {"status": "missing", "missing_files": ["wsc.train.jsonl"]},
+        },
+        "macro_average": value,
+        "tasks_included": ["cola", "mrpc"],
+        "tasks_missing": ["wsc"],
+    }
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(data))
     return path
 
 
-def write_summary(path: Path, method: str, students: dict[str, tuple[int, float | None]], *, wall: float,
-                  tokens: int = 1000, seed: int = 0, gpu: dict | None = None, options: dict | None = None) -> Path:  # fmt: skip
+def write_summary(
+    path: Path,
+    method: str,
+    students: dict[str, tuple[int, float | None]],
+    *,
+    wall: float,
+    tokens: int = 1000,
+    seed: int = 0,
+    gpu: dict | None = None,
+    options: dict | None = None,
+) -> Path:
     """A train_summary.json; ``students``: name -> (parameters, training_flops or None)."""
     data = {
-        "format_version": 2, "method": method, "method_options": options or {}, "steps": 10, "tokens": tokens,
-        "wall_time_s": wall, "device": "cuda" if gpu and gpu.get("gpus") else "cpu", "processes": 1,
+        "format_version": 2,
+        "method": method,
+        "method_options": options or {},
+        "steps": 10,
+        "tokens": tokens,
+        "wall_time_s": wall,
+        "device": "cuda" if gpu and gpu.get("gpus") else "cpu",
+        "processes": 1,
         "config": {"lr": 5e-4, "batch_size": 32, "seed": seed, "device": "auto", "block_size": 128},
-        "students": {name: {"architecture": {"layers": 2, "heads": 2, "hidden": 64}, "parameters": params,
-                            "final_dev_loss": 5.0, **({"training_flops": flops} if flops is not None else {})}
-                     for name, (params, flops) in students.items()},
-    }  # fmt: skip
+        "students": {
+            name: {
+                "architecture": {"layers": 2, "heads": 2, "hidden": 64},
+                "parameters": params,
+                "final_dev_loss": 5.0,
+                **({"training_flops": flops} if flops is not None else {}),
+            }
+            for name, (params, flops) in students.items()
+        },
+    }
     if gpu is not None:
         data["gpu"] = gpu
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -110,10 +169,23 @@ def write_search(path: Path, teacher_params: int, peer_params: list[int]) -> Pat
     peers = []
     for i, params in enumerate(peer_params, 1):
         target = teacher_params / (i + 1)
-        peers.append({"peer": i, "arch": {"layers": i, "heads": 1, "hidden": 64}, "params": params, "target": target,
-                      "rel_error": abs(params - target) / target, "trace": []})  # fmt: skip
-    data = {"version": 2, "teacher": {"arch": {"layers": 12, "heads": 12, "hidden": 768}, "params": teacher_params},
-            "peers": peers, "space": {}, "optimizer": {}}  # fmt: skip
+        peers.append(
+            {
+                "peer": i,
+                "arch": {"layers": i, "heads": 1, "hidden": 64},
+                "params": params,
+                "target": target,
+                "rel_error": abs(params - target) / target,
+                "trace": [],
+            }
+        )
+    data = {
+        "version": 2,
+        "teacher": {"arch": {"layers": 12, "heads": 12, "hidden": 768}, "params": teacher_params},
+        "peers": peers,
+        "space": {},
+        "optimizer": {},
+    }
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(data))
     return path
@@ -133,8 +205,14 @@ def run_of(method: str, seed: int, peers: int = 2, alpha: float = 0.5) -> RunId:
     return RunId(CORPUS, method, peers, alpha if method in ("dml", "dwml", "kd_dwml") else None, seed)
 
 
-def make_eval(root: Path, methods=("baseline", *STUDENTS), benches=("blimp", "supplement", "ewok"), seeds=SEEDS,
-              skip=(), corpus: str = CORPUS) -> list[Path]:  # fmt: skip
+def make_eval(
+    root: Path,
+    methods=("baseline", *STUDENTS),
+    benches=("blimp", "supplement", "ewok"),
+    seeds=SEEDS,
+    skip=(),
+    corpus: str = CORPUS,
+) -> list[Path]:
     """Zero-shot (and glue) results of every model of ``methods``; ``skip``: (method, model, seed, bench) not written."""
     paths = []
     for method in methods:
@@ -192,13 +270,29 @@ def assert_valid_latex(tex: str) -> None:
 
 def test_parse_result_path_reads_every_run_kind():
     rec = parse_result_path("results/2024-10M/eval/dwml/peers-4/alpha-0.5/seed-1/peer-2/blimp-filtered.json")
-    assert (rec.run.corpus, rec.run.method, rec.run.peers, rec.run.alpha, rec.run.seed) == ("2024-10M", "dwml", 4, 0.5, 1)
-    assert (rec.model, rec.family, rec.benchmark, rec.run.group) == ("peer-2", "blimp-filtered", "blimp",
-                                                                     "dwml/peers-4/alpha-0.5")  # fmt: skip
+    assert (rec.run.corpus, rec.run.method, rec.run.peers, rec.run.alpha, rec.run.seed) == (
+        "2024-10M",
+        "dwml",
+        4,
+        0.5,
+        1,
+    )
+    assert (rec.model, rec.family, rec.benchmark, rec.run.group) == (
+        "peer-2",
+        "blimp-filtered",
+        "blimp",
+        "dwml/peers-4/alpha-0.5",
+    )
     base = parse_result_path("/abs/results/2024-100M/eval/baseline/seed-0/teacher/glue.json")
     assert (base.run.method, base.run.peers, base.model, base.benchmark) == ("baseline", None, "teacher", "glue")
     kd = parse_result_path("results/2024-10M/train/kd/peers-2/seed-3/train_summary.json")
-    assert (kd.kind, kd.run.method, kd.run.alpha, kd.model, kd.file) == ("train", "kd", None, None, "train_summary.json")
+    assert (kd.kind, kd.run.method, kd.run.alpha, kd.model, kd.file) == (
+        "train",
+        "kd",
+        None,
+        None,
+        "train_summary.json",
+    )
     assert kd.run.summary_path("results") == Path("results/2024-10M/train/kd/peers-2/seed-3/train_summary.json")
 
 
@@ -220,8 +314,9 @@ def test_parse_result_path_students_trained_alone_with_the_baseline_objective():
 
 def test_frames_read_students_trained_alone(tmp_path):
     run = RunId(CORPUS, "baseline", 2, None, 0)
-    summary = write_summary(run.summary_path(tmp_path), "baseline", {"peer-1": (50, None), "peer-2": (30, None)},
-                            wall=60)
+    summary = write_summary(
+        run.summary_path(tmp_path), "baseline", {"peer-1": (50, None), "peer-2": (30, None)}, wall=60
+    )
     absent = RunId(CORPUS, "baseline", 2, None, 1).summary_path(tmp_path)
     frame = summary_frame([summary, absent])
     assert frame["model"].tolist() == ["peer-1", "peer-2", "peer-1", "peer-2"]
@@ -231,16 +326,19 @@ def test_frames_read_students_trained_alone(tmp_path):
     assert (evals["method"].item(), evals["peers"].item(), evals["model"].item()) == ("baseline", 2, "peer-2")
 
 
-@pytest.mark.parametrize("bad", [
-    "results/2024-10M/eval/dwml/peers-2/seed-0/peer-1/blimp-fast.json",  # mutual method without alpha
-    "results/2024-10M/eval/kd/peers-2/seed-0/peer-3/blimp-fast.json",  # no peer 3 in a 2-peer run
-    "results/2024-10M/eval/baseline/peers-2/seed-0/peer-3/blimp-fast.json",  # students alone: no peer 3 either
-    "results/2024-10M/eval/baseline/peers-2/seed-0/teacher/blimp-fast.json",  # students alone: no teacher
-    "results/2024-10M/eval/baseline/seed-0/peer-1/blimp-fast.json",  # the teacher's run has no peers
-    "results/2024-10M/eval/baseline/peers-2/alpha-0.5/seed-0/peer-1/blimp-fast.json",  # baseline has no alpha
-    "results/2024-10M/eval/kd/peers-2/seed-0/peer-1/blimp-nope.json",  # unknown family
-    "results/eval/kd/peers-2/seed-0/peer-1/blimp-fast.json",  # no corpus
-])  # fmt: skip
+@pytest.mark.parametrize(
+    "bad",
+    [
+        "results/2024-10M/eval/dwml/peers-2/seed-0/peer-1/blimp-fast.json",  # mutual method without alpha
+        "results/2024-10M/eval/kd/peers-2/seed-0/peer-3/blimp-fast.json",  # no peer 3 in a 2-peer run
+        "results/2024-10M/eval/baseline/peers-2/seed-0/peer-3/blimp-fast.json",  # students alone: no peer 3 either
+        "results/2024-10M/eval/baseline/peers-2/seed-0/teacher/blimp-fast.json",  # students alone: no teacher
+        "results/2024-10M/eval/baseline/seed-0/peer-1/blimp-fast.json",  # the teacher's run has no peers
+        "results/2024-10M/eval/baseline/peers-2/alpha-0.5/seed-0/peer-1/blimp-fast.json",  # baseline has no alpha
+        "results/2024-10M/eval/kd/peers-2/seed-0/peer-1/blimp-nope.json",  # unknown family
+        "results/eval/kd/peers-2/seed-0/peer-1/blimp-fast.json",  # no corpus
+    ],
+)
 def test_parse_result_path_refuses_other_paths(bad):
     with pytest.raises(InputError, match=re.escape(bad.split("/")[0])):
         parse_result_path(bad)
@@ -270,13 +368,23 @@ def test_eval_frame_aggregate_and_missing_rows(tmp_path):
 
 
 def test_summary_frame_reads_gpu_and_flops_present_or_absent(tmp_path):
-    gpu = {"gpus": 2, "per_gpu": [{"index": 0, "name": "H200", "util_mean_pct": 80.0, "util_max_pct": 99.0,
-                                   "mem_peak_mib": 1000.0}, {"index": 1, "name": "H200", "util_mean_pct": 90.0,
-                                                             "util_max_pct": 100.0, "mem_peak_mib": 2000.0}]}  # fmt: skip
-    a = write_summary(run_of("baseline", 0).summary_path(tmp_path), "baseline", {"teacher": (100, 6e12)}, wall=3600,
-                      gpu=gpu)  # fmt: skip
-    b = write_summary(run_of("kd", 0).summary_path(tmp_path), "kd", {"peer-1": (50, None), "peer-2": (30, None)},
-                      wall=1800, gpu={"gpus": 0, "reason": "no NVML"})  # fmt: skip
+    gpu = {
+        "gpus": 2,
+        "per_gpu": [
+            {"index": 0, "name": "H200", "util_mean_pct": 80.0, "util_max_pct": 99.0, "mem_peak_mib": 1000.0},
+            {"index": 1, "name": "H200", "util_mean_pct": 90.0, "util_max_pct": 100.0, "mem_peak_mib": 2000.0},
+        ],
+    }
+    a = write_summary(
+        run_of("baseline", 0).summary_path(tmp_path), "baseline", {"teacher": (100, 6e12)}, wall=3600, gpu=gpu
+    )
+    b = write_summary(
+        run_of("kd", 0).summary_path(tmp_path),
+        "kd",
+        {"peer-1": (50, None), "peer-2": (30, None)},
+        wall=1800,
+        gpu={"gpus": 0, "reason": "no NVML"},
+    )
     frame = summary_frame([a, b]).set_index("model")
     assert frame.loc["teacher", "gpu_util_mean_pct"] == 85.0 and frame.loc["teacher", "gpus"] == 2
     assert frame.loc["teacher", "training_flops"] == 6e12 and math.isnan(frame.loc["peer-1", "training_flops"])
@@ -316,6 +424,7 @@ def test_table2_numbers_bold_missing_and_csv(tmp_path, table2_inputs):
     # Best = the better peer; the baseline's score sits in the Best column
     assert rows.loc[(blimp, "DWML"), "best"] == pytest.approx(mean)
     assert rows.loc[(blimp, "RoBERTa-base (124.0M)"), "best"] == pytest.approx(pct([0.70, 0.71, 0.72])[0])
+
     # bold: DWML is the best student per peer column; RoBERTa-base is the best of the Best column
     def cells(method: str) -> list[str]:
         line = next(x for x in tex.splitlines() if x.startswith(f"BLiMP (blimp-filtered) & {method}"))
@@ -335,7 +444,8 @@ def test_table2_numbers_bold_missing_and_csv(tmp_path, table2_inputs):
     # all seeds absent: "--" in LaTeX, empty in the CSV, never 0
     supp = "BLiMP suppl. (blimp-supplement)"
     assert pd.isna(rows.loc[(supp, "KD"), "peer_2"]) and rows.loc[(supp, "KD"), "peer_1"] == pytest.approx(
-        pct([0.52, 0.53, 0.54])[0])  # fmt: skip
+        pct([0.52, 0.53, 0.54])[0]
+    )
     kd_line = next(line for line in tex.splitlines() if line.startswith(r"BLiMP suppl. (blimp-supplement) & KD &"))
     assert kd_line.split("&")[4].strip() == "--"
     assert "2024-10M/kd/peers-2/seed-1 (peer-2: blimp-supplement)" in tex
@@ -345,13 +455,15 @@ def test_table2_names_a_run_nobody_listed(tmp_path):
     root = tmp_path / "results"
     paths = make_eval(root, seeds=(0, 1))
     search = write_search(root / "search" / "peers-2.json", 1000, [500, 300])
-    write_table("table2", {"eval": paths, "search": search}, tmp_path / "t.tex", tmp_path / "t.csv",
-                {"seeds": [0, 1, 2]})  # fmt: skip
+    write_table(
+        "table2", {"eval": paths, "search": search}, tmp_path / "t.tex", tmp_path / "t.csv", {"seeds": [0, 1, 2]}
+    )
     tex = (tmp_path / "t.tex").read_text()
     # expected by the seeds option, although no input names it
     assert "2024-10M/sd/peers-2/seed-2 (peer-1: blimp-filtered, blimp-supplement, ewok-filtered; peer-2:" in tex
-    missing = read_csv(tmp_path / "t.csv").set_index(["Benchmark", "Method"]).loc[("BLiMP (blimp-filtered)", "SD"),
-                                                                                   "missing"]  # fmt: skip
+    missing = (
+        read_csv(tmp_path / "t.csv").set_index(["Benchmark", "Method"]).loc[("BLiMP (blimp-filtered)", "SD"), "missing"]
+    )
     assert str(run_of("sd", 2).eval_path("peer-1", "blimp-filtered", root)) in missing
 
 
@@ -364,8 +476,9 @@ def test_table2_refuses_a_result_without_its_variant_naming_the_file(tmp_path, t
     assert str(odd) in str(err.value) and "rerun" in str(err.value)
     assert not (tmp_path / "t.tex").exists()
     with pytest.raises(InputError, match="unknown scoring variant 'mean'"):
-        write_table("table2", {"eval": paths, "search": search}, tmp_path / "t.tex", tmp_path / "t.csv",
-                    {"variant": "mean"})  # fmt: skip
+        write_table(
+            "table2", {"eval": paths, "search": search}, tmp_path / "t.tex", tmp_path / "t.csv", {"variant": "mean"}
+        )
 
 
 def test_table2_shows_and_names_the_variant_asked_for(tmp_path, table2_inputs):
@@ -394,13 +507,20 @@ def test_differences_within_the_seed_spread_are_called_out(tmp_path):
     paths = []
     # DWML peer-1 beats DML peer-1 by 0.5 points, with a seed std of 5 points
     for seed, (dml, dwml) in enumerate([(0.60, 0.55), (0.70, 0.76), (0.65, 0.655)]):
-        paths.append(write_zero_shot(run_of("dml", seed, peers=1).eval_path("peer-1", "blimp-filtered", root),
-                                     "blimp-filtered", dml))  # fmt: skip
-        paths.append(write_zero_shot(run_of("dwml", seed, peers=1).eval_path("peer-1", "blimp-filtered", root),
-                                     "blimp-filtered", dwml))  # fmt: skip
+        paths.append(
+            write_zero_shot(
+                run_of("dml", seed, peers=1).eval_path("peer-1", "blimp-filtered", root), "blimp-filtered", dml
+            )
+        )
+        paths.append(
+            write_zero_shot(
+                run_of("dwml", seed, peers=1).eval_path("peer-1", "blimp-filtered", root), "blimp-filtered", dwml
+            )
+        )
     search = write_search(root / "search" / "peers-1.json", 1000, [500])
-    write_table("table2", {"eval": paths, "search": search}, tmp_path / "t.tex", tmp_path / "t.csv",
-                {"benchmarks": ["blimp"]})  # fmt: skip
+    write_table(
+        "table2", {"eval": paths, "search": search}, tmp_path / "t.tex", tmp_path / "t.csv", {"benchmarks": ["blimp"]}
+    )
     tex = (tmp_path / "t.tex").read_text()
     assert_valid_latex(tex)
     assert re.search(r"the best, .*DWML, leads .*DML by 0\.5, less than the seed std", tex.replace("\n", " "))
@@ -412,10 +532,18 @@ def test_table2_latex_compiles(tmp_path, table2_inputs):
     _, paths, search = table2_inputs
     write_table("table2", {"eval": paths, "search": search}, tmp_path / "t2.tex", tmp_path / "t2.csv")
     doc = tmp_path / "doc.tex"
-    doc.write_text("\\documentclass{article}\\usepackage{booktabs}\\usepackage[margin=5mm,landscape]{geometry}"
-                   "\\begin{document}\\input{t2.tex}\\end{document}\n")  # fmt: skip
-    run = subprocess.run(["pdflatex", "-interaction=nonstopmode", "-halt-on-error", doc.name], cwd=tmp_path,
-                         check=False, capture_output=True, text=True, timeout=120)  # fmt: skip
+    doc.write_text(
+        "\\documentclass{article}\\usepackage{booktabs}\\usepackage[margin=5mm,landscape]{geometry}"
+        "\\begin{document}\\input{t2.tex}\\end{document}\n"
+    )
+    run = subprocess.run(
+        ["pdflatex", "-interaction=nonstopmode", "-halt-on-error", doc.name],
+        cwd=tmp_path,
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert run.returncode == 0, run.stdout[-2000:]
 
 
@@ -424,8 +552,7 @@ def test_table2_latex_compiles(tmp_path, table2_inputs):
 
 def test_table1_tracks_published_rows_and_macro(tmp_path):
     root = tmp_path / "results"
-    paths = make_eval(root, methods=("baseline", "dwml"), benches=("blimp", "supplement", "ewok", "glue"),
-                      seeds=(0, 1))  # fmt: skip
+    paths = make_eval(root, methods=("baseline", "dwml"), benches=("blimp", "supplement", "ewok", "glue"), seeds=(0, 1))
     write_table("table1", {"eval": paths}, tmp_path / "t1.tex", tmp_path / "t1.csv")
     tex, csv = (tmp_path / "t1.tex").read_text(), read_csv(tmp_path / "t1.csv")
     assert_valid_latex(tex)
@@ -462,10 +589,16 @@ def test_table1_tracks_published_rows_and_macro(tmp_path):
 def test_table1_shows_every_track_given_and_only_those(tmp_path):
     root = tmp_path / "results"
     benches = ("blimp", "supplement", "ewok", "glue")
-    paths = [path for corpus in ("2024-10M", "2024-100M")
-             for path in make_eval(root, methods=("baseline", "dwml"), benches=benches, seeds=(0,), corpus=corpus)]
-    write_zero_shot(RunId("2024-100M", "baseline", None, None, 0).eval_path("teacher", FAMILIES["blimp"], root),
-                    FAMILIES["blimp"], 0.80)  # the 100M teacher scores higher on BLiMP
+    paths = [
+        path
+        for corpus in ("2024-10M", "2024-100M")
+        for path in make_eval(root, methods=("baseline", "dwml"), benches=benches, seeds=(0,), corpus=corpus)
+    ]
+    write_zero_shot(
+        RunId("2024-100M", "baseline", None, None, 0).eval_path("teacher", FAMILIES["blimp"], root),
+        FAMILIES["blimp"],
+        0.80,
+    )  # the 100M teacher scores higher on BLiMP
     write_table("table1", {"eval": paths}, tmp_path / "t1.tex", tmp_path / "t1.csv", {"tracks": ["10M", "100M"]})
     rows = read_csv(tmp_path / "t1.csv").set_index(["Track", "Model"])
     for track, blimp in (("10M", 75.0), ("100M", 85.0)):  # both tracks run: each row from its own corpus's files
@@ -479,14 +612,16 @@ def test_table1_shows_every_track_given_and_only_those(tmp_path):
 
 def test_table1_prints_unverified_published_values_as_na(tmp_path):
     root = tmp_path / "results"
-    paths = make_eval(root, methods=("baseline", "dwml"), benches=("blimp", "supplement", "ewok", "glue"),
-                      seeds=(0,))  # fmt: skip
+    paths = make_eval(root, methods=("baseline", "dwml"), benches=("blimp", "supplement", "ewok", "glue"), seeds=(0,))
     published = tmp_path / "published.yaml"
-    published.write_text("source: {citation: 'X 2024.', url: 'https://example.org'}\n"
-                         "tracks:\n  10M:\n    BabyLlama: {blimp: null, supplement: 59.5, ewok: null, glue: null,"
-                         " macro: null}\n")  # fmt: skip
-    write_table("table1", {"eval": paths, "published": published}, tmp_path / "t.tex", tmp_path / "t.csv",
-                {"tracks": ["10M"]})  # fmt: skip
+    published.write_text(
+        "source: {citation: 'X 2024.', url: 'https://example.org'}\n"
+        "tracks:\n  10M:\n    BabyLlama: {blimp: null, supplement: 59.5, ewok: null, glue: null,"
+        " macro: null}\n"
+    )
+    write_table(
+        "table1", {"eval": paths, "published": published}, tmp_path / "t.tex", tmp_path / "t.csv", {"tracks": ["10M"]}
+    )
     tex = (tmp_path / "t.tex").read_text()
     line = next(x for x in tex.splitlines() if x.startswith("10M & BabyLlama"))
     assert line.count("n/a") == 4 and "59.5" in line and "not verified offline" in tex
@@ -513,8 +648,14 @@ def test_table6_per_phenomenon_means_and_row_bold(tmp_path):
             run = run_of(method, seed)
             for model in run.models:
                 a = score(method, model, seed, "blimp")
-                paths.append(write_zero_shot(run.eval_path(model, "blimp-filtered", root), "blimp-filtered", a,
-                                             groups={"binding": a, "island_effects": 1 - a}))  # fmt: skip
+                paths.append(
+                    write_zero_shot(
+                        run.eval_path(model, "blimp-filtered", root),
+                        "blimp-filtered",
+                        a,
+                        groups={"binding": a, "island_effects": 1 - a},
+                    )
+                )
     write_table("table6", {"eval": paths}, tmp_path / "t.tex", tmp_path / "t.csv")
     tex, rows = (tmp_path / "t.tex").read_text(), read_csv(tmp_path / "t.csv").set_index("Phenomenon")
     assert_valid_latex(tex)
@@ -538,17 +679,43 @@ def test_table6_per_phenomenon_means_and_row_bold(tmp_path):
 
 def test_table9_flops_gpu_wall_time_relative_to_baseline(tmp_path):
     root = tmp_path / "results"
-    gpu = {"gpus": 1, "per_gpu": [{"index": 0, "name": "H200", "util_mean_pct": 80.0, "util_max_pct": 100.0,
-                                   "mem_peak_mib": 1.0, "mem_total_mib": 2.0, "power_mean_w": 1.0}]}  # fmt: skip
+    gpu = {
+        "gpus": 1,
+        "per_gpu": [
+            {
+                "index": 0,
+                "name": "H200",
+                "util_mean_pct": 80.0,
+                "util_max_pct": 100.0,
+                "mem_peak_mib": 1.0,
+                "mem_total_mib": 2.0,
+                "power_mean_w": 1.0,
+            }
+        ],
+    }
     paths = []
     for seed in (0, 1):
-        paths.append(write_summary(run_of("baseline", seed).summary_path(root), "baseline", {"teacher": (100, 1e15)},
-                                   wall=7200 + 3600 * seed, seed=seed, gpu=gpu))  # fmt: skip
-        paths.append(write_summary(run_of("dwml", seed).summary_path(root), "dwml",
-                                   {"peer-1": (50, 4e14), "peer-2": (30, 2e14)}, wall=3600, seed=seed,
-                                   gpu={"gpus": 0, "reason": "no NVIDIA driver"}))  # fmt: skip
-    write_table("table9", {"summaries": paths}, tmp_path / "t.tex", tmp_path / "t.csv",
-                {"methods": ["dwml"]})  # fmt: skip
+        paths.append(
+            write_summary(
+                run_of("baseline", seed).summary_path(root),
+                "baseline",
+                {"teacher": (100, 1e15)},
+                wall=7200 + 3600 * seed,
+                seed=seed,
+                gpu=gpu,
+            )
+        )
+        paths.append(
+            write_summary(
+                run_of("dwml", seed).summary_path(root),
+                "dwml",
+                {"peer-1": (50, 4e14), "peer-2": (30, 2e14)},
+                wall=3600,
+                seed=seed,
+                gpu={"gpus": 0, "reason": "no NVIDIA driver"},
+            )
+        )
+    write_table("table9", {"summaries": paths}, tmp_path / "t.tex", tmp_path / "t.csv", {"methods": ["dwml"]})
     tex, rows = (tmp_path / "t.tex").read_text(), read_csv(tmp_path / "t.csv").set_index("Method")
     assert_valid_latex(tex)
     assert rows.loc["DWML", "flops"] == pytest.approx(6e14) and rows.loc["DWML", "flops_1"] == pytest.approx(4e14)
@@ -567,8 +734,17 @@ def test_tables_3_4_5(tmp_path):
     root = tmp_path / "results"
     s1 = write_search(root / "search/peers-1.json", 1000, [480])
     s2 = write_search(root / "search/peers-2.json", 1000, [500, 333])
-    summaries = [write_summary(run_of("kd", s).summary_path(root), "kd", {"peer-1": (5, 1.0), "peer-2": (3, 1.0)},
-                               wall=1, seed=s, options={"lam": 0.5, "tau": 2.0}) for s in (0, 1)]  # fmt: skip
+    summaries = [
+        write_summary(
+            run_of("kd", s).summary_path(root),
+            "kd",
+            {"peer-1": (5, 1.0), "peer-2": (3, 1.0)},
+            wall=1,
+            seed=s,
+            options={"lam": 0.5, "tau": 2.0},
+        )
+        for s in (0, 1)
+    ]
     write_table("table3", {"search": [s2, s1], "summaries": summaries}, tmp_path / "t3.tex", tmp_path / "t3.csv")
     tex3, t3 = (tmp_path / "t3.tex").read_text(), read_csv(tmp_path / "t3.csv")
     assert_valid_latex(tex3)
@@ -590,8 +766,10 @@ def test_tables_3_4_5(tmp_path):
 
     corpus = root / CORPUS / "stats" / "corpus.csv"
     corpus.parent.mkdir(parents=True)
-    corpus.write_text("domain,split,lines,words\nchildes,train,2,10\nchildes,dev,1,5\nchildes,test,1,4\n"
-                      "gutenberg,train,3,20\ngutenberg,dev,1,6\ngutenberg,test,1,7\n")  # fmt: skip
+    corpus.write_text(
+        "domain,split,lines,words\nchildes,train,2,10\nchildes,dev,1,5\nchildes,test,1,4\n"
+        "gutenberg,train,3,20\ngutenberg,dev,1,6\ngutenberg,test,1,7\n"
+    )
     write_table("table5", {"corpus": corpus}, tmp_path / "t5.tex", tmp_path / "t5.csv")
     assert_valid_latex((tmp_path / "t5.tex").read_text())
     t5 = read_csv(tmp_path / "t5.csv").set_index("Domain")

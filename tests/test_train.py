@@ -13,12 +13,12 @@ import torch
 from transformers import AutoModelForMaskedLM, AutoTokenizer
 
 from babyteach import methods as methods_module
+from babyteach.data.masking import DEV_STREAM, mask_blocks, mask_key, predictions_per_block, replacement_ids
 from babyteach.data.shards import PackedBlocks, read_meta
 from babyteach.errors import InputError, WriteError
 from babyteach.losses import cross_entropy, kd_loss, sd_loss
 from babyteach.methods import METHODS, MLMBatch, StepContext, make_method
 from babyteach.models import build_model, count_parameters, flops_per_token, masked_logits
-from babyteach.data.masking import DEV_STREAM, mask_blocks, mask_key, predictions_per_block, replacement_ids
 from babyteach.train import NonFiniteLossError, TrainConfig, plan_steps
 from train_helpers import BLOCK, SMALL, TINY, checkpoint_of, config, parameters_of, read_metrics, run
 
@@ -77,8 +77,16 @@ def test_budget_gives_exact_steps_tokens_and_outputs(data, baseline):
     assert student["parameters"] == count_parameters(TINY, 300, BLOCK)
     assert 0 < student["final_dev_loss"] < metrics[0]["loss"]["teacher"]
     card = (out / "teacher" / "README.md").read_text()
-    for fact in ("baseline", "L2-H2-D16", f"{student['parameters']:,}", f"{summary['tokens']:,}", "| seed | 0 |",
-                 f"{student['training_flops']:.3e}", "on cpu × 1", f"`{summary['config_hash']}`"):
+    for fact in (
+        "baseline",
+        "L2-H2-D16",
+        f"{student['parameters']:,}",
+        f"{summary['tokens']:,}",
+        "| seed | 0 |",
+        f"{student['training_flops']:.3e}",
+        "on cpu × 1",
+        f"`{summary['config_hash']}`",
+    ):
         assert fact in card
 
 
@@ -118,8 +126,15 @@ def test_kd_runs_the_teacher_once_per_micro_batch_for_all_students(data, baselin
 
     monkeypatch.setattr(methods_module, "masked_logits", recording_forward)
     cfg = config(token_budget=3 * 2 * 8 * BLOCK, grad_accum=2)
-    summary = run(data, tmp_path, "kd", {"peer1": TINY, "peer2": SMALL}, cfg, teacher_dir=out / "teacher",
-                  method_options={"lam": 0.5, "tau": 2.0})
+    summary = run(
+        data,
+        tmp_path,
+        "kd",
+        {"peer1": TINY, "peer2": SMALL},
+        cfg,
+        teacher_dir=out / "teacher",
+        method_options={"lam": 0.5, "tau": 2.0},
+    )
     assert summary["steps"] == 3 and len(calls) == 3 * 2 * 3  # 3 steps × 2 micro-batches × (teacher + 2 students)
     for first in range(0, len(calls), 3):  # per micro-batch: one teacher pass, both students, the same input
         group = calls[first : first + 3]
@@ -182,10 +197,17 @@ def hand_dev_loss(data, models, cfg) -> dict[str, float]:
     special = sorted(meta["special_tokens"].values())
     train = PackedBlocks(shards, "train", BLOCK).get_blocks(np.arange(len(PackedBlocks(shards, "train", BLOCK))))
     k = predictions_per_block(cfg.mask_prob, float((train[:, 1:-1] != meta["special_tokens"]["</s>"]).sum(1).mean()))
-    batches = [mask_blocks(torch.from_numpy(dev.get_blocks(np.arange(first, min(first + cfg.batch_size, n)))),
-                           mask_key(cfg.seed, DEV_STREAM, j), k, torch.tensor(special),
-                           replacement_ids(meta["vocab_size"], special, torch.device("cpu")), meta["special_tokens"]["<mask>"])
-               for j, first in enumerate(range(0, n, cfg.batch_size))]  # fmt: skip
+    batches = [
+        mask_blocks(
+            torch.from_numpy(dev.get_blocks(np.arange(first, min(first + cfg.batch_size, n)))),
+            mask_key(cfg.seed, DEV_STREAM, j),
+            k,
+            torch.tensor(special),
+            replacement_ids(meta["vocab_size"], special, torch.device("cpu")),
+            meta["special_tokens"]["<mask>"],
+        )
+        for j, first in enumerate(range(0, n, cfg.batch_size))
+    ]
     targets = torch.cat([b.targets for b in batches])
     losses = {}
     with torch.no_grad():
@@ -260,8 +282,14 @@ def test_rerun_of_a_finished_run_rewrites_its_outputs_and_changed_settings_start
     # another learning rate (Snakemake reruns the job after a config change): a run of its own,
     # from step 0, beside the first run's checkpoint
     steps = []
-    run(data, tmp_path, "baseline", {"a": TINY}, config(token_budget=2 * 8 * BLOCK, lr=1e-3),
-        on_step=lambda step, *args: steps.append(step))
+    run(
+        data,
+        tmp_path,
+        "baseline",
+        {"a": TINY},
+        config(token_budget=2 * 8 * BLOCK, lr=1e-3),
+        on_step=lambda step, *args: steps.append(step),
+    )
     assert steps == [1, 2]
     assert len(list((tmp_path / "run" / "ckpt").glob("run-*/checkpoint.pt"))) == 2
 
@@ -323,8 +351,15 @@ def test_registry_and_config_validation():
     with pytest.raises(InputError, match="exactly one of token_budget and epochs"):
         TrainConfig(epochs=None)
     assert (TrainConfig().epochs, TrainConfig(token_budget=100).epochs) == (10, None)  # the schema's, unless a budget
-    for bad in (dict(lr=-1.0), dict(batch_size=0), dict(mask_prob=1.0), dict(precision="fp16"),
-                dict(warmup_fraction=1.0), dict(clip_norm=0.0), dict(block_size=2)):
+    for bad in (
+        dict(lr=-1.0),
+        dict(batch_size=0),
+        dict(mask_prob=1.0),
+        dict(precision="fp16"),
+        dict(warmup_fraction=1.0),
+        dict(clip_norm=0.0),
+        dict(block_size=2),
+    ):
         with pytest.raises(InputError):
             TrainConfig(token_budget=100, **bad)
     for bad_eval in (0, -5, "x", 2.5, True):
@@ -391,7 +426,11 @@ def test_a_failed_checkpoint_write_keeps_the_previous_checkpoint(data, tmp_path,
 def test_bf16_precision_autocasts_on_the_cpu_too(data, tmp_path):
     # training.precision: bf16 runs forward and loss under bf16 autocast on any device (the CPU study of the
     # GPU's bf16 path): the same run in fp32 and bf16 ends close, but not equal
-    fp32 = run(data, tmp_path, "baseline", {"a": TINY}, config(token_budget=3 * 8 * BLOCK, precision="fp32"), tag="fp32")
-    bf16 = run(data, tmp_path, "baseline", {"a": TINY}, config(token_budget=3 * 8 * BLOCK, precision="bf16"), tag="bf16")
+    fp32 = run(
+        data, tmp_path, "baseline", {"a": TINY}, config(token_budget=3 * 8 * BLOCK, precision="fp32"), tag="fp32"
+    )
+    bf16 = run(
+        data, tmp_path, "baseline", {"a": TINY}, config(token_budget=3 * 8 * BLOCK, precision="bf16"), tag="bf16"
+    )
     a, b = fp32["students"]["a"]["final_dev_loss"], bf16["students"]["a"]["final_dev_loss"]
     assert a != b and abs(a - b) < 0.05

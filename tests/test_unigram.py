@@ -21,8 +21,12 @@ def write_shards(root: Path, splits: dict[str, list[int]], vocab_size: int = 8) 
     for split, ids in splits.items():
         np.save(tokens_file(root, split), np.array(ids, dtype=np.uint16))
         np.save(offsets_file(root, split), np.array([0, len(ids)], dtype=np.int64))
-    meta = {"vocab_size": vocab_size, "dtype": "uint16", "special_tokens": {t: i for i, t in enumerate(SPECIAL_TOKENS)},
-            "splits": {split: {} for split in splits}}
+    meta = {
+        "vocab_size": vocab_size,
+        "dtype": "uint16",
+        "special_tokens": {t: i for i, t in enumerate(SPECIAL_TOKENS)},
+        "splits": {split: {} for split in splits},
+    }
     (root / "meta.json").write_text(json.dumps(meta))
     return root
 
@@ -89,6 +93,8 @@ def test_dev_blocks_restricts_the_dev_numbers_to_the_first_blocks(tmp_path):
     assert first.dev_cross_entropy == pytest.approx(-math.log(3 / 7), rel=1e-12)  # q = (3, 2, 2) / 7
     assert first.dev_tokens == 3
     assert unigram_baseline(shards, dev_blocks=99, block_size=5).dev_cross_entropy == pytest.approx(
-        unigram_baseline(shards).dev_cross_entropy, rel=1e-12)  # all blocks: the whole split
+        unigram_baseline(shards).dev_cross_entropy, rel=1e-12
+    )  # all blocks: the whole split
     assert own_token_floor(shards, dev_blocks=1, block_size=5) == pytest.approx(
-        brute_force_floor([5, 5, 6, 7], [5, 5, 5], [5, 6, 7]), rel=1e-12)
+        brute_force_floor([5, 5, 6, 7], [5, 5, 5], [5, 6, 7]), rel=1e-12
+    )

@@ -11,12 +11,12 @@ import sys
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import REPO
 from transformers import AutoModelForMaskedLM, AutoTokenizer
-from shard_helpers import decode_split
-from workflow_helpers import run_snakemake
 
 from babyteach.data.shards import PackedBlocks
+from conftest import REPO
+from shard_helpers import decode_split
+from workflow_helpers import run_snakemake
 
 MICRO = {
     "corpus": {"max_lines_per_file": 200},
@@ -31,12 +31,22 @@ MICRO = {
     "evaluation_data": ["blimp-fast", "ewok-fast", "glue-filtered"],
     "seeds": [0],
     "training": {
-        "epochs": None, "token_budget": 4000, "batch_size": 4, "lr": 0.002,
-        "checkpoint_every": 5, "log_every": 2, "dev_blocks": 4,
+        "epochs": None,
+        "token_budget": 4000,
+        "batch_size": 4,
+        "lr": 0.002,
+        "checkpoint_every": 5,
+        "log_every": 2,
+        "dev_blocks": 4,
     },
     "evaluation": {"max_per_task": 2, "per_item": True},
-    "finetune": {"tasks": ["cola", "mrpc"], "max_train_examples": 16, "max_eval_examples": 16, "max_epochs": 1,
-                 "batch_size": 8},
+    "finetune": {
+        "tasks": ["cola", "mrpc"],
+        "max_train_examples": 16,
+        "max_eval_examples": 16,
+        "max_epochs": 1,
+        "batch_size": 8,
+    },
     "mutual": {"weight_update_every": 2},
     "ablations": {"alphas": [0.5]},  # the main alpha: the alpha ablation adds no run here
     "report": {"table1_tracks": ["10M"]},  # the mirror holds no 100M corpus
@@ -148,8 +158,12 @@ def test_a_new_ablation_point_trains_only_itself(micro_run):
 def test_trained_models_load_and_report_their_budget(micro_run):
     workdir, _ = micro_run
     runs = workdir / "results/2024-10M/train"
-    expected = {"baseline/seed-0": ["teacher"], "kd/peers-2/seed-0": ["peer-1", "peer-2"],
-                "sd/peers-2/seed-0": ["peer-1", "peer-2"], **{run: ["peer-1", "peer-2"] for run in MUTUAL_RUNS}}
+    expected = {
+        "baseline/seed-0": ["teacher"],
+        "kd/peers-2/seed-0": ["peer-1", "peer-2"],
+        "sd/peers-2/seed-0": ["peer-1", "peer-2"],
+        **{run: ["peer-1", "peer-2"] for run in MUTUAL_RUNS},
+    }
     search = json.loads((workdir / "results/search/peers-2.json").read_text())
     for run, models in expected.items():
         summary = json.loads((runs / run / "train_summary.json").read_text())
@@ -170,7 +184,8 @@ def test_trained_models_load_and_report_their_budget(micro_run):
     weights = pd.read_csv(runs / MUTUAL_RUNS[1] / "peer_weights.csv")
     assert len(weights) == dwml["outer_steps"] + 1
     assert json.loads((runs / MUTUAL_RUNS[2] / "train_summary.json").read_text())["teacher_dir"].endswith(
-        "train/baseline/seed-0/teacher")
+        "train/baseline/seed-0/teacher"
+    )
     assert (workdir / "results/checkpoints/2024-10M/train/baseline/seed-0").is_dir()
 
 
@@ -181,15 +196,27 @@ def test_a_training_job_with_two_gpus_runs_as_two_torchrun_processes(micro_run, 
     corpus = workdir / "results/2024-10M"
     for folder in ("shards", "tokenizer"):  # present inputs: only the training job runs
         shutil.copytree(corpus / folder, tmp_path / "results/2024-10M" / folder)
-    result = run_snakemake(tmp_path, "--cores", "2", "-p", "results/2024-10M/train/baseline/seed-0",
-                           "--set-resources", "train_baseline:gpu=2", config=config)
+    result = run_snakemake(
+        tmp_path,
+        "--cores",
+        "2",
+        "-p",
+        "results/2024-10M/train/baseline/seed-0",
+        "--set-resources",
+        "train_baseline:gpu=2",
+        config=config,
+    )
     assert "torch.distributed.run --standalone --nproc_per_node 2 -m babyteach.train_job" in result.stderr
     log = (tmp_path / "results/logs/2024-10M/train/baseline/seed-0.log").read_text()
     assert "data-parallel over 2 processes, 2 blocks each per micro-batch" in log
     two = json.loads((tmp_path / "results/2024-10M/train/baseline/seed-0/train_summary.json").read_text())
     one = json.loads((corpus / "train/baseline/seed-0/train_summary.json").read_text())
     assert two["processes"] == 2 and one["processes"] == 1
-    assert (two["steps"], two["tokens"], two["tokens_per_step"]) == (one["steps"], one["tokens"], one["tokens_per_step"])
+    assert (two["steps"], two["tokens"], two["tokens_per_step"]) == (
+        one["steps"],
+        one["tokens"],
+        one["tokens_per_step"],
+    )
     AutoModelForMaskedLM.from_pretrained(tmp_path / "results/2024-10M/train/baseline/seed-0/teacher")
     # the GPU count is a resource, not a rerun trigger: with the default gpu=1 nothing is to do
     plan = run_snakemake(tmp_path, "-n", "results/2024-10M/train/baseline/seed-0", config=config)
@@ -223,16 +250,29 @@ def test_lint_reports_nothing(tmp_path):
 def test_snakefmt_check_passes():
     result = subprocess.run(
         [sys.executable, "-m", "snakefmt", "--check", "Snakefile", "workflow/rules"],
-        cwd=REPO, capture_output=True, text=True,
+        cwd=REPO,
+        capture_output=True,
+        text=True,
     )
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+@pytest.mark.parametrize("check", [["check"], ["format", "--check"]], ids=["lint", "format"])
+def test_ruff_passes(check):
+    """The Python sources are linted and formatted by ruff (pyproject.toml, [tool.ruff]), as the .smk
+    files are by snakefmt: formatting needs no per-line exceptions."""
+    result = subprocess.run([sys.executable, "-m", "ruff", *check, "."], cwd=REPO, capture_output=True, text=True)
     assert result.returncode == 0, result.stdout + result.stderr
 
 
 def test_every_trained_model_is_evaluated_zero_shot(micro_run):
     workdir, _ = micro_run
     evals = workdir / "results/2024-10M/eval"
-    models = ["baseline/seed-0/teacher", *(f"{m}/peers-2/seed-0/peer-{i}" for m in ("kd", "sd") for i in (1, 2)),
-              *(f"{run}/peer-{i}" for run in MUTUAL_RUNS for i in (1, 2))]
+    models = [
+        "baseline/seed-0/teacher",
+        *(f"{m}/peers-2/seed-0/peer-{i}" for m in ("kd", "sd") for i in (1, 2)),
+        *(f"{run}/peer-{i}" for run in MUTUAL_RUNS for i in (1, 2)),
+    ]
     for model in models:
         blimp = json.loads((evals / model / "blimp-fast.json").read_text())
         ewok = json.loads((evals / model / "ewok-fast.json").read_text())
@@ -281,7 +321,8 @@ def test_tables_and_figures_hold_the_runs_numbers(micro_run):
     teacher = json.loads((evals / "baseline/seed-0/teacher/blimp-fast.json").read_text())["variants"]
     assert table1.loc[("10M", "RoBERTa-base"), "blimp"] == pytest.approx(100 * teacher["official"]["macro_accuracy"])
     assert table1.loc[("10M", "RoBERTa-base"), "blimp_strict"] == pytest.approx(
-        100 * teacher["pll-word-l2r"]["macro_accuracy"])
+        100 * teacher["pll-word-l2r"]["macro_accuracy"]
+    )
     assert table1.loc[("10M", "RoBERTa-base"), "glue_tasks"] == "2/11"  # finetune.tasks: cola, mrpc
     table9 = pd.read_csv(tables / "table9.csv")
     summary = json.loads((workdir / "results/2024-10M/train/baseline/seed-0/train_summary.json").read_text())
@@ -298,11 +339,19 @@ def test_every_table_compiles_as_a_latex_fragment(micro_run, tmp_path):
         pytest.skip("pdflatex not installed; test_tables_and_figures_hold_the_runs_numbers checks the structure")
     workdir, _ = micro_run
     inputs = "".join(f"\\input{{{tex}}}\\clearpage" for tex in sorted((workdir / "results/tables").glob("*.tex")))
-    (tmp_path / "doc.tex").write_text("\\documentclass{article}\\usepackage{booktabs}"
-                                      "\\usepackage[margin=5mm,landscape]{geometry}"
-                                      f"\\begin{{document}}{inputs}\\end{{document}}\n")
-    run = subprocess.run(["pdflatex", "-interaction=nonstopmode", "-halt-on-error", "doc.tex"], cwd=tmp_path,
-                         check=False, capture_output=True, text=True, timeout=300)
+    (tmp_path / "doc.tex").write_text(
+        "\\documentclass{article}\\usepackage{booktabs}"
+        "\\usepackage[margin=5mm,landscape]{geometry}"
+        f"\\begin{{document}}{inputs}\\end{{document}}\n"
+    )
+    run = subprocess.run(
+        ["pdflatex", "-interaction=nonstopmode", "-halt-on-error", "doc.tex"],
+        cwd=tmp_path,
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert run.returncode == 0, run.stdout[-3000:]
     assert (tmp_path / "doc.pdf").read_bytes().startswith(b"%PDF")
 

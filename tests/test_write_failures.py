@@ -118,17 +118,19 @@ def test_a_read_error_inside_a_write_is_not_called_a_write_failure(tmp_path: Pat
 # --- training: checkpoints, metrics, models, GPU samples -----------------------------------------
 
 
-def test_full_disk_at_a_checkpoint_keeps_the_previous_one_and_the_rerun_resumes(data, tmp_path, monkeypatch,
-                                                                                capsys):  # fmt: skip
+def test_full_disk_at_a_checkpoint_keeps_the_previous_one_and_the_rerun_resumes(data, tmp_path, monkeypatch, capsys):
     shards, tokenizer = data
-    cfg = dict(token_budget=30 * 8 * 16, batch_size=8, lr=3e-3, warmup_fraction=0.1,
-               dev_blocks=16, device="cpu")  # fmt: skip
+    cfg = dict(token_budget=30 * 8 * 16, batch_size=8, lr=3e-3, warmup_fraction=0.1, dev_blocks=16, device="cpu")
     settings = {"method": "baseline", "seed": 0, "block_size": 16, "teacher": TINY.to_dict(), "training": cfg}
 
     def job(name: str) -> list[str]:
-        paths = {"shards": str(shards), "tokenizer": str(tokenizer), "output": str(tmp_path / name / "out"),
-                 "checkpoint_dir": str(tmp_path / name / "ckpt"),
-                 "cadence": {"checkpoint_every": 10, "log_every": 10, "eval_every": None}}
+        paths = {
+            "shards": str(shards),
+            "tokenizer": str(tokenizer),
+            "output": str(tmp_path / name / "out"),
+            "checkpoint_dir": str(tmp_path / name / "ckpt"),
+            "cadence": {"checkpoint_every": 10, "log_every": 10, "eval_every": None},
+        }
         return [json.dumps(settings), json.dumps(paths), str(tmp_path / f"{name}.log")]
 
     assert train_job(job("whole")) == 0
@@ -147,10 +149,12 @@ def test_full_disk_at_a_checkpoint_keeps_the_previous_one_and_the_rerun_resumes(
     err = capsys.readouterr().err
     (line,) = [line for line in err.splitlines() if line.startswith("babyteach train")]  # one message
     assert "Traceback" not in err and "inline_container" not in err
-    assert line == (f"babyteach train: error: {checkpoint}: cannot be written: No space left on device (ENOSPC). "
-                    f"The disk that holds {checkpoint.parent} is full: free space there (`df -h {checkpoint.parent}`) "
-                    "or move the output elsewhere, then run the same command again; the previous checkpoint is "
-                    "unchanged and the run resumes from it")  # fmt: skip
+    assert line == (
+        f"babyteach train: error: {checkpoint}: cannot be written: No space left on device (ENOSPC). "
+        f"The disk that holds {checkpoint.parent} is full: free space there (`df -h {checkpoint.parent}`) "
+        "or move the output elsewhere, then run the same command again; the previous checkpoint is "
+        "unchanged and the run resumes from it"
+    )
     assert (tmp_path / "full.log").read_text().rstrip("\n").endswith(line.removeprefix("babyteach train: error: "))
     assert torch.load(checkpoint, weights_only=True)["step"] == 10  # the last good checkpoint, readable
     assert _no_temporaries(tmp_path / "full") and not (tmp_path / "full" / "out").exists()
@@ -159,20 +163,30 @@ def test_full_disk_at_a_checkpoint_keeps_the_previous_one_and_the_rerun_resumes(
     assert train_job(job("full")) == 0
     assert "resumed from" in (tmp_path / "full.log").read_text()
     assert "at step 10 of 30" in (tmp_path / "full.log").read_text()
-    whole, resumed = parameters_of(tmp_path / "whole" / "out", "teacher"), parameters_of(tmp_path / "full" / "out",
-                                                                                           "teacher")
+    whole, resumed = (
+        parameters_of(tmp_path / "whole" / "out", "teacher"),
+        parameters_of(tmp_path / "full" / "out", "teacher"),
+    )
     assert all(torch.equal(whole[name], resumed[name]) for name in whole)
 
 
 def _train(data, root: Path):
     shards, tokenizer = data
-    return train("baseline", {"teacher": TINY}, shards, tokenizer, root / "out", root / "ckpt",
-                 config(checkpoint_every=10, log_every=10))
+    return train(
+        "baseline",
+        {"teacher": TINY},
+        shards,
+        tokenizer,
+        root / "out",
+        root / "ckpt",
+        config(checkpoint_every=10, log_every=10),
+    )
 
 
 @pytest.mark.parametrize("writer", ["metrics", "model"])
-def test_full_disk_while_writing_the_outputs_keeps_the_checkpoint_and_the_rerun_writes_them(data, tmp_path,
-                                                                                            monkeypatch, writer):
+def test_full_disk_while_writing_the_outputs_keeps_the_checkpoint_and_the_rerun_writes_them(
+    data, tmp_path, monkeypatch, writer
+):
     if writer == "metrics":
         real_write_text = Path.write_text
 
@@ -197,8 +211,9 @@ def test_full_disk_while_writing_the_outputs_keeps_the_checkpoint_and_the_rerun_
         _train(data, tmp_path)
     message = str(raised.value)
     assert message.startswith(f"{named}: cannot be written: No space left on device (ENOSPC).")
-    assert message.endswith("the final checkpoint is kept: the same command writes the outputs from it without "
-                            "training again")
+    assert message.endswith(
+        "the final checkpoint is kept: the same command writes the outputs from it without training again"
+    )
     assert not (tmp_path / "out").exists() and _no_temporaries(tmp_path)
     assert torch.load(checkpoint_of(tmp_path / "ckpt"), weights_only=True)["step"] == 30
 
@@ -268,9 +283,18 @@ def test_full_disk_while_writing_a_table_keeps_the_previous_one(tmp_path, monkey
 def _can_mount_tmpfs(folder: Path) -> bool:
     """Whether this machine lets an unprivileged user namespace mount a tmpfs (most Linux kernels do)."""
     folder.mkdir()
-    probe = subprocess.run(["unshare", "--user", "--map-root-user", "--mount", "sh", "-c",
-                            f"mount -t tmpfs -o size=64k tmpfs {shlex.quote(str(folder))}"],
-                           capture_output=True)  # fmt: skip
+    probe = subprocess.run(
+        [
+            "unshare",
+            "--user",
+            "--map-root-user",
+            "--mount",
+            "sh",
+            "-c",
+            f"mount -t tmpfs -o size=64k tmpfs {shlex.quote(str(folder))}",
+        ],
+        capture_output=True,
+    )
     return probe.returncode == 0
 
 
@@ -279,35 +303,65 @@ def test_a_real_full_disk_at_a_checkpoint(data, tmp_path):
     if shutil.which("unshare") is None or not _can_mount_tmpfs(tmp_path / "probe"):
         pytest.skip("no user namespaces to mount a small tmpfs in (the monkeypatched tests above still run)")
     shards, tokenizer = data
-    settings = {"method": "baseline", "seed": 0, "block_size": 16, "teacher": TINY.to_dict(),
-                "training": {"token_budget": 30 * 8 * 16, "batch_size": 8, "lr": 3e-3, "dev_blocks": 16,
-                             "device": "cpu"}}  # fmt: skip
+    settings = {
+        "method": "baseline",
+        "seed": 0,
+        "block_size": 16,
+        "teacher": TINY.to_dict(),
+        "training": {"token_budget": 30 * 8 * 16, "batch_size": 8, "lr": 3e-3, "dev_blocks": 16, "device": "cpu"},
+    }
 
     def command(root: Path, name: str) -> str:
-        job = {"shards": str(shards), "tokenizer": str(tokenizer), "output": str(tmp_path / name / "out"),
-               "checkpoint_dir": str(root / "ckpt"),
-               "cadence": {"checkpoint_every": 10, "log_every": 10, "eval_every": None}}
-        args = [sys.executable, "-m", "babyteach.train_job", json.dumps(settings), json.dumps(job),
-                str(tmp_path / f"{name}.log")]
+        job = {
+            "shards": str(shards),
+            "tokenizer": str(tokenizer),
+            "output": str(tmp_path / name / "out"),
+            "checkpoint_dir": str(root / "ckpt"),
+            "cadence": {"checkpoint_every": 10, "log_every": 10, "eval_every": None},
+        }
+        args = [
+            sys.executable,
+            "-m",
+            "babyteach.train_job",
+            json.dumps(settings),
+            json.dumps(job),
+            str(tmp_path / f"{name}.log"),
+        ]
         return " ".join(shlex.quote(arg) for arg in args)
 
     plain = tmp_path / "plain"  # the same run on a roomy disk, in this process
-    train("baseline", {"teacher": TINY}, shards, tokenizer, plain / "out", plain / "ckpt",
-          TrainConfig(**settings["training"], block_size=16, checkpoint_every=10, log_every=10, eval_every=None))
+    train(
+        "baseline",
+        {"teacher": TINY},
+        shards,
+        tokenizer,
+        plain / "out",
+        plain / "ckpt",
+        TrainConfig(**settings["training"], block_size=16, checkpoint_every=10, log_every=10, eval_every=None),
+    )
     pages = -(-checkpoint_of(plain / "ckpt").stat().st_size // 4096)
     disk = tmp_path / "disk"
     disk.mkdir()
-    script = (f"mount -t tmpfs -o size={(pages + pages // 2) * 4096} tmpfs {disk} && "
-              f"{{ {command(disk, 'full')} 2> {tmp_path / 'stderr'}; echo $? > {tmp_path / 'status'}; }} && "
-              f"mount -o remount,size=16m {disk} && {command(disk, 'full')}")
-    subprocess.run(["unshare", "--user", "--map-root-user", "--mount", "sh", "-c", script], check=True,
-                   capture_output=True, env={**os.environ, "OMP_NUM_THREADS": "1"})  # fmt: skip
+    script = (
+        f"mount -t tmpfs -o size={(pages + pages // 2) * 4096} tmpfs {disk} && "
+        f"{{ {command(disk, 'full')} 2> {tmp_path / 'stderr'}; echo $? > {tmp_path / 'status'}; }} && "
+        f"mount -o remount,size=16m {disk} && {command(disk, 'full')}"
+    )
+    subprocess.run(
+        ["unshare", "--user", "--map-root-user", "--mount", "sh", "-c", script],
+        check=True,
+        capture_output=True,
+        env={**os.environ, "OMP_NUM_THREADS": "1"},
+    )
     assert (tmp_path / "status").read_text().strip() == "2"
     err = (tmp_path / "stderr").read_text()
     (line,) = [line for line in err.splitlines() if line.startswith("babyteach train")]
-    assert re.fullmatch(rf"babyteach train: error: {disk}/ckpt/run-\w+/checkpoint\.pt: cannot be written: No space "
-                        r"left on device \(ENOSPC\)\. The disk that holds .*the previous checkpoint is unchanged and "
-                        r"the run resumes from it", line)  # fmt: skip
+    assert re.fullmatch(
+        rf"babyteach train: error: {disk}/ckpt/run-\w+/checkpoint\.pt: cannot be written: No space "
+        r"left on device \(ENOSPC\)\. The disk that holds .*the previous checkpoint is unchanged and "
+        r"the run resumes from it",
+        line,
+    )
     assert "Traceback" not in err
     assert "at step 10 of 30" in (tmp_path / "full.log").read_text()  # the rerun, after space was freed
     whole, resumed = (parameters_of(tmp_path / name / "out", "teacher") for name in ("plain", "full"))

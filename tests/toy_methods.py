@@ -5,20 +5,22 @@ tests register them in :data:`babyteach.layout.TRAITS`, in their own process or,
 
 from __future__ import annotations
 
-from conftest import REPO
-
 from babyteach import layout
 from babyteach.layout import MethodTraits, Section
+from conftest import REPO
 
 TOY_TRAITS = (
     # each peer on its own, no options
     MethodTraits("toy", "Toy"),
     # peers together, with a teacher; options from the mutual and kd sections
     MethodTraits(
-        "toy_mutual", "ToyMutual", mutual=True, needs_teacher=True,
+        "toy_mutual",
+        "ToyMutual",
+        mutual=True,
+        needs_teacher=True,
         sections=(Section("mutual", {"alpha": "alpha", "tau": "tau"}), Section("kd", {"lam": "lam"})),
     ),
-)  # fmt: skip
+)
 
 
 def register_traits() -> None:

@@ -38,14 +38,25 @@ def tiny_corpus(root: Path) -> tuple[Path, Path]:
 
 def config(**overrides) -> TrainConfig:
     """A short run on the tiny corpus (30 steps of 8 blocks), with ``overrides``."""
-    values = dict(token_budget=30 * 8 * BLOCK, block_size=BLOCK, batch_size=8, lr=3e-3, warmup_fraction=0.1,
-                  checkpoint_every=100, log_every=1, eval_every=None, dev_blocks=16, seed=0)
+    values = dict(
+        token_budget=30 * 8 * BLOCK,
+        block_size=BLOCK,
+        batch_size=8,
+        lr=3e-3,
+        warmup_fraction=0.1,
+        checkpoint_every=100,
+        log_every=1,
+        eval_every=None,
+        dev_blocks=16,
+        seed=0,
+    )
     values.update(overrides)
     return TrainConfig(**values)
 
 
-def run(data, tmp_path: Path, method: str, students: dict[str, Architecture], cfg: TrainConfig, tag: str = "run",
-        **kwargs) -> dict:
+def run(
+    data, tmp_path: Path, method: str, students: dict[str, Architecture], cfg: TrainConfig, tag: str = "run", **kwargs
+) -> dict:
     """Train into ``tmp_path/tag/{out,ckpt}``; returns the summary."""
     shards, tokenizer = data
     return train(method, students, shards, tokenizer, tmp_path / tag / "out", tmp_path / tag / "ckpt", cfg, **kwargs)

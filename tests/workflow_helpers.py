@@ -12,7 +12,11 @@ from conftest import REPO
 
 
 def run_snakemake(
-    workdir: Path, *args: str, config: dict | None = None, check: bool = True, timeout: float = 900,
+    workdir: Path,
+    *args: str,
+    config: dict | None = None,
+    check: bool = True,
+    timeout: float = 900,
     prelude: str | None = None,
 ) -> subprocess.CompletedProcess:
     """Run ``snakemake`` on this repository's Snakefile in ``workdir``.

@@ -158,7 +158,9 @@ def hypergradient_and_outer_loss(
         train_logits = _peer_logits(models, params, train_inputs, logits_fn)
         coefficients = coefficients_of(train_logits)
         if by_difference:
-            l1_grad = _zeros_for_none(torch.autograd.grad((weights * coefficients).sum(), flat, allow_unused=True), flat)
+            l1_grad = _zeros_for_none(
+                torch.autograd.grad((weights * coefficients).sum(), flat, allow_unused=True), flat
+            )
         else:
             for k in range(m):
                 grads = torch.autograd.grad(coefficients[k], flat, retain_graph=k < m - 1, allow_unused=True)
@@ -186,15 +188,24 @@ def hypergradient_and_outer_loss(
         def peer_logits_at(moved: list[torch.Tensor]) -> list[torch.Tensor]:
             _set_rng_state(train_rng, device)  # the dropout draws of the train forward, every time
             with torch.no_grad(), torch.autocast(device.type, enabled=False):
-                return [z.float() if z.dtype != torch.float64 else z
-                        for z in _peer_logits(models, _split(moved, params), train_inputs, logits_fn)]
+                return [
+                    z.float() if z.dtype != torch.float64 else z
+                    for z in _peer_logits(models, _split(moved, params), train_inputs, logits_fn)
+                ]
 
         # the targets sg(p_k) stay at θ: the difference is then the stop-gradient derivative of Eq. 3
-        targets_at_theta = ([z.detach() for z in train_logits] if train_logits is not None
-                            else peer_logits_at([p.detach() for p in flat]))
-        along = [coefficients_of(peer_logits_at([p.detach() + sign * eps.to(p.dtype) * g
-                                                 for p, g in zip(flat, v, strict=True)]), targets_at_theta)
-                 for sign in (1.0, -1.0)]  # fmt: skip
+        targets_at_theta = (
+            [z.detach() for z in train_logits]
+            if train_logits is not None
+            else peer_logits_at([p.detach() for p in flat])
+        )
+        along = [
+            coefficients_of(
+                peer_logits_at([p.detach() + sign * eps.to(p.dtype) * g for p, g in zip(flat, v, strict=True)]),
+                targets_at_theta,
+            )
+            for sign in (1.0, -1.0)
+        ]
         inner = ((along[0] - along[1]) / (2 * eps)).to(grad_omega.dtype)  # (M,)
     else:
         inner = torch.stack(
@@ -219,7 +230,9 @@ def mirror_descent_log_step(
     lives, without reading anything back to the host.
     """
     if log_weights.shape != g.shape or log_weights.dim() != 1:
-        raise ValueError(f"expected weights and g of one shape (M,), got {tuple(log_weights.shape)} and {tuple(g.shape)}")
+        raise ValueError(
+            f"expected weights and g of one shape (M,), got {tuple(log_weights.shape)} and {tuple(g.shape)}"
+        )
     log_weights = log_weights.detach().to(torch.float64)
     g = g.detach().to(log_weights.device, torch.float64)
     if clip is not None:
@@ -227,9 +240,7 @@ def mirror_descent_log_step(
     return torch.log_softmax(log_weights - eta * g, dim=0)
 
 
-def mirror_descent_step(
-    weights: torch.Tensor, g: torch.Tensor, eta: float, clip: float | None = None
-) -> torch.Tensor:
+def mirror_descent_step(weights: torch.Tensor, g: torch.Tensor, eta: float, clip: float | None = None) -> torch.Tensor:
     """Exponentiated-gradient step on the simplex (``docs/METHODS.md``, Eq. 4), in ``weights``' dtype and device.
 
     ``ω_k ← ω_k exp(−η g_k) / Σ_j ω_j exp(−η g_j)``, with ``g`` first clipped to

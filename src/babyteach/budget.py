@@ -169,7 +169,9 @@ class _Reader:
 
     def __init__(self, data: Any, where: str, key: str) -> None:
         if not isinstance(data, dict):
-            raise InputError(f"{where}: {key or 'the file'} must be a JSON object, got {type(data).__name__}; {REMEASURE}")
+            raise InputError(
+                f"{where}: {key or 'the file'} must be a JSON object, got {type(data).__name__}; {REMEASURE}"
+            )
         self.data, self.where, self.key = data, where, key
 
     def _name(self, name: str) -> str:
@@ -205,8 +207,10 @@ def _variants(entry: _Reader, where: str) -> tuple[str, ...]:
     """A scoring entry's ``variants``: known, distinct names (default: pll-word-l2r alone, the older runs')."""
     variants = entry.get("variants", list, "a list of scoring variant names", default=[STRICT])
     if not variants or len(set(variants)) != len(variants) or not all(v in VARIANTS for v in variants):
-        raise InputError(f"{where}: {entry._name('variants')} must be distinct names from {list(VARIANTS)}, got "
-                         f"{variants!r}; {REMEASURE}")  # fmt: skip
+        raise InputError(
+            f"{where}: {entry._name('variants')} must be distinct names from {list(VARIANTS)}, got "
+            f"{variants!r}; {REMEASURE}"
+        )
     return tuple(variants)
 
 
@@ -231,18 +235,22 @@ def parse_throughput(data: Any, where: str = "throughput") -> Throughput:
         mask_prob = entry.positive("mask_prob")
         if mask_prob >= 1:
             raise InputError(f"{where}: {entry.key}.mask_prob must be below 1, got {mask_prob}; {REMEASURE}")
-        training.append(TrainingMeasurement(
-            method=entry.get("method", str, "a method name"),
-            students={name: _architecture(arch, f"{where}: {entry.key}.students.{name}")
-                      for name, arch in students.items()},
-            batch_size=entry.positive("batch_size", integer=True),
-            block_size=entry.positive("block_size", integer=True),
-            vocab_size=entry.positive("vocab_size", integer=True),
-            mask_prob=float(mask_prob),
-            compile=entry.get("compile", bool, "true or false"),
-            method_options=entry.get("method_options", dict, "an object", default={}),
-            tokens_per_s=float(entry.positive("tokens_per_s")),
-        ))  # fmt: skip
+        training.append(
+            TrainingMeasurement(
+                method=entry.get("method", str, "a method name"),
+                students={
+                    name: _architecture(arch, f"{where}: {entry.key}.students.{name}")
+                    for name, arch in students.items()
+                },
+                batch_size=entry.positive("batch_size", integer=True),
+                block_size=entry.positive("block_size", integer=True),
+                vocab_size=entry.positive("vocab_size", integer=True),
+                mask_prob=float(mask_prob),
+                compile=entry.get("compile", bool, "true or false"),
+                method_options=entry.get("method_options", dict, "an object", default={}),
+                tokens_per_s=float(entry.positive("tokens_per_s")),
+            )
+        )
     scoring = [
         ScoringMeasurement(
             architecture=entry.architecture("architecture"),
@@ -259,15 +267,17 @@ def parse_throughput(data: Any, where: str = "throughput") -> Throughput:
         valid = entry.get("valid_examples", (int, type(None)), "a positive integer or null", default=None)
         if valid is not None and valid < 1:
             raise InputError(f"{where}: {entry.key}.valid_examples must be positive, got {valid}; {REMEASURE}")
-        finetune.append(FinetuneMeasurement(
-            architecture=entry.architecture("architecture"),
-            task=entry.get("task", str, "a task name"),
-            examples=entry.positive("examples", integer=True),
-            epochs=entry.positive("epochs", integer=True),
-            max_length=entry.positive("max_length", integer=True),
-            seconds=float(entry.positive("seconds")),
-            valid_examples=valid,
-        ))  # fmt: skip
+        finetune.append(
+            FinetuneMeasurement(
+                architecture=entry.architecture("architecture"),
+                task=entry.get("task", str, "a task name"),
+                examples=entry.positive("examples", integer=True),
+                epochs=entry.positive("epochs", integer=True),
+                max_length=entry.positive("max_length", integer=True),
+                seconds=float(entry.positive("seconds")),
+                valid_examples=valid,
+            )
+        )
     return Throughput(
         device=top.get("device", str, "a device name"),
         peak_flops=float(top.positive("peak_flops")),
@@ -300,24 +310,43 @@ def throughput_to_dict(throughput: Throughput) -> dict[str, Any]:
         "format_version": FORMAT_VERSION,
         **{key: getattr(throughput, key) for key in HEADER_KEYS[1:]},
         "training": [
-            {"method": m.method, "students": {n: a.to_dict() for n, a in m.students.items()},
-             "batch_size": m.batch_size, "block_size": m.block_size, "vocab_size": m.vocab_size,
-             "mask_prob": m.mask_prob, "compile": m.compile, "method_options": dict(m.method_options),
-             "tokens_per_s": m.tokens_per_s}
+            {
+                "method": m.method,
+                "students": {n: a.to_dict() for n, a in m.students.items()},
+                "batch_size": m.batch_size,
+                "block_size": m.block_size,
+                "vocab_size": m.vocab_size,
+                "mask_prob": m.mask_prob,
+                "compile": m.compile,
+                "method_options": dict(m.method_options),
+                "tokens_per_s": m.tokens_per_s,
+            }
             for m in throughput.training
         ],
         "scoring": [
-            {"architecture": m.architecture.to_dict(), "vocab_size": m.vocab_size, "family": m.family,
-             "pairs": m.pairs, "seconds": m.seconds, "variants": list(m.variants)}
+            {
+                "architecture": m.architecture.to_dict(),
+                "vocab_size": m.vocab_size,
+                "family": m.family,
+                "pairs": m.pairs,
+                "seconds": m.seconds,
+                "variants": list(m.variants),
+            }
             for m in throughput.scoring
         ],
         "finetune": [
-            {"architecture": m.architecture.to_dict(), "task": m.task, "examples": m.examples, "epochs": m.epochs,
-             "max_length": m.max_length, "seconds": m.seconds,
-             **({"valid_examples": m.valid_examples} if m.valid_examples is not None else {})}
+            {
+                "architecture": m.architecture.to_dict(),
+                "task": m.task,
+                "examples": m.examples,
+                "epochs": m.epochs,
+                "max_length": m.max_length,
+                "seconds": m.seconds,
+                **({"valid_examples": m.valid_examples} if m.valid_examples is not None else {}),
+            }
             for m in throughput.finetune
         ],
-    }  # fmt: skip
+    }
 
 
 # --- FLOPs of sequences of many lengths --------------------------------------------------------
@@ -429,8 +458,10 @@ class TaskWork:
 
     def flops(self, arch: Architecture, epochs: int) -> float:
         """``epochs`` × (forward+backward over train, forward over valid); the classification head is left out."""
-        return epochs * (encoder_flops(arch, 1, self.train, 0.0, backward=True)
-                         + encoder_flops(arch, 1, self.valid, 0.0, backward=False))  # fmt: skip
+        return epochs * (
+            encoder_flops(arch, 1, self.train, 0.0, backward=True)
+            + encoder_flops(arch, 1, self.valid, 0.0, backward=False)
+        )
 
 
 @dataclass(frozen=True)
@@ -482,8 +513,11 @@ def training_measurement(job: TrainingJob, throughput: Throughput) -> tuple[Trai
                 found.append(f"{name.replace('_', ' ')} {getattr(m, name)}")
         if not math.isclose(m.mask_prob, job.mask_prob):
             found.append(f"mask_prob {m.mask_prob}")
-        found += [f"{key} {m.method_options[key]!r}" for key in sorted(m.method_options)
-                  if key in job.method_options and m.method_options[key] != job.method_options[key]]  # fmt: skip
+        found += [
+            f"{key} {m.method_options[key]!r}"
+            for key in sorted(m.method_options)
+            if key in job.method_options and m.method_options[key] != job.method_options[key]
+        ]
         return found
 
     best = min(same, key=lambda m: (len(differences(m)), differences(m)))
@@ -503,8 +537,9 @@ def training_cost(job: TrainingJob, throughput: Throughput) -> JobCost:
     return JobCost(job.rule, job.output, seconds, notes)
 
 
-def scoring_cost(job: ScoringJob, throughput: Throughput,
-                 family_work: Callable[[str, tuple[str, ...]], PairWork]) -> JobCost:  # fmt: skip
+def scoring_cost(
+    job: ScoringJob, throughput: Throughput, family_work: Callable[[str, tuple[str, ...]], PairWork]
+) -> JobCost:
     """GPU seconds of a zero-shot job: its forward FLOPs at the FLOP rate of the measured scoring run.
 
     ``family_work(family, variants)`` is the work of a family's pairs under those scoring variants with
@@ -517,21 +552,29 @@ def scoring_cost(job: ScoringJob, throughput: Throughput,
     measured = max(own or throughput.scoring, key=lambda m: m.pairs)
     work = family_work(measured.family, measured.variants).scaled_to(measured.pairs)
     rate = work.flops(measured.architecture, measured.vocab_size) / measured.seconds  # FLOP/s
-    notes = () if own else (
-        f"scoring rate transferred from {measured.family} ({measured.pairs} pairs in {measured.seconds:g} s) to "
-        f"{job.family}, scaled by the tokens of its masked copies",
-    )  # fmt: skip
+    notes = (
+        ()
+        if own
+        else (
+            f"scoring rate transferred from {measured.family} ({measured.pairs} pairs in {measured.seconds:g} s) to "
+            f"{job.family}, scaled by the tokens of its masked copies",
+        )
+    )
     return JobCost(job.rule, job.output, job.work.flops(job.architecture, job.vocab_size) / rate, notes)
 
 
-def finetune_cost(job: FinetuneJob, throughput: Throughput, task_work: Callable[[FinetuneMeasurement], TaskWork]) -> JobCost:
+def finetune_cost(
+    job: FinetuneJob, throughput: Throughput, task_work: Callable[[FinetuneMeasurement], TaskWork]
+) -> JobCost:
     """GPU seconds of a fine-tuning job, an upper bound: every task for ``max_epochs`` epochs at the
     FLOP rate of the measured fine-tuning run of the same task (else of another task, flagged).
 
     ``task_work(entry)`` is the work of a measured entry (its task's inputs with this job's tokenizer).
     """
     if not throughput.finetune:
-        raise MissingMeasurement("no fine-tuning measurement (key 'finetune' empty); measure it with bench/gpu_check.py")
+        raise MissingMeasurement(
+            "no fine-tuning measurement (key 'finetune' empty); measure it with bench/gpu_check.py"
+        )
     notes = [f"upper bound: {job.epochs} epochs (finetune.max_epochs) per task; early stopping can only shorten it"]
     seconds = 0.0
     for task in job.tasks:
@@ -547,8 +590,15 @@ def finetune_cost(job: FinetuneJob, throughput: Throughput, task_work: Callable[
 # --- the budget table --------------------------------------------------------------------------
 
 #: Rules in the order the table lists them (others follow, alphabetically).
-RULE_ORDER = ("train_baseline", "train_students", "train_mutual", "train_probe", "evaluate_zero_shot",
-              "evaluate_probe", "evaluate_finetune")  # fmt: skip
+RULE_ORDER = (
+    "train_baseline",
+    "train_students",
+    "train_mutual",
+    "train_probe",
+    "evaluate_zero_shot",
+    "evaluate_probe",
+    "evaluate_finetune",
+)
 
 
 @dataclass(frozen=True)
@@ -568,13 +618,18 @@ class RuleBudget:
 
 def by_rule(costs: Sequence[JobCost]) -> list[RuleBudget]:
     """The costs summed per rule, in :data:`RULE_ORDER`."""
-    rules = sorted({c.rule for c in costs}, key=lambda r: (RULE_ORDER.index(r) if r in RULE_ORDER else len(RULE_ORDER), r))
+    rules = sorted(
+        {c.rule for c in costs}, key=lambda r: (RULE_ORDER.index(r) if r in RULE_ORDER else len(RULE_ORDER), r)
+    )
     return [
-        RuleBudget(rule, sum(1 for c in costs if c.rule == rule),
-                   sum(1 for c in costs if c.rule == rule and c.seconds is not None),
-                   sum(c.seconds for c in costs if c.rule == rule and c.seconds is not None))
+        RuleBudget(
+            rule,
+            sum(1 for c in costs if c.rule == rule),
+            sum(1 for c in costs if c.rule == rule and c.seconds is not None),
+            sum(c.seconds for c in costs if c.rule == rule and c.seconds is not None),
+        )
         for rule in rules
-    ]  # fmt: skip
+    ]
 
 
 def total(costs: Sequence[JobCost]) -> RuleBudget:
@@ -602,8 +657,13 @@ def _counted(items: Sequence[str]) -> list[str]:
     return [f"{text} [{n} job{'s' if n > 1 else ''}]" for text, n in counts.items()]
 
 
-def format_budget(columns: Mapping[str, Sequence[JobCost]], throughput: Throughput, title: str,
-                  others: Mapping[str, int] | None = None, label: str | None = None) -> str:  # fmt: skip
+def format_budget(
+    columns: Mapping[str, Sequence[JobCost]],
+    throughput: Throughput,
+    title: str,
+    others: Mapping[str, int] | None = None,
+    label: str | None = None,
+) -> str:
     """A Markdown table of GPU-hours per rule, one column per plan (e.g. "1 seed", "3 seeds"), then what
     could not be budgeted and why, the transfers and bounds, and the throughput's origin.
 
@@ -628,8 +688,12 @@ def format_budget(columns: Mapping[str, Sequence[JobCost]], throughput: Throughp
     if notes:
         lines += [f"Transfers and bounds{counts}:", *[f"- {n}" for n in notes], ""]
     if others:
-        lines.append("Not GPU work, not in the table: " + ", ".join(f"{r} ({n})" for r, n in sorted(others.items())) + ".")
-    lines.append(f"Throughput: {throughput.describe()}. One GPU per job; GPU-hours are the sum of the jobs' GPU time "
-                 "(jobs run one after another on one GPU take this long; N GPUs in parallel divide the wall time, "
-                 "not the GPU-hours).")  # fmt: skip
+        lines.append(
+            "Not GPU work, not in the table: " + ", ".join(f"{r} ({n})" for r, n in sorted(others.items())) + "."
+        )
+    lines.append(
+        f"Throughput: {throughput.describe()}. One GPU per job; GPU-hours are the sum of the jobs' GPU time "
+        "(jobs run one after another on one GPU take this long; N GPUs in parallel divide the wall time, "
+        "not the GPU-hours)."
+    )
     return "\n".join(lines)

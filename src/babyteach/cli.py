@@ -50,13 +50,19 @@ def _config_option(parser: argparse.ArgumentParser, flag: str, *key: str) -> Non
     spec = schema_property(*key)
     kinds = [spec["type"]] if isinstance(spec["type"], str) else spec["type"]
     description = " ".join(spec["description"].split()).replace("%", "%%")  # argparse formats help with %
-    action = parser.add_argument(flag, type=_READERS[kinds[0]], default=schema_default(*key), choices=spec.get("enum"),
-                                 help=f"{description} (config key {'.'.join(key)}; default: %(default)s)")  # fmt: skip
+    action = parser.add_argument(
+        flag,
+        type=_READERS[kinds[0]],
+        default=schema_default(*key),
+        choices=spec.get("enum"),
+        help=f"{description} (config key {'.'.join(key)}; default: %(default)s)",
+    )
     action.config_key = ".".join(key)  # type: ignore[attr-defined]  # read by tests/test_cli.py
 
 
-def _command(commands: Any, name: str, help: str, paths: tuple[str, ...] = (),
-             options: tuple[tuple[str, str, str], ...] = ()) -> argparse.ArgumentParser:  # fmt: skip
+def _command(
+    commands: Any, name: str, help: str, paths: tuple[str, ...] = (), options: tuple[tuple[str, str, str], ...] = ()
+) -> argparse.ArgumentParser:
     """Subcommand ``name`` with positional folder/file arguments ``paths`` and ``options`` (flag, section,
     key), each a config key (:func:`_config_option`)."""
     command = commands.add_parser(name, help=help)
@@ -71,29 +77,58 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="babyteach", description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True)
 
-    fetch = _command(commands, "fetch", "fetch one dataset (official URL or local mirror)",
-                     options=(("--retries", "download", "retries"), ("--timeout-s", "download", "timeout_s")))
+    fetch = _command(
+        commands,
+        "fetch",
+        "fetch one dataset (official URL or local mirror)",
+        options=(("--retries", "download", "retries"), ("--timeout-s", "download", "timeout_s")),
+    )
     fetch.add_argument("dataset", help="registry name, e.g. blimp-fast or babylm-2024-10M")
     fetch.add_argument("dest", type=Path, help="folder to create")
     fetch.add_argument("--mirror", default=None, help="local mirror folder (default: $BABYTEACH_DATA_MIRROR)")
-    _command(commands, "clean", "clean a fetched BabyLM corpus and count its words",
-             paths=("raw_dir", "clean_dir", "stats_csv"),
-             options=(("--release", "corpus", "release"), ("--on-decode-error", "corpus", "on_decode_error"),
-                      ("--max-lines-per-file", "corpus", "max_lines_per_file")))
-    _command(commands, "train-tokenizer", "train the byte-level BPE tokenizer", paths=("clean_dir", "out_dir"),
-             options=(("--vocab-size", "tokenizer", "vocab_size"), ("--min-frequency", "tokenizer", "min_frequency")))
-    _command(commands, "tokenize", "encode train and dev into token shards",
-             paths=("clean_dir", "tokenizer_dir", "out_dir"),
-             options=(("--batch-lines", "shards", "encode_batch_lines"),))
-    pairs = _command(commands, "evaluate-pairs", "zero-shot BLiMP/supplement/EWoK accuracy of a saved model",
-                     options=(("--max-per-task", "evaluation", "max_per_task"),))
+    _command(
+        commands,
+        "clean",
+        "clean a fetched BabyLM corpus and count its words",
+        paths=("raw_dir", "clean_dir", "stats_csv"),
+        options=(
+            ("--release", "corpus", "release"),
+            ("--on-decode-error", "corpus", "on_decode_error"),
+            ("--max-lines-per-file", "corpus", "max_lines_per_file"),
+        ),
+    )
+    _command(
+        commands,
+        "train-tokenizer",
+        "train the byte-level BPE tokenizer",
+        paths=("clean_dir", "out_dir"),
+        options=(("--vocab-size", "tokenizer", "vocab_size"), ("--min-frequency", "tokenizer", "min_frequency")),
+    )
+    _command(
+        commands,
+        "tokenize",
+        "encode train and dev into token shards",
+        paths=("clean_dir", "tokenizer_dir", "out_dir"),
+        options=(("--batch-lines", "shards", "encode_batch_lines"),),
+    )
+    pairs = _command(
+        commands,
+        "evaluate-pairs",
+        "zero-shot BLiMP/supplement/EWoK accuracy of a saved model",
+        options=(("--max-per-task", "evaluation", "max_per_task"),),
+    )
     pairs.add_argument("model_dir", type=Path, help="save_pretrained folder with its tokenizer")
     pairs.add_argument("family", help="benchmark family, e.g. blimp-fast, supplement-fast, ewok-fast")
     pairs.add_argument("data_dir", type=Path, help="the fetched dataset folder (babyteach fetch)")
     pairs.add_argument("out_json", type=Path)
-    pairs.add_argument("--variants", nargs="+", default=list(RESULT_VARIANTS), choices=VARIANTS,
-                       help="scoring variants, all from one pass (default: %(default)s, as every workflow "
-                            "evaluation; not a config key)")  # fmt: skip
+    pairs.add_argument(
+        "--variants",
+        nargs="+",
+        default=list(RESULT_VARIANTS),
+        choices=VARIANTS,
+        help="scoring variants, all from one pass (default: %(default)s, as every workflow "
+        "evaluation; not a config key)",
+    )
     pairs.add_argument("--per-item", action="store_true", help="also write every pair's two scores")
     return parser
 
@@ -107,13 +142,19 @@ def main(argv: list[str] | None = None) -> int:
             from babyteach.data.acquire import fetch_dataset
             from babyteach.data.fetch import mirror_from
 
-            fetch_dataset(args.dataset, args.dest, mirror_from(args.mirror), retries=args.retries, timeout_s=args.timeout_s)
+            fetch_dataset(
+                args.dataset, args.dest, mirror_from(args.mirror), retries=args.retries, timeout_s=args.timeout_s
+            )
         elif args.command == "clean":
             from babyteach.data.clean import clean_corpus
 
             clean_corpus(
-                args.raw_dir, args.clean_dir, args.stats_csv, args.release,
-                args.on_decode_error, args.max_lines_per_file,
+                args.raw_dir,
+                args.clean_dir,
+                args.stats_csv,
+                args.release,
+                args.on_decode_error,
+                args.max_lines_per_file,
             )
         elif args.command == "train-tokenizer":
             from babyteach.data.tokenizer import train_tokenizer
@@ -127,12 +168,19 @@ def main(argv: list[str] | None = None) -> int:
             from babyteach.evaluate.pairs import evaluate_pairs
 
             result = evaluate_pairs(
-                args.model_dir, args.family, args.data_dir, args.out_json,
-                variants=args.variants, max_per_task=args.max_per_task, per_item=args.per_item,
+                args.model_dir,
+                args.family,
+                args.data_dir,
+                args.out_json,
+                variants=args.variants,
+                max_per_task=args.max_per_task,
+                per_item=args.per_item,
             )
             for name, numbers in result["variants"].items():
-                print(f"{args.family} ({name}): macro accuracy {numbers['macro_accuracy']:.4f} over "
-                      f"{numbers['n_pairs']} pairs, {numbers['ties']} ties counted {numbers['ties_count_as']}")  # fmt: skip
+                print(
+                    f"{args.family} ({name}): macro accuracy {numbers['macro_accuracy']:.4f} over "
+                    f"{numbers['n_pairs']} pairs, {numbers['ties']} ties counted {numbers['ties_count_as']}"
+                )
     return outcome.status
 
 

@@ -100,7 +100,7 @@ def schema_default(*path: str | int) -> Any:
     if path[: len(keys)] != tuple(keys):
         raise ValueError(f"config key path {path!r}: names first, then list indices")
     value = schema_property(*keys)["default"]
-    for index in path[len(keys):]:
+    for index in path[len(keys) :]:
         value = value[index]
     return copy.deepcopy(value)
 
@@ -175,14 +175,22 @@ def allowed(schema: Mapping[str, Any]) -> str:
     if "enum" in schema:
         options = ", ".join(repr(option) for option in schema["enum"])
         return f"one of {options}"
-    words = {"integer": "an integer", "number": "a number", "string": "a string", "boolean": "true or false",
-             "object": "a mapping", "array": "a list"}
+    words = {
+        "integer": "an integer",
+        "number": "a number",
+        "string": "a string",
+        "boolean": "true or false",
+        "object": "a mapping",
+        "array": "a list",
+    }
     types = _types(schema)
     main = [t for t in types if t != "null"]
     text = " or ".join(words.get(t, t) for t in main) or "any value"
-    bounds = [f"{op} {_number(schema[key])}" for key, op in (("minimum", ">="), ("exclusiveMinimum", ">"),
-                                                              ("maximum", "<="), ("exclusiveMaximum", "<"))
-              if key in schema]  # fmt: skip
+    bounds = [
+        f"{op} {_number(schema[key])}"
+        for key, op in (("minimum", ">="), ("exclusiveMinimum", ">"), ("maximum", "<="), ("exclusiveMaximum", "<"))
+        if key in schema
+    ]
     if bounds:
         text += " " + " and ".join(bounds)
     if "array" in main:
@@ -219,8 +227,12 @@ def _reason(keyword: str, bound: Any, message: str) -> str:
     """Why a value breaks the schema keyword ``keyword`` (with its value ``bound``), after the value."""
     if keyword == "type":
         return f"is not {allowed({'type': bound})}"
-    comparisons = {"minimum": "is less than", "exclusiveMinimum": "is not greater than", "maximum": "is greater than",
-                   "exclusiveMaximum": "is not less than"}  # fmt: skip
+    comparisons = {
+        "minimum": "is less than",
+        "exclusiveMinimum": "is not greater than",
+        "maximum": "is greater than",
+        "exclusiveMaximum": "is not less than",
+    }
     if keyword in comparisons:
         return f"{comparisons[keyword]} {_number(bound)}"
     if keyword == "minItems":
@@ -251,7 +263,9 @@ def config_problems(config: Mapping[str, Any], schema: Mapping[str, Any]) -> lis
                 close = difflib.get_close_matches(str(key), known, n=1)
                 hint = f"did you mean {close[0]!r}? " if close else ""
                 where = "the top level" if not path else key_path(path)
-                problems.append(f"{key_path([*path, key])}: unknown key; {hint}valid keys of {where}: {', '.join(known)}")
+                problems.append(
+                    f"{key_path([*path, key])}: unknown key; {hint}valid keys of {where}: {', '.join(known)}"
+                )
             continue
         value, reason = error.instance, _reason(str(error.validator), error.validator_value, error.message)
         problems.append(f"{key_path(path)}: {_shown(value)} {reason}; allowed: {allowed(error.schema)}")
@@ -267,5 +281,7 @@ def check_config(config: dict[str, Any], schema_path: str | os.PathLike[str]) ->
     problems = config_problems(config, schema)
     if problems:
         count = f"{len(problems)} problems" if len(problems) > 1 else "a problem"
-        raise InputError(f"the config (config.yaml with any --configfile and --config over it) has {count}:\n"
-                         + "\n".join(f"  {line}" for line in problems))
+        raise InputError(
+            f"the config (config.yaml with any --configfile and --config over it) has {count}:\n"
+            + "\n".join(f"  {line}" for line in problems)
+        )

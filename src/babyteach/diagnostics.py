@@ -52,8 +52,15 @@ class CorruptionLosses:
         return self.mask_reference - self.mask
 
 
-def loss_by_corruption(model: RobertaForMaskedLM, shard_dir: Path, block_size: int = 128, dev_blocks: int = 256,
-                       batch_size: int = 32, mask_prob: float = 0.15, seed: int = 0) -> CorruptionLosses:
+def loss_by_corruption(
+    model: RobertaForMaskedLM,
+    shard_dir: Path,
+    block_size: int = 128,
+    dev_blocks: int = 256,
+    batch_size: int = 32,
+    mask_prob: float = 0.15,
+    seed: int = 0,
+) -> CorruptionLosses:
     """Split the dev loss of ``model`` by corruption kind, on the dev loss's own blocks and masks.
 
     The batches are the training loop's dev-loss batches for these settings
@@ -68,8 +75,15 @@ def loss_by_corruption(model: RobertaForMaskedLM, shard_dir: Path, block_size: i
     with np.errstate(divide="ignore"):  # special ids have probability 0 and are never targets
         reference = -torch.from_numpy(np.log(smoothed_unigram(shard_dir))).to(device)  # (vocab,): unigram loss per id
     k = DeviceSplit(shard_dir, "train", block_size, torch.device("cpu")).predictions(mask_prob)
-    batches = dev_loss_batches(DeviceSplit(shard_dir, "dev", block_size, device), k, seed, batch_size, dev_blocks,
-                               meta["special_tokens"], int(meta["vocab_size"]))
+    batches = dev_loss_batches(
+        DeviceSplit(shard_dir, "dev", block_size, device),
+        k,
+        seed,
+        batch_size,
+        dev_blocks,
+        meta["special_tokens"],
+        int(meta["vocab_size"]),
+    )
     mask_id = int(meta["special_tokens"][MASK])
     sums = {kind: torch.zeros((), dtype=torch.float64, device=device) for kind in ("mask", "random", "kept")}
     counts = {kind: torch.zeros((), dtype=torch.int64, device=device) for kind in sums}
@@ -92,13 +106,15 @@ def loss_by_corruption(model: RobertaForMaskedLM, shard_dir: Path, block_size: i
     total = sum(counts.values())
     return CorruptionLosses(
         **{kind: sums[kind] / counts[kind] if counts[kind] else float("nan") for kind in sums},
-        overall=sum(sums.values()) / total, counts=counts,
+        overall=sum(sums.values()) / total,
+        counts=counts,
         mask_reference=float(reference_sum) / counts["mask"] if counts["mask"] else float("nan"),
     )
 
 
-def hidden_similarity(model: RobertaForMaskedLM, shard_dir: Path, block_size: int = 128,
-                      blocks: int = 16) -> list[float]:
+def hidden_similarity(
+    model: RobertaForMaskedLM, shard_dir: Path, block_size: int = 128, blocks: int = 16
+) -> list[float]:
     """Mean cosine similarity between the hidden states of different positions of a block, per layer.
 
     Entry 0 is the embedding output, entry ``l`` the output of layer ``l``; the mean is over all
@@ -120,6 +136,7 @@ def hidden_similarity(model: RobertaForMaskedLM, shard_dir: Path, block_size: in
         unit = F.normalize(hidden.float(), dim=-1)
         cos = unit @ unit.transpose(1, 2)  # (blocks, seq, seq)
         seq = cos.shape[-1]
-        similarities.append(float((cos.sum(dim=(1, 2)) - cos.diagonal(dim1=1, dim2=2).sum(dim=1)).mean()
-                                  / (seq * (seq - 1))))
+        similarities.append(
+            float((cos.sum(dim=(1, 2)) - cos.diagonal(dim1=1, dim2=2).sum(dim=1)).mean() / (seq * (seq - 1)))
+        )
     return similarities

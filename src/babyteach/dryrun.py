@@ -144,7 +144,7 @@ def job_stats(text: str) -> dict[str, int]:
     start = next((i for i, line in enumerate(lines) if line.strip() == "Job stats:"), None)
     if start is None:
         return counts
-    for line in lines[start + 3:]:
+    for line in lines[start + 3 :]:
         parts = line.split()
         if len(parts) != 2 or not parts[1].isdigit() or parts[0] == "total":
             break
@@ -165,19 +165,24 @@ def parse_train_command(shell: str | None) -> TrainCommand | None:
     at = next((i for i in range(len(words) - 1) if words[i] == "-m" and words[i + 1] == TRAIN_MODULE), None)
     if at is None:
         return None
-    args = words[at + 2:]
+    args = words[at + 2 :]
     if len(args) not in (2, 3):
-        raise InputError(f"training command with {len(args)} arguments after -m {TRAIN_MODULE} (expected SETTINGS JOB [LOG]): {shell}")
+        raise InputError(
+            f"training command with {len(args)} arguments after -m {TRAIN_MODULE} (expected SETTINGS JOB [LOG]): {shell}"
+        )
     from babyteach.train_job import JOB_KEYS, SETTINGS_KEYS, parse_object
 
-    return TrainCommand(parse_object(args[0], "settings", SETTINGS_KEYS), parse_object(args[1], "job", JOB_KEYS),
-                        args[2] if len(args) == 3 else None)  # fmt: skip
+    return TrainCommand(
+        parse_object(args[0], "settings", SETTINGS_KEYS),
+        parse_object(args[1], "job", JOB_KEYS),
+        args[2] if len(args) == 3 else None,
+    )
 
 
 # --- facts from the working directory ----------------------------------------------------------
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _train_blocks(shards: Path, block_size: int) -> int:
     from babyteach.data.shards import PackedBlocks
 
@@ -194,8 +199,10 @@ def training_job(planned: PlannedJob, command: TrainCommand, workdir: Path) -> T
     settings, job = command.settings, command.job
     shards = workdir / job["shards"]
     if not (shards / "meta.json").is_file():
-        raise NotPrepared(f"{job['shards']} not prepared in {workdir}: its corpus's data stage has not run there "
-                          "(run it there, or leave that corpus out of the plan, e.g. report.table1_tracks)")
+        raise NotPrepared(
+            f"{job['shards']} not prepared in {workdir}: its corpus's data stage has not run there "
+            "(run it there, or leave that corpus out of the plan, e.g. report.table1_tracks)"
+        )
     search = job.get("search")
     if search is not None and not (workdir / search).is_file():
         raise NotPrepared(f"{search} not in {workdir} (the search stage has not run there)")
@@ -203,11 +210,18 @@ def training_job(planned: PlannedJob, command: TrainCommand, workdir: Path) -> T
     cfg = TrainConfig(**settings["training"], block_size=int(settings["block_size"]), seed=int(settings["seed"]))
     plan = plan_steps(cfg, _train_blocks(shards, cfg.block_size))
     return TrainingJob(
-        rule=planned.rule, output=job["output"], method=settings["method"], students=students, tokens=plan.tokens,
-        batch_size=cfg.batch_size, block_size=cfg.block_size,
-        vocab_size=int(read_meta(shards)["vocab_size"]), mask_prob=cfg.mask_prob, compile=cfg.compile,
+        rule=planned.rule,
+        output=job["output"],
+        method=settings["method"],
+        students=students,
+        tokens=plan.tokens,
+        batch_size=cfg.batch_size,
+        block_size=cfg.block_size,
+        vocab_size=int(read_meta(shards)["vocab_size"]),
+        mask_prob=cfg.mask_prob,
+        compile=cfg.compile,
         method_options=dict(settings.get("method_options") or {}),
-    )  # fmt: skip
+    )
 
 
 def model_of(planned: PlannedJob, trainings: Mapping[str, tuple[TrainingJob, str]]) -> tuple[TrainingJob, str]:
@@ -218,13 +232,16 @@ def model_of(planned: PlannedJob, trainings: Mapping[str, tuple[TrainingJob, str
     """
     runs = [path for path in planned.inputs if path in trainings]
     if not runs:
-        raise NotPrepared(f"{planned.outputs[0]}: none of its inputs is a training job of this plan; "
-                          "budget it in a working directory where its model is not trained yet")  # fmt: skip
+        raise NotPrepared(
+            f"{planned.outputs[0]}: none of its inputs is a training job of this plan; "
+            "budget it in a working directory where its model is not trained yet"
+        )
     training, tokenizer = trainings[runs[0]]
     model = planned.wildcards.get("model")
     if model not in training.students:
-        raise InputError(f"{planned.outputs[0]}: model {model!r} is not a student of {runs[0]} "
-                         f"({', '.join(training.students)})")  # fmt: skip
+        raise InputError(
+            f"{planned.outputs[0]}: model {model!r} is not a student of {runs[0]} ({', '.join(training.students)})"
+        )
     return training, tokenizer
 
 
@@ -245,9 +262,14 @@ def _fast_tokenizer(tokenizer_dir: Path):
     return Tokenizer.from_file(str(path))
 
 
-@functools.lru_cache(maxsize=None)
-def pair_work(tokenizer_dir: Path, family: str, data_dir: Path, max_per_task: int | None,
-              variants: tuple[str, ...] = RESULT_VARIANTS) -> PairWork:  # fmt: skip
+@functools.cache
+def pair_work(
+    tokenizer_dir: Path,
+    family: str,
+    data_dir: Path,
+    max_per_task: int | None,
+    variants: tuple[str, ...] = RESULT_VARIANTS,
+) -> PairWork:
     """The masked copies the scorer runs for ``family`` in ``data_dir`` with this tokenizer under ``variants``
     (default: both scorings, as every evaluation runs them).
 
@@ -263,8 +285,13 @@ def pair_work(tokenizer_dir: Path, family: str, data_dir: Path, max_per_task: in
     pairs = load_pairs(family, Path(data_dir), max_per_task)
     inputs = list(dict.fromkeys((p.prefix, s) for p in pairs for s in (p.good, p.bad)))
     backend = _fast_tokenizer(tokenizer_dir)  # copy_lengths reads the Rust backend and the special tokens only
-    shim = SimpleNamespace(backend_tokenizer=backend, eos_token=EOS, cls_token_id=backend.token_to_id(BOS),
-                           sep_token_id=backend.token_to_id(EOS), pad_token_id=backend.token_to_id(PAD))  # fmt: skip
+    shim = SimpleNamespace(
+        backend_tokenizer=backend,
+        eos_token=EOS,
+        cls_token_id=backend.token_to_id(BOS),
+        sep_token_id=backend.token_to_id(EOS),
+        pad_token_id=backend.token_to_id(PAD),
+    )
     lengths = copy_lengths(shim, [s for _, s in inputs], [p for p, _ in inputs], variants)  # (n_copies,)
     return PairWork(len(pairs), Lengths(float(lengths.size), float(lengths.sum()), float((lengths**2).sum())))
 
@@ -287,7 +314,7 @@ def _task_examples(data_dir: Path, task: str, split: str) -> list:
     return load_examples(TASKS[task], Path(data_dir) / f"{task}.{split}.jsonl")
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def finetune_work(tokenizer_dir: Path, data_dir: Path, finetune: str) -> tuple[TaskWork, ...]:
     """The fine-tuning runs of one model with the ``finetune`` config section (JSON): per task trained,
     its train inputs (``max_train_examples``) and the valid inputs scored with its model after each epoch
@@ -311,7 +338,7 @@ def finetune_work(tokenizer_dir: Path, data_dir: Path, finetune: str) -> tuple[T
     return tuple(work)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def measured_task_work(tokenizer_dir: Path, data_dir: Path, entry: FinetuneMeasurement) -> TaskWork:
     """The work of a measured fine-tuning run with this tokenizer: its task's train inputs at the
     entry's ``examples`` and ``max_length``, and its valid file (at ``valid_examples`` if given)."""
@@ -327,33 +354,46 @@ def measured_task_work(tokenizer_dir: Path, data_dir: Path, entry: FinetuneMeasu
     return TaskWork(entry.task, train.scaled(entry.examples / train.count), valid)
 
 
-def scoring_job(planned: PlannedJob, training: TrainingJob, tokenizer: Path, workdir: Path,
-                max_per_task: int | None) -> ScoringJob:  # fmt: skip
+def scoring_job(
+    planned: PlannedJob, training: TrainingJob, tokenizer: Path, workdir: Path, max_per_task: int | None
+) -> ScoringJob:
     """The budget facts of a zero-shot job: its model and the masked copies of its family's pairs."""
     family = planned.wildcards["family"]
     data = data_input(planned, training)
     return ScoringJob(
-        rule=planned.rule, output=planned.outputs[0], family=family,
-        architecture=training.students[planned.wildcards["model"]], vocab_size=training.vocab_size,
+        rule=planned.rule,
+        output=planned.outputs[0],
+        family=family,
+        architecture=training.students[planned.wildcards["model"]],
+        vocab_size=training.vocab_size,
         work=pair_work(workdir / tokenizer, family, workdir / data, max_per_task),
-    )  # fmt: skip
+    )
 
 
-def finetune_job(planned: PlannedJob, training: TrainingJob, tokenizer: Path, workdir: Path,
-                 finetune: Mapping[str, Any]) -> FinetuneJob:  # fmt: skip
+def finetune_job(
+    planned: PlannedJob, training: TrainingJob, tokenizer: Path, workdir: Path, finetune: Mapping[str, Any]
+) -> FinetuneJob:
     """The budget facts of a fine-tuning job: its model and every task run (``max_epochs`` each)."""
     from babyteach.evaluate.glue import FinetuneConfig
 
     data = data_input(planned, training)
     tasks = finetune_work(workdir / tokenizer, workdir / data, json.dumps(dict(finetune), sort_keys=True))
     return FinetuneJob(
-        rule=planned.rule, output=planned.outputs[0], architecture=training.students[planned.wildcards["model"]],
-        epochs=FinetuneConfig.from_mapping(finetune).max_epochs, tasks=tasks,
-    )  # fmt: skip
+        rule=planned.rule,
+        output=planned.outputs[0],
+        architecture=training.students[planned.wildcards["model"]],
+        epochs=FinetuneConfig.from_mapping(finetune).max_epochs,
+        tasks=tasks,
+    )
 
 
-def plan_costs(planned: Iterable[PlannedJob], workdir: Path, throughput: Throughput,
-               evaluation: Mapping[str, Any], finetune: Mapping[str, Any]) -> tuple[list[JobCost], dict[str, int]]:  # fmt: skip
+def plan_costs(
+    planned: Iterable[PlannedJob],
+    workdir: Path,
+    throughput: Throughput,
+    evaluation: Mapping[str, Any],
+    finetune: Mapping[str, Any],
+) -> tuple[list[JobCost], dict[str, int]]:
     """The GPU cost of every planned GPU job (training, zero-shot, fine-tuning) and the count of the
     other planned jobs by rule (CPU work: tables, figures, data stages).
 
@@ -391,13 +431,24 @@ def plan_costs(planned: Iterable[PlannedJob], workdir: Path, throughput: Through
             training, tokenizer = model_of(job, trainings)
             if job.rule in ZERO_SHOT_RULES:
                 scoring = scoring_job(job, training, Path(tokenizer), workdir, evaluation.get("max_per_task"))
-                costs.append(scoring_cost(scoring, throughput,
-                                          functools.partial(_measured_pair_work, workdir / tokenizer,
-                                                            workdir / Path(data_input(job, training)).parent)))
+                costs.append(
+                    scoring_cost(
+                        scoring,
+                        throughput,
+                        functools.partial(
+                            _measured_pair_work, workdir / tokenizer, workdir / Path(data_input(job, training)).parent
+                        ),
+                    )
+                )
             else:
                 tuning = finetune_job(job, training, Path(tokenizer), workdir, finetune)
-                costs.append(finetune_cost(tuning, throughput, functools.partial(
-                    measured_task_work, workdir / tokenizer, workdir / data_input(job, training))))
+                costs.append(
+                    finetune_cost(
+                        tuning,
+                        throughput,
+                        functools.partial(measured_task_work, workdir / tokenizer, workdir / data_input(job, training)),
+                    )
+                )
         except InputError as error:  # a missing measurement, or inputs not prepared: named, never guessed
             costs.append(JobCost(job.rule, output, None, reason=str(error)))
     return costs, others

@@ -181,16 +181,18 @@ def summarize(rows: Sequence[Mapping[str, Any]], names: Mapping[int, str]) -> li
         mine = [row for row in rows if row["gpu"] == index]
         util = [row["util_pct"] for row in mine]
         power = [row["power_w"] for row in mine if row["power_w"] is not None]
-        summary.append({
-            "index": index,
-            "name": name,
-            "samples": len(mine),
-            "util_mean_pct": statistics.fmean(util) if util else None,
-            "util_max_pct": max(util) if util else None,
-            "mem_peak_mib": max(row["mem_used_mib"] for row in mine) if mine else None,
-            "mem_total_mib": mine[-1]["mem_total_mib"] if mine else None,
-            "power_mean_w": statistics.fmean(power) if power else None,
-        })
+        summary.append(
+            {
+                "index": index,
+                "name": name,
+                "samples": len(mine),
+                "util_mean_pct": statistics.fmean(util) if util else None,
+                "util_max_pct": max(util) if util else None,
+                "mem_peak_mib": max(row["mem_used_mib"] for row in mine) if mine else None,
+                "mem_total_mib": mine[-1]["mem_total_mib"] if mine else None,
+                "power_mean_w": statistics.fmean(power) if power else None,
+            }
+        )
     return summary
 
 
@@ -299,7 +301,8 @@ class GpuSampler:
         if indices is None:
             log.warning(
                 "CUDA_VISIBLE_DEVICES=%r is not a list of GPU indices; sampling all %d GPUs NVML sees",
-                self._cuda_visible, count,
+                self._cuda_visible,
+                count,
             )
             self._visible += " (not mapped: all GPUs sampled)"
             indices = list(range(count))
@@ -327,9 +330,16 @@ class GpuSampler:
                     self._failed.add(index)
                     log.warning("GPU %d: reading NVML failed (%s); its failed samples are skipped", index, error)
                 continue
-            rows.append({"time_s": now, "gpu": index, "util_pct": reading.util_pct,
-                         "mem_used_mib": reading.mem_used_mib, "mem_total_mib": reading.mem_total_mib,
-                         "power_w": reading.power_w})
+            rows.append(
+                {
+                    "time_s": now,
+                    "gpu": index,
+                    "util_pct": reading.util_pct,
+                    "mem_used_mib": reading.mem_used_mib,
+                    "mem_total_mib": reading.mem_total_mib,
+                    "power_w": reading.power_w,
+                }
+            )
         with self._lock:
             self._rows.extend(rows)
             self._samples += 1

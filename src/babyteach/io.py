@@ -35,7 +35,6 @@ from typing import Any
 
 from babyteach.errors import InputError, WriteError
 
-
 #: Errors that mean the file system cannot take the data, whichever file the error names.
 WRITE_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS})
 
@@ -79,8 +78,9 @@ def _at_final_place(name: str | os.PathLike[str], tmp: Path, final: Path) -> Pat
     return final / Path(name).relative_to(tmp) if Path(name) != tmp else final
 
 
-def write_error(final: Path, error: OSError, shown: Path | None = None, kept: str | None = None,
-                existed: bool = False) -> WriteError:
+def write_error(
+    final: Path, error: OSError, shown: Path | None = None, kept: str | None = None, existed: bool = False
+) -> WriteError:
     """The :class:`WriteError` of a failed write of ``final``; ``shown`` is the file named (default ``final``).
 
     The message names the file, the system's reason and what to do, and says what was kept:
@@ -92,7 +92,9 @@ def write_error(final: Path, error: OSError, shown: Path | None = None, kept: st
     code = error.errno
     reason = f"{error.strerror or error} ({errno.errorcode.get(code, code)})" if code else str(error)
     if code == errno.ENOSPC:
-        advice = f"the disk that holds {folder} is full: free space there (`df -h {folder}`) or move the output elsewhere"
+        advice = (
+            f"the disk that holds {folder} is full: free space there (`df -h {folder}`) or move the output elsewhere"
+        )
     elif code == errno.EDQUOT:
         advice = f"your disk quota on {folder} is used up: free space there or move the output elsewhere"
     elif code == errno.EFBIG:
@@ -105,8 +107,12 @@ def write_error(final: Path, error: OSError, shown: Path | None = None, kept: st
         advice = f"check that {folder} can be written"
     if kept is None:
         kept = f"the previous {final.name} is unchanged" if existed else f"nothing was written to {final}"
-    return WriteError(f"{shown}: cannot be written: {reason}. {advice[0].upper()}{advice[1:]}, then run the same "
-                      f"command again; {kept}", Path(shown), error)
+    return WriteError(
+        f"{shown}: cannot be written: {reason}. {advice[0].upper()}{advice[1:]}, then run the same "
+        f"command again; {kept}",
+        Path(shown),
+        error,
+    )
 
 
 def _is_write_failure(error: OSError, tmp: Path) -> bool:
@@ -152,8 +158,7 @@ def atomic_path(final: str | os.PathLike[str], kept: str | None = None) -> Itera
             tmp.unlink(missing_ok=True)
         if isinstance(error, WriteError):
             if _within(error.path, tmp):  # a nested atomic write of a file inside this folder
-                raise write_error(final, error.error, _at_final_place(error.path, tmp, final), kept,
-                                  existed) from error
+                raise write_error(final, error.error, _at_final_place(error.path, tmp, final), kept, existed) from error
             raise
         failure = os_error_of(error) if isinstance(error, Exception) else None
         if failure is not None and _is_write_failure(failure, tmp):
@@ -217,8 +222,11 @@ def json_object_line(raw: bytes | str, where: str, fix: str) -> dict[str, Any]:
 
 #: Weight files ``save_pretrained`` writes (one file, or an index of shards).
 WEIGHT_FILES: tuple[str, ...] = (
-    "model.safetensors", "model.safetensors.index.json", "pytorch_model.bin", "pytorch_model.bin.index.json",
-)  # fmt: skip
+    "model.safetensors",
+    "model.safetensors.index.json",
+    "pytorch_model.bin",
+    "pytorch_model.bin.index.json",
+)
 
 
 def load_pretrained(loader, folder: Path, what: str = "weights", **kwargs):

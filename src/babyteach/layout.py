@@ -129,11 +129,15 @@ TRAITS: dict[str, MethodTraits] = {
         MethodTraits("dml", "DML", mutual=True, sections=(Section("mutual", {"alpha": "alpha", "tau": "tau"}),)),
         MethodTraits("dwml", "DWML", mutual=True, learns_weights=True, sections=(Section("mutual"),)),
         MethodTraits(
-            "kd_dwml", "KD_DWML", mutual=True, needs_teacher=True, learns_weights=True,
+            "kd_dwml",
+            "KD_DWML",
+            mutual=True,
+            needs_teacher=True,
+            learns_weights=True,
             sections=(Section("mutual"), Section("kd", {"lam": "lam", "tau": "kd_tau"})),
         ),
     )
-}  # fmt: skip
+}
 
 #: The order of the paper's tables and figures; a method not listed comes after these, in
 #: :data:`TRAITS` order.

@@ -104,8 +104,10 @@ def job_logging(
         history_was_empty = not history.exists() or history.stat().st_size == 0
         if _is_main_process():
             with open(history, "a", encoding="utf-8") as f:
-                f.write(f"===== attempt started {time.strftime('%Y-%m-%d %H:%M:%S')} on {socket.gethostname()}, "
-                        f"pid {os.getpid()} (its log: {Path(log_path).name}) =====\n")
+                f.write(
+                    f"===== attempt started {time.strftime('%Y-%m-%d %H:%M:%S')} on {socket.gethostname()}, "
+                    f"pid {os.getpid()} (its log: {Path(log_path).name}) =====\n"
+                )
         handlers.append(logging.FileHandler(history, mode="a", encoding="utf-8"))
     formatter = logging.Formatter(LOG_FORMAT)
     for handler in handlers:

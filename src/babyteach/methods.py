@@ -26,8 +26,8 @@ the pure functions of :mod:`babyteach.losses`.
 
 from __future__ import annotations
 
-from abc import ABC, abstractmethod
 import math
+from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from typing import Any, ClassVar
@@ -49,7 +49,6 @@ from babyteach.data.masking import MaskedBatch
 from babyteach.errors import InputError
 from babyteach.losses import SoftTargets, cross_entropy, kd_loss, mutual_loss_terms, sd_loss
 from babyteach.models import SDExits, masked_logits
-
 
 #: One masked micro-batch on the training device: ``input_ids`` ``(batch, seq)`` (corrupted),
 #: ``positions`` ``(batch, k)`` int64 (the predicted columns of each row, ascending) and ``targets``
@@ -119,7 +118,7 @@ class Method(ABC):
     #: Whether the method has an outer step on held-out dev batches (:meth:`outer_step`).
     has_outer_step: ClassVar[bool] = False
 
-    def start(self, peers: Sequence[str], device: torch.device) -> None:
+    def start(self, peers: Sequence[str], device: torch.device) -> None:  # noqa: B027 (an optional hook)
         """Called once before training with the peer names in order (their ω index) and the device."""
 
     def extra_modules(self, students: Mapping[str, RobertaForMaskedLM]) -> dict[str, nn.Module]:
@@ -307,8 +306,9 @@ class DWML(DML):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        self._require("weight_update_every", is_int(self.weight_update_every) and self.weight_update_every >= 1,
-                      "an integer ≥ 1")  # fmt: skip
+        self._require(
+            "weight_update_every", is_int(self.weight_update_every) and self.weight_update_every >= 1, "an integer ≥ 1"
+        )
         self._require("hypergradient", self.hypergradient in HYPERGRADIENT_MODES, f"one of {HYPERGRADIENT_MODES}")
         self._require("inner_product", self.inner_product in INNER_PRODUCTS, f"one of {INNER_PRODUCTS}")
         self._require("eta0", self.eta0 > 0, "positive")
@@ -358,13 +358,24 @@ class DWML(DML):
         record = self._record(0, 0, math.nan, math.nan, math.nan, [math.nan] * len(self._state["peers"]))
         return {key: float(value) for key, value in record.items()}
 
-    def _record(self, step: int, update: int, eta: float, gamma: float, outer_loss: float | torch.Tensor,
-                g: Sequence[float | torch.Tensor]) -> dict[str, float | torch.Tensor]:
+    def _record(
+        self,
+        step: int,
+        update: int,
+        eta: float,
+        gamma: float,
+        outer_loss: float | torch.Tensor,
+        g: Sequence[float | torch.Tensor],
+    ) -> dict[str, float | torch.Tensor]:
         """One row of ``peer_weights.csv``: ω after the step and the g that moved it (numbers, or
         0-d device tensors that the training loop reads back as numbers)."""
         names = self._state["peers"]
         return {
-            "step": step, "update": update, "eta": eta, "gamma": gamma, "outer_loss": outer_loss,
+            "step": step,
+            "update": update,
+            "eta": eta,
+            "gamma": gamma,
+            "outer_loss": outer_loss,
             **{f"weight.{name}": w for name, w in zip(names, self._state["log_weights"].exp().unbind(), strict=True)},
             **{f"hypergradient.{name}": value for name, value in zip(names, g, strict=True)},
         }

@@ -120,8 +120,9 @@ def build_config(
     )
 
 
-def build_model(arch: Architecture, vocab_size: int, block_size: int, seed: int,
-                dropout: float = 0.1) -> RobertaForMaskedLM:
+def build_model(
+    arch: Architecture, vocab_size: int, block_size: int, seed: int, dropout: float = 0.1
+) -> RobertaForMaskedLM:
     """A randomly initialised ``RobertaForMaskedLM`` (no download); same seed, same weights.
 
     The global torch RNG is left as it was.
@@ -153,9 +154,7 @@ def count_parameters(arch: Architecture, vocab_size: int, block_size: int) -> in
     return embeddings + arch.layers * layer + head
 
 
-def flops_per_token(
-    arch: Architecture, vocab_size: int, block_size: int, head_fraction: float = 1.0
-) -> int:
+def flops_per_token(arch: Architecture, vocab_size: int, block_size: int, head_fraction: float = 1.0) -> int:
     """Analytic training FLOPs per token (forward + backward), for MFU and Table 9.
 
     ``6 · N_matmul + 12 · L · T · H`` with T = block_size (Kaplan et al. 2020; PaLM's MFU):
@@ -267,8 +266,7 @@ class SDExits(nn.Module):
         super().__init__()
         self.ends = sd_section_ends(config.num_hidden_layers)
         self.heads = nn.ModuleList(
-            _TiedExitHead(config.hidden_size, config.vocab_size, config.layer_norm_eps)
-            for _ in self.ends[:-1]
+            _TiedExitHead(config.hidden_size, config.vocab_size, config.layer_norm_eps) for _ in self.ends[:-1]
         )
         std = config.initializer_range
         for head in self.heads:  # same scheme as the model's own head

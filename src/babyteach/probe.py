@@ -71,14 +71,16 @@ def probe_training(training: Mapping[str, Any], overrides: Mapping[str, Any], to
     return {**values, **overrides, "epochs": None, "token_budget": token_budget}
 
 
-def _check_setting(index: int, overrides: Any, training: Mapping[str, Any], token_budget: int,
-                   block_size: int) -> tuple[str, dict[str, Any]]:  # fmt: skip
+def _check_setting(
+    index: int, overrides: Any, training: Mapping[str, Any], token_budget: int, block_size: int
+) -> tuple[str, dict[str, Any]]:
     """One setting's run name and training values; InputError naming ``probe.settings[index].<key>`` if it
     is bad."""
     where = f"probe.settings[{index}]"
     if not isinstance(overrides, Mapping):
-        raise InputError(f"{where}: must be a mapping of training keys to values, e.g. {{lr: 0.0001}}; "
-                         f"got {overrides!r}")  # fmt: skip
+        raise InputError(
+            f"{where}: must be a mapping of training keys to values, e.g. {{lr: 0.0001}}; got {overrides!r}"
+        )
     valid = settable_keys(training)
     for key in overrides:
         if key in FIXED_KEYS:
@@ -99,13 +101,16 @@ def _check_setting(index: int, overrides: Any, training: Mapping[str, Any], toke
     values = probe_training(training, overrides, token_budget)
     name = setting_name(overrides)
     if not _NAME_PATTERN.fullmatch(name):
-        raise InputError(f"{where}: the values {dict(overrides)!r} do not make a folder name ({name!r}); use "
-                         "numbers, booleans or plain words")  # fmt: skip
+        raise InputError(
+            f"{where}: the values {dict(overrides)!r} do not make a folder name ({name!r}); use "
+            "numbers, booleans or plain words"
+        )
     return name, values
 
 
-def probe_runs(settings: Sequence[Any], training: Mapping[str, Any], token_budget: int,
-               block_size: int) -> dict[str, dict[str, Any]]:  # fmt: skip
+def probe_runs(
+    settings: Sequence[Any], training: Mapping[str, Any], token_budget: int, block_size: int
+) -> dict[str, dict[str, Any]]:
     """Run name (:func:`setting_name`) → training values (:func:`probe_training`) of every setting,
     in the configured order.
 
@@ -122,7 +127,9 @@ def probe_runs(settings: Sequence[Any], training: Mapping[str, Any], token_budge
         name, values = _check_setting(index, overrides, training, token_budget, block_size)
         same = next((other for other, seen in runs.items() if seen == values), None)
         if same is not None:
-            raise InputError(f"probe.settings[{index}]: trains the same run as probe.settings[{first_index[same]}] "
-                             f"({same}); remove one")  # fmt: skip
+            raise InputError(
+                f"probe.settings[{index}]: trains the same run as probe.settings[{first_index[same]}] "
+                f"({same}); remove one"
+            )
         runs[name], first_index[name] = values, index
     return runs

@@ -180,9 +180,7 @@ class SearchSpace:
             or any(isinstance(v, bool) or not isinstance(v, int) for v in layers)
             or not 1 <= layers[0] <= layers[1]
         ):
-            raise InputError(
-                f"search.space.layers: expected [min, max] with 1 <= min <= max, got {self.layers!r}"
-            )
+            raise InputError(f"search.space.layers: expected [min, max] with 1 <= min <= max, got {self.layers!r}")
         object.__setattr__(self, "layers", layers)
         object.__setattr__(self, "heads", _int_tuple(self.heads, "search.space.heads"))
         object.__setattr__(self, "hidden", _int_tuple(self.hidden, "search.space.hidden"))
@@ -410,9 +408,7 @@ def search_architectures(
                 f"{Architecture(**closest['arch']).describe()} with {closest['params']:,} parameters (relative error {closest['rel_error']:.3f}). "
                 "Widen search.space (e.g. smaller hidden sizes or fewer layers) or raise search.tolerance"
             )
-        found = _search_one(
-            space, target, vocab_size, block_size, init_points, n_iter, _peer_random_state(seed, i)
-        )
+        found = _search_one(space, target, vocab_size, block_size, init_points, n_iter, _peer_random_state(seed, i))
         grid = closest
         gap = found["rel_error"] - grid["rel_error"]
         log.info(

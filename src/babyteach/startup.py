@@ -48,34 +48,48 @@ def dataset_requests(name: str, config: Mapping[str, Any], available: Callable[[
     release, track = config["corpus"]["release"], config["corpus"]["track"]
     if name == f"babylm-{CorpusId(release, track).name}":
         other = _first([t for t in TRACKS if t != track], lambda t: available(f"babylm-{release}-{t}"))
-        requests.append(Request(
-            "corpus.track", track,
-            "the corpus every target trains on (Table 1 adds report.table1_tracks)",
-            f'corpus: {{track: "{other}"}}',
-        ))  # fmt: skip
+        requests.append(
+            Request(
+                "corpus.track",
+                track,
+                "the corpus every target trains on (Table 1 adds report.table1_tracks)",
+                f'corpus: {{track: "{other}"}}',
+            )
+        )
     tracks = list(config["report"]["table1_tracks"])
     for listed in tracks:
         if name == f"babylm-{CorpusId(release, listed).name}":
-            rest = [t for t in tracks if t != listed] or [_first([track] + list(TRACKS), lambda t: t != listed)]
-            requests.append(Request(
-                "report.table1_tracks", tracks,
-                "Table 1 trains and evaluates the baseline and DWML on the corpus of every listed track",
-                f"report: {{table1_tracks: {json.dumps(rest)}}}",
-            ))  # fmt: skip
+            rest = [t for t in tracks if t != listed] or [_first([track, *TRACKS], lambda t: t != listed)]  # noqa: B023
+            requests.append(
+                Request(
+                    "report.table1_tracks",
+                    tracks,
+                    "Table 1 trains and evaluates the baseline and DWML on the corpus of every listed track",
+                    f"report: {{table1_tracks: {json.dumps(rest)}}}",
+                )
+            )
     datasets = list(config["evaluation_data"])
     if name in datasets:
         rest = [d for d in datasets if d != name]
-        requests.append(Request(
-            "evaluation_data", datasets, "every trained model is evaluated on every listed dataset",
-            f"evaluation_data: [{', '.join(rest)}]",
-        ))  # fmt: skip
+        requests.append(
+            Request(
+                "evaluation_data",
+                datasets,
+                "every trained model is evaluated on every listed dataset",
+                f"evaluation_data: [{', '.join(rest)}]",
+            )
+        )
     probe = config.get("probe", {}).get("dataset")
     if name == probe:
         other = _first([f for f in FAMILIES if f != name], available)
-        requests.append(Request(
-            "probe.dataset", probe, "the recipe probe (target probe) scores every setting on it",
-            f"probe: {{dataset: {other}}}",
-        ))  # fmt: skip
+        requests.append(
+            Request(
+                "probe.dataset",
+                probe,
+                "the recipe probe (target probe) scores every setting on it",
+                f"probe: {{dataset: {other}}}",
+            )
+        )
     return requests
 
 

@@ -279,8 +279,9 @@ def load_teacher(teacher_dir: Path, vocab_size: int, block_size: int, device: to
     """The frozen teacher: a saved model folder, in eval mode, without gradients."""
     teacher_dir = Path(teacher_dir)
     if not (teacher_dir / "config.json").is_file() or not any((teacher_dir / f).is_file() for f in WEIGHT_FILES):
-        raise InputError(f"{teacher_dir}: no saved model (config.json and weights) found; train the baseline teacher "
-                         "first")
+        raise InputError(
+            f"{teacher_dir}: no saved model (config.json and weights) found; train the baseline teacher first"
+        )
     teacher = load_pretrained(AutoModelForMaskedLM, teacher_dir, "teacher weights", dtype=torch.float32)
     if teacher.config.vocab_size != vocab_size:
         raise InputError(
@@ -308,7 +309,10 @@ def _optimizer(parameters: list[nn.Parameter], cfg: TrainConfig) -> torch.optim.
     no_decay = [p for p in parameters if p.dim() < 2]
     return torch.optim.AdamW(
         [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
-        lr=cfg.lr, betas=(cfg.adam_beta1, cfg.adam_beta2), eps=cfg.adam_eps, fused=True,
+        lr=cfg.lr,
+        betas=(cfg.adam_beta1, cfg.adam_beta2),
+        eps=cfg.adam_eps,
+        fused=True,
     )
 
 
@@ -327,8 +331,9 @@ class _Peer:
         return list({id(p): p for m in self.modules() for p in m.parameters()}.values())
 
 
-def _run_fingerprint(method: Method, students: Mapping[str, Architecture], cfg: TrainConfig,
-                     plan: Plan, teacher_dir: Path | None) -> dict[str, Any]:
+def _run_fingerprint(
+    method: Method, students: Mapping[str, Architecture], cfg: TrainConfig, plan: Plan, teacher_dir: Path | None
+) -> dict[str, Any]:
     """What a checkpoint must match to be resumed."""
     config = {k: v for k, v in asdict(cfg).items() if k not in RESUMABLE_CHANGES}
     return {
@@ -349,8 +354,11 @@ def _save_checkpoint(ckpt_dir: Path, state: dict[str, Any]) -> None:
     """Write the checkpoint atomically; a full disk or unwritable folder raises a WriteError naming it
     (``torch.save`` into a Python file, so that the file system's error reaches the message)."""
     path = Path(ckpt_dir) / CHECKPOINT_FILE
-    kept = ("the previous checkpoint is unchanged and the run resumes from it" if path.is_file()
-            else "the run had no checkpoint yet and starts again from step 0")
+    kept = (
+        "the previous checkpoint is unchanged and the run resumes from it"
+        if path.is_file()
+        else "the run had no checkpoint yet and starts again from step 0"
+    )
     with atomic_path(path, kept=kept) as tmp, open(tmp, "wb") as f:
         torch.save(state, f)
 
@@ -378,10 +386,18 @@ def run_checkpoint_dir(ckpt_dir: Path, fingerprint: Mapping[str, Any]) -> Path:
     return Path(ckpt_dir) / f"run-{digest[:16]}"
 
 
-def _checkpoint_state(step: int, fingerprint: dict[str, Any], peers: Mapping[str, _Peer],
-                      optimizer: torch.optim.Optimizer, scheduler: Any, method: Method,
-                      metrics: list[dict[str, Any]], outer_log: list[dict[str, float]],
-                      rng: list[dict[str, Any]], wall_time: float) -> dict[str, Any]:
+def _checkpoint_state(
+    step: int,
+    fingerprint: dict[str, Any],
+    peers: Mapping[str, _Peer],
+    optimizer: torch.optim.Optimizer,
+    scheduler: Any,
+    method: Method,
+    metrics: list[dict[str, Any]],
+    outer_log: list[dict[str, float]],
+    rng: list[dict[str, Any]],
+    wall_time: float,
+) -> dict[str, Any]:
     return {
         "version": CHECKPOINT_VERSION,
         "step": step,
@@ -416,8 +432,14 @@ def _averager(procs: _Processes) -> Callable[[torch.Tensor], torch.Tensor]:
     return lambda tensor: procs.sum(tensor.clone()) / procs.world_size
 
 
-def _restore(state: dict[str, Any], peers: Mapping[str, _Peer], optimizer: torch.optim.Optimizer, scheduler: Any,
-             method: Method, procs: _Processes) -> None:
+def _restore(
+    state: dict[str, Any],
+    peers: Mapping[str, _Peer],
+    optimizer: torch.optim.Optimizer,
+    scheduler: Any,
+    method: Method,
+    procs: _Processes,
+) -> None:
     for name, peer in peers.items():
         saved = state["peers"][name]
         peer.model.load_state_dict(saved["model"])
@@ -428,8 +450,11 @@ def _restore(state: dict[str, Any], peers: Mapping[str, _Peer], optimizer: torch
     method.load_state_dict(state["method_state"])
     if len(state["rng"]) != procs.world_size:
         # a different number of processes: the run continues validly, but not draw for draw
-        log.warning("checkpoint written by %d process(es), resumed by %d: dropout draws are reseeded",
-                    len(state["rng"]), procs.world_size)
+        log.warning(
+            "checkpoint written by %d process(es), resumed by %d: dropout draws are reseeded",
+            len(state["rng"]),
+            procs.world_size,
+        )
         torch.manual_seed(state["step"] * 1000 + procs.rank)
         return
     rng = state["rng"][procs.rank]
@@ -486,16 +511,41 @@ def train(
         _check_outer_batches(shard_dir, cfg)
     procs, device, created_group = _start_processes(cfg)
     try:
-        return _train(the_method, students, shard_dir, tokenizer_dir, out_dir, ckpt_dir, cfg, teacher_dir, on_step,
-                      meta, plan, procs, device)
+        return _train(
+            the_method,
+            students,
+            shard_dir,
+            tokenizer_dir,
+            out_dir,
+            ckpt_dir,
+            cfg,
+            teacher_dir,
+            on_step,
+            meta,
+            plan,
+            procs,
+            device,
+        )
     finally:
         if created_group:
             dist.destroy_process_group()
 
 
-def _train(the_method: Method, students: Mapping[str, Architecture], shard_dir: Path, tokenizer_dir: Path,
-           out_dir: Path, ckpt_dir: Path, cfg: TrainConfig, teacher_dir: Path | None, on_step: StepHook | None,
-           meta: Mapping[str, Any], plan: Plan, procs: _Processes, device: torch.device) -> dict[str, Any]:
+def _train(
+    the_method: Method,
+    students: Mapping[str, Architecture],
+    shard_dir: Path,
+    tokenizer_dir: Path,
+    out_dir: Path,
+    ckpt_dir: Path,
+    cfg: TrainConfig,
+    teacher_dir: Path | None,
+    on_step: StepHook | None,
+    meta: Mapping[str, Any],
+    plan: Plan,
+    procs: _Processes,
+    device: torch.device,
+) -> dict[str, Any]:
     """The body of :func:`train` once inputs are checked and the processes have started."""
     if not procs.is_main:
         log.setLevel(logging.WARNING)  # one process reports progress
@@ -538,23 +588,39 @@ def _train(the_method: Method, students: Mapping[str, Architecture], shard_dir: 
         del state
     log.info(
         "%s: %d student(s), %d steps × %d tokens = %d tokens (%d warmup steps) on %s%s",
-        the_method.name, len(peers), plan.steps, plan.tokens_per_step, plan.tokens, warmup, device,
+        the_method.name,
+        len(peers),
+        plan.steps,
+        plan.tokens_per_step,
+        plan.tokens,
+        warmup,
+        device,
         " with bf16 autocast" if bf16 else "",
     )
     if procs.world_size > 1:
-        log.info("data-parallel over %d processes, %d blocks each per micro-batch", procs.world_size,
-                 cfg.batch_size // procs.world_size)
+        log.info(
+            "data-parallel over %d processes, %d blocks each per micro-batch",
+            procs.world_size,
+            cfg.batch_size // procs.world_size,
+        )
     # The data: both splits resident on the device, each micro-batch gathered and masked there; k
     # predicted positions per block (mask_prob of the train split's predictable tokens) in every stream
     train_split, dev_split = (DeviceSplit(shard_dir, split, block_size, device) for split in ("train", "dev"))
     k = train_split.predictions(cfg.mask_prob)
     batches = _micro_batches(train_split, TRAIN_STREAM, k, cfg, meta, procs, count=plan.steps * cfg.grad_accum)
     outer_steps = sum(the_method.outer_step_due(s) for s in range(1, plan.steps + 1))  # one dev batch each
-    outer_batches = (_micro_batches(dev_split, OUTER_STREAM, k, cfg, meta, procs, count=outer_steps)
-                     if the_method.has_outer_step else None)
+    outer_batches = (
+        _micro_batches(dev_split, OUTER_STREAM, k, cfg, meta, procs, count=outer_steps)
+        if the_method.has_outer_step
+        else None
+    )
     dev_set = _DevSet(dev_split, k, cfg, meta)
-    log.info("%d positions predicted per block of %d tokens: %.1f %% of the train split's predictable tokens", k,
-             block_size, 100 * k * len(train_split) / float(train_split.candidates.sum()))
+    log.info(
+        "%d positions predicted per block of %d tokens: %.1f %% of the train split's predictable tokens",
+        k,
+        block_size,
+        100 * k * len(train_split) / float(train_split.candidates.sum()),
+    )
 
     started = time.monotonic()
     last_log = (step, started)  # for tokens/s between metrics lines
@@ -585,9 +651,11 @@ def _train(the_method: Method, students: Mapping[str, Architecture], shard_dir: 
                     # forked RNG: the outer step's dropout leaves the inner steps' draws as they would be
                     # without it, so DWML with ω held fixed is DML exactly
                     with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []), autocast:
-                        pending_outer.append(the_method.outer_step(
-                            OuterStep(ctx, outer_batches[update], lr, step, plan.steps, average=_averager(procs))
-                        ))
+                        pending_outer.append(
+                            the_method.outer_step(
+                                OuterStep(ctx, outer_batches[update], lr, step, plan.steps, average=_averager(procs))
+                            )
+                        )
                 with autocast:
                     losses = the_method.step_loss(ctx) if step_loss is None else step_loss(ctx.batch)
                 if set(losses) != set(peers):
@@ -618,10 +686,24 @@ def _train(the_method: Method, students: Mapping[str, Architecture], shard_dir: 
                     now = time.monotonic()
                     tokens_per_s = (step - last_log[0]) * plan.tokens_per_step / max(now - last_log[1], 1e-9)
                     last_log = (step, now)
-                    metrics.append({"step": step, "tokens": step * plan.tokens_per_step, "lr": lr, "loss": values,
-                                    "grad_norm": grad_norms, "tokens_per_s": tokens_per_s})
-                    log.info("step %d/%d lr %.3g %.0f tok/s loss %s", step, plan.steps, lr, tokens_per_s,
-                             " ".join(f"{n}={v:.4f}" for n, v in values.items()))
+                    metrics.append(
+                        {
+                            "step": step,
+                            "tokens": step * plan.tokens_per_step,
+                            "lr": lr,
+                            "loss": values,
+                            "grad_norm": grad_norms,
+                            "tokens_per_s": tokens_per_s,
+                        }
+                    )
+                    log.info(
+                        "step %d/%d lr %.3g %.0f tok/s loss %s",
+                        step,
+                        plan.steps,
+                        lr,
+                        tokens_per_s,
+                        " ".join(f"{n}={v:.4f}" for n, v in values.items()),
+                    )
             if evaluates:
                 # every process evaluates (no collective to wait on); the last step's is the final dev loss below
                 eval_started = time.monotonic()
@@ -633,8 +715,12 @@ def _train(the_method: Method, students: Mapping[str, Architecture], shard_dir: 
                 wall = wall_before + time.monotonic() - started
                 rng = procs.gather(_rng_state())  # every process takes part; rank 0 writes
                 if procs.is_main:
-                    _save_checkpoint(ckpt_dir, _checkpoint_state(step, fingerprint, peers, optimizer, scheduler,
-                                                                 the_method, metrics, outer_log, rng, wall))
+                    _save_checkpoint(
+                        ckpt_dir,
+                        _checkpoint_state(
+                            step, fingerprint, peers, optimizer, scheduler, the_method, metrics, outer_log, rng, wall
+                        ),
+                    )
             if on_step is not None:
                 on_step(step, models, tally.step_losses())
     wall_time = wall_before + time.monotonic() - started
@@ -644,8 +730,10 @@ def _train(the_method: Method, students: Mapping[str, Architecture], shard_dir: 
         _log_dev_loss(metrics, plan.steps, plan, dev_loss)  # the curve's last point (not checkpointed: recomputed)
     peer_facts = the_method.peer_summary()
     # the MLM head runs on the masked positions only, about mask_prob of the tokens
-    flops = {name: flops_per_token(arch, vocab_size, block_size, cfg.mask_prob) * plan.tokens
-             for name, arch in students.items()}
+    flops = {
+        name: flops_per_token(arch, vocab_size, block_size, cfg.mask_prob) * plan.tokens
+        for name, arch in students.items()
+    }
     summary = {
         "format_version": SUMMARY_VERSION,
         "method": the_method.name,
@@ -682,9 +770,14 @@ def _train(the_method: Method, students: Mapping[str, Architecture], shard_dir: 
     return summary
 
 
-def _step_loss_fn(method: Method, models: Mapping[str, RobertaForMaskedLM], extras: Mapping[str, nn.Module],
-                  teacher: RobertaForMaskedLM | None, example: MLMBatch, device: torch.device
-                  ) -> Callable[[MLMBatch], dict[str, torch.Tensor]]:
+def _step_loss_fn(
+    method: Method,
+    models: Mapping[str, RobertaForMaskedLM],
+    extras: Mapping[str, nn.Module],
+    teacher: RobertaForMaskedLM | None,
+    example: MLMBatch,
+    device: torch.device,
+) -> Callable[[MLMBatch], dict[str, torch.Tensor]]:
     """``method.step_loss`` of every student on a batch, compiled as one graph (``training.compile``).
 
     The batches have static shapes, so the students' forward passes and losses compile into one
@@ -699,11 +792,22 @@ def _step_loss_fn(method: Method, models: Mapping[str, RobertaForMaskedLM], extr
     return torch.compile(lambda batch: method.step_loss(StepContext(batch, models, extras, teacher)), fullgraph=True)
 
 
-def _micro_batches(split: DeviceSplit, stream: int, k: int, cfg: TrainConfig, meta: Mapping[str, Any],
-                   procs: _Processes, count: int) -> MicroBatches:
+def _micro_batches(
+    split: DeviceSplit, stream: int, k: int, cfg: TrainConfig, meta: Mapping[str, Any], procs: _Processes, count: int
+) -> MicroBatches:
     """This process's masked micro-batches of ``split`` for one masking stream (``count`` of them used)."""
-    return MicroBatches(split, cfg.seed, cfg.batch_size, stream, k, meta["special_tokens"], int(meta["vocab_size"]),
-                        procs.rank, procs.world_size, count=count)
+    return MicroBatches(
+        split,
+        cfg.seed,
+        cfg.batch_size,
+        stream,
+        k,
+        meta["special_tokens"],
+        int(meta["vocab_size"]),
+        procs.rank,
+        procs.world_size,
+        count=count,
+    )
 
 
 class _DevSet:
@@ -716,8 +820,9 @@ class _DevSet:
     """
 
     def __init__(self, split: DeviceSplit, k: int, cfg: TrainConfig, meta: Mapping[str, Any]) -> None:
-        self.batches = dev_loss_batches(split, k, cfg.seed, cfg.batch_size, cfg.dev_blocks, meta["special_tokens"],
-                                        int(meta["vocab_size"]))
+        self.batches = dev_loss_batches(
+            split, k, cfg.seed, cfg.batch_size, cfg.dev_blocks, meta["special_tokens"], int(meta["vocab_size"])
+        )
         self.n_blocks = sum(len(batch.input_ids) for batch in self.batches)
 
     def losses(self, models: Mapping[str, RobertaForMaskedLM], autocast: Any) -> dict[str, float]:
@@ -779,31 +884,39 @@ class _Tally:
         """This step's loss per student, 0-d tensors on the device."""
         return dict(zip(self.names, self.losses.unbind(), strict=True))
 
-    def read(self, grad_norms: torch.Tensor, ckpt_dir: Path
-             ) -> tuple[dict[str, float], dict[str, float], tuple[int, str] | None]:
+    def read(
+        self, grad_norms: torch.Tensor, ckpt_dir: Path
+    ) -> tuple[dict[str, float], dict[str, float], tuple[int, str] | None]:
         """This step's losses and ``grad_norms`` ``(students,)`` as numbers (one host read), and
         ``(step, message)`` of the first non-finite loss since the run started, if any."""
-        packed = torch.cat([self.losses.double(), grad_norms.double(), self.first_bad_step.double(),
-                            self.first_bad_value.double()]).tolist()
+        packed = torch.cat(
+            [self.losses.double(), grad_norms.double(), self.first_bad_step.double(), self.first_bad_value.double()]
+        ).tolist()
         m = len(self.names)
         losses, norms, bad_steps, bad_values = (packed[i * m : (i + 1) * m] for i in range(4))
         problem = None
         if any(bad_steps):
             step, i = min((int(s), i) for i, s in enumerate(bad_steps) if s)
-            problem = step, (
-                f"step {step}: the loss of student {self.names[i]!r} is {bad_values[i]}; training stopped (no "
-                f"checkpoint was written since). The last good checkpoint is in {ckpt_dir} (resume re-runs from it); "
-                "lower training.lr or check the data"
+            problem = (
+                step,
+                (
+                    f"step {step}: the loss of student {self.names[i]!r} is {bad_values[i]}; training stopped (no "
+                    f"checkpoint was written since). The last good checkpoint is in {ckpt_dir} (resume re-runs from it); "
+                    "lower training.lr or check the data"
+                ),
             )
         return dict(zip(self.names, losses, strict=True)), dict(zip(self.names, norms, strict=True)), problem
 
 
-def _settle_outer_records(records: list[Mapping[str, Any]], ckpt_dir: Path
-                          ) -> tuple[list[dict[str, float]], tuple[int, str] | None]:
+def _settle_outer_records(
+    records: list[Mapping[str, Any]], ckpt_dir: Path
+) -> tuple[list[dict[str, float]], tuple[int, str] | None]:
     """Outer-step records with their device values (0-d tensors) read back as numbers, in one host
     read for all of them, and ``(step, message)`` of the first one holding a non-finite value."""
     places = [(i, key) for i, record in enumerate(records) for key, value in record.items() if torch.is_tensor(value)]
-    numbers = torch.stack([records[i][key].detach().double().reshape(()) for i, key in places]).tolist() if places else []
+    numbers = (
+        torch.stack([records[i][key].detach().double().reshape(()) for i, key in places]).tolist() if places else []
+    )
     settled = [dict(record) for record in records]
     for (i, key), number in zip(places, numbers, strict=True):
         settled[i][key] = number
@@ -820,43 +933,52 @@ def _log_dev_loss(metrics: list[dict[str, Any]], step: int, plan: Plan, dev_loss
 def _model_card(name: str, arch: Architecture, summary: Mapping[str, Any]) -> str:
     student = summary["students"][name]
     options = ", ".join(f"{k}={v}" for k, v in summary["method_options"].items()) or "none"
-    return "\n".join([
-        f"# {name}",
-        "",
-        "A RoBERTa-style masked language model trained by the babyteach workflow",
-        "(reproducing \"When Babies Teach Babies\", BabyLM 2024).",
-        "",
-        "| | |",
-        "|---|---|",
-        f"| method | {summary['method']} (options: {options}) |",
-        f"| architecture | {arch.describe()}: {arch.layers} layers, {arch.heads} heads, hidden {arch.hidden} |",
-        f"| parameters | {student['parameters']:,} |",
-        f"| block size | {summary['block_size']} tokens |",
-        f"| tokens seen | {summary['tokens']:,} |",
-        f"| optimiser steps | {summary['steps']:,} |",
-        f"| training FLOPs (analytic) | {student['training_flops']:.3e} |",
-        f"| wall time | {summary['wall_time_s']:.0f} s on {summary['device']} × {summary['processes']} |",
-        f"| seed | {summary['config']['seed']} |",
-        f"| config hash | `{summary['config_hash']}` (method, students and training settings; the checkpoint "
-        f"folder `run-{summary['config_hash']}`) |",
-        f"| final dev loss | {student['final_dev_loss']:.4f} nats (masked CE on "
-        f"{summary['dev_blocks']} dev blocks spread over the dev split) |",
-        *([f"| final peer weight ω | {student['peer_weight']:.4f} |"] if "peer_weight" in student else []),
-        "",
-        "Load it with `AutoModelForMaskedLM.from_pretrained(folder)` and "
-        "`AutoTokenizer.from_pretrained(folder)`.",
-        "",
-    ])
+    return "\n".join(
+        [
+            f"# {name}",
+            "",
+            "A RoBERTa-style masked language model trained by the babyteach workflow",
+            '(reproducing "When Babies Teach Babies", BabyLM 2024).',
+            "",
+            "| | |",
+            "|---|---|",
+            f"| method | {summary['method']} (options: {options}) |",
+            f"| architecture | {arch.describe()}: {arch.layers} layers, {arch.heads} heads, hidden {arch.hidden} |",
+            f"| parameters | {student['parameters']:,} |",
+            f"| block size | {summary['block_size']} tokens |",
+            f"| tokens seen | {summary['tokens']:,} |",
+            f"| optimiser steps | {summary['steps']:,} |",
+            f"| training FLOPs (analytic) | {student['training_flops']:.3e} |",
+            f"| wall time | {summary['wall_time_s']:.0f} s on {summary['device']} × {summary['processes']} |",
+            f"| seed | {summary['config']['seed']} |",
+            f"| config hash | `{summary['config_hash']}` (method, students and training settings; the checkpoint "
+            f"folder `run-{summary['config_hash']}`) |",
+            f"| final dev loss | {student['final_dev_loss']:.4f} nats (masked CE on "
+            f"{summary['dev_blocks']} dev blocks spread over the dev split) |",
+            *([f"| final peer weight ω | {student['peer_weight']:.4f} |"] if "peer_weight" in student else []),
+            "",
+            "Load it with `AutoModelForMaskedLM.from_pretrained(folder)` and `AutoTokenizer.from_pretrained(folder)`.",
+            "",
+        ]
+    )
 
 
-def _write_outputs(out_dir: Path, models: Mapping[str, RobertaForMaskedLM], students: Mapping[str, Architecture],
-                   tokenizer_dir: Path, metrics: list[dict[str, Any]], outer_log: list[dict[str, float]],
-                   gpu_csv: Path, summary: dict[str, Any]) -> None:
+def _write_outputs(
+    out_dir: Path,
+    models: Mapping[str, RobertaForMaskedLM],
+    students: Mapping[str, Architecture],
+    tokenizer_dir: Path,
+    metrics: list[dict[str, Any]],
+    outer_log: list[dict[str, float]],
+    gpu_csv: Path,
+    summary: dict[str, Any],
+) -> None:
     """Write the whole ``out_dir`` at once (atomic rename of a finished temporary folder); a full disk
     or unwritable folder raises a WriteError naming the file (the final checkpoint is kept, so the
     same command writes the outputs again without training)."""
-    with atomic_path(out_dir, kept="the final checkpoint is kept: the same command writes the outputs from it "
-                                   "without training again") as tmp:
+    with atomic_path(
+        out_dir, kept="the final checkpoint is kept: the same command writes the outputs from it without training again"
+    ) as tmp:
         tmp.mkdir()
         for name, model in models.items():
             folder = tmp / name

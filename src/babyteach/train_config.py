@@ -28,10 +28,29 @@ DEVICES = ("auto", "cpu", "cuda")
 
 #: Fields that hold numbers, and those that hold integers: a number written as text ("1e-3") or, for an
 #: integer, as a whole float (1.0e8) is converted (:func:`babyteach.config_schema.as_number`).
-FLOAT_FIELDS = ("epochs", "lr", "weight_decay", "adam_beta1", "adam_beta2", "adam_eps", "warmup_fraction", "clip_norm",
-                "mask_prob", "dropout")
-INT_FIELDS = ("token_budget", "block_size", "batch_size", "grad_accum", "seed", "checkpoint_every", "log_every",
-              "eval_every", "dev_blocks")
+FLOAT_FIELDS = (
+    "epochs",
+    "lr",
+    "weight_decay",
+    "adam_beta1",
+    "adam_beta2",
+    "adam_eps",
+    "warmup_fraction",
+    "clip_norm",
+    "mask_prob",
+    "dropout",
+)
+INT_FIELDS = (
+    "token_budget",
+    "block_size",
+    "batch_size",
+    "grad_accum",
+    "seed",
+    "checkpoint_every",
+    "log_every",
+    "eval_every",
+    "dev_blocks",
+)
 
 #: Training keys that only set how often a run checkpoints and logs, not what is trained: the
 #: workflow passes them outside its rerun-tracked settings (babyteach.train_job).
@@ -63,8 +82,11 @@ class TrainConfig:
     token_budget: int | None = config_field("training", "token_budget")
     epochs: float | None = field(
         default=EPOCHS_UNLESS_BUDGET,
-        metadata={"help": "passes over the train blocks; steps = floor(epochs × batches per epoch / grad_accum); "
-                  "default: the schema's, or None when token_budget is given", "config_key": "training.epochs"},
+        metadata={
+            "help": "passes over the train blocks; steps = floor(epochs × batches per epoch / grad_accum); "
+            "default: the schema's, or None when token_budget is given",
+            "config_key": "training.epochs",
+        },
     )
     block_size: int = config_field("model", "block_size")
     batch_size: int = config_field("training", "batch_size")
@@ -95,23 +117,22 @@ class TrainConfig:
         for name in (*FLOAT_FIELDS, *INT_FIELDS):
             object.__setattr__(self, name, as_number(getattr(self, name), integer=name in INT_FIELDS))
         if (self.token_budget is None) == (self.epochs is None):
-            raise InputError(
-                "training: give exactly one of token_budget and epochs (set the other to null)"
-            )
+            raise InputError("training: give exactly one of token_budget and epochs (set the other to null)")
         for name in FLOAT_FIELDS:  # before the range checks: a string would fail them with a TypeError
             value = getattr(self, name)
-            self._require(value is None and name in ("epochs", "clip_norm") or is_number(value), name,
-                          "a number")
+            self._require(value is None and name in ("epochs", "clip_norm") or is_number(value), name, "a number")
         if self.token_budget is not None:
-            self._require(is_int(self.token_budget) and self.token_budget > 0, "token_budget",
-                          "a positive integer")
+            self._require(is_int(self.token_budget) and self.token_budget > 0, "token_budget", "a positive integer")
         if self.epochs is not None:
             self._require(self.epochs > 0, "epochs", "positive")
         self._require(is_int(self.block_size) and self.block_size >= 3, "block_size", "an integer of at least 3")
         for name in ("batch_size", "grad_accum", "checkpoint_every", "log_every", "dev_blocks"):
             self._require(is_int(getattr(self, name)) and getattr(self, name) >= 1, name, "a positive integer")
-        self._require(self.eval_every is None or (is_int(self.eval_every) and self.eval_every >= 1), "eval_every",
-                      "a positive integer or None (only the final dev loss)")
+        self._require(
+            self.eval_every is None or (is_int(self.eval_every) and self.eval_every >= 1),
+            "eval_every",
+            "a positive integer or None (only the final dev loss)",
+        )
         self._require(is_int(self.seed) and self.seed >= 0, "seed", "a non-negative integer")
         self._require(self.lr > 0 and math.isfinite(self.lr), "lr", "positive and finite")
         self._require(self.weight_decay >= 0, "weight_decay", "non-negative")

@@ -40,8 +40,11 @@ class DeviceSplit:
         self.span = block_size - 2
         stream = self.blocks.packed_text()
         #: Non-separator tokens of each block's text, ``(n_blocks,)``: the candidates for prediction.
-        self.candidates = self.span - (stream.reshape(len(self.blocks), self.span) == self.blocks.eos_id).sum(axis=1) \
-            if len(self.blocks) else np.zeros(0, dtype=np.int64)
+        self.candidates = (
+            self.span - (stream.reshape(len(self.blocks), self.span) == self.blocks.eos_id).sum(axis=1)
+            if len(self.blocks)
+            else np.zeros(0, dtype=np.int64)
+        )
         self.tokens = torch.from_numpy(stream).to(device)  # (n_blocks · span,) int32
         self._columns = torch.arange(self.span, device=device)  # (span,)
 
@@ -92,9 +95,19 @@ class MicroBatches:
     then.
     """
 
-    def __init__(self, split: DeviceSplit, seed: int, batch_size: int, stream: int, k: int,
-                 special: Mapping[str, int], vocab_size: int, rank: int = 0, world_size: int = 1,
-                 count: int = 0) -> None:
+    def __init__(
+        self,
+        split: DeviceSplit,
+        seed: int,
+        batch_size: int,
+        stream: int,
+        k: int,
+        special: Mapping[str, int],
+        vocab_size: int,
+        rank: int = 0,
+        world_size: int = 1,
+        count: int = 0,
+    ) -> None:
         if batch_size % world_size:
             raise ValueError(f"batch_size {batch_size} is not divisible by {world_size} processes")
         self.split, self.seed, self.batch_size, self.stream = split, seed, batch_size, stream
@@ -105,9 +118,15 @@ class MicroBatches:
         split.check_candidates(k)
         device = split.device
         special_ids = sorted(int(i) for i in special.values())
-        self.masker = Masker(self.rows, split.block_size, self.k,
-                             torch.tensor(special_ids, dtype=torch.int64, device=device),
-                             replacement_ids(vocab_size, special_ids, device), int(special[MASK]), self.first_row)
+        self.masker = Masker(
+            self.rows,
+            split.block_size,
+            self.k,
+            torch.tensor(special_ids, dtype=torch.int64, device=device),
+            replacement_ids(vocab_size, special_ids, device),
+            int(special[MASK]),
+            self.first_row,
+        )
         epochs = -(-count // self.batches_per_epoch) if count and self.batches_per_epoch else 0
         self._orders = [self._order_of(epoch) for epoch in range(epochs)]
 
@@ -131,8 +150,9 @@ class MicroBatches:
         return self.masker(ids, mask_key(self.seed, self.stream, index))
 
 
-def dev_loss_batches(split: DeviceSplit, k: int, seed: int, batch_size: int, dev_blocks: int,
-                     special: Mapping[str, int], vocab_size: int) -> list[MaskedBatch]:
+def dev_loss_batches(
+    split: DeviceSplit, k: int, seed: int, batch_size: int, dev_blocks: int, special: Mapping[str, int], vocab_size: int
+) -> list[MaskedBatch]:
     """The dev loss's batches: ``dev_blocks`` blocks of the dev ``split`` spread over it
     (:func:`babyteach.data.shards.dev_sample`), ``batch_size`` at a time (the last shorter), batch
     ``j`` masked with key ``(seed, DEV_STREAM, j)`` and ``k`` positions per block (the train
@@ -140,8 +160,12 @@ def dev_loss_batches(split: DeviceSplit, k: int, seed: int, batch_size: int, dev
     call with the same arguments: the training loop's dev loss and :mod:`babyteach.diagnostics`."""
     blocks = torch.from_numpy(dev_sample(len(split), dev_blocks)).to(split.device)
     if not len(blocks):
-        raise InputError(f"{split.shard_dir}: the '{split.split}' split has no block of {split.block_size} tokens; "
-                         "the dev loss needs one")
+        raise InputError(
+            f"{split.shard_dir}: the '{split.split}' split has no block of {split.block_size} tokens; "
+            "the dev loss needs one"
+        )
     masking = MicroBatches(split, seed, batch_size, DEV_STREAM, k, special, vocab_size)
-    return [masking.mask(split.gather(blocks[first : first + batch_size]), number)
-            for number, first in enumerate(range(0, len(blocks), batch_size))]
+    return [
+        masking.mask(split.gather(blocks[first : first + batch_size]), number)
+        for number, first in enumerate(range(0, len(blocks), batch_size))
+    ]

@@ -355,8 +355,7 @@ def read_text(path: Path, on_decode_error: str = "strict") -> str:
 def _check_decode_mode(on_decode_error: str) -> None:
     if on_decode_error not in DECODE_ERROR_MODES:
         raise InputError(
-            f"corpus.on_decode_error: unknown value {on_decode_error!r}; "
-            f"choose one of {list(DECODE_ERROR_MODES)}"
+            f"corpus.on_decode_error: unknown value {on_decode_error!r}; choose one of {list(DECODE_ERROR_MODES)}"
         )
 
 
@@ -386,13 +385,9 @@ def clean_corpus(
     raw_dir, clean_dir, stats_csv = Path(raw_dir), Path(clean_dir), Path(stats_csv)
     _check_decode_mode(on_decode_error)
     if release not in BABYLM_DOMAINS:
-        raise InputError(
-            f"corpus.release: unknown BabyLM release {release!r}; choose one of {sorted(BABYLM_DOMAINS)}"
-        )
+        raise InputError(f"corpus.release: unknown BabyLM release {release!r}; choose one of {sorted(BABYLM_DOMAINS)}")
     if max_lines_per_file is not None and (
-        isinstance(max_lines_per_file, bool)
-        or not isinstance(max_lines_per_file, int)
-        or max_lines_per_file < 1
+        isinstance(max_lines_per_file, bool) or not isinstance(max_lines_per_file, int) or max_lines_per_file < 1
     ):
         raise InputError(
             f"corpus.max_lines_per_file: {max_lines_per_file!r} is not a positive integer; use N >= 1 or null"

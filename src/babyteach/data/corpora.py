@@ -47,8 +47,7 @@ class CorpusId:
     def __post_init__(self) -> None:
         if self.release not in BABYLM_DOMAINS:
             raise InputError(
-                f"corpus.release: unknown BabyLM release {self.release!r}; "
-                f"choose one of {sorted(BABYLM_DOMAINS)}"
+                f"corpus.release: unknown BabyLM release {self.release!r}; choose one of {sorted(BABYLM_DOMAINS)}"
             )
         if self.track not in TRACKS:
             raise InputError(f"corpus.track: unknown track {self.track!r}; choose one of {list(TRACKS)}")
@@ -69,7 +68,7 @@ class CorpusId:
         return BABYLM_DOMAINS[self.release]
 
     @classmethod
-    def parse(cls, name: str) -> "CorpusId":
+    def parse(cls, name: str) -> CorpusId:
         """Parse ``<release>-<track>`` (the inverse of :attr:`name`)."""
         release, sep, track = name.partition("-")
         if not sep:

@@ -134,36 +134,83 @@ def _is_hex(text: str) -> bool:
 
 #: The 67 BLiMP paradigms (UIDs), the file stems of blimp_filtered and blimp_fast.
 BLIMP_UIDS: tuple[str, ...] = (
-    "adjunct_island", "anaphor_gender_agreement", "anaphor_number_agreement",
-    "animate_subject_passive", "animate_subject_trans", "causative", "complex_NP_island",
+    "adjunct_island",
+    "anaphor_gender_agreement",
+    "anaphor_number_agreement",
+    "animate_subject_passive",
+    "animate_subject_trans",
+    "causative",
+    "complex_NP_island",
     "coordinate_structure_constraint_complex_left_branch",
-    "coordinate_structure_constraint_object_extraction", "determiner_noun_agreement_1",
-    "determiner_noun_agreement_2", "determiner_noun_agreement_irregular_1",
-    "determiner_noun_agreement_irregular_2", "determiner_noun_agreement_with_adj_2",
-    "determiner_noun_agreement_with_adj_irregular_1", "determiner_noun_agreement_with_adj_irregular_2",
-    "determiner_noun_agreement_with_adjective_1", "distractor_agreement_relational_noun",
-    "distractor_agreement_relative_clause", "drop_argument", "ellipsis_n_bar_1", "ellipsis_n_bar_2",
-    "existential_there_object_raising", "existential_there_quantifiers_1",
-    "existential_there_quantifiers_2", "existential_there_subject_raising",
-    "expletive_it_object_raising", "inchoative", "intransitive", "irregular_past_participle_adjectives",
-    "irregular_past_participle_verbs", "irregular_plural_subject_verb_agreement_1",
-    "irregular_plural_subject_verb_agreement_2", "left_branch_island_echo_question",
-    "left_branch_island_simple_question", "matrix_question_npi_licensor_present", "npi_present_1",
-    "npi_present_2", "only_npi_licensor_present", "only_npi_scope", "passive_1", "passive_2",
-    "principle_A_c_command", "principle_A_case_1", "principle_A_case_2", "principle_A_domain_1",
-    "principle_A_domain_2", "principle_A_domain_3", "principle_A_reconstruction",
-    "regular_plural_subject_verb_agreement_1", "regular_plural_subject_verb_agreement_2",
-    "sentential_negation_npi_licensor_present", "sentential_negation_npi_scope",
-    "sentential_subject_island", "superlative_quantifiers_1", "superlative_quantifiers_2",
-    "tough_vs_raising_1", "tough_vs_raising_2", "transitive", "wh_island", "wh_questions_object_gap",
-    "wh_questions_subject_gap", "wh_questions_subject_gap_long_distance", "wh_vs_that_no_gap",
-    "wh_vs_that_no_gap_long_distance", "wh_vs_that_with_gap", "wh_vs_that_with_gap_long_distance",
-)  # fmt: skip
+    "coordinate_structure_constraint_object_extraction",
+    "determiner_noun_agreement_1",
+    "determiner_noun_agreement_2",
+    "determiner_noun_agreement_irregular_1",
+    "determiner_noun_agreement_irregular_2",
+    "determiner_noun_agreement_with_adj_2",
+    "determiner_noun_agreement_with_adj_irregular_1",
+    "determiner_noun_agreement_with_adj_irregular_2",
+    "determiner_noun_agreement_with_adjective_1",
+    "distractor_agreement_relational_noun",
+    "distractor_agreement_relative_clause",
+    "drop_argument",
+    "ellipsis_n_bar_1",
+    "ellipsis_n_bar_2",
+    "existential_there_object_raising",
+    "existential_there_quantifiers_1",
+    "existential_there_quantifiers_2",
+    "existential_there_subject_raising",
+    "expletive_it_object_raising",
+    "inchoative",
+    "intransitive",
+    "irregular_past_participle_adjectives",
+    "irregular_past_participle_verbs",
+    "irregular_plural_subject_verb_agreement_1",
+    "irregular_plural_subject_verb_agreement_2",
+    "left_branch_island_echo_question",
+    "left_branch_island_simple_question",
+    "matrix_question_npi_licensor_present",
+    "npi_present_1",
+    "npi_present_2",
+    "only_npi_licensor_present",
+    "only_npi_scope",
+    "passive_1",
+    "passive_2",
+    "principle_A_c_command",
+    "principle_A_case_1",
+    "principle_A_case_2",
+    "principle_A_domain_1",
+    "principle_A_domain_2",
+    "principle_A_domain_3",
+    "principle_A_reconstruction",
+    "regular_plural_subject_verb_agreement_1",
+    "regular_plural_subject_verb_agreement_2",
+    "sentential_negation_npi_licensor_present",
+    "sentential_negation_npi_scope",
+    "sentential_subject_island",
+    "superlative_quantifiers_1",
+    "superlative_quantifiers_2",
+    "tough_vs_raising_1",
+    "tough_vs_raising_2",
+    "transitive",
+    "wh_island",
+    "wh_questions_object_gap",
+    "wh_questions_subject_gap",
+    "wh_questions_subject_gap_long_distance",
+    "wh_vs_that_no_gap",
+    "wh_vs_that_no_gap_long_distance",
+    "wh_vs_that_with_gap",
+    "wh_vs_that_with_gap_long_distance",
+)
 
 #: The five BLiMP supplement tasks (BabyLM 2023-2025).
 SUPPLEMENT_TASKS: tuple[str, ...] = (
-    "hypernym", "qa_congruence_easy", "qa_congruence_tricky", "subject_aux_inversion", "turn_taking",
-)  # fmt: skip
+    "hypernym",
+    "qa_congruence_easy",
+    "qa_congruence_tricky",
+    "subject_aux_inversion",
+    "turn_taking",
+)
 
 #: (Super)GLUE files of BabyLM's glue_filtered that the evaluation needs: the valid (evaluation)
 #: file of every task and the train files the shared mirror has. The 2024 release also has
@@ -194,9 +241,7 @@ def _babylm_corpus(release: str, track: str) -> Dataset:
         folders = {"train": f"train_{track}", "dev": "dev", "test": "test"}
         sources = tuple(Source(f"{_OSF_2024}/text_data/{folders[s]}.zip") for s in SPLITS)
         mirror_dir, homepage = ("babylm_10M" if track == "10M" else f"babylm_{track}"), "https://osf.io/ad7qg/"
-    files = tuple(
-        FileSpec(f"{d}.{s}", f"{folders[s]}/{d}.{s}") for d in BABYLM_DOMAINS[release] for s in SPLITS
-    )
+    files = tuple(FileSpec(f"{d}.{s}", f"{folders[s]}/{d}.{s}") for d in BABYLM_DOMAINS[release] for s in SPLITS)
     note = (
         "the shared mirror's babylm_10M/ is a SUBSTITUTE corpus (real BabyLM 2024 text, re-split; "
         "see shared/data/README.md), not the official release"
@@ -215,9 +260,14 @@ def _jsonl_set(name: str, mirror_dir: str, stems: tuple[str, ...], url: str, hom
 def _ewok(name: str, filename: str, sources: tuple[Source, ...], note: str = "") -> Dataset:
     """An EWoK set: one password-protected zip, kept encrypted on disk (never extracted)."""
     return Dataset(
-        name, "ewok", (FileSpec(filename, filename),), sources,
-        "https://huggingface.co/datasets/ewok-core/ewok-core-1.0", zip_password=EWOK_ZIP_PASSWORD, note=note,
-    )  # fmt: skip
+        name,
+        "ewok",
+        (FileSpec(filename, filename),),
+        sources,
+        "https://huggingface.co/datasets/ewok-core/ewok-core-1.0",
+        zip_password=EWOK_ZIP_PASSWORD,
+        note=note,
+    )
 
 
 def _registry() -> dict[str, Dataset]:
@@ -226,34 +276,71 @@ def _registry() -> dict[str, Dataset]:
     evaluation = [
         # Original BLiMP, kept as the official BLiMP.zip (data/<UID>.jsonl inside).
         Dataset(
-            "blimp", "blimp", (FileSpec("BLiMP.zip", "BLiMP.zip"),),
-            (Source(blimp_zip, "172a1a714d72e72a89e8384dd531483f3d0f8a9aee3d33dccaf7992d8cecbb73",
-                    extract=False, filename="BLiMP.zip"),),
+            "blimp",
+            "blimp",
+            (FileSpec("BLiMP.zip", "BLiMP.zip"),),
+            (
+                Source(
+                    blimp_zip,
+                    "172a1a714d72e72a89e8384dd531483f3d0f8a9aee3d33dccaf7992d8cecbb73",
+                    extract=False,
+                    filename="BLiMP.zip",
+                ),
+            ),
             "https://github.com/alexwarstadt/blimp",
         ),
-        _jsonl_set("blimp-filtered", "blimp_filtered", BLIMP_UIDS,
-                   f"{_OSF_2024}/evaluation_data/blimp_filtered", "https://osf.io/ad7qg/"),
-        _jsonl_set("blimp-fast", "blimp_filtered/blimp_fast", BLIMP_UIDS,
-                   f"{_OSF_2025_FAST}/blimp_fast", "https://osf.io/ryjfm/"),
-        _jsonl_set("blimp-supplement", "blimp_supplement", SUPPLEMENT_TASKS,
-                   f"{_OSF_2024}/evaluation_data/supplement_filtered", "https://osf.io/ad7qg/"),
-        _jsonl_set("supplement-fast", "blimp_supplement/supplement_fast", SUPPLEMENT_TASKS,
-                   f"{_OSF_2025_FAST}/supplement_fast", "https://osf.io/ryjfm/"),
+        _jsonl_set(
+            "blimp-filtered",
+            "blimp_filtered",
+            BLIMP_UIDS,
+            f"{_OSF_2024}/evaluation_data/blimp_filtered",
+            "https://osf.io/ad7qg/",
+        ),
+        _jsonl_set(
+            "blimp-fast",
+            "blimp_filtered/blimp_fast",
+            BLIMP_UIDS,
+            f"{_OSF_2025_FAST}/blimp_fast",
+            "https://osf.io/ryjfm/",
+        ),
+        _jsonl_set(
+            "blimp-supplement",
+            "blimp_supplement",
+            SUPPLEMENT_TASKS,
+            f"{_OSF_2024}/evaluation_data/supplement_filtered",
+            "https://osf.io/ad7qg/",
+        ),
+        _jsonl_set(
+            "supplement-fast",
+            "blimp_supplement/supplement_fast",
+            SUPPLEMENT_TASKS,
+            f"{_OSF_2025_FAST}/supplement_fast",
+            "https://osf.io/ryjfm/",
+        ),
         _ewok(
-            "ewok-filtered", "ewok_filtered.zip", (),
+            "ewok-filtered",
+            "ewok_filtered.zip",
+            (),
             note="BabyLM does not distribute ewok_filtered: its 2024 pipeline builds it (ewok/dl_and_filter.py) "
             "from the gated Hugging Face dataset ewok-core/ewok-core-1.0; provide it as "
             "<data_mirror>/ewok/ewok_filtered.zip (zip -P BabyLM2025, members ewok_filtered/<domain>.jsonl)",
         ),
         # sha256 left None: the shared mirror's copy (310ffb7d…) is not checked against OSF from here.
-        _ewok("ewok-fast", "ewok_fast.zip",
-              (Source(f"{_OSF_2025_FAST}/ewok_fast.zip", extract=False, filename="ewok_fast.zip"),)),
+        _ewok(
+            "ewok-fast",
+            "ewok_fast.zip",
+            (Source(f"{_OSF_2025_FAST}/ewok_fast.zip", extract=False, filename="ewok_fast.zip"),),
+        ),
         Dataset(
-            "glue-filtered", "glue_filtered", tuple(FileSpec(f, f) for f in GLUE_FILES),
-            (Source(f"{_OSF_2024}/evaluation_data/glue_filtered"),), "https://osf.io/ad7qg/", extra="*.jsonl",
+            "glue-filtered",
+            "glue_filtered",
+            tuple(FileSpec(f, f) for f in GLUE_FILES),
+            (Source(f"{_OSF_2024}/evaluation_data/glue_filtered"),),
+            "https://osf.io/ad7qg/",
+            extra="*.jsonl",
             note="the shared mirror's mnli.train/qqp.train are BabyLM 2025's 10k-row subsamples",
         ),
-    ]  # fmt: skip
+    ]
     return {d.name: d for d in corpora + evaluation}
 
 
@@ -475,6 +562,7 @@ class _Net:
 
     def get_json(self, url: str) -> dict:
         """GET a JSON document (an OSF listing), with retries."""
+
         def action() -> dict:
             with self.open(url) as response:
                 return json.loads(response.read())
@@ -638,8 +726,6 @@ def _copy_hashed(opener: Callable[[], IO[bytes]], target: Path) -> str:
 
 def _write_manifest(dataset: Dataset, folder: Path, source: dict[str, object], digests: dict[str, str]) -> None:
     """Write ``MANIFEST.json``: dataset name, source, and path/bytes/sha256 of every file written."""
-    files = [
-        {"path": rel, "bytes": (folder / rel).stat().st_size, "sha256": digests[rel]} for rel in sorted(digests)
-    ]
+    files = [{"path": rel, "bytes": (folder / rel).stat().st_size, "sha256": digests[rel]} for rel in sorted(digests)]
     write_json_atomic(folder / "MANIFEST.json", {"dataset": dataset.name, "source": source, "files": files})
     log.info("%s: wrote %d files (%d bytes)", dataset.name, len(files), sum(f["bytes"] for f in files))

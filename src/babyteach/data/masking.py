@@ -125,12 +125,22 @@ class Masker:
     input's shape and ``k``.
     """
 
-    def __init__(self, rows: int, length: int, k: int, special_ids: torch.Tensor, replacement_ids: torch.Tensor,
-                 mask_id: int, first_row: int = 0) -> None:
+    def __init__(
+        self,
+        rows: int,
+        length: int,
+        k: int,
+        special_ids: torch.Tensor,
+        replacement_ids: torch.Tensor,
+        mask_id: int,
+        first_row: int = 0,
+    ) -> None:
         if not 1 <= k <= length:
             raise ValueError(f"k must lie in [1, {length}], got {k}")
         if (first_row + rows) * length * _DRAWS > _LOW32:
-            raise ValueError(f"a global batch of {first_row + rows} rows × {length} tokens exceeds the 32-bit draw counters")
+            raise ValueError(
+                f"a global batch of {first_row + rows} rows × {length} tokens exceeds the 32-bit draw counters"
+            )
         device = special_ids.device
         self.k, self.length, self.mask_id = k, length, mask_id
         self.special_ids, self.replacement_ids = special_ids, replacement_ids
@@ -152,12 +162,16 @@ class Masker:
         # device; special tokens sort last
         scores = draws[..., _SELECT] * self.length + self.columns
         scores = scores.masked_fill(torch.isin(input_ids, self.special_ids), torch.iinfo(torch.int64).max)
-        positions = torch.topk(scores, self.k, dim=1, largest=False, sorted=False).indices.sort(dim=1).values  # (rows, k)
+        positions = (
+            torch.topk(scores, self.k, dim=1, largest=False, sorted=False).indices.sort(dim=1).values
+        )  # (rows, k)
         targets = input_ids.gather(1, positions)  # (rows, k)
         picked = draws[..., _ACTION:].gather(1, positions[..., None].expand(-1, -1, _DRAWS - 1)) >> 8  # (rows, k, 2)
         action, which = picked[..., 0], picked[..., 1]  # 24-bit uniform integers
         random_ids = self.replacement_ids[(which * self.replacement_ids.numel()) >> 24]  # uniform index < numel
-        new_ids = torch.where(action < _MASK_BELOW, self.mask_id, torch.where(action < _RANDOM_BELOW, random_ids, targets))
+        new_ids = torch.where(
+            action < _MASK_BELOW, self.mask_id, torch.where(action < _RANDOM_BELOW, random_ids, targets)
+        )
         corrupted = input_ids.scatter(1, positions, new_ids)
         return MaskedBatch(input_ids=corrupted, positions=positions, targets=targets.flatten())
 

@@ -174,8 +174,7 @@ def write_shards(
             offsets, stats = _encode_split(tokenizer, files[split], tokens_file(tmp, split), dtype, batch_lines)
             np.save(offsets_file(tmp, split), offsets)
             meta["splits"][split] = stats
-            log.info("%s: %d lines, %d tokens, %d words",
-                     split, stats["n_lines"], stats["n_tokens"], stats["words"])
+            log.info("%s: %d lines, %d tokens, %d words", split, stats["n_lines"], stats["n_tokens"], stats["words"])
         write_json_atomic(tmp / META_FILE, meta)
     return meta
 

@@ -83,8 +83,12 @@ def train_tokenizer(clean_dir: Path, out_dir: Path, vocab_size: int, min_frequen
             f"{clean_dir}: no '<domain>.train' files to train the tokenizer on; "
             "run the cleaning step first or point the rule at the clean folder"
         )
-    log.info("training byte-level BPE (vocab %d, min_frequency %d) on %s", vocab_size, min_frequency,
-             ", ".join(p.name for p in files))
+    log.info(
+        "training byte-level BPE (vocab %d, min_frequency %d) on %s",
+        vocab_size,
+        min_frequency,
+        ", ".join(p.name for p in files),
+    )
 
     tokenizer = build_tokenizer()
     trainer = trainers.BpeTrainer(
@@ -106,7 +110,10 @@ def train_tokenizer(clean_dir: Path, out_dir: Path, vocab_size: int, min_frequen
     if tokenizer.get_vocab_size() < vocab_size:
         log.warning(
             "vocabulary has %d entries, fewer than tokenizer.vocab_size=%d: the corpus has no more "
-            "pairs occurring at least %d times", tokenizer.get_vocab_size(), vocab_size, min_frequency,
+            "pairs occurring at least %d times",
+            tokenizer.get_vocab_size(),
+            vocab_size,
+            min_frequency,
         )
 
     # Imported here: transformers is slow to import and only needed for saving.

@@ -105,8 +105,13 @@ def unigram_baseline(shard_dir: Path, dev_blocks: int | None = None, block_size:
     return UnigramBaseline(train_entropy, dev_cross_entropy, int(train.sum()), int(dev.sum()))
 
 
-def own_token_floor(shard_dir: Path, mask_share: float = MASK_SHARE, random_share: float = RANDOM_SHARE,
-                    dev_blocks: int | None = None, block_size: int = 128) -> float:
+def own_token_floor(
+    shard_dir: Path,
+    mask_share: float = MASK_SHARE,
+    random_share: float = RANDOM_SHARE,
+    dev_blocks: int | None = None,
+    block_size: int = 128,
+) -> float:
     """The dev masked-LM loss of the best predictor that sees only its own (corrupted) input token, nats.
 
     Of the predicted positions, ``mask_share`` show ``<mask>``, ``random_share`` a random

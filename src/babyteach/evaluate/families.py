@@ -12,10 +12,18 @@ from babyteach.data.fetch import BLIMP_UIDS, SUPPLEMENT_TASKS
 
 #: The eleven EWoK domains (file stems in ewok_filtered / ewok_fast).
 EWOK_DOMAINS: tuple[str, ...] = (
-    "agent-properties", "material-dynamics", "material-properties", "physical-dynamics",
-    "physical-interactions", "physical-relations", "quantitative-properties", "social-interactions",
-    "social-properties", "social-relations", "spatial-relations",
-)  # fmt: skip
+    "agent-properties",
+    "material-dynamics",
+    "material-properties",
+    "physical-dynamics",
+    "physical-interactions",
+    "physical-relations",
+    "quantitative-properties",
+    "social-interactions",
+    "social-properties",
+    "social-relations",
+    "spatial-relations",
+)
 
 
 # --- benchmark families as data ----------------------------------------------------------------
@@ -53,8 +61,9 @@ def _supplement(name: str) -> Family:
 
 
 def _ewok(name: str, archive: str) -> Family:
-    return Family(name, "ewok", EWOK_DOMAINS, "Target1", "Target2", "Domain", prefix="Context1", archive=archive,
-                  encrypted=True)  # fmt: skip
+    return Family(
+        name, "ewok", EWOK_DOMAINS, "Target1", "Target2", "Domain", prefix="Context1", archive=archive, encrypted=True
+    )
 
 
 #: Every family by name; the names are those of the fetched datasets (``babyteach fetch``).

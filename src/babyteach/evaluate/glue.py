@@ -299,23 +299,30 @@ class FinetuneConfig:
         for name in tasks:
             source = TASKS[name].train_from
             require(
-                source is None or source in tasks, "finetune.tasks",
+                source is None or source in tasks,
+                "finetune.tasks",
                 f"a list that includes {source!r} when it includes {name!r} ({name} is evaluated "
-                f"with the model fine-tuned on {source})", tasks,
-            )  # fmt: skip
+                f"with the model fine-tuned on {source})",
+                tasks,
+            )
         object.__setattr__(self, "tasks", tuple(t for t in TASKS if t in tasks))  # canonical order
         self._require(is_number(self.lr) and 0 < self.lr < math.inf, "lr", "a positive finite number")
         for name in ("batch_size", "max_epochs", "patience"):
             self._require(is_int(getattr(self, name)) and getattr(self, name) >= 1, name, "a positive integer")
         self._require(is_int(self.max_length) and self.max_length >= 4, "max_length", "an integer of at least 4")
-        self._require(is_number(self.early_stopping_threshold) and 0 <= self.early_stopping_threshold < math.inf,
-                      "early_stopping_threshold", "a non-negative finite number")  # fmt: skip
+        self._require(
+            is_number(self.early_stopping_threshold) and 0 <= self.early_stopping_threshold < math.inf,
+            "early_stopping_threshold",
+            "a non-negative finite number",
+        )
         self._require(is_int(self.seed) and self.seed >= 0, "seed", "a non-negative integer")
-        self._require(is_number(self.warmup_fraction) and 0 <= self.warmup_fraction < 1, "warmup_fraction",
-                      "in [0, 1)")  # fmt: skip
+        self._require(is_number(self.warmup_fraction) and 0 <= self.warmup_fraction < 1, "warmup_fraction", "in [0, 1)")
         self._require(is_number(self.weight_decay) and self.weight_decay >= 0, "weight_decay", "a non-negative number")
-        self._require(self.clip_norm is None or (is_number(self.clip_norm) and self.clip_norm > 0),
-                      "clip_norm", "a positive number or null")  # fmt: skip
+        self._require(
+            self.clip_norm is None or (is_number(self.clip_norm) and self.clip_norm > 0),
+            "clip_norm",
+            "a positive number or null",
+        )
         for name in ("max_train_examples", "max_eval_examples"):
             value = getattr(self, name)
             self._require(value is None or (is_int(value) and value >= 1), name, "a positive integer or null")
@@ -432,8 +439,9 @@ def _max_length(model_dir: Path, wanted: int) -> int:
     # RoBERTa numbers positions from pad_token_id + 1.
     limit = config.max_position_embeddings - (config.pad_token_id or 0) - 1
     if wanted > limit:
-        log.warning("%s: finetune.max_length %d exceeds the model's %d positions; using %d",
-                    model_dir, wanted, limit, limit)  # fmt: skip
+        log.warning(
+            "%s: finetune.max_length %d exceeds the model's %d positions; using %d", model_dir, wanted, limit, limit
+        )
         return limit
     return wanted
 
@@ -587,9 +595,11 @@ def _fine_tune(
     steps_per_epoch = math.ceil(n / cfg.batch_size)
     total_steps = steps_per_epoch * cfg.max_epochs  # the schedule spans max_epochs, as HF Trainer's
     scheduler = get_scheduler(
-        "linear", optimizer, num_warmup_steps=round(cfg.warmup_fraction * total_steps),
+        "linear",
+        optimizer,
+        num_warmup_steps=round(cfg.warmup_fraction * total_steps),
         num_training_steps=total_steps,
-    )  # fmt: skip
+    )
     generator = torch.Generator().manual_seed(cfg.seed)
     pad_id = tokenizer.pad_token_id
     curves: dict[str, list[dict[str, float]]] = {name: [] for name in valid}
@@ -616,15 +626,32 @@ def _fine_tune(
         for name, data in valid.items():
             curves[name].append(_score(TASKS[name], predict(model, data, cfg.batch_size, pad_id), data.labels))
         scores = curves[task.name][-1]
-        log.info("%s epoch %d: train loss %.4f, valid %s %.4f, %s %.4f (selects), accuracy %.4f", task.name, epoch,
-                 train_loss[-1], task.metric, scores["metric"], task.selection_metric, scores["selection"],
-                 scores["accuracy"])  # fmt: skip
+        log.info(
+            "%s epoch %d: train loss %.4f, valid %s %.4f, %s %.4f (selects), accuracy %.4f",
+            task.name,
+            epoch,
+            train_loss[-1],
+            task.metric,
+            scores["metric"],
+            task.selection_metric,
+            scores["selection"],
+            scores["accuracy"],
+        )
         if selector.update(scores["selection"]):
-            log.info("%s: valid %s not better by more than %g for %d epochs; stopping", task.name,
-                     task.selection_metric, cfg.early_stopping_threshold, selector.stale)  # fmt: skip
+            log.info(
+                "%s: valid %s not better by more than %g for %d epochs; stopping",
+                task.name,
+                task.selection_metric,
+                cfg.early_stopping_threshold,
+                selector.stale,
+            )
             break
-    return {"curves": curves, "train_loss": train_loss, "best_epoch": selector.best_epoch,
-            "epochs_run": len(train_loss)}  # fmt: skip
+    return {
+        "curves": curves,
+        "train_loss": train_loss,
+        "best_epoch": selector.best_epoch,
+        "epochs_run": len(train_loss),
+    }
 
 
 # --- the evaluation entry point ----------------------------------------------------------------
@@ -672,8 +699,12 @@ def finetune_model(model_dir: Path, data_dir: Path, out_json: Path, cfg: Finetun
         files = _files(task, data_dir)
         missing = sorted({p.name for p in files.values() if not p.is_file()})
         if missing:
-            log.warning("%s: skipped, missing %s in %s (not scored, not in the macro average)",
-                        name, ", ".join(missing), data_dir)  # fmt: skip
+            log.warning(
+                "%s: skipped, missing %s in %s (not scored, not in the macro average)",
+                name,
+                ", ".join(missing),
+                data_dir,
+            )
             results[name] = {"status": "missing", "missing_files": missing}
             continue
         source = TASKS[task.train_from or name]
@@ -692,8 +723,9 @@ def finetune_model(model_dir: Path, data_dir: Path, out_json: Path, cfg: Finetun
         task_started = time.perf_counter()
         names = [source] + [n for n in valid_sets if TASKS[n].train_from == source]
         valid = {n: _encode(tokenizer, valid_sets[n], max_length) for n in names}
-        run = _fine_tune(model_dir, tokenizer, TASKS[source], _encode(tokenizer, train_examples, max_length),
-                         valid, cfg, device)  # fmt: skip
+        run = _fine_tune(
+            model_dir, tokenizer, TASKS[source], _encode(tokenizer, train_examples, max_length), valid, cfg, device
+        )
         wall = time.perf_counter() - task_started
         selection = [c["selection"] for c in run["curves"][source]]  # the trained task's: it chose the epoch
         for name in names:
@@ -715,8 +747,15 @@ def finetune_model(model_dir: Path, data_dir: Path, out_json: Path, cfg: Finetun
                 "trained_on": source,
                 "wall_time_s": wall,  # of the whole fine-tuning run, shared by its dependants
             }
-            log.info("%s: %s %.4f, accuracy %.4f (best epoch %d of %d)", name, TASKS[name].metric,
-                     results[name]["value"], results[name]["accuracy"], best, run["epochs_run"])  # fmt: skip
+            log.info(
+                "%s: %s %.4f, accuracy %.4f (best epoch %d of %d)",
+                name,
+                TASKS[name].metric,
+                results[name]["value"],
+                results[name]["accuracy"],
+                best,
+                run["epochs_run"],
+            )
 
     included = [n for n in cfg.tasks if results[n]["status"] == "ok"]
     result = {
@@ -734,6 +773,11 @@ def finetune_model(model_dir: Path, data_dir: Path, out_json: Path, cfg: Finetun
         "wall_time_s": time.perf_counter() - started,
     }
     write_json_atomic(out_json, result)
-    log.info("%s: (Super)GLUE macro average %.4f over %d tasks (%s missing)", model_dir,
-             result["macro_average"], len(included), ", ".join(result["tasks_missing"]) or "none")  # fmt: skip
+    log.info(
+        "%s: (Super)GLUE macro average %.4f over %d tasks (%s missing)",
+        model_dir,
+        result["macro_average"],
+        len(included),
+        ", ".join(result["tasks_missing"]) or "none",
+    )
     return result

@@ -51,8 +51,8 @@ import torch
 
 from babyteach.data.fetch import open_ewok_zip
 from babyteach.errors import InputError
-from babyteach.evaluate.folders import load_checked_tokenizer, load_pretrained
 from babyteach.evaluate.families import FAMILIES, Family
+from babyteach.evaluate.folders import load_checked_tokenizer, load_pretrained
 from babyteach.evaluate.variants import RESULT_VARIANTS, STRICT, VARIANT_SPECS, VARIANTS, Variant
 from babyteach.io import json_object_line, write_json_atomic
 
@@ -75,6 +75,7 @@ SMALL_BATCH_TOKENS = 4096
 #: Most copies whose ``(copies, vocab)`` logits exist at once: bounds the LM head's memory
 #: (2,048 × 50,265 fp32 logits = 0.4 GB) whatever the token budget and sentence length.
 HEAD_CHUNK = 2048
+
 
 @dataclass(frozen=True)
 class Pair:
@@ -315,8 +316,11 @@ def _specs(variants: Iterable[str]) -> list[Variant]:
     variants = list(variants)
     unknown = [v for v in variants if v not in VARIANT_SPECS]
     if unknown or not variants or len(set(variants)) != len(variants):
-        raise InputError(f"unknown scoring variant {unknown[0]!r}; valid: {', '.join(VARIANTS)}" if unknown else
-                         f"scoring variants must be distinct and at least one, got {variants}")  # fmt: skip
+        raise InputError(
+            f"unknown scoring variant {unknown[0]!r}; valid: {', '.join(VARIANTS)}"
+            if unknown
+            else f"scoring variants must be distinct and at least one, got {variants}"
+        )
     return [VARIANT_SPECS[v] for v in variants]
 
 
@@ -373,13 +377,22 @@ def score_variants(
         slots.append(unique[key])
     # RoBERTa numbers positions from pad_token_id + 1: the longest input is max_positions - pad - 1.
     max_length = model.config.max_position_embeddings - model.config.pad_token_id - 1
-    parts = [_encode(tokenizer, [s for _, s in unique], [p for p, _ in unique], unique_names, max_length, spec)
-             for spec in specs]  # fmt: skip
+    parts = [
+        _encode(tokenizer, [s for _, s in unique], [p for p, _ in unique], unique_names, max_length, spec)
+        for spec in specs
+    ]
     copies = _concat(parts)
     plan = plan_batches(copies.lengths[copies.owner], batch_tokens)
-    log.info("scoring %d sentences (%s): %d masked copies, %d tokens in %d batches of ≤ %d tokens (%.0f %% full)",
-             len(unique), ", ".join(s.name for s in specs), copies.owner.size, plan.tokens, len(plan.bounds),
-             batch_tokens, 100 * plan.fill)  # fmt: skip
+    log.info(
+        "scoring %d sentences (%s): %d masked copies, %d tokens in %d batches of ≤ %d tokens (%.0f %% full)",
+        len(unique),
+        ", ".join(s.name for s in specs),
+        copies.owner.size,
+        plan.tokens,
+        len(plan.bounds),
+        batch_tokens,
+        100 * plan.fill,
+    )
     was_training = model.training
     model.eval()
     try:
@@ -398,8 +411,9 @@ def score_variants(
     return out
 
 
-def copy_lengths(tokenizer, sentences: list[str], prefixes: list[str],
-                 variants: Sequence[str] = RESULT_VARIANTS) -> np.ndarray:  # fmt: skip
+def copy_lengths(
+    tokenizer, sentences: list[str], prefixes: list[str], variants: Sequence[str] = RESULT_VARIANTS
+) -> np.ndarray:
     """The tokens of every masked copy :func:`score_variants` runs for these distinct (prefix, sentence)
     inputs under ``variants`` (one copy per scored token and variant), without a model: what a budget
     plans for. ``tokenizer`` needs ``backend_tokenizer`` and, for ``official``, ``eos_token`` and the
@@ -409,8 +423,9 @@ def copy_lengths(tokenizer, sentences: list[str], prefixes: list[str],
     return copies.lengths[copies.owner]
 
 
-def _encode(tokenizer, sentences: list[str], prefixes: list[str], names: list[str], max_length: int,
-            spec: Variant) -> _Copies:  # fmt: skip
+def _encode(
+    tokenizer, sentences: list[str], prefixes: list[str], names: list[str], max_length: int, spec: Variant
+) -> _Copies:
     """Tokenize every sentence as ``spec`` reads it and list its masked copies.
 
     One copy per scored token. Strict variants read ``[prefix + " "] + sentence`` and score its
@@ -427,8 +442,10 @@ def _encode(tokenizer, sentences: list[str], prefixes: list[str], names: list[st
     backend = _backend(tokenizer)
     if spec.official_text:
         if tokenizer.eos_token is None:
-            raise InputError(f"{type(tokenizer).__name__} defines no eos_token, which the official variant reads "
-                             "before a sentence without context; save the tokenizer with one (RoBERTa's </s>)")  # fmt: skip
+            raise InputError(
+                f"{type(tokenizer).__name__} defines no eos_token, which the official variant reads "
+                "before a sentence without context; save the tokenizer with one (RoBERTa's </s>)"
+            )
         contexts = [p if p else tokenizer.eos_token for p in prefixes]  # hf-mlm: an empty context is eos_token
         texts = [f"{c}  {s}" for c, s in zip(contexts, sentences, strict=True)]
     else:
@@ -444,8 +461,10 @@ def _encode(tokenizer, sentences: list[str], prefixes: list[str], names: list[st
         not_counted = [t for t in (tokenizer.sep_token_id, tokenizer.pad_token_id) if t is not None]
         never = [t for t in (tokenizer.cls_token_id, *not_counted) if t is not None]
         distinct = list(dict.fromkeys(contexts))
-        counted = {c: sum(t not in not_counted for t in e.ids)
-                   for c, e in zip(distinct, backend.encode_batch(distinct, add_special_tokens=True), strict=True)}
+        counted = {
+            c: sum(t not in not_counted for t in e.ids)
+            for c, e in zip(distinct, backend.encode_batch(distinct, add_special_tokens=True), strict=True)
+        }
         first = np.fromiter((counted[c] for c in contexts), dtype=np.int64, count=len(contexts))
         scored = (np.arange(n_tokens) - starts[sentence_of] >= first[sentence_of]) & ~np.isin(tokens, never)
     else:
@@ -456,8 +475,9 @@ def _encode(tokenizer, sentences: list[str], prefixes: list[str], names: list[st
             prefix_of = prefix_chars[sentence_of]  # (n_tokens,)
             scored &= (prefix_of == 0) | (ends > prefix_of)
     if spec.word_l2r:
-        words = np.fromiter((-1 if w is None else w for w in chain(e.word_ids for e in encodings)), dtype=np.int64,
-                            count=n_tokens)  # fmt: skip
+        words = np.fromiter(
+            (-1 if w is None else w for w in chain(e.word_ids for e in encodings)), dtype=np.int64, count=n_tokens
+        )
     else:
         words = -3 - np.arange(n_tokens, dtype=np.int64)  # a word of its own for every token
     words = np.where(scored, words, -2)  # never the word of a scored token: -2 is never masked along
@@ -535,8 +555,9 @@ def _score_copies(model, copies: _Copies, plan: BatchPlan, mask_id: int) -> np.n
     out = torch.empty(plan.order.size, dtype=torch.float32, device=device)
     with torch.inference_mode(), precision(device):
         for first, end, length in plan.bounds:
-            out[first:end] = _batch_logp(model, tokens, words, start[first:end], target[first:end],
-                                         positions[:length], mask_id)  # fmt: skip
+            out[first:end] = _batch_logp(
+                model, tokens, words, start[first:end], target[first:end], positions[:length], mask_id
+            )
     logp = np.empty(plan.order.size, dtype=np.float32)
     logp[plan.order] = out.cpu().numpy()
     return logp
@@ -642,9 +663,13 @@ def evaluate_pairs(
     if batch_tokens < SMALL_BATCH_TOKENS:
         # The key counted masked copies until 2026-11-30 (default 512): an old value still works,
         # as that many tokens, but leaves a GPU mostly idle.
-        log.warning("evaluation batch of %d tokens per forward pass (evaluation.batch_size counts tokens, "
-                    "not masked copies, since 2026-11-30): a GPU is filled from ~%d; default %d",
-                    batch_tokens, SMALL_BATCH_TOKENS, DEFAULT_BATCH_TOKENS)  # fmt: skip
+        log.warning(
+            "evaluation batch of %d tokens per forward pass (evaluation.batch_size counts tokens, "
+            "not masked copies, since 2026-11-30): a GPU is filled from ~%d; default %d",
+            batch_tokens,
+            SMALL_BATCH_TOKENS,
+            DEFAULT_BATCH_TOKENS,
+        )
     pairs = load_pairs(family, Path(data_dir), max_per_task)
     model, tokenizer = load_model_and_tokenizer(Path(model_dir))
     names = [spec.name for spec in specs]
@@ -653,15 +678,25 @@ def evaluate_pairs(
     sentences = [p.good for p in pairs] + [p.bad for p in pairs]
     where = [f"{family} task {p.task} line {p.line} ({which})" for which in ("good", "bad") for p in pairs]
     scores = score_variants(
-        model, tokenizer, sentences, prefixes=[p.prefix for p in pairs] * 2, variants=names,
-        batch_tokens=batch_tokens, names=where,
-    )  # fmt: skip
+        model,
+        tokenizer,
+        sentences,
+        prefixes=[p.prefix for p in pairs] * 2,
+        variants=names,
+        batch_tokens=batch_tokens,
+        names=where,
+    )
     elapsed = time.perf_counter() - started
     n = len(pairs)
     identical = [f"{p.task} line {p.line}" for p in pairs if p.good == p.bad]
     if identical:
-        log.warning("%s: %d pairs have identical good and bad sentences (always a tie: wrong for pll and "
-                    "pll-word-l2r, correct for official): %s", family, len(identical), ", ".join(identical))  # fmt: skip
+        log.warning(
+            "%s: %d pairs have identical good and bad sentences (always a tie: wrong for pll and "
+            "pll-word-l2r, correct for official): %s",
+            family,
+            len(identical),
+            ", ".join(identical),
+        )
     result: dict = {
         "version": RESULTS_VERSION,
         "family": family,
@@ -674,18 +709,36 @@ def evaluate_pairs(
     }
     for spec in specs:
         values = scores[spec.name]
-        records = [{"task": p.task, "group": p.group, "good": values[i], "bad": values[n + i]}
-                   for i, p in enumerate(pairs)]  # fmt: skip
-        result["variants"][spec.name] = {"reduction": spec.reduction,
-                                         "ties_count_as": "correct" if spec.ties_correct else "wrong",
-                                         **aggregate(records, spec.name)}  # fmt: skip
+        records = [
+            {"task": p.task, "group": p.group, "good": values[i], "bad": values[n + i]} for i, p in enumerate(pairs)
+        ]
+        result["variants"][spec.name] = {
+            "reduction": spec.reduction,
+            "ties_count_as": "correct" if spec.ties_correct else "wrong",
+            **aggregate(records, spec.name),
+        }
     if per_item:
-        result["items"] = [{"task": p.task, "line": p.line, "group": p.group,
-                            "good": {v: scores[v][i] for v in names}, "bad": {v: scores[v][n + i] for v in names}}
-                           for i, p in enumerate(pairs)]  # fmt: skip
+        result["items"] = [
+            {
+                "task": p.task,
+                "line": p.line,
+                "group": p.group,
+                "good": {v: scores[v][i] for v in names},
+                "bad": {v: scores[v][n + i] for v in names},
+            }
+            for i, p in enumerate(pairs)
+        ]
     write_json_atomic(out_json, result)
     for name, numbers in result["variants"].items():
-        log.info("%s %s %s: accuracy %.4f (macro %.4f), %d ties (counted %s)", model_dir, family, name,
-                 numbers["accuracy"], numbers["macro_accuracy"], numbers["ties"], numbers["ties_count_as"])  # fmt: skip
+        log.info(
+            "%s %s %s: accuracy %.4f (macro %.4f), %d ties (counted %s)",
+            model_dir,
+            family,
+            name,
+            numbers["accuracy"],
+            numbers["macro_accuracy"],
+            numbers["ties"],
+            numbers["ties_count_as"],
+        )
     log.info("%s %s: %.1f pairs/s (%d variants)", model_dir, family, result["pairs_per_second"] or 0, len(names))
     return result

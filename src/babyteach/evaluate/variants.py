@@ -63,7 +63,9 @@ class Variant:
     """One scoring variant (module docstring)."""
 
     name: str
-    official_text: bool  # True: (prefix or eos) + "  " + sentence, minicons' token selection; False: [prefix + " "] + sentence
+    official_text: (
+        bool  # True: (prefix or eos) + "  " + sentence, minicons' token selection; False: [prefix + " "] + sentence
+    )
     word_l2r: bool  # mask the later tokens of the scored token's word too
     reduction: str  # "sum" or "mean" of the scored tokens' log-probabilities
     ties_correct: bool  # a pair whose two scores are equal counts as correct
@@ -85,12 +87,20 @@ VARIANT_SPECS: dict[str, Variant] = {
     v.name: v
     for v in (
         Variant("pll", False, False, "sum", False, "pll (summed plain PLL of the sentence alone, ties wrong)"),
-        Variant(STRICT, False, True, "sum", False, "pll-word-l2r (summed PLL-word-l2r of the sentence alone, ties wrong)"),
-        Variant(OFFICIAL, True, False, "mean", True,
-                "official (the BabyLM 2024 pipeline's protocol: minicons' mean plain PLL per token of the sentence "
-                "after the end-of-sentence token and two spaces, ties correct)"),
+        Variant(
+            STRICT, False, True, "sum", False, "pll-word-l2r (summed PLL-word-l2r of the sentence alone, ties wrong)"
+        ),
+        Variant(
+            OFFICIAL,
+            True,
+            False,
+            "mean",
+            True,
+            "official (the BabyLM 2024 pipeline's protocol: minicons' mean plain PLL per token of the sentence "
+            "after the end-of-sentence token and two spaces, ties correct)",
+        ),
     )
-}  # fmt: skip
+}
 VARIANTS: tuple[str, ...] = tuple(VARIANT_SPECS)
 
 #: The variants every zero-shot result carries (one evaluation, one model load).

@@ -49,8 +49,14 @@ def _one(figure: str, values: Sequence[Any], what: str, hint: str) -> Any:
     """The single distinct value of ``values``; InputError naming the figure if there are several."""
     distinct = list(dict.fromkeys(values))
     if len(distinct) != 1:
-        shown = ", ".join("none" if v is None or (isinstance(v, float) and math.isnan(v)) else f"{v:g}"
-                          if isinstance(v, float) else str(v) for v in distinct)  # fmt: skip
+        shown = ", ".join(
+            "none"
+            if v is None or (isinstance(v, float) and math.isnan(v))
+            else f"{v:g}"
+            if isinstance(v, float)
+            else str(v)
+            for v in distinct
+        )
         raise InputError(f"{figure}: the inputs mix {what} ({shown}); {hint}")
     return distinct[0]
 
@@ -63,8 +69,13 @@ def _mean_std(columns: Mapping[Any, pd.Series]) -> tuple[pd.DataFrame, int]:
     """
     joined = pd.concat(dict(columns), axis=1, join="inner").sort_index()
     union = set().union(*(s.index for s in columns.values()))
-    out = pd.DataFrame({"mean": joined.mean(axis=1), "std": joined.std(axis=1, ddof=1) if joined.shape[1] > 1
-                        else np.nan, "n": joined.shape[1]})  # fmt: skip
+    out = pd.DataFrame(
+        {
+            "mean": joined.mean(axis=1),
+            "std": joined.std(axis=1, ddof=1) if joined.shape[1] > 1 else np.nan,
+            "n": joined.shape[1],
+        }
+    )
     return out, len(union) - len(joined)
 
 

@@ -39,15 +39,24 @@ log = logging.getLogger(__name__)
 _COLOURS = ("#000000", "#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#F0E442")
 _LINESTYLES = ("-", "--", ":", "-.", (0, (5, 1, 1, 1, 1, 1)), (0, (1, 3)), (0, (8, 2)), (0, (3, 1, 1, 1)))
 _MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*")
-_RC = {"font.size": 9, "axes.titlesize": 9, "legend.fontsize": 8, "axes.grid": True, "grid.alpha": 0.3,
-       "pdf.fonttype": 42}  # fmt: skip
+_RC = {
+    "font.size": 9,
+    "axes.titlesize": 9,
+    "legend.fontsize": 8,
+    "axes.grid": True,
+    "grid.alpha": 0.3,
+    "pdf.fonttype": 42,
+}
 _PANEL_W, _PANEL_H = 4.2, 3.2  # inches per panel
 
 
 def _style(i: int) -> dict[str, Any]:
     """The i-th series style: colour, line style and marker all differ (grayscale-readable)."""
-    return {"color": _COLOURS[i % len(_COLOURS)], "linestyle": _LINESTYLES[i % len(_LINESTYLES)],
-            "marker": _MARKERS[i % len(_MARKERS)]}  # fmt: skip
+    return {
+        "color": _COLOURS[i % len(_COLOURS)],
+        "linestyle": _LINESTYLES[i % len(_LINESTYLES)],
+        "marker": _MARKERS[i % len(_MARKERS)],
+    }
 
 
 def _seeds_text(n: int | Sequence[int]) -> str:
@@ -93,9 +102,15 @@ def _benchmark_axis(benchmark: str, evals: Paths) -> str:
     return f"{name} macro score (×100) over {len(tasks)}/{len(GLUE_TASKS)} tasks"
 
 
-
-def _plot_series(ax: Axes, x: np.ndarray, mean: np.ndarray, std: np.ndarray, style: Mapping[str, Any],
-                 label: str, markevery: int | None = None) -> Line2D:  # fmt: skip
+def _plot_series(
+    ax: Axes,
+    x: np.ndarray,
+    mean: np.ndarray,
+    std: np.ndarray,
+    style: Mapping[str, Any],
+    label: str,
+    markevery: int | None = None,
+) -> Line2D:
     """One line (mean) with a ± std band where std is finite."""
     if markevery is None:
         markevery = max(1, len(x) // 12)
@@ -136,9 +151,9 @@ def _save(fig: Figure, out_pdf: str | PathLike[str], out_png: str | PathLike[str
             fig.savefig(tmp, format="png", dpi=dpi, metadata={"Software": "babyteach"})
 
 
-
-def _finish(fig: Figure, missing: Sequence[str | Path], out_pdf: str | PathLike[str], out_png: str | PathLike[str],
-            dpi: int) -> Figure:  # fmt: skip
+def _finish(
+    fig: Figure, missing: Sequence[str | Path], out_pdf: str | PathLike[str], out_png: str | PathLike[str], dpi: int
+) -> Figure:
     _note_missing(fig, missing)
     _save(fig, out_pdf, out_png, dpi)
     return fig

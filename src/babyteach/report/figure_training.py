@@ -77,14 +77,18 @@ GPU_METRICS = {"util_pct": "GPU utilisation (%)", "mem_used_mib": "GPU memory us
 # --- figure 3: ω trajectories -------------------------------------------------------------------
 
 
-def _peer_weight_runs(figure: str, peer_weights: Paths) -> tuple[dict[str, dict[int, pd.DataFrame]],
-                                                                dict[str, dict[int, Collapse | None]],
-                                                                dict[str, RunId], list[Path]]:  # fmt: skip
+def _peer_weight_runs(
+    figure: str, peer_weights: Paths
+) -> tuple[dict[str, dict[int, pd.DataFrame]], dict[str, dict[int, Collapse | None]], dict[str, RunId], list[Path]]:
     """Every listed run's ω by step ({group: {seed: frame with one column per peer}}), whether it collapsed
     onto one peer ({group: {seed: Collapse or None}}), one RunId per group, and the missing paths."""
-    paths = _need_inputs(figure, "peer_weights", peer_weights,
-                         "<corpus>/train/{dwml,kd_dwml}/peers-<p>/alpha-<a>/seed-<s>/peer_weights.csv",
-                         "peer_weights.csv")  # fmt: skip
+    paths = _need_inputs(
+        figure,
+        "peer_weights",
+        peer_weights,
+        "<corpus>/train/{dwml,kd_dwml}/peers-<p>/alpha-<a>/seed-<s>/peer_weights.csv",
+        "peer_weights.csv",
+    )
     present, missing = _split_missing(paths)
     groups: dict[str, dict[int, pd.DataFrame]] = {}
     collapses: dict[str, dict[int, Collapse | None]] = {}
@@ -103,14 +107,16 @@ def _peer_weight_runs(figure: str, peer_weights: Paths) -> tuple[dict[str, dict[
         groups.setdefault(run.group, {})[run.seed] = weights.rename(columns=lambda c: c.removeprefix("weight."))
         collapses.setdefault(run.group, {})[run.seed] = collapse_of(frame)
     if not groups:
-        raise InputError(f"{figure}: none of the {len(paths)} peer_weights.csv files listed has rows; "
-                         "train DWML or KD_DWML first")  # fmt: skip
+        raise InputError(
+            f"{figure}: none of the {len(paths)} peer_weights.csv files listed has rows; train DWML or KD_DWML first"
+        )
     _one(figure, [r.corpus for r in first.values()], "corpora", "pass one corpus's runs")
     return groups, collapses, first, missing
 
 
-def _mean_trajectories(figure: str, groups: Mapping[str, Mapping[int, pd.DataFrame]],
-                       first: Mapping[str, RunId]) -> dict[RunId, dict[str, pd.DataFrame]]:  # fmt: skip
+def _mean_trajectories(
+    figure: str, groups: Mapping[str, Mapping[int, pd.DataFrame]], first: Mapping[str, RunId]
+) -> dict[RunId, dict[str, pd.DataFrame]]:
     """Per group (keyed by its RunId, in figure order) and peer: ω's mean/std/n over seeds, by step."""
     out: dict[RunId, dict[str, pd.DataFrame]] = {}
     for group, seeds in groups.items():
@@ -128,8 +134,9 @@ def _mean_trajectories(figure: str, groups: Mapping[str, Mapping[int, pd.DataFra
     return dict(sorted(out.items(), key=lambda kv: _group_order(kv[0])))
 
 
-def peer_weight_trajectories(figure: str, peer_weights: Paths) -> tuple[dict[RunId, dict[str, pd.DataFrame]],
-                                                                       list[str]]:  # fmt: skip
+def peer_weight_trajectories(
+    figure: str, peer_weights: Paths
+) -> tuple[dict[RunId, dict[str, pd.DataFrame]], list[str]]:
     """ω over optimiser steps per run configuration and peer, mean/std/n over seeds.
 
     Returns ({one RunId of each configuration (seed of its first run): {peer: frame indexed by step with
@@ -146,13 +153,17 @@ def collapse_text(collapses: Mapping[int, Collapse | None]) -> str:
     curve that looks balanced.
     """
     several = len(collapses) > 1
-    lines = [(f"seed {seed}: " if several else "") + f"collapsed onto {c.peer} at step {c.step} (ω = {c.weight:.4f})"
-             for seed, c in sorted(collapses.items()) if c is not None]  # fmt: skip
+    lines = [
+        (f"seed {seed}: " if several else "") + f"collapsed onto {c.peer} at step {c.step} (ω = {c.weight:.4f})"
+        for seed, c in sorted(collapses.items())
+        if c is not None
+    ]
     return "\n".join(lines)
 
 
-def figure3(peer_weights: Paths, out_pdf: str | PathLike[str], out_png: str | PathLike[str], *,
-            dpi: int = 200) -> Figure:  # fmt: skip
+def figure3(
+    peer_weights: Paths, out_pdf: str | PathLike[str], out_png: str | PathLike[str], *, dpi: int = 200
+) -> Figure:
     """Figure 3: the learned peer weights ω over optimiser steps, one panel per run configuration.
 
     peer_weights: ``<corpus>/train/{dwml,kd_dwml}/peers-<p>/alpha-<a>/seed-<s>/peer_weights.csv`` (row 0 holds
@@ -169,8 +180,14 @@ def figure3(peer_weights: Paths, out_pdf: str | PathLike[str], out_png: str | Pa
             n = sorted({int(v) for c in peers.values() for v in c["n"].unique()})
             for i, (peer, curve) in enumerate(peers.items()):
                 label = f"{peer}" + (" ± std" if max(n) > 1 else "")
-                _plot_series(ax, curve.index.to_numpy(float), curve["mean"].to_numpy(float),
-                             curve["std"].to_numpy(float), _style(i), label)  # fmt: skip
+                _plot_series(
+                    ax,
+                    curve.index.to_numpy(float),
+                    curve["mean"].to_numpy(float),
+                    curve["std"].to_numpy(float),
+                    _style(i),
+                    label,
+                )
             ax.axhline(1 / len(peers), color="0.5", linestyle=":", linewidth=1.0, label=f"uniform 1/{len(peers)}")
             note = collapse_text(collapses[run.group])
             ax.set_title(f"{_group_label(run)} ({_seeds_text(n)})" + (f"\n{note}" if note else ""))
@@ -196,8 +213,9 @@ def load_gpu_csv(path: str | PathLike[str]) -> pd.DataFrame:
     return frame.astype({"power_w": float})
 
 
-def gpu_series(figure: str, gpu: Paths, summaries: Paths = (), *,
-               metric: str = "util_pct") -> tuple[dict[RunId, dict[str, Any]], list[str]]:  # fmt: skip
+def gpu_series(
+    figure: str, gpu: Paths, summaries: Paths = (), *, metric: str = "util_pct"
+) -> tuple[dict[RunId, dict[str, Any]], list[str]]:
     """Per run configuration: ``metric`` over time, mean over the run's GPUs then over seeds.
 
     Returns ({RunId: {"curve": frame indexed by time_s with mean, std, n (None without samples),
@@ -210,8 +228,9 @@ def gpu_series(figure: str, gpu: Paths, summaries: Paths = (), *,
     paths = _need_inputs(figure, "gpu", gpu, "<corpus>/train/<run>/gpu.csv", "gpu.csv")
     present, missing = _split_missing(paths)
     if not present:
-        raise InputError(f"{figure}: every gpu.csv listed is missing (e.g. {paths[0]}); runs trained before GPU "
-                         "sampling have none")  # fmt: skip
+        raise InputError(
+            f"{figure}: every gpu.csv listed is missing (e.g. {paths[0]}); runs trained before GPU sampling have none"
+        )
     reasons: dict[str, str] = {}
     spaths = _as_paths(summaries, "train_summary.json")
     sfound = [p for p in spaths if p.exists()]
@@ -255,8 +274,13 @@ def gpu_series(figure: str, gpu: Paths, summaries: Paths = (), *,
             curve = pd.DataFrame({"mean": mean, "std": std, "n": n}, index=pd.Index(grid, name="time_s"))
             curve = curve[curve["n"] > 0]
         reason = "; ".join(dict.fromkeys(entry["reasons"]))
-        out[entry["run"]] = {"curve": curve, "gpus": sorted(entry["gpus"]), "seeds": sorted(seeds),
-                             "empty": sorted(entry["empty"]), "reason": reason}  # fmt: skip
+        out[entry["run"]] = {
+            "curve": curve,
+            "gpus": sorted(entry["gpus"]),
+            "seeds": sorted(seeds),
+            "empty": sorted(entry["empty"]),
+            "reason": reason,
+        }
     return dict(sorted(out.items(), key=lambda kv: _group_order(kv[0]))), [str(m) for m in missing]
 
 
@@ -264,8 +288,15 @@ def _wrap(text: str, width: int = 48) -> str:
     return "\n".join(textwrap.fill(part, width) for part in text.split("\n"))
 
 
-def figure4(gpu: Paths, out_pdf: str | PathLike[str], out_png: str | PathLike[str], *, summaries: Paths = (),
-            metric: str = "util_pct", dpi: int = 200) -> Figure:  # fmt: skip
+def figure4(
+    gpu: Paths,
+    out_pdf: str | PathLike[str],
+    out_png: str | PathLike[str],
+    *,
+    summaries: Paths = (),
+    metric: str = "util_pct",
+    dpi: int = 200,
+) -> Figure:
     """Figure 4: GPU utilisation (or ``metric``: ``mem_used_mib``, ``power_w``) over time, one panel per method.
 
     gpu: ``<corpus>/train/<run>/gpu.csv`` of every run to show; summaries (optional): the same runs'
@@ -280,10 +311,25 @@ def figure4(gpu: Paths, out_pdf: str | PathLike[str], out_png: str | PathLike[st
             ax.set_title(_group_label(run))
             if curve is None:
                 n = len(entry["empty"])
-                ax.text(0.5, 0.55, NO_GPU_TEXT, ha="center", va="center", transform=ax.transAxes, fontsize=11,
-                        fontweight="bold")  # fmt: skip
-                ax.text(0.5, 0.42, f"({_seeds_text(n)})\n" + _wrap(entry["reason"]), ha="center", va="top",
-                        transform=ax.transAxes, fontsize=8)  # fmt: skip
+                ax.text(
+                    0.5,
+                    0.55,
+                    NO_GPU_TEXT,
+                    ha="center",
+                    va="center",
+                    transform=ax.transAxes,
+                    fontsize=11,
+                    fontweight="bold",
+                )
+                ax.text(
+                    0.5,
+                    0.42,
+                    f"({_seeds_text(n)})\n" + _wrap(entry["reason"]),
+                    ha="center",
+                    va="top",
+                    transform=ax.transAxes,
+                    fontsize=8,
+                )
                 ax.set_xticks([])
                 ax.set_yticks([])
                 ax.grid(False)
@@ -292,8 +338,15 @@ def figure4(gpu: Paths, out_pdf: str | PathLike[str], out_png: str | PathLike[st
             gpus = "/".join(str(g) for g in entry["gpus"])
             label = f"mean over {gpus} GPU{'s' if entry['gpus'] != [1] else ''} ({_seeds_text(n)}"
             label += ", ± std)" if max(n) > 1 else ")"
-            _plot_series(ax, curve.index.to_numpy(float), curve["mean"].to_numpy(float), curve["std"].to_numpy(float),
-                         _style(0), label, markevery=max(1, len(curve) // 10))  # fmt: skip
+            _plot_series(
+                ax,
+                curve.index.to_numpy(float),
+                curve["mean"].to_numpy(float),
+                curve["std"].to_numpy(float),
+                _style(0),
+                label,
+                markevery=max(1, len(curve) // 10),
+            )
             if entry["empty"]:
                 ax.set_title(f"{_group_label(run)}\n(seed {', '.join(map(str, entry['empty']))}: {NO_GPU_TEXT})")
             if metric == "util_pct":
@@ -313,8 +366,11 @@ METRIC_KINDS = {"loss": "train", "dev_loss": "dev"}
 
 
 def _numbers_per_model(value: Any) -> bool:
-    return isinstance(value, dict) and bool(value) and all(
-        isinstance(v, int | float) and not isinstance(v, bool) for v in value.values())  # fmt: skip
+    return (
+        isinstance(value, dict)
+        and bool(value)
+        and all(isinstance(v, int | float) and not isinstance(v, bool) for v in value.values())
+    )
 
 
 def load_metrics(path: str | PathLike[str]) -> pd.DataFrame:
@@ -331,7 +387,9 @@ def load_metrics(path: str | PathLike[str]) -> pd.DataFrame:
     except FileNotFoundError:
         raise InputError(f"{path}: metrics.jsonl missing; run the training step that writes it") from None
     except (UnicodeDecodeError, OSError) as err:
-        raise InputError(f"{path}: not a readable metrics file ({err}); rerun the training step that writes it") from None
+        raise InputError(
+            f"{path}: not a readable metrics file ({err}); rerun the training step that writes it"
+        ) from None
     rows = []
     for number, line in enumerate(lines, 1):
         if not line.strip():
@@ -341,13 +399,22 @@ def load_metrics(path: str | PathLike[str]) -> pd.DataFrame:
         except json.JSONDecodeError as err:
             raise InputError(f"{path}:{number}: not valid JSON ({err})") from None
         kinds = [key for key in METRIC_KINDS if isinstance(record, dict) and key in record]
-        if not (kinds and isinstance(record.get("step"), int) and not isinstance(record["step"], bool)
-                and all(_numbers_per_model(record[key]) for key in kinds)):  # fmt: skip
-            raise InputError(f"{path}:{number}: expected an object with an integer 'step' and a 'loss' or 'dev_loss' "
-                             "object of numbers per student")  # fmt: skip
+        if not (
+            kinds
+            and isinstance(record.get("step"), int)
+            and not isinstance(record["step"], bool)
+            and all(_numbers_per_model(record[key]) for key in kinds)
+        ):
+            raise InputError(
+                f"{path}:{number}: expected an object with an integer 'step' and a 'loss' or 'dev_loss' "
+                "object of numbers per student"
+            )
         tokens = record.get("tokens", math.nan)
-        rows += [{"step": record["step"], "tokens": tokens, "model": m, "kind": METRIC_KINDS[key], "loss": float(v)}
-                 for key in kinds for m, v in record[key].items()]  # fmt: skip
+        rows += [
+            {"step": record["step"], "tokens": tokens, "model": m, "kind": METRIC_KINDS[key], "loss": float(v)}
+            for key in kinds
+            for m, v in record[key].items()
+        ]
     return pd.DataFrame(rows, columns=["step", "tokens", "model", "kind", "loss"])
 
 
@@ -355,8 +422,9 @@ def load_metrics(path: str | PathLike[str]) -> pd.DataFrame:
 LOSS_X = {"step": "optimiser step", "tokens": "training tokens seen"}
 
 
-def loss_curves(figure: str, metrics: Paths, summaries: Paths = (), *, x: str = "step",
-                smooth: int = 1) -> tuple[dict[RunId, dict[str, Any]], list[str]]:  # fmt: skip
+def loss_curves(
+    figure: str, metrics: Paths, summaries: Paths = (), *, x: str = "step", smooth: int = 1
+) -> tuple[dict[RunId, dict[str, Any]], list[str]]:
     """Training and dev loss per run configuration and student: mean/std/n over seeds, indexed by ``x``.
 
     ``smooth`` > 1 applies a trailing moving average over that many logged points to each seed's
@@ -389,8 +457,10 @@ def loss_curves(figure: str, metrics: Paths, summaries: Paths = (), *, x: str = 
             target = per_group if kind == "train" else dev_group
             target.setdefault(run.group, {}).setdefault(model, {})[run.seed] = series
     if not per_group:
-        raise InputError(f"{figure}: none of the {len(paths)} metrics.jsonl files listed has a logged step "
-                         "(missing or empty); train first")  # fmt: skip
+        raise InputError(
+            f"{figure}: none of the {len(paths)} metrics.jsonl files listed has a logged step "
+            "(missing or empty); train first"
+        )
     _one(figure, [r.corpus for r in first.values()], "corpora", "pass one corpus's runs")
     dev: dict[str, dict[str, tuple[float, float, float, int]]] = {}
     spaths = _as_paths(summaries, "train_summary.json")
@@ -400,8 +470,10 @@ def loss_curves(figure: str, metrics: Paths, summaries: Paths = (), *, x: str = 
         stud = summary_frame(sfound)
         strangers = sorted(set(stud["group"]) - set(per_group))
         if strangers:
-            raise InputError(f"{figure}: summaries of {', '.join(strangers)} have no metrics.jsonl among the "
-                             "metrics; pass the metrics and summaries of the same runs")  # fmt: skip
+            raise InputError(
+                f"{figure}: summaries of {', '.join(strangers)} have no metrics.jsonl among the "
+                "metrics; pass the metrics and summaries of the same runs"
+            )
         stud = stud.assign(x_end=stud["steps"] if x == "step" else stud["tokens"])
         for (group, model), part in stud.groupby(["group", "model"], sort=False):
             values = part["final_dev_loss"].dropna()
@@ -432,8 +504,16 @@ def loss_curves(figure: str, metrics: Paths, summaries: Paths = (), *, x: str = 
     return dict(sorted(out.items(), key=lambda kv: _group_order(kv[0]))), [str(m) for m in missing]
 
 
-def training_loss(metrics: Paths, out_pdf: str | PathLike[str], out_png: str | PathLike[str], *,
-                  summaries: Paths = (), x: str = "step", smooth: int = 1, dpi: int = 200) -> Figure:  # fmt: skip
+def training_loss(
+    metrics: Paths,
+    out_pdf: str | PathLike[str],
+    out_png: str | PathLike[str],
+    *,
+    summaries: Paths = (),
+    x: str = "step",
+    smooth: int = 1,
+    dpi: int = 200,
+) -> Figure:
     """Training and dev loss curves per method: one panel per run configuration, two series per student.
 
     metrics: ``<corpus>/train/<run>/metrics.jsonl``: each student's training objective at every logged
@@ -462,26 +542,64 @@ def training_loss(metrics: Paths, out_pdf: str | PathLike[str], out_png: str | P
             for i, (model, curve) in enumerate(entry["curves"].items()):
                 style = _style(i)
                 label = model + (" ± std" if max(n) > 1 else "")
-                handles.append(_plot_series(ax, curve.index.to_numpy(float), curve["mean"].to_numpy(float),
-                                            curve["std"].to_numpy(float), style, label))  # fmt: skip
-                open_marker = {"marker": style["marker"], "markerfacecolor": "white", "markeredgecolor": style["color"],
-                               "markeredgewidth": 1.3, "color": style["color"], "capsize": 3}  # fmt: skip
+                handles.append(
+                    _plot_series(
+                        ax,
+                        curve.index.to_numpy(float),
+                        curve["mean"].to_numpy(float),
+                        curve["std"].to_numpy(float),
+                        style,
+                        label,
+                    )
+                )
+                open_marker = {
+                    "marker": style["marker"],
+                    "markerfacecolor": "white",
+                    "markeredgecolor": style["color"],
+                    "markeredgewidth": 1.3,
+                    "color": style["color"],
+                    "capsize": 3,
+                }
                 if model in entry["dev_curves"]:
                     dev = entry["dev_curves"][model]
                     std = dev["std"].to_numpy(float)
                     spread = int(dev["n"].max()) > 1 and np.isfinite(std).all()
-                    handles.append(dev_ax.errorbar(
-                        dev.index.to_numpy(float), dev["mean"].to_numpy(float), yerr=std if spread else None,
-                        markersize=6, linestyle=style["linestyle"], linewidth=0.8,
-                        label=f"{model} dev{' ± std' if spread else ''}{where}", **open_marker))  # fmt: skip
+                    handles.append(
+                        dev_ax.errorbar(
+                            dev.index.to_numpy(float),
+                            dev["mean"].to_numpy(float),
+                            yerr=std if spread else None,
+                            markersize=6,
+                            linestyle=style["linestyle"],
+                            linewidth=0.8,
+                            label=f"{model} dev{' ± std' if spread else ''}{where}",
+                            **open_marker,
+                        )
+                    )
                 elif model in entry["dev"]:
                     x_end, mean, std, _ = entry["dev"][model]
-                    dev_ax.errorbar([x_end], [mean], yerr=[std] if math.isfinite(std) else None, markersize=8,
-                                    linestyle="none", **open_marker)  # fmt: skip
+                    dev_ax.errorbar(
+                        [x_end],
+                        [mean],
+                        yerr=[std] if math.isfinite(std) else None,
+                        markersize=8,
+                        linestyle="none",
+                        **open_marker,
+                    )
                     final_only = True
             if final_only:
-                handles.append(Line2D([], [], marker="o", markersize=8, markerfacecolor="white", markeredgecolor="k",
-                                      linestyle="none", label=f"final dev loss{where}"))  # fmt: skip
+                handles.append(
+                    Line2D(
+                        [],
+                        [],
+                        marker="o",
+                        markersize=8,
+                        markerfacecolor="white",
+                        markeredgecolor="k",
+                        linestyle="none",
+                        label=f"final dev loss{where}",
+                    )
+                )
             if dev_ax is not ax:
                 dev_ax.set_ylabel(f"{'' if entry['dev_curves'] else 'final '}dev loss, masked CE (nats)")
                 dev_ax.grid(False)
@@ -492,8 +610,15 @@ def training_loss(metrics: Paths, out_pdf: str | PathLike[str], out_png: str | P
             ax.set_ylabel("training loss, method's objective (nats)")
             ax.margins(x=0.08)
             # below the panel: inside, it would hide the right axis's markers (drawn above the left axis)
-            ax.legend(handles=handles, loc="upper center", bbox_to_anchor=(0.5, -0.2), ncols=min(2, len(handles)),
-                      frameon=False)  # fmt: skip
-        fig.suptitle("Training and dev loss per method (lines: each method's own training objective; "
-                     "open markers: dev masked-LM loss)")  # fmt: skip
+            ax.legend(
+                handles=handles,
+                loc="upper center",
+                bbox_to_anchor=(0.5, -0.2),
+                ncols=min(2, len(handles)),
+                frameon=False,
+            )
+        fig.suptitle(
+            "Training and dev loss per method (lines: each method's own training objective; "
+            "open markers: dev masked-LM loss)"
+        )
     return _finish(fig, missing, out_pdf, out_png, dpi)

@@ -116,45 +116,85 @@ class FigureSpec:
 FIGURES: dict[str, FigureSpec] = {
     "figure2": FigureSpec(
         figure2,
-        {"peers_evals": _EVAL_PEERS, "alpha_evals": _EVAL_ALPHA, "weight_summaries": _SUMMARIES_W,
-         "weight_evals": _EVAL_W, "reference": _REFERENCE},
-        ("reference",), (_BENCH, _AGG, _DPI),
+        {
+            "peers_evals": _EVAL_PEERS,
+            "alpha_evals": _EVAL_ALPHA,
+            "weight_summaries": _SUMMARIES_W,
+            "weight_evals": _EVAL_W,
+            "reference": _REFERENCE,
+        },
+        ("reference",),
+        (_BENCH, _AGG, _DPI),
         "Figure 2 (a) accuracy vs number of peers, (b) vs α, (c) learned ω vs accuracy with Pearson R",
     ),
-    "figure2a": FigureSpec(figure2a, {"evals": _EVAL_PEERS, "reference": _REFERENCE}, ("reference",),
-                           (_BENCH, _AGG, _DPI), "Figure 2 (a): accuracy vs number of peers"),
-    "figure2b": FigureSpec(figure2b, {"evals": _EVAL_ALPHA, "reference": _REFERENCE}, ("reference",),
-                           (_BENCH, _AGG, _DPI), "Figure 2 (b): accuracy vs α at the largest peer count"),
-    "figure2c": FigureSpec(figure2c, {"summaries": _SUMMARIES_W, "evals": _EVAL_W}, (), (_BENCH, _DPI),
-                           "Figure 2 (c): each peer's final learned ω vs its accuracy, Pearson R"),
+    "figure2a": FigureSpec(
+        figure2a,
+        {"evals": _EVAL_PEERS, "reference": _REFERENCE},
+        ("reference",),
+        (_BENCH, _AGG, _DPI),
+        "Figure 2 (a): accuracy vs number of peers",
+    ),
+    "figure2b": FigureSpec(
+        figure2b,
+        {"evals": _EVAL_ALPHA, "reference": _REFERENCE},
+        ("reference",),
+        (_BENCH, _AGG, _DPI),
+        "Figure 2 (b): accuracy vs α at the largest peer count",
+    ),
+    "figure2c": FigureSpec(
+        figure2c,
+        {"summaries": _SUMMARIES_W, "evals": _EVAL_W},
+        (),
+        (_BENCH, _DPI),
+        "Figure 2 (c): each peer's final learned ω vs its accuracy, Pearson R",
+    ),
     "figure3": FigureSpec(
-        figure3, {"peer_weights": "<corpus>/train/{dwml,kd_dwml}/peers-<p>/alpha-<a>/seed-<s>/peer_weights.csv"},
-        (), (_DPI,), "Figure 3: ω trajectories during DWML/KD_DWML training, one panel per configuration",
+        figure3,
+        {"peer_weights": "<corpus>/train/{dwml,kd_dwml}/peers-<p>/alpha-<a>/seed-<s>/peer_weights.csv"},
+        (),
+        (_DPI,),
+        "Figure 3: ω trajectories during DWML/KD_DWML training, one panel per configuration",
     ),
     "figure4": FigureSpec(
-        figure4, {"gpu": "<corpus>/train/<run>/gpu.csv of every run shown",
-                  "summaries": "optional: the same runs' train_summary.json (why no GPU was recorded)"},
-        ("summaries",), ("metric: util_pct (default), mem_used_mib or power_w", _DPI),
+        figure4,
+        {
+            "gpu": "<corpus>/train/<run>/gpu.csv of every run shown",
+            "summaries": "optional: the same runs' train_summary.json (why no GPU was recorded)",
+        },
+        ("summaries",),
+        ("metric: util_pct (default), mem_used_mib or power_w", _DPI),
         "Figure 4: GPU utilisation over time per method; 'no GPU recorded' panels for CPU runs",
     ),
     "figure_size": FigureSpec(
-        figure_size, {"summaries": _SIZE_SUMMARIES, "evals": _SIZE_EVALS}, (), (_BENCH, _DPI),
+        figure_size,
+        {"summaries": _SIZE_SUMMARIES, "evals": _SIZE_EVALS},
+        (),
+        (_BENCH, _DPI),
         "Model-size ablation: accuracy vs parameters (log scale) for the teacher, students trained alone "
         "(baseline objective) and DWML peers",
     ),
     "training_loss": FigureSpec(
-        training_loss, {"metrics": "<corpus>/train/<run>/metrics.jsonl of every run shown",
-                        "summaries": "optional: the same runs' train_summary.json (final dev loss of runs "
-                                     "logged without dev points)"},
-        ("summaries",), ("x: step (default) or tokens", "smooth: moving-average window in logged points (1)", _DPI),
+        training_loss,
+        {
+            "metrics": "<corpus>/train/<run>/metrics.jsonl of every run shown",
+            "summaries": "optional: the same runs' train_summary.json (final dev loss of runs "
+            "logged without dev points)",
+        },
+        ("summaries",),
+        ("x: step (default) or tokens", "smooth: moving-average window in logged points (1)", _DPI),
         "Training and dev loss curves per method (metrics.jsonl; dev masked-LM loss every training.eval_every "
         "steps, or the final dev loss of the summaries)",
     ),
-}  # fmt: skip
+}
 
 
-def write_figure(name: str, inputs: Mapping[str, Any], out_pdf: str | PathLike[str], out_png: str | PathLike[str],
-                 options: Mapping[str, Any] | None = None) -> Figure:  # fmt: skip
+def write_figure(
+    name: str,
+    inputs: Mapping[str, Any],
+    out_pdf: str | PathLike[str],
+    out_png: str | PathLike[str],
+    options: Mapping[str, Any] | None = None,
+) -> Figure:
     """Draw figure ``name`` of :data:`FIGURES` from ``inputs`` (input name → path or list of paths) into
     ``out_pdf`` and ``out_png`` (both written atomically); ``options`` are the figure's keyword options.
 
@@ -170,11 +210,15 @@ def write_figure(name: str, inputs: Mapping[str, Any], out_pdf: str | PathLike[s
         raise InputError(f"{name}: unknown input(s) {', '.join(unknown)}; it takes {', '.join(spec.inputs)}")
     absent = [k for k in spec.inputs if k not in inputs and k not in spec.optional]
     if absent:
-        raise InputError(f"{name}: input(s) {', '.join(absent)} not given; "
-                         + "; ".join(f"{k}: {spec.inputs[k]}" for k in absent))  # fmt: skip
+        raise InputError(
+            f"{name}: input(s) {', '.join(absent)} not given; " + "; ".join(f"{k}: {spec.inputs[k]}" for k in absent)
+        )
     options = dict(options or {})
-    allowed = [p.name for p in inspect.signature(spec.function).parameters.values()
-               if p.kind is inspect.Parameter.KEYWORD_ONLY and p.name not in spec.inputs]  # fmt: skip
+    allowed = [
+        p.name
+        for p in inspect.signature(spec.function).parameters.values()
+        if p.kind is inspect.Parameter.KEYWORD_ONLY and p.name not in spec.inputs
+    ]
     bad = sorted(set(options) - set(allowed))
     if bad:
         raise InputError(f"{name}: unknown option(s) {', '.join(bad)}; options: {', '.join(allowed)}")

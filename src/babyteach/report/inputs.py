@@ -177,8 +177,9 @@ class Plan:
         """The search result of the largest peer count (the main comparison's peers)."""
         return self.results(f"search/peers-{self.peers}.json")
 
-    def eval_files(self, runs: Iterable[str], families: Iterable[str], glue: bool = False,
-                   corpus: str | None = None) -> list[str]:  # fmt: skip
+    def eval_files(
+        self, runs: Iterable[str], families: Iterable[str], glue: bool = False, corpus: str | None = None
+    ) -> list[str]:
         """The evaluation results of the given runs' models for ``families`` (and glue.json, when
         ``glue`` and it is configured) on ``corpus`` (default: the configured one)."""
         stems = list(families) + (["glue"] if glue and self.has_glue() else [])

@@ -31,12 +31,16 @@ from babyteach.report.probe_summary import dev_curve
 
 def _label(row: Mapping[str, Any]) -> str:
     """A legend entry: the setting with its final dev loss and accuracy."""
-    return (f"{row['setting']}: dev {row['final_dev_loss']:.2f} nats, {row['dataset']} "
-            f"{row['accuracy_pct']:.1f} %")  # fmt: skip
+    return f"{row['setting']}: dev {row['final_dev_loss']:.2f} nats, {row['dataset']} {row['accuracy_pct']:.1f} %"
 
 
-def probe_figure(summary: pd.DataFrame, curves: Mapping[str, pd.DataFrame], out_pdf: str | PathLike[str],
-                 out_png: str | PathLike[str], dpi: int = 200) -> Figure:  # fmt: skip
+def probe_figure(
+    summary: pd.DataFrame,
+    curves: Mapping[str, pd.DataFrame],
+    out_pdf: str | PathLike[str],
+    out_png: str | PathLike[str],
+    dpi: int = 200,
+) -> Figure:
     """Draw dev loss against tokens per setting of ``summary`` (its rows: :mod:`babyteach.report.probe_summary`)
     with ``curves[setting]`` (:func:`dev_curve`), and the unigram lines; write PDF and PNG atomically."""
     missing = [name for name in summary["setting"] if name not in curves]
@@ -44,20 +48,31 @@ def probe_figure(summary: pd.DataFrame, curves: Mapping[str, pd.DataFrame], out_
         raise InputError(f"probe figure: no dev-loss curve for settings {missing}; pass their run folders")
     for column in ("unigram_entropy", "unigram_dev_cross_entropy", "corpus"):
         if summary[column].nunique() != 1:
-            raise InputError(f"probe figure: the summary's {column!r} differs between rows; rebuild "
-                             "results/probe/summary.csv (one corpus per probe)")  # fmt: skip
+            raise InputError(
+                f"probe figure: the summary's {column!r} differs between rows; rebuild "
+                "results/probe/summary.csv (one corpus per probe)"
+            )
     first = summary.iloc[0]
     with matplotlib.rc_context(_RC):
         fig = Figure(figsize=(6.4, 4.2), layout="constrained")
         ax = fig.subplots()
         for i, row in enumerate(summary.to_dict("records")):
             curve = curves[row["setting"]]
-            ax.plot(curve["tokens"], curve["loss"], label=_label(row), markersize=4, linewidth=1.4,
-                    **_style(i))  # fmt: skip
-        ax.axhline(first["unigram_dev_cross_entropy"], color="0.3", linestyle="--", linewidth=1,
-                   label=f"unigram dev cross-entropy {first['unigram_dev_cross_entropy']:.2f}")  # fmt: skip
-        ax.axhline(first["unigram_entropy"], color="0.3", linestyle=":", linewidth=1,
-                   label=f"unigram entropy (train) {first['unigram_entropy']:.2f}")  # fmt: skip
+            ax.plot(curve["tokens"], curve["loss"], label=_label(row), markersize=4, linewidth=1.4, **_style(i))
+        ax.axhline(
+            first["unigram_dev_cross_entropy"],
+            color="0.3",
+            linestyle="--",
+            linewidth=1,
+            label=f"unigram dev cross-entropy {first['unigram_dev_cross_entropy']:.2f}",
+        )
+        ax.axhline(
+            first["unigram_entropy"],
+            color="0.3",
+            linestyle=":",
+            linewidth=1,
+            label=f"unigram entropy (train) {first['unigram_entropy']:.2f}",
+        )
         ax.set_xlabel("training tokens")
         ax.set_ylabel("dev masked-LM loss (nats)")
         ax.set_title(f"Recipe probe on {first['corpus']}: dev loss per setting")
@@ -66,8 +81,12 @@ def probe_figure(summary: pd.DataFrame, curves: Mapping[str, pd.DataFrame], out_
     return fig
 
 
-def write_probe_figure(summary_csv: str | PathLike[str], run_dirs: Sequence[str | PathLike[str]],
-                       out_pdf: str | PathLike[str], out_png: str | PathLike[str]) -> Figure:  # fmt: skip
+def write_probe_figure(
+    summary_csv: str | PathLike[str],
+    run_dirs: Sequence[str | PathLike[str]],
+    out_pdf: str | PathLike[str],
+    out_png: str | PathLike[str],
+) -> Figure:
     """:func:`probe_figure` from ``results/probe/summary.csv`` and the probe's run folders (named after
     their settings)."""
     try:

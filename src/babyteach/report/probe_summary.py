@@ -43,8 +43,18 @@ log = logging.getLogger(__name__)
 MODEL = "teacher"
 
 #: Columns after the ``setting`` column and the overridden keys.
-RESULT_COLUMNS = ["steps", "tokens", "final_dev_loss", "unigram_entropy", "unigram_dev_cross_entropy",
-                  "margin_under_unigram", "dataset", "scoring", "accuracy_pct", "corpus"]  # fmt: skip
+RESULT_COLUMNS = [
+    "steps",
+    "tokens",
+    "final_dev_loss",
+    "unigram_entropy",
+    "unigram_dev_cross_entropy",
+    "margin_under_unigram",
+    "dataset",
+    "scoring",
+    "accuracy_pct",
+    "corpus",
+]
 
 
 def probed_keys(settings: Mapping[str, Mapping[str, Any]]) -> list[str]:
@@ -63,21 +73,29 @@ def dev_curve(run_dir: str | PathLike[str]) -> pd.DataFrame:
     path = Path(run_dir) / "metrics.jsonl"
     dev = load_metrics(path).query("kind == 'dev' and model == @MODEL")
     if dev.empty:
-        raise InputError(f"{path}: no dev_loss line for {MODEL!r}; rerun the probe's training (it logs dev loss "
-                         "every probe.eval_every steps and at the end)")  # fmt: skip
+        raise InputError(
+            f"{path}: no dev_loss line for {MODEL!r}; rerun the probe's training (it logs dev loss "
+            "every probe.eval_every steps and at the end)"
+        )
     return dev.sort_values("step", kind="stable")[["step", "tokens", "loss"]].reset_index(drop=True)
 
 
 def _check_folder(name: str, path: Path, expected: str) -> None:
     """Refuse a run or result that belongs to another setting (the rule lists them in settings order)."""
     if expected != name:
-        raise InputError(f"{path}: listed for probe setting {name!r} but belongs to {expected!r}; list run folders "
-                         "and results in the order of the settings")  # fmt: skip
+        raise InputError(
+            f"{path}: listed for probe setting {name!r} but belongs to {expected!r}; list run folders "
+            "and results in the order of the settings"
+        )
 
 
-def probe_summary(settings: Mapping[str, Mapping[str, Any]], run_dirs: Sequence[str | PathLike[str]],
-                  eval_files: Sequence[str | PathLike[str]], baseline: UnigramBaseline,
-                  corpus: str) -> pd.DataFrame:  # fmt: skip
+def probe_summary(
+    settings: Mapping[str, Mapping[str, Any]],
+    run_dirs: Sequence[str | PathLike[str]],
+    eval_files: Sequence[str | PathLike[str]],
+    baseline: UnigramBaseline,
+    corpus: str,
+) -> pd.DataFrame:
     """The summary table (columns: :func:`summary_columns`), one row per setting in ``settings`` order.
 
     ``settings`` maps each run name (``<run_dirs[i]>``'s folder name) to its overrides;
@@ -85,8 +103,10 @@ def probe_summary(settings: Mapping[str, Mapping[str, Any]], run_dirs: Sequence[
     ``baseline`` is the unigram baseline of the shards the runs trained on.
     """
     if not (len(settings) == len(run_dirs) == len(eval_files)):
-        raise InputError(f"probe summary: {len(settings)} settings but {len(run_dirs)} run folders and "
-                         f"{len(eval_files)} results; give one of each per setting")  # fmt: skip
+        raise InputError(
+            f"probe summary: {len(settings)} settings but {len(run_dirs)} run folders and "
+            f"{len(eval_files)} results; give one of each per setting"
+        )
     keys = probed_keys(settings)
     rows = []
     for name, run_dir, eval_file in zip(settings, map(Path, run_dirs), map(Path, eval_files), strict=True):
@@ -95,26 +115,41 @@ def probe_summary(settings: Mapping[str, Mapping[str, Any]], run_dirs: Sequence[
         summary = load_summary(run_dir / "train_summary.json")
         missing = [key for key in keys if key not in summary.get("config", {})]
         if missing:
-            raise InputError(f"{run_dir / 'train_summary.json'}: its config lacks {missing}; rerun the probe's "
-                             "training")  # fmt: skip
+            raise InputError(
+                f"{run_dir / 'train_summary.json'}: its config lacks {missing}; rerun the probe's training"
+            )
         result = load_zero_shot(eval_file)
         if STRICT not in result["variants"]:
             raise InputError(f"{eval_file}: scored without {STRICT!r}; rerun the probe's evaluation")
         last = dev_curve(run_dir).iloc[-1]
         tokens, dev_loss = int(last["tokens"]), float(last["loss"])
-        rows.append({
-            "setting": name, **{key: summary["config"][key] for key in keys}, "steps": summary["steps"],
-            "tokens": tokens, "final_dev_loss": dev_loss, "unigram_entropy": baseline.train_entropy,
-            "unigram_dev_cross_entropy": baseline.dev_cross_entropy,
-            "margin_under_unigram": baseline.dev_cross_entropy - dev_loss, "dataset": result["family"],
-            "scoring": STRICT, "accuracy_pct": 100 * result["variants"][STRICT]["macro_accuracy"], "corpus": corpus,
-        })  # fmt: skip
+        rows.append(
+            {
+                "setting": name,
+                **{key: summary["config"][key] for key in keys},
+                "steps": summary["steps"],
+                "tokens": tokens,
+                "final_dev_loss": dev_loss,
+                "unigram_entropy": baseline.train_entropy,
+                "unigram_dev_cross_entropy": baseline.dev_cross_entropy,
+                "margin_under_unigram": baseline.dev_cross_entropy - dev_loss,
+                "dataset": result["family"],
+                "scoring": STRICT,
+                "accuracy_pct": 100 * result["variants"][STRICT]["macro_accuracy"],
+                "corpus": corpus,
+            }
+        )
     return pd.DataFrame(rows, columns=summary_columns(settings))
 
 
-def write_probe_summary(settings: Mapping[str, Mapping[str, Any]], run_dirs: Sequence[str | PathLike[str]],
-                        eval_files: Sequence[str | PathLike[str]], shard_dir: str | PathLike[str], corpus: str,
-                        out_csv: str | PathLike[str]) -> pd.DataFrame:  # fmt: skip
+def write_probe_summary(
+    settings: Mapping[str, Mapping[str, Any]],
+    run_dirs: Sequence[str | PathLike[str]],
+    eval_files: Sequence[str | PathLike[str]],
+    shard_dir: str | PathLike[str],
+    corpus: str,
+    out_csv: str | PathLike[str],
+) -> pd.DataFrame:
     """:func:`probe_summary` with the unigram baseline of ``shard_dir`` on the dev loss's own blocks (the
     runs' ``dev_blocks`` and ``block_size``), written to ``out_csv`` atomically; returns the table."""
     config = load_summary(Path(run_dirs[0]) / "train_summary.json").get("config", {}) if run_dirs else {}
@@ -123,7 +158,13 @@ def write_probe_summary(settings: Mapping[str, Mapping[str, Any]], run_dirs: Seq
     with atomic_path(out_csv) as tmp:
         table.to_csv(tmp, index=False)
     for row in table.itertuples(index=False):
-        log.info("%s: final dev loss %.4f nats (%.4f under the unigram dev cross-entropy) after %d tokens; "
-                 "%s %.1f %%", row.setting, row.final_dev_loss, row.margin_under_unigram, row.tokens, row.dataset,
-                 row.accuracy_pct)  # fmt: skip
+        log.info(
+            "%s: final dev loss %.4f nats (%.4f under the unigram dev cross-entropy) after %d tokens; %s %.1f %%",
+            row.setting,
+            row.final_dev_loss,
+            row.margin_under_unigram,
+            row.tokens,
+            row.dataset,
+            row.accuracy_pct,
+        )
     return table

@@ -58,7 +58,6 @@ def _human(n: float) -> str:
     return f"{n:.0f}"
 
 
-
 # --- Table 1: main results ----------------------------------------------------------------------
 
 
@@ -70,15 +69,19 @@ def _load_published(path: PathArg) -> dict[str, Any]:
         raise InputError(f"{path}: published-baselines file missing") from None
     except yaml.YAMLError as err:
         raise InputError(f"{path}: not valid YAML ({err})") from None
-    if not isinstance(data, dict) or not isinstance(data.get("tracks"), dict) or not isinstance(
-            data.get("source"), dict):  # fmt: skip
+    if (
+        not isinstance(data, dict)
+        or not isinstance(data.get("tracks"), dict)
+        or not isinstance(data.get("source"), dict)
+    ):
         raise InputError(f"{path}: expected 'source' and 'tracks' mappings")
     for track, models in data["tracks"].items():
         for model, values in (models or {}).items():
             for key, value in (values or {}).items():
                 if key not in (*BENCHMARKS, "macro") or not (value is None or isinstance(value, int | float)):
-                    raise InputError(f"{path}: tracks.{track}.{model}.{key} must be a benchmark key with a number "
-                                     "or null")  # fmt: skip
+                    raise InputError(
+                        f"{path}: tracks.{track}.{model}.{key} must be a benchmark key with a number or null"
+                    )
     return data
 
 
@@ -93,10 +96,19 @@ def _glue_coverage(frame: pd.DataFrame) -> list[str] | None:
     return glue_tasks_included(load_glue(ok["path"].iloc[0])) if len(ok) else None
 
 
-def table1(eval: Iterable[PathArg], out_tex: PathArg, out_csv: PathArg, *, published: PathArg = PUBLISHED,
-           tracks: Sequence[str] = ("10M", "100M"), benchmarks: Sequence[str] = ("blimp", "supplement", "ewok", "glue"),
-           seeds: Sequence[int] | None = None, peers: int | None = None, alpha: float | None = None,
-           student: str = "best") -> Table:  # fmt: skip
+def table1(
+    eval: Iterable[PathArg],
+    out_tex: PathArg,
+    out_csv: PathArg,
+    *,
+    published: PathArg = PUBLISHED,
+    tracks: Sequence[str] = ("10M", "100M"),
+    benchmarks: Sequence[str] = ("blimp", "supplement", "ewok", "glue"),
+    seeds: Sequence[int] | None = None,
+    peers: int | None = None,
+    alpha: float | None = None,
+    student: str = "best",
+) -> Table:
     """Table 1: RoBERTa-base and DWML per track beside the organisers' published baselines.
 
     ``eval``: zero-shot and ``glue.json`` files of ``baseline/seed-<s>/teacher`` and of every peer
@@ -127,21 +139,34 @@ def table1(eval: Iterable[PathArg], out_tex: PathArg, out_csv: PathArg, *, publi
         group = f"{track} words"
         if part.empty:
             for method in ("baseline", "dwml"):
-                rows.append(Row((track, METHOD_LABELS[method]), {c.key: Cell(text="not run") for c in columns},
-                                group, status="not run"))  # fmt: skip
+                rows.append(
+                    Row(
+                        (track, METHOD_LABELS[method]),
+                        {c.key: Cell(text="not run") for c in columns},
+                        group,
+                        status="not run",
+                    )
+                )
         else:
             corpus = _corpus(part)
             part, p, a = _select_runs(part, peers, alpha, ["dwml"])
             if p is None:
-                raise InputError(f"table1, track {track}: no DWML results among the inputs; list them, or the "
-                                 "missing runs cannot be named")  # fmt: skip
+                raise InputError(
+                    f"table1, track {track}: no DWML results among the inputs; list them, or the "
+                    "missing runs cannot be named"
+                )
             root = _results_root(part["path"].iloc[0], corpus)
             track_seeds = _seeds(part, seeds)
             part = _complete(part, corpus, root, ["baseline", "dwml"], p, a, track_seeds, benchmarks)
-            macro = (part[part["benchmark"].isin(benchmarks)]
-                     .groupby(["method", "model", "seed"], sort=False)
-                     .agg(score=("score", lambda s: s.mean() if s.notna().all() and len(s) == len(benchmarks)
-                                 else math.nan), path=("path", lambda s: ";".join(s))).reset_index())  # fmt: skip
+            macro = (
+                part[part["benchmark"].isin(benchmarks)]
+                .groupby(["method", "model", "seed"], sort=False)
+                .agg(
+                    score=("score", lambda s: s.mean() if s.notna().all() and len(s) == len(benchmarks) else math.nan),
+                    path=("path", lambda s: ";".join(s)),
+                )
+                .reset_index()
+            )
             macro["benchmark"] = "macro"
             agg = aggregate_seeds(pd.concat([part, macro], ignore_index=True), ["method", "model", "benchmark"])
             strict_part = strict[strict["corpus"].map(_track) == track]
@@ -155,13 +180,17 @@ def table1(eval: Iterable[PathArg], out_tex: PathArg, out_csv: PathArg, *, publi
             model, why = _pick_student(agg, "dwml", list(dwml_models), student, benchmarks)
             if why:
                 notes.append(f"{track}: DWML row shows {why}.")
-            for method, mdl, label in (("baseline", "teacher", "RoBERTa-base"), ("dwml", model,
-                                                                                 f"DWML ({model}, {p} peers)")):
-                cells = {c.key: _cell(agg, method=method, model=mdl, benchmark=c.key) for c in columns
-                         if c.key != "glue_tasks"}  # fmt: skip
+            for method, mdl, label in (
+                ("baseline", "teacher", "RoBERTa-base"),
+                ("dwml", model, f"DWML ({model}, {p} peers)"),
+            ):
+                cells = {
+                    c.key: _cell(agg, method=method, model=mdl, benchmark=c.key)
+                    for c in columns
+                    if c.key != "glue_tasks"
+                }
                 for c in cells.values():  # the macro of a seed with any benchmark missing names those files
-                    c.missing = tuple(sorted({x for m in c.missing for x in m.split(";")
-                                              if not Path(x).exists()}))  # fmt: skip
+                    c.missing = tuple(sorted({x for m in c.missing for x in m.split(";") if not Path(x).exists()}))
                 if "glue" in benchmarks:
                     cells["glue_tasks"] = Cell(text=coverage)
                     if partial_glue:
@@ -179,26 +208,36 @@ def table1(eval: Iterable[PathArg], out_tex: PathArg, out_csv: PathArg, *, publi
     src = pub["source"]
     unverified = any(c.text == "n/a" for r in rows if not r.compare for c in r.cells.values())
     shown = ", ".join(BENCHMARKS[b] for b in zero_shot)
-    notes.insert(0, f"† Published by the BabyLM 2024 organisers, not produced here: {src.get('citation', '').strip()} "
-                    + ("n/a: not verified offline. " if unverified else "")
-                    + "Bold marks the best row produced here.")  # fmt: skip
+    notes.insert(
+        0,
+        f"† Published by the BabyLM 2024 organisers, not produced here: {src.get('citation', '').strip()} "
+        + ("n/a: not verified offline. " if unverified else "")
+        + "Bold marks the best row produced here.",
+    )
     if zero_shot:
-        notes.insert(1, f"{shown} and the macro average: scoring {describe(OFFICIAL)}, as in the published rows. "
-                        f"{shown} (strict): scoring {describe(STRICT)}, this project's metric; the published rows "
-                        "have no such value.")  # fmt: skip
+        notes.insert(
+            1,
+            f"{shown} and the macro average: scoring {describe(OFFICIAL)}, as in the published rows. "
+            f"{shown} (strict): scoring {describe(STRICT)}, this project's metric; the published rows "
+            "have no such value.",
+        )
     if partial_glue:
-        notes.append(f"‡ Our (Super)GLUE macro is over {coverage} tasks ({', '.join(glue_tasks)}), not the "
-                     f"{len(GLUE_TASKS)}-task macro of the published rows, and so is our macro average that includes "
-                     "it: these cells are not comparable with the published ones.")  # fmt: skip
+        notes.append(
+            f"‡ Our (Super)GLUE macro is over {coverage} tasks ({', '.join(glue_tasks)}), not the "
+            f"{len(GLUE_TASKS)}-task macro of the published rows, and so is our macro average that includes "
+            "it: these cells are not comparable with the published ones."
+        )
     if not frame.empty:
         fams = frame.groupby("benchmark")["family"].first()
         notes.append("Ours: " + ", ".join(f"{BENCHMARKS[b]} = {fams[b]}" for b in benchmarks if b in fams) + ".")
     table = Table("table1", "", ("Track", "Model"), columns, rows, notes)
-    table.caption = ("Main results (accuracy %, GLUE: task metric %) of RoBERTa-base and DWML beside the "
-                     "published BabyLM 2024 baselines, compared on the pipeline's own scoring (official: mean PLL "
-                     "after the end-of-sentence token, ties correct); the (strict) columns score the same models "
-                     "with pll-word-l2r (summed PLL-word-l2r, ties wrong). " + _seeds_caption(
-                         c for r in rows if r.compare for c in r.cells.values()))  # fmt: skip
+    table.caption = (
+        "Main results (accuracy %, GLUE: task metric %) of RoBERTa-base and DWML beside the "
+        "published BabyLM 2024 baselines, compared on the pipeline's own scoring (official: mean PLL "
+        "after the end-of-sentence token, ties correct); the (strict) columns score the same models "
+        "with pll-word-l2r (summed PLL-word-l2r, ties wrong). "
+        + _seeds_caption(c for r in rows if r.compare for c in r.cells.values())
+    )
     table.notes = [*table.notes, *_missing_note(table)]
     return write(table, out_tex, out_csv)
 
@@ -206,10 +245,18 @@ def table1(eval: Iterable[PathArg], out_tex: PathArg, out_csv: PathArg, *, publi
 # --- Table 2: methods x peers -------------------------------------------------------------------
 
 
-def table2(eval: Iterable[PathArg], search: PathArg, out_tex: PathArg, out_csv: PathArg, *,
-           seeds: Sequence[int] | None = None, alpha: float | None = None,
-           benchmarks: Sequence[str] = ("blimp", "supplement", "ewok"),
-           methods: Sequence[str] = STUDENT_METHODS, variant: str = STRICT) -> Table:  # fmt: skip
+def table2(
+    eval: Iterable[PathArg],
+    search: PathArg,
+    out_tex: PathArg,
+    out_csv: PathArg,
+    *,
+    seeds: Sequence[int] | None = None,
+    alpha: float | None = None,
+    benchmarks: Sequence[str] = ("blimp", "supplement", "ewok"),
+    methods: Sequence[str] = STUDENT_METHODS,
+    variant: str = STRICT,
+) -> Table:
     """Table 2: every method's peers (sizes from ``search``) on BLiMP, supplement and EWoK.
 
     One block per benchmark: a row per method (Teacher yes/no, Peer 1..p, Best = the peer with
@@ -240,29 +287,53 @@ def table2(eval: Iterable[PathArg], search: PathArg, out_tex: PathArg, out_csv: 
                 cells[col.key] = _cell(agg, method=method, model=f"peer-{i}", benchmark=bench)
             present = [cells[c.key] for c in peer_cols if math.isfinite(cells[c.key].mean)]
             best = max(present, key=lambda c: c.mean) if present else Cell()
-            cells["best"] = Cell(best.mean, best.std, best.n, None,
-                                 tuple(sorted({m for c in peer_cols for m in cells[c.key].missing})))  # fmt: skip
+            cells["best"] = Cell(
+                best.mean, best.std, best.n, None, tuple(sorted({m for c in peer_cols for m in cells[c.key].missing}))
+            )
             rows.append(Row((group, METHOD_LABELS[method]), cells, group))
         base = _cell(agg, method="baseline", model="teacher", benchmark=bench)
-        rows.append(Row((group, f"RoBERTa-base ({_human(found['teacher']['params'])})"),
-                        {"teacher": Cell(text=""), **{c.key: Cell(text="") for c in peer_cols}, "best": base},
-                        group))  # fmt: skip
+        rows.append(
+            Row(
+                (group, f"RoBERTa-base ({_human(found['teacher']['params'])})"),
+                {"teacher": Cell(text=""), **{c.key: Cell(text="") for c in peer_cols}, "best": base},
+                group,
+            )
+        )
     table = Table("table2", "", ("Benchmark", "Method"), columns, rows)
-    table.caption = (f"Accuracy (%) of each method's students, {p} peers" + (f", alpha = {alpha:g}" if alpha else "")
-                     + f" ({corpus}; scoring {describe(variant)}). Peer sizes "
-                     "from the architecture search; Best: the best peer. " + _seeds_caption(
-                         c for r in rows for c in r.cells.values()))  # fmt: skip
-    table.notes = [("Teacher: trained with the RoBERTa-base baseline as a frozen teacher (KD, KD_DWML). "
-                    "Bold: best per column within a benchmark."), *_missing_note(table)]  # fmt: skip
+    table.caption = (
+        f"Accuracy (%) of each method's students, {p} peers"
+        + (f", alpha = {alpha:g}" if alpha else "")
+        + f" ({corpus}; scoring {describe(variant)}). Peer sizes "
+        "from the architecture search; Best: the best peer. "
+        + _seeds_caption(c for r in rows for c in r.cells.values())
+    )
+    table.notes = [
+        (
+            "Teacher: trained with the RoBERTa-base baseline as a frozen teacher (KD, KD_DWML). "
+            "Bold: best per column within a benchmark."
+        ),
+        *_missing_note(table),
+    ]
     return write(table, out_tex, out_csv)
 
 
 # --- Tables 6/7/8: per phenomenon, per task, per domain -----------------------------------------
 
 
-def _per_group(name: str, benchmark: str, what: str, eval: Iterable[PathArg], out_tex: PathArg, out_csv: PathArg,
-               seeds: Sequence[int] | None, peers: int | None, alpha: float | None, student: str,
-               methods: Sequence[str], variant: str) -> Table:  # fmt: skip
+def _per_group(
+    name: str,
+    benchmark: str,
+    what: str,
+    eval: Iterable[PathArg],
+    out_tex: PathArg,
+    out_csv: PathArg,
+    seeds: Sequence[int] | None,
+    peers: int | None,
+    alpha: float | None,
+    student: str,
+    methods: Sequence[str],
+    variant: str,
+) -> Table:
     paths = _paths(eval)
     overall = _eval_inputs(paths, [benchmark], variant=variant)
     if overall.empty:
@@ -293,39 +364,86 @@ def _per_group(name: str, benchmark: str, what: str, eval: Iterable[PathArg], ou
             cell.missing = _cell(agg, method=m, model=chosen[m], benchmark=benchmark).missing
             cells[m] = cell
         rows.append(Row((key,), cells, "groups"))
-    rows.append(Row(("Macro average",), {m: _cell(agg, method=m, model=chosen[m], benchmark=benchmark)
-                                         for m in all_methods}, "macro"))  # fmt: skip
+    rows.append(
+        Row(
+            ("Macro average",),
+            {m: _cell(agg, method=m, model=chosen[m], benchmark=benchmark) for m in all_methods},
+            "macro",
+        )
+    )
     fam = overall["family"].dropna().iloc[0]
-    table = Table(name, f"{BENCHMARKS[benchmark]} ({fam}) accuracy (%) per {what}, per method ({corpus}, {p} peers"
-                  + (f", alpha = {alpha:g}" if alpha else "") + f"; scoring {describe(variant)}"
-                  + "); students: " + ("the best peer per method" if student == "best" else student) + ". "
-                  + _seeds_caption(c for r in rows for c in r.cells.values()),
-                  (what.capitalize(),), columns, rows, bold="row")  # fmt: skip
+    table = Table(
+        name,
+        f"{BENCHMARKS[benchmark]} ({fam}) accuracy (%) per {what}, per method ({corpus}, {p} peers"
+        + (f", alpha = {alpha:g}" if alpha else "")
+        + f"; scoring {describe(variant)}"
+        + "); students: "
+        + ("the best peer per method" if student == "best" else student)
+        + ". "
+        + _seeds_caption(c for r in rows for c in r.cells.values()),
+        (what.capitalize(),),
+        columns,
+        rows,
+        bold="row",
+    )
     unit = {"blimp": "UIDs", "supplement": "tasks", "ewok": "domains"}[benchmark]
-    table.notes = [f"Bold: best method per row. Macro average: the mean over all {unit} (the BabyLM aggregate).",
-                   *notes, *_missing_note(table)]  # fmt: skip
+    table.notes = [
+        f"Bold: best method per row. Macro average: the mean over all {unit} (the BabyLM aggregate).",
+        *notes,
+        *_missing_note(table),
+    ]
     return write(table, out_tex, out_csv)
 
 
-def table6(eval: Iterable[PathArg], out_tex: PathArg, out_csv: PathArg, *, seeds: Sequence[int] | None = None,
-           peers: int | None = None, alpha: float | None = None, student: str = "best",
-           methods: Sequence[str] = STUDENT_METHODS, variant: str = STRICT) -> Table:  # fmt: skip
+def table6(
+    eval: Iterable[PathArg],
+    out_tex: PathArg,
+    out_csv: PathArg,
+    *,
+    seeds: Sequence[int] | None = None,
+    peers: int | None = None,
+    alpha: float | None = None,
+    student: str = "best",
+    methods: Sequence[str] = STUDENT_METHODS,
+    variant: str = STRICT,
+) -> Table:
     """Table 6: BLiMP accuracy per phenomenon (``linguistics_term``), per method, scored with ``variant``."""
-    return _per_group("table6", "blimp", "phenomenon", eval, out_tex, out_csv, seeds, peers, alpha, student, methods,
-                      variant)
+    return _per_group(
+        "table6", "blimp", "phenomenon", eval, out_tex, out_csv, seeds, peers, alpha, student, methods, variant
+    )
 
 
-def table7(eval: Iterable[PathArg], out_tex: PathArg, out_csv: PathArg, *, seeds: Sequence[int] | None = None,
-           peers: int | None = None, alpha: float | None = None, student: str = "best",
-           methods: Sequence[str] = STUDENT_METHODS, variant: str = STRICT) -> Table:  # fmt: skip
+def table7(
+    eval: Iterable[PathArg],
+    out_tex: PathArg,
+    out_csv: PathArg,
+    *,
+    seeds: Sequence[int] | None = None,
+    peers: int | None = None,
+    alpha: float | None = None,
+    student: str = "best",
+    methods: Sequence[str] = STUDENT_METHODS,
+    variant: str = STRICT,
+) -> Table:
     """Table 7: BLiMP supplement accuracy per task, per method, scored with ``variant``."""
-    return _per_group("table7", "supplement", "task", eval, out_tex, out_csv, seeds, peers, alpha, student, methods,
-                      variant)
+    return _per_group(
+        "table7", "supplement", "task", eval, out_tex, out_csv, seeds, peers, alpha, student, methods, variant
+    )
 
 
-def table8(eval: Iterable[PathArg], out_tex: PathArg, out_csv: PathArg, *, seeds: Sequence[int] | None = None,
-           peers: int | None = None, alpha: float | None = None, student: str = "best",
-           methods: Sequence[str] = STUDENT_METHODS, variant: str = STRICT) -> Table:  # fmt: skip
+def table8(
+    eval: Iterable[PathArg],
+    out_tex: PathArg,
+    out_csv: PathArg,
+    *,
+    seeds: Sequence[int] | None = None,
+    peers: int | None = None,
+    alpha: float | None = None,
+    student: str = "best",
+    methods: Sequence[str] = STUDENT_METHODS,
+    variant: str = STRICT,
+) -> Table:
     """Table 8: EWoK accuracy per domain, per method, scored with ``variant``."""
-    return _per_group("table8", "ewok", "domain", eval, out_tex, out_csv, seeds, peers, alpha, student, methods,
-                      variant)
+    return _per_group(
+        "table8", "ewok", "domain", eval, out_tex, out_csv, seeds, peers, alpha, student, methods, variant
+    )

@@ -113,7 +113,7 @@ __all__ = [
     "read_result_csv",
     "run_label",
     "summary_frame",
-]  # fmt: skip
+]
 
 #: Benchmark of each result-file stem: the zero-shot families of
 #: :data:`babyteach.evaluate.families.FAMILIES` and ``glue``.
@@ -135,7 +135,9 @@ MUTUAL_METHODS: tuple[str, ...] = layout.mutual_methods()
 
 #: Result-format versions this module reads.
 ZERO_SHOT_VERSIONS = (2,)  # 2: numbers per scoring variant (1 held one variant's)
-GLUE_VERSIONS = (2,)  # 2: the BabyLM 2024 protocol (evaluate/glue.py); 1 (the earlier inputs and epoch choice) is refused: rerun
+GLUE_VERSIONS = (
+    2,
+)  # 2: the BabyLM 2024 protocol (evaluate/glue.py); 1 (the earlier inputs and epoch choice) is refused: rerun
 SUMMARY_VERSIONS = (1, 2, 3)
 SEARCH_VERSIONS = (1, 2)
 
@@ -239,8 +241,9 @@ def parse_result_path(path: str | PathLike[str]) -> ResultPath:
             raise InputError(f"{path}: unknown result family {family!r}; known: {', '.join(BENCHMARK_OF_FAMILY)}")
         benchmark = BENCHMARK_OF_FAMILY[family]
         if m["model"] not in run.models:
-            raise InputError(f"{path}: model {m['model']!r} does not exist in run {run.name} (models: "
-                             f"{', '.join(run.models)})")  # fmt: skip
+            raise InputError(
+                f"{path}: model {m['model']!r} does not exist in run {run.name} (models: {', '.join(run.models)})"
+            )
     return ResultPath(Path(path), m["kind"], run, m["model"], m["file"], family, benchmark)
 
 
@@ -284,10 +287,16 @@ def load_zero_shot(path: str | PathLike[str]) -> dict[str, Any]:
     """A zero-shot result (:func:`babyteach.evaluate.pairs.evaluate_pairs`), validated."""
     path = Path(path)
     data = load_json(path)
-    _need(data.get("version") in ZERO_SHOT_VERSIONS, path,
-          f"result version {data.get('version')!r} is not one of {ZERO_SHOT_VERSIONS}")  # fmt: skip
-    _need(data.get("family") in BENCHMARK_OF_FAMILY and data.get("family") != "glue", path,
-          f"unknown family {data.get('family')!r}")  # fmt: skip
+    _need(
+        data.get("version") in ZERO_SHOT_VERSIONS,
+        path,
+        f"result version {data.get('version')!r} is not one of {ZERO_SHOT_VERSIONS}",
+    )
+    _need(
+        data.get("family") in BENCHMARK_OF_FAMILY and data.get("family") != "glue",
+        path,
+        f"unknown family {data.get('family')!r}",
+    )
     if path.stem in BENCHMARK_OF_FAMILY and path.stem != data["family"]:
         raise InputError(f"{path}: the file is named {path.stem!r} but holds family {data['family']!r}")
     _need(isinstance(data.get("data_dir"), str), path, "no 'data_dir'")
@@ -300,8 +309,11 @@ def load_zero_shot(path: str | PathLike[str]) -> dict[str, Any]:
             table = numbers.get(key)
             _need(isinstance(table, dict) and table, path, f"variants[{variant!r}] has no '{key}' table")
             for name, entry in table.items():
-                _need(isinstance(entry, dict) and _is_num(entry.get("accuracy")), path,
-                      f"variants[{variant!r}].{key}[{name!r}] has no numeric accuracy")  # fmt: skip
+                _need(
+                    isinstance(entry, dict) and _is_num(entry.get("accuracy")),
+                    path,
+                    f"variants[{variant!r}].{key}[{name!r}] has no numeric accuracy",
+                )
     return data
 
 
@@ -311,11 +323,17 @@ def load_glue(path: str | PathLike[str]) -> dict[str, Any]:
     tasks = data.get("tasks")
     _need(isinstance(tasks, dict), path, "no 'tasks' table")
     for name, entry in tasks.items():
-        _need(isinstance(entry, dict) and entry.get("status") in ("ok", "missing"), path,
-              f"tasks[{name!r}] has no status ok|missing")  # fmt: skip
+        _need(
+            isinstance(entry, dict) and entry.get("status") in ("ok", "missing"),
+            path,
+            f"tasks[{name!r}] has no status ok|missing",
+        )
         if entry["status"] == "ok":
-            _need(_is_num(entry.get("value")) and isinstance(entry.get("metric"), str), path,
-                  f"tasks[{name!r}] has no metric/value")  # fmt: skip
+            _need(
+                _is_num(entry.get("value")) and isinstance(entry.get("metric"), str),
+                path,
+                f"tasks[{name!r}] has no metric/value",
+            )
     _need(data.get("macro_average") is None or _is_num(data.get("macro_average")), path, "bad 'macro_average'")
     _need(isinstance(data.get("tasks_included", []), list), path, "bad 'tasks_included'")
     return data
@@ -333,9 +351,13 @@ def load_summary(path: str | PathLike[str]) -> dict[str, Any]:
     students = data.get("students")
     _need(isinstance(students, dict) and students, path, "no 'students' table")
     for name, entry in students.items():
-        _need(isinstance(entry, dict) and _is_num(entry.get("parameters"))
-              and isinstance(entry.get("architecture"), dict), path,
-              f"students[{name!r}] has no architecture/parameters")  # fmt: skip
+        _need(
+            isinstance(entry, dict)
+            and _is_num(entry.get("parameters"))
+            and isinstance(entry.get("architecture"), dict),
+            path,
+            f"students[{name!r}] has no architecture/parameters",
+        )
     for key in ("steps", "tokens", "wall_time_s"):
         _need(_is_num(data.get(key)), path, f"no numeric {key!r}")
     return data
@@ -345,14 +367,22 @@ def load_search(path: str | PathLike[str]) -> dict[str, Any]:
     """An architecture-search result (:func:`babyteach.search.write_search`), validated."""
     path, data = _load_versioned(path, "version", SEARCH_VERSIONS)
     teacher = data.get("teacher")
-    _need(isinstance(teacher, dict) and _is_num(teacher.get("params")) and isinstance(teacher.get("arch"), dict),
-          path, "no teacher arch/params")  # fmt: skip
+    _need(
+        isinstance(teacher, dict) and _is_num(teacher.get("params")) and isinstance(teacher.get("arch"), dict),
+        path,
+        "no teacher arch/params",
+    )
     peers = data.get("peers")
     _need(isinstance(peers, list) and peers, path, "no 'peers' list")
     for i, peer in enumerate(peers, 1):
-        _need(isinstance(peer, dict) and peer.get("peer") == i and isinstance(peer.get("arch"), dict)
-              and all(_is_num(peer.get(k)) for k in ("params", "target", "rel_error")), path,
-              f"peers[{i - 1}] lacks peer/arch/params/target/rel_error")  # fmt: skip
+        _need(
+            isinstance(peer, dict)
+            and peer.get("peer") == i
+            and isinstance(peer.get("arch"), dict)
+            and all(_is_num(peer.get(k)) for k in ("params", "target", "rel_error")),
+            path,
+            f"peers[{i - 1}] lacks peer/arch/params/target/rel_error",
+        )
     return data
 
 
@@ -421,30 +451,61 @@ def collapse_of(frame: pd.DataFrame) -> Collapse | None:
 # --- tidy frames --------------------------------------------------------------------------------
 
 _RUN_COLUMNS = ["path", "corpus", "method", "peers", "alpha", "seed", "run", "group", "model"]
-EVAL_COLUMNS = [*_RUN_COLUMNS, "family", "benchmark", "key", "score", "n", "ties", "metric", "variant",
-                "data_version", "status"]  # fmt: skip
+EVAL_COLUMNS = [
+    *_RUN_COLUMNS,
+    "family",
+    "benchmark",
+    "key",
+    "score",
+    "n",
+    "ties",
+    "metric",
+    "variant",
+    "data_version",
+    "status",
+]
 
 
 def _run_fields(rec: ResultPath) -> dict[str, Any]:
     r = rec.run
-    return {"path": str(rec.path), "corpus": r.corpus, "method": r.method, "peers": r.peers, "alpha": r.alpha,
-            "seed": r.seed, "run": r.name, "group": r.group, "model": rec.model}  # fmt: skip
+    return {
+        "path": str(rec.path),
+        "corpus": r.corpus,
+        "method": r.method,
+        "peers": r.peers,
+        "alpha": r.alpha,
+        "seed": r.seed,
+        "run": r.name,
+        "group": r.group,
+        "model": rec.model,
+    }
 
 
 def _zero_shot_rows(data: Mapping[str, Any], level: str, variant: str, path: Path) -> list[dict[str, Any]]:
     if variant not in data["variants"]:
-        raise InputError(f"{path}: scored without the {variant!r} variant (it holds {', '.join(data['variants'])}); "
-                         "rerun its evaluate_zero_shot step, which scores official and pll-word-l2r")  # fmt: skip
+        raise InputError(
+            f"{path}: scored without the {variant!r} variant (it holds {', '.join(data['variants'])}); "
+            "rerun its evaluate_zero_shot step, which scores official and pll-word-l2r"
+        )
     numbers = data["variants"][variant]
     limit = data.get("max_per_task")
     version = f"{data['data_dir']} (results v{data['version']}" + (f", max_per_task={limit})" if limit else ")")
     common = {"variant": variant, "data_version": version, "metric": "accuracy", "status": "ok"}
     if level == "overall":
-        return [{"key": "macro", "score": float(numbers["macro_accuracy"]), "n": numbers.get("n_pairs"),
-                 "ties": numbers.get("ties"), **common}]  # fmt: skip
+        return [
+            {
+                "key": "macro",
+                "score": float(numbers["macro_accuracy"]),
+                "n": numbers.get("n_pairs"),
+                "ties": numbers.get("ties"),
+                **common,
+            }
+        ]
     table = numbers["groups"] if level == "group" else numbers["tasks"]
-    return [{"key": k, "score": float(v["accuracy"]), "n": v.get("n"), "ties": v.get("ties"), **common}
-            for k, v in table.items()]  # fmt: skip
+    return [
+        {"key": k, "score": float(v["accuracy"]), "n": v.get("n"), "ties": v.get("ties"), **common}
+        for k, v in table.items()
+    ]
 
 
 def glue_tasks_included(data: Mapping[str, Any]) -> list[str]:
@@ -454,22 +515,45 @@ def glue_tasks_included(data: Mapping[str, Any]) -> list[str]:
 
 def _glue_rows(data: Mapping[str, Any], level: str) -> list[dict[str, Any]]:
     cfg = data.get("config") or {}
-    variant = "finetune (" + ", ".join(
-        f"{k}={cfg[k]}" for k in ("lr", "batch_size", "max_epochs", "patience", "max_length", "seed") if k in cfg
-    ) + ")"
+    variant = (
+        "finetune ("
+        + ", ".join(
+            f"{k}={cfg[k]}" for k in ("lr", "batch_size", "max_epochs", "patience", "max_length", "seed") if k in cfg
+        )
+        + ")"
+    )
     included = glue_tasks_included(data)
     limits = ", ".join(f"{k}={cfg[k]}" for k in ("max_train_examples", "max_eval_examples") if cfg.get(k))
-    version = f"{PurePath(str(data.get('data_dir', '?'))).name} (results v{data['format_version']}" + (
-        f", {limits}" if limits else "") + f"; tasks {','.join(included)})"  # fmt: skip
+    version = (
+        f"{PurePath(str(data.get('data_dir', '?'))).name} (results v{data['format_version']}"
+        + (f", {limits}" if limits else "")
+        + f"; tasks {','.join(included)})"
+    )
     common = {"variant": variant, "data_version": version, "ties": None}
     if level == "overall":
         value = data.get("macro_average")
         ok = value is not None and bool(included)
-        return [{"key": "macro", "score": float(value) if ok else math.nan, "n": len(included),
-                 "metric": "macro", "status": "ok" if ok else "missing", **common}]  # fmt: skip
-    return [{"key": name, "score": float(v["value"]) if v["status"] == "ok" else math.nan,
-             "n": v.get("n_valid"), "metric": v.get("metric"), "status": v["status"], **common}
-            for name, v in data["tasks"].items()]  # fmt: skip
+        return [
+            {
+                "key": "macro",
+                "score": float(value) if ok else math.nan,
+                "n": len(included),
+                "metric": "macro",
+                "status": "ok" if ok else "missing",
+                **common,
+            }
+        ]
+    return [
+        {
+            "key": name,
+            "score": float(v["value"]) if v["status"] == "ok" else math.nan,
+            "n": v.get("n_valid"),
+            "metric": v.get("metric"),
+            "status": v["status"],
+            **common,
+        }
+        for name, v in data["tasks"].items()
+    ]
 
 
 def eval_frame(paths: Iterable[str | PathLike[str]], level: str = "overall", variant: str = STRICT) -> pd.DataFrame:
@@ -492,9 +576,19 @@ def eval_frame(paths: Iterable[str | PathLike[str]], level: str = "overall", var
             raise InputError(f"{path}: not an evaluation result (expected <corpus>/eval/<run>/<model>/<family>.json)")
         base = {**_run_fields(rec), "family": rec.family, "benchmark": rec.benchmark}
         if not path.exists():
-            rows.append({**base, "key": "macro" if level == "overall" else None, "score": math.nan, "n": None,
-                         "ties": None, "metric": None, "variant": None, "data_version": None,
-                         "status": "missing"})  # fmt: skip
+            rows.append(
+                {
+                    **base,
+                    "key": "macro" if level == "overall" else None,
+                    "score": math.nan,
+                    "n": None,
+                    "ties": None,
+                    "metric": None,
+                    "variant": None,
+                    "data_version": None,
+                    "status": "missing",
+                }
+            )
             continue
         if rec.benchmark == "glue":
             rows += [{**base, **row} for row in _glue_rows(load_glue(path), level)]
@@ -504,15 +598,40 @@ def eval_frame(paths: Iterable[str | PathLike[str]], level: str = "overall", var
     return frame.astype({"score": float, "alpha": float, "peers": "Int64", "seed": "Int64"})
 
 
-SUMMARY_COLUMNS = [*_RUN_COLUMNS, "architecture", "layers", "heads", "hidden", "parameters", "training_flops",
-                   "final_dev_loss", "peer_weight", "steps", "tokens", "wall_time_s", "device", "processes", "gpus",
-                   "gpu_util_mean_pct", "gpu_util_max_pct", "gpu_mem_peak_mib", "gpu_names", "gpu_reason",
-                   "status"]  # fmt: skip
+SUMMARY_COLUMNS = [
+    *_RUN_COLUMNS,
+    "architecture",
+    "layers",
+    "heads",
+    "hidden",
+    "parameters",
+    "training_flops",
+    "final_dev_loss",
+    "peer_weight",
+    "steps",
+    "tokens",
+    "wall_time_s",
+    "device",
+    "processes",
+    "gpus",
+    "gpu_util_mean_pct",
+    "gpu_util_max_pct",
+    "gpu_mem_peak_mib",
+    "gpu_names",
+    "gpu_reason",
+    "status",
+]
 
 
 def _gpu_fields(gpu: Any) -> dict[str, Any]:
-    empty = {"gpus": math.nan, "gpu_util_mean_pct": math.nan, "gpu_util_max_pct": math.nan,
-             "gpu_mem_peak_mib": math.nan, "gpu_names": None, "gpu_reason": None}  # fmt: skip
+    empty = {
+        "gpus": math.nan,
+        "gpu_util_mean_pct": math.nan,
+        "gpu_util_max_pct": math.nan,
+        "gpu_mem_peak_mib": math.nan,
+        "gpu_names": None,
+        "gpu_reason": None,
+    }
     if not isinstance(gpu, dict):
         return {**empty, "gpu_reason": "not recorded (summary without a 'gpu' entry)"}
     per_gpu = [g for g in gpu.get("per_gpu") or [] if isinstance(g, dict)]
@@ -523,9 +642,14 @@ def _gpu_fields(gpu: Any) -> dict[str, Any]:
         return [float(g[key]) for g in per_gpu if _is_num(g.get(key))]
 
     util, peak, mem = values("util_mean_pct"), values("util_max_pct"), values("mem_peak_mib")
-    return {"gpus": int(gpu["gpus"]), "gpu_util_mean_pct": sum(util) / len(util) if util else math.nan,
-            "gpu_util_max_pct": max(peak) if peak else math.nan, "gpu_mem_peak_mib": max(mem) if mem else math.nan,
-            "gpu_names": ", ".join(sorted({str(g.get("name")) for g in per_gpu})), "gpu_reason": None}  # fmt: skip
+    return {
+        "gpus": int(gpu["gpus"]),
+        "gpu_util_mean_pct": sum(util) / len(util) if util else math.nan,
+        "gpu_util_max_pct": max(peak) if peak else math.nan,
+        "gpu_mem_peak_mib": max(mem) if mem else math.nan,
+        "gpu_names": ", ".join(sorted({str(g.get("name")) for g in per_gpu})),
+        "gpu_reason": None,
+    }
 
 
 def summary_frame(paths: Iterable[str | PathLike[str]]) -> pd.DataFrame:
@@ -546,23 +670,48 @@ def summary_frame(paths: Iterable[str | PathLike[str]]) -> pd.DataFrame:
             continue
         data = load_summary(path)
         if data["method"] != rec.run.method:
-            raise InputError(f"{path}: the summary is of method {data['method']!r} but the path says "
-                             f"{rec.run.method!r}")  # fmt: skip
+            raise InputError(
+                f"{path}: the summary is of method {data['method']!r} but the path says {rec.run.method!r}"
+            )
         gpu = _gpu_fields(data.get("gpu"))
         for model, student in data["students"].items():
             arch = student["architecture"]
-            rows.append({
-                **base, "model": model, "architecture": f"{arch.get('layers')}L/{arch.get('heads')}H/{arch.get('hidden')}",
-                "layers": arch.get("layers"), "heads": arch.get("heads"), "hidden": arch.get("hidden"),
-                "parameters": student["parameters"], "training_flops": student.get("training_flops", math.nan),
-                "final_dev_loss": student.get("final_dev_loss", math.nan),
-                "peer_weight": student.get("peer_weight", math.nan), "steps": data["steps"], "tokens": data["tokens"],
-                "wall_time_s": data["wall_time_s"], "device": data.get("device"),
-                "processes": data.get("processes", 1), **gpu, "status": "ok",
-            })  # fmt: skip
+            rows.append(
+                {
+                    **base,
+                    "model": model,
+                    "architecture": f"{arch.get('layers')}L/{arch.get('heads')}H/{arch.get('hidden')}",
+                    "layers": arch.get("layers"),
+                    "heads": arch.get("heads"),
+                    "hidden": arch.get("hidden"),
+                    "parameters": student["parameters"],
+                    "training_flops": student.get("training_flops", math.nan),
+                    "final_dev_loss": student.get("final_dev_loss", math.nan),
+                    "peer_weight": student.get("peer_weight", math.nan),
+                    "steps": data["steps"],
+                    "tokens": data["tokens"],
+                    "wall_time_s": data["wall_time_s"],
+                    "device": data.get("device"),
+                    "processes": data.get("processes", 1),
+                    **gpu,
+                    "status": "ok",
+                }
+            )
     frame = pd.DataFrame(rows, columns=SUMMARY_COLUMNS)
-    return frame.astype({"alpha": float, "peers": "Int64", "seed": "Int64"}).astype({c: float for c in ("training_flops", "final_dev_loss", "peer_weight", "wall_time_s",
-                                            "gpu_util_mean_pct", "gpu_util_max_pct", "gpu_mem_peak_mib")})
+    return frame.astype({"alpha": float, "peers": "Int64", "seed": "Int64"}).astype(
+        {
+            c: float
+            for c in (
+                "training_flops",
+                "final_dev_loss",
+                "peer_weight",
+                "wall_time_s",
+                "gpu_util_mean_pct",
+                "gpu_util_max_pct",
+                "gpu_mem_peak_mib",
+            )
+        }
+    )
 
 
 # --- checks and aggregation ---------------------------------------------------------------------
@@ -604,12 +753,14 @@ def aggregate_seeds(frame: pd.DataFrame, by: Sequence[str], value: str = "score"
         values = ok[value].astype(float)
         missing_rows = part[part[value].isna()]
         missing = tuple(sorted(set(missing_rows["path"] if "path" in part else missing_rows.index.astype(str))))
-        out.append({
-            **dict(zip(by, key if isinstance(key, tuple) else (key,), strict=True)),
-            "mean": float(values.mean()) if len(values) else math.nan,
-            "std": float(values.std(ddof=1)) if len(values) > 1 else math.nan,
-            "n_seeds": int(ok["seed"].nunique()) if "seed" in ok else len(values),
-            "seeds": tuple(sorted(int(s) for s in ok["seed"].unique())) if "seed" in ok else (),
-            "missing": missing,
-        })  # fmt: skip
+        out.append(
+            {
+                **dict(zip(by, key if isinstance(key, tuple) else (key,), strict=True)),
+                "mean": float(values.mean()) if len(values) else math.nan,
+                "std": float(values.std(ddof=1)) if len(values) > 1 else math.nan,
+                "n_seeds": int(ok["seed"].nunique()) if "seed" in ok else len(values),
+                "seeds": tuple(sorted(int(s) for s in ok["seed"].unique())) if "seed" in ok else (),
+                "missing": missing,
+            }
+        )
     return pd.DataFrame(out, columns=[*by, "mean", "std", "n_seeds", "seeds", "missing"])

@@ -55,7 +55,6 @@ def _results_root(path: PathArg, corpus: str) -> PurePath:
     return PurePath(*parts[:idx]) if idx else PurePath(".")
 
 
-
 def _seeds_caption(cells: Iterable[Cell]) -> str:
     counts = {c.n for c in cells if c.text is None and c.n > 0}
     if not counts:
@@ -81,13 +80,23 @@ def _missing_note(tables: Iterable[Table] | Table) -> list[str]:
             continue
         models = by_run.setdefault(f"{rec.run.corpus}/{rec.run.name}", {})
         models.setdefault(rec.model or "run", []).append(rec.family or rec.file)
-    names = [run + (" (" + "; ".join(f"{m}: {', '.join(sorted(f))}" for m, f in sorted(models.items())) + ")"
-                    if models else "") for run, models in by_run.items()]  # fmt: skip
+    names = [
+        run
+        + (" (" + "; ".join(f"{m}: {', '.join(sorted(f))}" for m, f in sorted(models.items())) + ")" if models else "")
+        for run, models in by_run.items()
+    ]
     listed = "; ".join(names[:MAX_LISTED])
-    more = f"; and {len(names) - MAX_LISTED} more runs (all files in the CSV column 'missing')" if len(
-        names) > MAX_LISTED else ""  # fmt: skip
-    return [(f"Missing results, shown as {MISSING} and never counted as 0 (a cell with a value but an absent "
-             f"seed averages the seeds present): {listed}{more}.")]  # fmt: skip
+    more = (
+        f"; and {len(names) - MAX_LISTED} more runs (all files in the CSV column 'missing')"
+        if len(names) > MAX_LISTED
+        else ""
+    )
+    return [
+        (
+            f"Missing results, shown as {MISSING} and never counted as 0 (a cell with a value but an absent "
+            f"seed averages the seeds present): {listed}{more}."
+        )
+    ]
 
 
 def _one(values: Iterable[Any], what: str, frame: pd.DataFrame, column: str) -> Any:
@@ -95,27 +104,34 @@ def _one(values: Iterable[Any], what: str, frame: pd.DataFrame, column: str) -> 
     if len(values) > 1:
         a = frame[frame[column] == values[0]].iloc[0]["path"]
         b = frame[frame[column] == values[1]].iloc[0]["path"]
-        raise InputError(f"the inputs mix {what}s: {a} has {values[0]!r} but {b} has {values[1]!r}; pass one "
-                         f"{what} per table (option {column!r})")  # fmt: skip
+        raise InputError(
+            f"the inputs mix {what}s: {a} has {values[0]!r} but {b} has {values[1]!r}; pass one "
+            f"{what} per table (option {column!r})"
+        )
     return values[0] if values else None
 
 
-def _eval_inputs(paths: Iterable[PathArg], benchmarks: Sequence[str], level: str = "overall",
-                 variant: str = STRICT) -> pd.DataFrame:  # fmt: skip
+def _eval_inputs(
+    paths: Iterable[PathArg], benchmarks: Sequence[str], level: str = "overall", variant: str = STRICT
+) -> pd.DataFrame:
     """The eval files of ``benchmarks`` among ``paths``, validated, zero-shot scores of scoring ``variant``,
     one data version per benchmark."""
     frame = eval_frame(_paths(paths), level, variant)
     dropped = frame[~frame["benchmark"].isin(benchmarks)]
     if len(dropped):
-        log.info("ignoring %d inputs of other benchmarks (%s)", dropped["path"].nunique(),
-                 ", ".join(sorted(dropped["benchmark"].unique())))  # fmt: skip
+        log.info(
+            "ignoring %d inputs of other benchmarks (%s)",
+            dropped["path"].nunique(),
+            ", ".join(sorted(dropped["benchmark"].unique())),
+        )
     frame = frame[frame["benchmark"].isin(benchmarks)].reset_index(drop=True)
     check_consistent(frame)
     return frame
 
 
-def _select_runs(frame: pd.DataFrame, peers: int | None, alpha: float | None, methods: Sequence[str]) -> tuple[
-        pd.DataFrame, int | None, float | None]:  # fmt: skip
+def _select_runs(
+    frame: pd.DataFrame, peers: int | None, alpha: float | None, methods: Sequence[str]
+) -> tuple[pd.DataFrame, int | None, float | None]:
     """Rows of the baseline and of ``methods`` at one peer count and alpha (defaults: largest / only one)."""
     frame = frame[frame["method"].isin(["baseline", *methods])]
     students = frame[frame["method"] != "baseline"]
@@ -126,14 +142,17 @@ def _select_runs(frame: pd.DataFrame, peers: int | None, alpha: float | None, me
         alpha = _one(mutual["alpha"], "alpha", mutual, "alpha")
     keep = (frame["method"] == "baseline") | (
         (frame["peers"] == peers) & (~frame["method"].isin(MUTUAL_METHODS) | (frame["alpha"] == alpha))
-    )  # fmt: skip
+    )
     dropped = frame[~keep.fillna(False).astype(bool)]
     if len(dropped):
         log.info("ignoring %d inputs of other peer counts or alphas", len(dropped))
     kept = frame[keep.fillna(False).astype(bool)].reset_index(drop=True)
     if kept.empty:
-        raise InputError(f"none of the inputs is a result of the baseline or of {', '.join(methods)} at {peers} peers"
-                         + (f" and alpha {alpha:g}" if alpha is not None else "") + "; check the listed paths")
+        raise InputError(
+            f"none of the inputs is a result of the baseline or of {', '.join(methods)} at {peers} peers"
+            + (f" and alpha {alpha:g}" if alpha is not None else "")
+            + "; check the listed paths"
+        )
     return kept, peers, alpha
 
 
@@ -143,14 +162,25 @@ def _run_id(corpus: str, method: str, peers: int | None, alpha: float | None, se
     return RunId(corpus, method, peers, alpha if method in MUTUAL_METHODS else None, seed)
 
 
-def _complete(frame: pd.DataFrame, corpus: str, root: PurePath, methods: Sequence[str], peers: int | None,
-              alpha: float | None, seeds: Sequence[int], benchmarks: Sequence[str]) -> pd.DataFrame:
+def _complete(
+    frame: pd.DataFrame,
+    corpus: str,
+    root: PurePath,
+    methods: Sequence[str],
+    peers: int | None,
+    alpha: float | None,
+    seeds: Sequence[int],
+    benchmarks: Sequence[str],
+) -> pd.DataFrame:
     """``frame`` plus a missing row for every expected (method, model, seed, benchmark) without a result."""
-    family = {b: _one(frame.loc[frame["benchmark"] == b, "family"], "family", frame, "family") or DEFAULT_FAMILY[b]
-              for b in benchmarks}  # fmt: skip
+    family = {
+        b: _one(frame.loc[frame["benchmark"] == b, "family"], "family", frame, "family") or DEFAULT_FAMILY[b]
+        for b in benchmarks
+    }
     have = set(zip(frame["method"], frame["model"], frame["seed"].astype(int), frame["benchmark"], strict=True))
-    have_ok = set(zip(*(frame.loc[frame["status"] == "ok", c] for c in ("method", "model", "seed", "benchmark")),
-                      strict=True))  # fmt: skip
+    have_ok = set(
+        zip(*(frame.loc[frame["status"] == "ok", c] for c in ("method", "model", "seed", "benchmark")), strict=True)
+    )
     extra = []
     for method in methods:
         for seed in seeds:
@@ -160,10 +190,24 @@ def _complete(frame: pd.DataFrame, corpus: str, root: PurePath, methods: Sequenc
                     key = (method, model, int(seed), bench)
                     if key in have_ok or key in have:
                         continue
-                    extra.append({"path": str(run.eval_path(model, family[bench], root)), "corpus": corpus,
-                                  "method": method, "peers": run.peers, "alpha": run.alpha, "seed": int(seed),
-                                  "run": run.name, "group": run.group, "model": model, "family": family[bench],
-                                  "benchmark": bench, "key": "macro", "score": math.nan, "status": "missing"})  # fmt: skip
+                    extra.append(
+                        {
+                            "path": str(run.eval_path(model, family[bench], root)),
+                            "corpus": corpus,
+                            "method": method,
+                            "peers": run.peers,
+                            "alpha": run.alpha,
+                            "seed": int(seed),
+                            "run": run.name,
+                            "group": run.group,
+                            "model": model,
+                            "family": family[bench],
+                            "benchmark": bench,
+                            "key": "macro",
+                            "score": math.nan,
+                            "status": "missing",
+                        }
+                    )
     if not extra:
         return frame
     return pd.concat([frame, pd.DataFrame(extra).astype({"peers": "Int64", "seed": "Int64"})], ignore_index=True)
@@ -191,8 +235,9 @@ def _corpus(frame: pd.DataFrame) -> str:
     return _one(frame["corpus"], "corpus", frame, "corpus")
 
 
-def _pick_student(agg: pd.DataFrame, method: str, models: Sequence[str], student: str,
-                  benchmarks: Sequence[str]) -> tuple[str, str | None]:  # fmt: skip
+def _pick_student(
+    agg: pd.DataFrame, method: str, models: Sequence[str], student: str, benchmarks: Sequence[str]
+) -> tuple[str, str | None]:
     """The peer shown for ``method``: ``student`` itself, or the best mean over ``benchmarks`` ("best")."""
     if student != "best":
         if student not in models:

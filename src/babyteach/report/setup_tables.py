@@ -41,12 +41,22 @@ from babyteach.report.table_model import MISSING, Cell, Col, PathArg, Row, Table
 
 #: Training config keys shown in Table 3, with their labels.
 TRAIN_KEYS = {
-    "lr": "Peak learning rate", "batch_size": "Batch size (blocks)", "grad_accum": "Gradient accumulation",
-    "block_size": "Block size (tokens)", "epochs": "Epochs", "token_budget": "Token budget",
-    "warmup_fraction": "Warmup fraction", "weight_decay": "Weight decay", "adam_beta1": "Adam beta1",
-    "adam_beta2": "Adam beta2", "adam_eps": "Adam epsilon", "clip_norm": "Gradient clipping (norm)",
-    "mask_prob": "Masking probability", "dropout": "Dropout", "precision": "Precision",
-}  # fmt: skip
+    "lr": "Peak learning rate",
+    "batch_size": "Batch size (blocks)",
+    "grad_accum": "Gradient accumulation",
+    "block_size": "Block size (tokens)",
+    "epochs": "Epochs",
+    "token_budget": "Token budget",
+    "warmup_fraction": "Warmup fraction",
+    "weight_decay": "Weight decay",
+    "adam_beta1": "Adam beta1",
+    "adam_beta2": "Adam beta2",
+    "adam_eps": "Adam epsilon",
+    "clip_norm": "Gradient clipping (norm)",
+    "mask_prob": "Masking probability",
+    "dropout": "Dropout",
+    "precision": "Precision",
+}
 
 
 def _fmt_value(value: Any) -> str:
@@ -67,13 +77,20 @@ def _same_config(items: Sequence[tuple[Path, Mapping[str, Any]]], ignore: Iterab
     for path, cfg in items[1:]:
         for key in sorted(set(first) | set(cfg)):
             if key not in ignore and first.get(key) != cfg.get(key):
-                raise InputError(f"refusing to mix {what}: {first_path} has {key}={first.get(key)!r} but {path} has "
-                                 f"{key}={cfg.get(key)!r}")  # fmt: skip
+                raise InputError(
+                    f"refusing to mix {what}: {first_path} has {key}={first.get(key)!r} but {path} has "
+                    f"{key}={cfg.get(key)!r}"
+                )
     return first
 
 
-def table3(search: PathArg | Iterable[PathArg], out_tex: PathArg, out_csv: PathArg, *,
-           summaries: Iterable[PathArg] | None = None) -> Table:  # fmt: skip
+def table3(
+    search: PathArg | Iterable[PathArg],
+    out_tex: PathArg,
+    out_csv: PathArg,
+    *,
+    summaries: Iterable[PathArg] | None = None,
+) -> Table:
     """Table 3: the searched architectures for every peer count (and the pretraining hyperparameters).
 
     ``search``: ``results/search/peers-<p>.json`` files. ``summaries``: ``train_summary.json`` files
@@ -84,37 +101,68 @@ def table3(search: PathArg | Iterable[PathArg], out_tex: PathArg, out_csv: PathA
         raise InputError("table3: no architecture-search results given")
     loaded = [(f, load_search(f)) for f in files]
     teacher = _same_config([(f, d["teacher"]) for f, d in loaded], (), "teacher architectures")
-    columns = [Col("layers", "Layers", "int", None), Col("heads", "Heads", "int", None),
-               Col("hidden", "Hidden", "int", None), Col("parameters", "Parameters", "int", None),
-               Col("target", "Target", "int", None), Col("rel_error", "Rel. error (%)", "float2", None)]  # fmt: skip
+    columns = [
+        Col("layers", "Layers", "int", None),
+        Col("heads", "Heads", "int", None),
+        Col("hidden", "Hidden", "int", None),
+        Col("parameters", "Parameters", "int", None),
+        Col("target", "Target", "int", None),
+        Col("rel_error", "Rel. error (%)", "float2", None),
+    ]
 
     def arch_cells(arch: Mapping, params: float, target: float, rel: float) -> dict[str, Cell]:
-        return {"layers": Cell(arch["layers"], n=1), "heads": Cell(arch["heads"], n=1),
-                "hidden": Cell(arch["hidden"], n=1), "parameters": Cell(params, n=1), "target": Cell(target, n=1),
-                "rel_error": Cell(rel * 100, n=1)}  # fmt: skip
+        return {
+            "layers": Cell(arch["layers"], n=1),
+            "heads": Cell(arch["heads"], n=1),
+            "hidden": Cell(arch["hidden"], n=1),
+            "parameters": Cell(params, n=1),
+            "target": Cell(target, n=1),
+            "rel_error": Cell(rel * 100, n=1),
+        }
 
-    rows = [Row(("--", "RoBERTa-base (teacher)"), arch_cells(teacher["arch"], teacher["params"], math.nan, math.nan),
-                "teacher")]  # fmt: skip
+    rows = [
+        Row(
+            ("--", "RoBERTa-base (teacher)"),
+            arch_cells(teacher["arch"], teacher["params"], math.nan, math.nan),
+            "teacher",
+        )
+    ]
     rows[0].cells["target"] = Cell(text="")
     rows[0].cells["rel_error"] = Cell(text="")
     for path, data in loaded:
         p = parse_search_path(path)
         for peer in data["peers"]:
-            rows.append(Row((str(p), f"Peer {peer['peer']}"),
-                            arch_cells(peer["arch"], peer["params"], peer["target"], peer["rel_error"]), f"p{p}"))  # fmt: skip
-    table = Table("table3", "Pretraining setup: searched student architectures for each number of peers p "
-                  "(target N/(i+1) parameters for peer i; relative error |params - target| / target) and the "
-                  "pretraining hyperparameters.", ("Peers p", "Model"), columns, rows, bold=None,
-                  section="architectures")  # fmt: skip
+            rows.append(
+                Row(
+                    (str(p), f"Peer {peer['peer']}"),
+                    arch_cells(peer["arch"], peer["params"], peer["target"], peer["rel_error"]),
+                    f"p{p}",
+                )
+            )
+    table = Table(
+        "table3",
+        "Pretraining setup: searched student architectures for each number of peers p "
+        "(target N/(i+1) parameters for peer i; relative error |params - target| / target) and the "
+        "pretraining hyperparameters.",
+        ("Peers p", "Model"),
+        columns,
+        rows,
+        bold=None,
+        section="architectures",
+    )
     summary_files = _paths(summaries)
     if summary_files:
         loaded_s = [(f, load_summary(f)) for f in summary_files]
         for f, _ in loaded_s:
             parse_result_path(f)  # a summary of this workflow's layout
-        cfg = _same_config([(f, d["config"]) for f, d in loaded_s], ("seed", "device", "compile", "checkpoint_every",
-                                                                     "log_every", "eval_every"), "training configs")  # fmt: skip
-        hyper = [Row((label,), {"value": Cell(text=_fmt_value(cfg[key]))}) for key, label in TRAIN_KEYS.items()
-                 if key in cfg]  # fmt: skip
+        cfg = _same_config(
+            [(f, d["config"]) for f, d in loaded_s],
+            ("seed", "device", "compile", "checkpoint_every", "log_every", "eval_every"),
+            "training configs",
+        )
+        hyper = [
+            Row((label,), {"value": Cell(text=_fmt_value(cfg[key]))}) for key, label in TRAIN_KEYS.items() if key in cfg
+        ]
         seen: dict[str, tuple[Path, Mapping]] = {}
         for f, d in loaded_s:
             if d["method"] in seen:
@@ -125,9 +173,17 @@ def table3(search: PathArg | Iterable[PathArg], out_tex: PathArg, out_csv: PathA
             hyper.append(Row((f"{METHOD_LABELS[method]} options",), {"value": Cell(text=_fmt_value(seen[method][1]))}))
         seeds = sorted({int(d["config"]["seed"]) for _, d in loaded_s})
         hyper.append(Row(("Seeds",), {"value": Cell(text=", ".join(map(str, seeds)))}))
-        table.extra_tabulars.append(Table("table3-hyper", "Pretraining hyperparameters", ("Hyperparameter",),
-                                          [Col("value", "Value", "text", None)], hyper, bold=None,
-                                          section="hyperparameters"))  # fmt: skip
+        table.extra_tabulars.append(
+            Table(
+                "table3-hyper",
+                "Pretraining hyperparameters",
+                ("Hyperparameter",),
+                [Col("value", "Value", "text", None)],
+                hyper,
+                bold=None,
+                section="hyperparameters",
+            )
+        )
     else:
         table.notes.append("Pretraining hyperparameters: no training summaries were given.")
     return write(table, out_tex, out_csv)
@@ -137,11 +193,18 @@ def table3(search: PathArg | Iterable[PathArg], out_tex: PathArg, out_csv: PathA
 
 #: Fine-tuning config keys shown in Table 4, with their labels.
 FINETUNE_KEYS = {
-    "lr": "Peak learning rate (linear decay)", "batch_size": "Batch size", "max_epochs": "Maximum epochs",
-    "patience": "Patience (epochs)", "max_length": "Maximum length (tokens)", "warmup_fraction": "Warmup fraction",
-    "weight_decay": "Weight decay", "clip_norm": "Gradient clipping (norm)", "seed": "Seed",
-    "max_train_examples": "Train examples per task", "max_eval_examples": "Valid examples per task",
-}  # fmt: skip
+    "lr": "Peak learning rate (linear decay)",
+    "batch_size": "Batch size",
+    "max_epochs": "Maximum epochs",
+    "patience": "Patience (epochs)",
+    "max_length": "Maximum length (tokens)",
+    "warmup_fraction": "Warmup fraction",
+    "weight_decay": "Weight decay",
+    "clip_norm": "Gradient clipping (norm)",
+    "seed": "Seed",
+    "max_train_examples": "Train examples per task",
+    "max_eval_examples": "Valid examples per task",
+}
 _METRIC_NAMES = {"mcc": "MCC", "f1": "F1", "accuracy": "accuracy"}
 
 
@@ -167,9 +230,15 @@ def table4(glue: Iterable[PathArg], out_tex: PathArg, out_csv: PathArg) -> Table
             else:
                 absent.add(name)
     rows.append(Row(("Tasks (metric)",), {"value": Cell(text=", ".join(f"{t} ({m})" for t, m in tasks.items()))}))
-    table = Table("table4", f"(Super)GLUE fine-tuning hyperparameters ({len(files)} fine-tuned models; one "
-                  "fine-tuning run per model and task, scored on the valid split).", ("Hyperparameter",),
-                  [Col("value", "Value", "text", None)], rows, bold=None)  # fmt: skip
+    table = Table(
+        "table4",
+        f"(Super)GLUE fine-tuning hyperparameters ({len(files)} fine-tuned models; one "
+        "fine-tuning run per model and task, scored on the valid split).",
+        ("Hyperparameter",),
+        [Col("value", "Value", "text", None)],
+        rows,
+        bold=None,
+    )
     if absent - set(tasks):
         table.notes.append("Tasks without data files (not evaluated): " + ", ".join(sorted(absent - set(tasks))) + ".")
     return write(table, out_tex, out_csv)
@@ -199,22 +268,34 @@ def table5(corpus: PathArg | Iterable[PathArg], out_tex: PathArg, out_csv: PathA
         pivot = frame.pivot(index="domain", columns="split", values="words")
         for domain in list(pivot.index) + ["Total"]:
             values = pivot.sum() if domain == "Total" else pivot.loc[domain]
-            cells = {s: Cell(float(values[s]), n=1) if s in values and pd.notna(values[s]) else Cell()
-                     for s in _SPLITS}  # fmt: skip
+            cells = {s: Cell(float(values[s]), n=1) if s in values and pd.notna(values[s]) else Cell() for s in _SPLITS}
             cells["total"] = Cell(float(values.sum()), n=1)
             rows.append(Row((name, domain), cells, name))
     columns = [Col(s, f"{s.capitalize()} words", "int", None) for s in _SPLITS] + [Col("total", "Total", "int", None)]
-    table = Table("table5", "Corpus contents: words (whitespace-separated) per domain and split after cleaning.",
-                  ("Corpus", "Domain"), columns, rows, bold=None)  # fmt: skip
+    table = Table(
+        "table5",
+        "Corpus contents: words (whitespace-separated) per domain and split after cleaning.",
+        ("Corpus", "Domain"),
+        columns,
+        rows,
+        bold=None,
+    )
     return write(table, out_tex, out_csv)
 
 
 # --- Table 9: compute ---------------------------------------------------------------------------
 
 
-def table9(summaries: Iterable[PathArg], out_tex: PathArg, out_csv: PathArg, *, seeds: Sequence[int] | None = None,
-           peers: int | None = None, alpha: float | None = None,
-           methods: Sequence[str] = STUDENT_METHODS) -> Table:  # fmt: skip
+def table9(
+    summaries: Iterable[PathArg],
+    out_tex: PathArg,
+    out_csv: PathArg,
+    *,
+    seeds: Sequence[int] | None = None,
+    peers: int | None = None,
+    alpha: float | None = None,
+    methods: Sequence[str] = STUDENT_METHODS,
+) -> Table:
     """Table 9: GPU utilisation, training FLOPs per peer and in total, wall time, tokens, relative to RoBERTa-base.
 
     ``summaries``: ``train_summary.json`` of the baseline and of each method's run at one peer
@@ -236,15 +317,32 @@ def table9(summaries: Iterable[PathArg], out_tex: PathArg, out_csv: PathArg, *, 
         for seed in seeds:
             if (method, seed) not in have:
                 run = _run_id(corpus, method, p, alpha, seed)
-                extra += [{"path": str(run.summary_path(root)), "method": method, "seed": seed, "model": m,
-                           "run": run.name, "status": "missing"} for m in run.models]  # fmt: skip
+                extra += [
+                    {
+                        "path": str(run.summary_path(root)),
+                        "method": method,
+                        "seed": seed,
+                        "model": m,
+                        "run": run.name,
+                        "status": "missing",
+                    }
+                    for m in run.models
+                ]
     if extra:
         frame = pd.concat([frame, pd.DataFrame(extra)], ignore_index=True)
-    per_run = frame.groupby(["method", "seed", "path"], sort=False).agg(
-        flops=("training_flops", lambda s: s.sum() if s.notna().all() else math.nan),
-        wall_h=("wall_time_s", lambda s: s.iloc[0] / 3600), tokens=("tokens", "first"),
-        util=("gpu_util_mean_pct", "first"), gpus=("gpus", "first"), reason=("gpu_reason", "first"),
-        status=("status", "first")).reset_index()  # fmt: skip
+    per_run = (
+        frame.groupby(["method", "seed", "path"], sort=False)
+        .agg(
+            flops=("training_flops", lambda s: s.sum() if s.notna().all() else math.nan),
+            wall_h=("wall_time_s", lambda s: s.iloc[0] / 3600),
+            tokens=("tokens", "first"),
+            util=("gpu_util_mean_pct", "first"),
+            gpus=("gpus", "first"),
+            reason=("gpu_reason", "first"),
+            status=("status", "first"),
+        )
+        .reset_index()
+    )
     per_run.loc[per_run["status"] == "missing", ["flops", "wall_h", "tokens", "util"]] = math.nan
     base = per_run[per_run["method"] == "baseline"].set_index("seed")
     # relative to the baseline of the same seed where there is one, else its mean over seeds
@@ -254,19 +352,29 @@ def table9(summaries: Iterable[PathArg], out_tex: PathArg, out_csv: PathArg, *, 
         per_run[rel] = (per_run[column] / base_value - 1) * 100
     cols = [Col("gpu_util", "GPU util. (%)", "pct", None)]
     cols += [Col(f"flops_{i}", f"FLOPs peer {i}", "sci", None) for i in range(1, (p or 0) + 1)]
-    cols += [Col("flops", "FLOPs total", "sci", None), Col("flops_rel", "FLOPs vs. base", "change", None),
-             Col("wall_h", "Wall time (h)", "float2", None), Col("wall_rel", "Time vs. base", "change", None),
-             Col("tokens", "Tokens", "sci", None)]  # fmt: skip
+    cols += [
+        Col("flops", "FLOPs total", "sci", None),
+        Col("flops_rel", "FLOPs vs. base", "change", None),
+        Col("wall_h", "Wall time (h)", "float2", None),
+        Col("wall_rel", "Time vs. base", "change", None),
+        Col("tokens", "Tokens", "sci", None),
+    ]
     rows, gpu_notes = [], set()
     for method in all_methods:
         runs = per_run[per_run["method"] == method]
         missing = tuple(sorted(runs.loc[runs["status"] == "missing", "path"]))
 
-        def stat(column: str, values: pd.Series | None = None, runs: pd.DataFrame = runs,
-                 missing: tuple[str, ...] = missing) -> Cell:  # fmt: skip
+        def stat(
+            column: str, values: pd.Series | None = None, runs: pd.DataFrame = runs, missing: tuple[str, ...] = missing
+        ) -> Cell:
             values = (runs[column] if values is None else values).dropna().astype(float)
-            return Cell(values.mean() if len(values) else math.nan,
-                        values.std(ddof=1) if len(values) > 1 else math.nan, len(values), None, missing)  # fmt: skip
+            return Cell(
+                values.mean() if len(values) else math.nan,
+                values.std(ddof=1) if len(values) > 1 else math.nan,
+                len(values),
+                None,
+                missing,
+            )
 
         cells = {c: stat(c) for c in ("flops", "wall_h", "tokens")}
         cells["flops_rel"] = stat("flops_rel") if method != "baseline" else Cell(text="")
@@ -286,19 +394,35 @@ def table9(summaries: Iterable[PathArg], out_tex: PathArg, out_csv: PathArg, *, 
             cells[f"flops_{i}"] = stat("", part["training_flops"])
         label = METHOD_LABELS[method]
         rows.append(Row((label,), cells, "base" if method == "baseline" else "students"))
-    table = Table("table9", f"Training compute ({corpus}, {p} peers" + (f", alpha = {alpha:g}" if alpha else "")
-                  + "): mean GPU utilisation, analytic training FLOPs per peer and in total, wall time and tokens; "
-                  "'vs. base': change relative to RoBERTa-base (same seed). "
-                  + _seeds_caption(c for r in rows for c in r.cells.values()), ("Method",), cols, rows, bold=None)  # fmt: skip
-    table.notes = [("FLOPs: 6 x matmul weights + attention per token x tokens, per student; the frozen teacher's "
-                    "forward passes of KD and KD_DWML are not included.")]  # fmt: skip
+    table = Table(
+        "table9",
+        f"Training compute ({corpus}, {p} peers"
+        + (f", alpha = {alpha:g}" if alpha else "")
+        + "): mean GPU utilisation, analytic training FLOPs per peer and in total, wall time and tokens; "
+        "'vs. base': change relative to RoBERTa-base (same seed). "
+        + _seeds_caption(c for r in rows for c in r.cells.values()),
+        ("Method",),
+        cols,
+        rows,
+        bold=None,
+    )
+    table.notes = [
+        (
+            "FLOPs: 6 x matmul weights + attention per token x tokens, per student; the frozen teacher's "
+            "forward passes of KD and KD_DWML are not included."
+        )
+    ]
     if gpu_notes:
         table.notes.append("GPU util. n/a: " + "; ".join(sorted(gpu_notes)) + ".")
     no_flops = frame[(frame["status"] == "ok") & frame["training_flops"].isna()]
     if len(no_flops):
         paths = sorted(no_flops["path"].unique())
         more = f" and {len(paths) - MAX_LISTED} more" if len(paths) > MAX_LISTED else ""
-        table.notes.append(f"FLOPs {MISSING}: training_flops not recorded in " + "; ".join(paths[:MAX_LISTED]) + more
-                           + " (summaries written before it was added; retrain to fill).")
+        table.notes.append(
+            f"FLOPs {MISSING}: training_flops not recorded in "
+            + "; ".join(paths[:MAX_LISTED])
+            + more
+            + " (summaries written before it was added; retrain to fill)."
+        )
     table.notes += _missing_note(table)
     return write(table, out_tex, out_csv)

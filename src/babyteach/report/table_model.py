@@ -72,9 +72,23 @@ class Table:
     section: str | None = None  # CSV ``section`` value when the float holds several tabulars
 
 
-_LATEX_SPECIAL = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_",
-                  "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}",
-                  "±": r"$\pm$", "×": r"$\times$", "−": "--", "†": r"$^\dagger$", "‡": r"$^\ddagger$"}  # fmt: skip
+_LATEX_SPECIAL = {
+    "\\": r"\textbackslash{}",
+    "&": r"\&",
+    "%": r"\%",
+    "$": r"\$",
+    "#": r"\#",
+    "_": r"\_",
+    "{": r"\{",
+    "}": r"\}",
+    "~": r"\textasciitilde{}",
+    "^": r"\textasciicircum{}",
+    "±": r"$\pm$",
+    "×": r"$\times$",
+    "−": "--",
+    "†": r"$^\dagger$",
+    "‡": r"$^\ddagger$",
+}
 
 
 def latex_escape(text: str) -> str:
@@ -112,8 +126,11 @@ def _display(cell: Cell, col: Col, latex: bool = True) -> str:
 
 
 def _rounded(cell: Cell, col: Col) -> float:
-    return float(_number(cell.mean, col.kind, False).replace(",", "")) if col.kind in ("pct", "float2", "float3",
-                                                                                         "int") else cell.mean
+    return (
+        float(_number(cell.mean, col.kind, False).replace(",", ""))
+        if col.kind in ("pct", "float2", "float3", "int")
+        else cell.mean
+    )
 
 
 def _bold_sets(table: Table) -> tuple[set[tuple[int, str]], list[str]]:
@@ -131,8 +148,10 @@ def _bold_sets(table: Table) -> tuple[set[tuple[int, str]], list[str]]:
                 members = [(i, col) for i, r in enumerate(table.rows) if r.group == group]
                 comparisons.append((f"{col.header}" + (f", {group}" if group else ""), members))
     else:
-        comparisons = [(" / ".join(r.labels), [(i, c) for c in table.columns if c.best is not None])
-                       for i, r in enumerate(table.rows)]  # fmt: skip
+        comparisons = [
+            (" / ".join(r.labels), [(i, c) for c in table.columns if c.best is not None])
+            for i, r in enumerate(table.rows)
+        ]
     for where, members in comparisons:
         candidates = []
         for i, col in members:
@@ -153,11 +172,14 @@ def _bold_sets(table: Table) -> tuple[set[tuple[int, str]], list[str]]:
         spread = max((s for s in (wcell.std, rcell.std) if math.isfinite(s)), default=math.nan)
         gap = abs(wcell.mean - rcell.mean)
         if math.isfinite(spread) and gap < spread:
-            name = (lambda i, c: " / ".join(table.rows[i].labels)) if table.bold == "column" else (
-                lambda i, c: c.header)  # fmt: skip
-            notes.append(f"{where}: the best, {name(wi, wcol)}, leads {name(ri, rcol)} by "
-                         f"{_number(gap, wcol.kind, False)}, less than the seed std "
-                         f"{_number(spread, wcol.kind, False)}; the difference is not resolved.")  # fmt: skip
+            name = (
+                (lambda i, c: " / ".join(table.rows[i].labels)) if table.bold == "column" else (lambda i, c: c.header)
+            )
+            notes.append(
+                f"{where}: the best, {name(wi, wcol)}, leads {name(ri, rcol)} by "
+                f"{_number(gap, wcol.kind, False)}, less than the seed std "
+                f"{_number(spread, wcol.kind, False)}; the difference is not resolved."
+            )
     return bold, notes
 
 
@@ -199,8 +221,13 @@ def render(table: Table) -> tuple[str, str]:
         close_calls += extra_notes
         parts += [r"\par\medskip", rf"\textit{{{latex_escape(extra.caption)}}}\par\smallskip", extra_tabular]
     notes = [*table.notes, *close_calls]
-    lines = [r"\begin{table}", r"\centering", rf"\caption{{{latex_escape(table.caption)}}}",
-             rf"\label{{tab:{table.name}}}", *parts]  # fmt: skip
+    lines = [
+        r"\begin{table}",
+        r"\centering",
+        rf"\caption{{{latex_escape(table.caption)}}}",
+        rf"\label{{tab:{table.name}}}",
+        *parts,
+    ]
     if notes:
         lines.append(r"\par\smallskip{\footnotesize\raggedright")
         lines += [latex_escape(n) + r"\par" for n in notes]

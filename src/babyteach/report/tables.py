@@ -98,38 +98,59 @@ class TableInfo:
     options: tuple[str, ...] = ()
 
 
-_EVAL_STUDENTS = ("eval/baseline/seed-<s>/teacher/<family>.json and every peer of the student runs at one peer "
-                  "count: eval/{sd,kd}/peers-<p>/seed-<s>/peer-<i>/<family>.json, "
-                  "eval/{dml,kd_dwml,dwml}/peers-<p>/alpha-<a>/seed-<s>/peer-<i>/<family>.json")  # fmt: skip
+_EVAL_STUDENTS = (
+    "eval/baseline/seed-<s>/teacher/<family>.json and every peer of the student runs at one peer "
+    "count: eval/{sd,kd}/peers-<p>/seed-<s>/peer-<i>/<family>.json, "
+    "eval/{dml,kd_dwml,dwml}/peers-<p>/alpha-<a>/seed-<s>/peer-<i>/<family>.json"
+)
 _GROUP_OPTIONS = ("seeds", "peers", "alpha", "student", "methods", "variant")
 
 #: Every table: name -> function, named inputs (with what they hold), options.
 TABLES: dict[str, TableInfo] = {
-    "table1": TableInfo(table1, {
-        "eval": "results/<c>/eval/baseline/seed-<s>/teacher/{<blimp>,<supplement>,<ewok>,glue}.json and the same "
-                "files of every peer of results/<c>/eval/dwml/peers-<p>/alpha-<a>/seed-<s>, for each track run",
-        "published": "(optional) YAML of the cited baselines; default babyteach/report/published.yaml"},
-        ("tracks", "benchmarks", "seeds", "peers", "alpha", "student")),
-    "table2": TableInfo(table2, {
-        "eval": f"zero-shot results (BLiMP, supplement, EWoK families): {_EVAL_STUDENTS}",
-        "search": "results/search/peers-<p>.json"}, ("seeds", "alpha", "benchmarks", "methods", "variant")),
-    "table3": TableInfo(table3, {
-        "search": "every results/search/peers-<p>.json",
-        "summaries": "(optional) results/<c>/train/<run>/train_summary.json of the runs whose hyperparameters "
-                     "are shown"}),
+    "table1": TableInfo(
+        table1,
+        {
+            "eval": "results/<c>/eval/baseline/seed-<s>/teacher/{<blimp>,<supplement>,<ewok>,glue}.json and the same "
+            "files of every peer of results/<c>/eval/dwml/peers-<p>/alpha-<a>/seed-<s>, for each track run",
+            "published": "(optional) YAML of the cited baselines; default babyteach/report/published.yaml",
+        },
+        ("tracks", "benchmarks", "seeds", "peers", "alpha", "student"),
+    ),
+    "table2": TableInfo(
+        table2,
+        {
+            "eval": f"zero-shot results (BLiMP, supplement, EWoK families): {_EVAL_STUDENTS}",
+            "search": "results/search/peers-<p>.json",
+        },
+        ("seeds", "alpha", "benchmarks", "methods", "variant"),
+    ),
+    "table3": TableInfo(
+        table3,
+        {
+            "search": "every results/search/peers-<p>.json",
+            "summaries": "(optional) results/<c>/train/<run>/train_summary.json of the runs whose hyperparameters "
+            "are shown",
+        },
+    ),
     "table4": TableInfo(table4, {"glue": "results/<c>/eval/<run>/<model>/glue.json (one or more)"}),
     "table5": TableInfo(table5, {"corpus": "results/<c>/stats/corpus.csv (one per corpus)"}),
     "table6": TableInfo(table6, {"eval": f"BLiMP family results: {_EVAL_STUDENTS}"}, _GROUP_OPTIONS),
     "table7": TableInfo(table7, {"eval": f"BLiMP supplement family results: {_EVAL_STUDENTS}"}, _GROUP_OPTIONS),
     "table8": TableInfo(table8, {"eval": f"EWoK family results: {_EVAL_STUDENTS}"}, _GROUP_OPTIONS),
-    "table9": TableInfo(table9, {
-        "summaries": "results/<c>/train/baseline/seed-<s>/train_summary.json and the train_summary.json of "
-                     "every student run at one peer count, every seed"}, ("seeds", "peers", "alpha", "methods")),
-}  # fmt: skip
+    "table9": TableInfo(
+        table9,
+        {
+            "summaries": "results/<c>/train/baseline/seed-<s>/train_summary.json and the train_summary.json of "
+            "every student run at one peer count, every seed"
+        },
+        ("seeds", "peers", "alpha", "methods"),
+    ),
+}
 
 
-def write_table(name: str, inputs: Mapping[str, Any], out_tex: PathArg, out_csv: PathArg,
-                options: Mapping[str, Any] | None = None) -> Table:  # fmt: skip
+def write_table(
+    name: str, inputs: Mapping[str, Any], out_tex: PathArg, out_csv: PathArg, options: Mapping[str, Any] | None = None
+) -> Table:
     """Write table ``name`` (a key of :data:`TABLES`) from named ``inputs`` with ``options``.
 
     ``inputs`` maps the input names of :data:`TABLES` to a path or a list of paths (a Snakemake
@@ -147,7 +168,9 @@ def write_table(name: str, inputs: Mapping[str, Any], out_tex: PathArg, out_csv:
     options = dict(options or {})
     bad = set(options) - set(info.options)
     if bad:
-        raise InputError(f"{name}: unknown options {', '.join(sorted(bad))}; valid: {', '.join(info.options) or 'none'}")
+        raise InputError(
+            f"{name}: unknown options {', '.join(sorted(bad))}; valid: {', '.join(info.options) or 'none'}"
+        )
     single = {"search": name == "table2", "published": True}
     args = {}
     for key, value in inputs.items():
