@@ -300,7 +300,8 @@ def test_every_config_dataclass_field_defaults_to_its_schema_key():
 
 def test_value_lists_of_the_code_are_the_schema_s():
     from babyteach.bilevel import HYPERGRADIENT_MODES, INNER_PRODUCTS
-    from babyteach.evaluate.glue import DEVICES, TASKS
+    from babyteach.evaluate.glue import DEVICES
+    from babyteach.evaluate.glue_tasks import TASKS
     from babyteach.train_config import PRECISIONS
 
     mutual, finetune = SCHEMA["properties"]["mutual"]["properties"], SCHEMA["properties"]["finetune"]["properties"]

@@ -21,17 +21,8 @@ from transformers import AutoTokenizer
 from babyteach.data.tokenizer import train_tokenizer
 from babyteach.errors import InputError
 from babyteach.evaluate import glue
-from babyteach.evaluate.glue import (
-    FORMAT_VERSION,
-    TASKS,
-    EpochSelector,
-    FinetuneConfig,
-    accuracy,
-    f1_binary,
-    finetune_model,
-    load_examples,
-    matthews_corrcoef,
-)
+from babyteach.evaluate.glue import FORMAT_VERSION, EpochSelector, FinetuneConfig, finetune_model, load_examples
+from babyteach.evaluate.glue_tasks import TASKS, accuracy, f1_binary, matthews_corrcoef
 from babyteach.models import Architecture, build_model
 
 SUBJECTS = ["the cat", "the teacher", "a child", "the bird", "my friend", "the girl"]

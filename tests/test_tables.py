@@ -18,19 +18,16 @@ import pandas as pd
 import pytest
 
 from babyteach.errors import InputError
+from babyteach.report.frames import aggregate_seeds, check_consistent, eval_frame, summary_frame
 from babyteach.report.result_tables import PUBLISHED
 from babyteach.report.runs import (
     INDEPENDENT_LABEL,
     METHOD_LABELS,
     RunId,
-    aggregate_seeds,
-    check_consistent,
-    eval_frame,
     load_glue,
     load_zero_shot,
     parse_result_path,
     run_label,
-    summary_frame,
 )
 from babyteach.report.tables import TABLES, write_table
 

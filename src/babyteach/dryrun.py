@@ -309,7 +309,8 @@ def _lengths(tokenizer, examples: list, max_length: int) -> list[int]:
 
 
 def _task_examples(data_dir: Path, task: str, split: str) -> list:
-    from babyteach.evaluate.glue import TASKS, load_examples
+    from babyteach.evaluate.glue import load_examples
+    from babyteach.evaluate.glue_tasks import TASKS
 
     return load_examples(TASKS[task], Path(data_dir) / f"{task}.{split}.jsonl")
 
@@ -320,7 +321,8 @@ def finetune_work(tokenizer_dir: Path, data_dir: Path, finetune: str) -> tuple[T
     its train inputs (``max_train_examples``) and the valid inputs scored with its model after each epoch
     (its own and its dependants', e.g. mnli-mm). Tasks lacking a file are skipped, as ``finetune_model`` does.
     """
-    from babyteach.evaluate.glue import TASKS, FinetuneConfig, _files, _subset
+    from babyteach.evaluate.glue import FinetuneConfig, _files, _subset
+    from babyteach.evaluate.glue_tasks import TASKS
 
     cfg = FinetuneConfig.from_mapping(json.loads(finetune))
     if not Path(data_dir).is_dir():
@@ -342,7 +344,7 @@ def finetune_work(tokenizer_dir: Path, data_dir: Path, finetune: str) -> tuple[T
 def measured_task_work(tokenizer_dir: Path, data_dir: Path, entry: FinetuneMeasurement) -> TaskWork:
     """The work of a measured fine-tuning run with this tokenizer: its task's train inputs at the
     entry's ``examples`` and ``max_length``, and its valid file (at ``valid_examples`` if given)."""
-    from babyteach.evaluate.glue import TASKS
+    from babyteach.evaluate.glue_tasks import TASKS
 
     if entry.task not in TASKS or TASKS[entry.task].train_from:
         raise InputError(f"fine-tuning measurement of task {entry.task!r}: not a task with its own train file")

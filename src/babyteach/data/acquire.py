@@ -51,7 +51,8 @@ def validate_dataset(name: str, folder: Path, on_decode_error: str | None = None
 
 def _validate_glue(folder: Path) -> None:
     """Every ``<task>.<split>.jsonl`` of a task the fine-tuning knows parses with its fields and labels."""
-    from babyteach.evaluate.glue import TASKS, load_examples
+    from babyteach.evaluate.glue import load_examples
+    from babyteach.evaluate.glue_tasks import TASKS
 
     files = sorted(folder.glob("*.jsonl"))
     if not files:

@@ -29,17 +29,8 @@ from babyteach.report.figure_style import (
     _seeds_text,
     _style,
 )
-from babyteach.report.runs import (
-    BENCHMARK_OF_FAMILY,
-    BENCHMARKS,
-    METHOD_LABELS,
-    RunId,
-    aggregate_seeds,
-    check_consistent,
-    eval_frame,
-    parse_result_path,
-    summary_frame,
-)
+from babyteach.report.frames import aggregate_seeds, check_consistent, eval_frame, summary_frame
+from babyteach.report.runs import BENCHMARK_OF_FAMILY, BENCHMARKS, METHOD_LABELS, RunId, parse_result_path
 
 __all__ = [
     "ablation_points",

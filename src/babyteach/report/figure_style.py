@@ -18,19 +18,12 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
-from babyteach.evaluate.glue import TASKS as GLUE_TASKS
+from babyteach.evaluate.glue_tasks import TASKS as GLUE_TASKS
 from babyteach.evaluate.variants import STRICT
 from babyteach.io import atomic_path
 from babyteach.report.figure_data import Paths, _as_paths
-from babyteach.report.runs import (
-    BENCHMARKS,
-    METHOD_ORDER,
-    RunId,
-    glue_tasks_included,
-    load_glue,
-    parse_result_path,
-    run_label,
-)
+from babyteach.report.frames import glue_tasks_included
+from babyteach.report.runs import BENCHMARKS, METHOD_ORDER, RunId, load_glue, parse_result_path, run_label
 
 matplotlib.use("Agg")  # files only; nothing here uses pyplot's global state
 log = logging.getLogger(__name__)

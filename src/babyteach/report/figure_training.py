@@ -42,15 +42,8 @@ from babyteach.report.figure_style import (
     _seeds_text,
     _style,
 )
-from babyteach.report.runs import (
-    Collapse,
-    RunId,
-    collapse_of,
-    load_peer_weights,
-    parse_result_path,
-    read_result_csv,
-    summary_frame,
-)
+from babyteach.report.frames import summary_frame
+from babyteach.report.runs import Collapse, RunId, collapse_of, load_peer_weights, parse_result_path, read_result_csv
 
 __all__ = [
     "NO_GPU_TEXT",

@@ -14,19 +14,10 @@ import pandas as pd
 import yaml
 
 from babyteach.errors import InputError
-from babyteach.evaluate.glue import TASKS as GLUE_TASKS
+from babyteach.evaluate.glue_tasks import TASKS as GLUE_TASKS
 from babyteach.evaluate.variants import OFFICIAL, STRICT, describe
-from babyteach.report.runs import (
-    BENCHMARKS,
-    METHOD_LABELS,
-    RunId,
-    aggregate_seeds,
-    eval_frame,
-    glue_tasks_included,
-    load_glue,
-    load_search,
-    parse_search_path,
-)
+from babyteach.report.frames import aggregate_seeds, eval_frame, glue_tasks_included
+from babyteach.report.runs import BENCHMARKS, METHOD_LABELS, RunId, load_glue, load_search, parse_search_path
 from babyteach.report.selection import (
     DEFAULT_FAMILY,
     STUDENT_METHODS,

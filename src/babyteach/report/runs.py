@@ -13,7 +13,6 @@ it)::
         RunId, ResultPath, parse_result_path,           # path -> typed record
         load_zero_shot, load_glue, load_summary, load_search, load_eval, load_peer_weights,
         COLLAPSE_WEIGHT, Collapse, collapse_of,           # did a DWML run's ω collapse onto one peer?
-        eval_frame, summary_frame, check_consistent, aggregate_seeds, glue_tasks_included,
         BENCHMARK_OF_FAMILY, METHOD_LABELS, METHOD_ORDER, INDEPENDENT_LABEL, run_label,
     )
 
@@ -21,13 +20,6 @@ it)::
     rec.run.corpus, rec.run.method, rec.run.peers, rec.run.alpha, rec.run.seed  # "2024-10M" "dwml" 4 0.5 1
     rec.model, rec.family, rec.benchmark                                       # "peer-2" "blimp-filtered" "blimp"
     rec.run.name, rec.run.group                 # "dwml/peers-4/alpha-0.5/seed-1", "dwml/peers-4/alpha-0.5"
-
-    df = eval_frame(paths)                      # one row per file (level="overall"), scoring pll-word-l2r
-    df = eval_frame(paths, level="group")       # one row per BLiMP phenomenon / EWoK domain / GLUE task
-    df = eval_frame(paths, variant="official")  # the BabyLM 2024 pipeline's scoring of the same files
-    check_consistent(df)                        # InputError naming two files that mix variants/data
-    agg = aggregate_seeds(df, ["method", "peers", "alpha", "model", "benchmark"])
-    # -> mean, std (ddof=1; NaN for one seed), n_seeds, seeds, missing_runs per group
 
 Path layout (``<corpus>`` like ``2024-10M``; ``<run>`` one of ``baseline/seed-<s>``,
 ``{baseline,kd,sd}/peers-<p>/seed-<s>``, ``{dml,dwml,kd_dwml}/peers-<p>/alpha-<a>/seed-<s>``;
@@ -47,30 +39,12 @@ models ``peer-1`` .. ``peer-<p>``, labelled :data:`INDEPENDENT_LABEL` "Independe
 :func:`run_label`). ``RunId.peers is None`` tells them apart; :data:`METHOD_LABELS` labels methods
 (``baseline`` = the teacher), :func:`run_label` labels runs.
 
-Columns of :func:`eval_frame`: ``path, corpus, method, peers, alpha, seed, run, group,
-model, family, benchmark, key, score, n, ties, metric, variant, data_version, status``.
-``score`` is a fraction in [0, 1] (GLUE: the task metric, MCC may be negative), ``key`` is
-``"macro"`` at ``level="overall"`` (zero-shot: macro accuracy over tasks, the BabyLM 2024
-aggregate; GLUE: ``macro_average``), the phenomenon/domain/GLUE task at ``level="group"`` and
-the BLiMP UID / supplement task / EWoK domain / GLUE task at ``level="task"``. ``variant`` is
-the scoring variant read from each zero-shot file (``eval_frame``'s ``variant``: ``pll-word-l2r``
-by default, or ``official``; :mod:`babyteach.evaluate.variants`; GLUE: ``"finetune"`` with the
-settings that change numbers), ``data_version`` the dataset folder, result-format version and
-subsampling (``max_per_task``; GLUE: examples limits and the tasks included).
-
-Columns of :func:`summary_frame` (one row per run and student): ``path, corpus, method,
-peers, alpha, seed, run, group, model, architecture, layers, heads, hidden, parameters,
-training_flops, final_dev_loss, peer_weight, steps, tokens, wall_time_s, device,
-processes, gpus, gpu_util_mean_pct, gpu_util_max_pct, gpu_mem_peak_mib, gpu_names,
-gpu_reason, status``. Fields absent from older summaries (``training_flops``, ``gpu``) are
-NaN/None.
+The tidy frames built from these files: :mod:`babyteach.report.frames`.
 """
 
 from __future__ import annotations
 
-import math
 import re
-from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from io import BytesIO
 from os import PathLike
@@ -80,9 +54,10 @@ from typing import Any
 import pandas as pd
 
 from babyteach import layout
+from babyteach.config_schema import is_number
 from babyteach.errors import InputError
 from babyteach.evaluate.families import FAMILIES
-from babyteach.evaluate.variants import STRICT, VARIANTS
+from babyteach.evaluate.variants import VARIANTS
 from babyteach.io import read_json
 
 __all__ = [
@@ -96,11 +71,7 @@ __all__ = [
     "MUTUAL_METHODS",
     "ResultPath",
     "RunId",
-    "aggregate_seeds",
-    "check_consistent",
     "collapse_of",
-    "eval_frame",
-    "glue_tasks_included",
     "load_eval",
     "load_glue",
     "load_json",
@@ -112,7 +83,6 @@ __all__ = [
     "parse_search_path",
     "read_result_csv",
     "run_label",
-    "summary_frame",
 ]
 
 #: Benchmark of each result-file stem: the zero-shot families of
@@ -271,10 +241,6 @@ def _need(ok: bool, path: Path, what: str) -> None:
         raise InputError(f"{path}: {what}; the file is not a result of this workflow version, rerun its step")
 
 
-def _is_num(value: Any) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool)
-
-
 def _load_versioned(path: str | PathLike[str], key: str, versions: tuple[int, ...]) -> tuple[Path, dict[str, Any]]:
     """``(path, data)`` of a result file whose field ``key`` is one of ``versions`` (InputError otherwise)."""
     path = Path(path)
@@ -304,13 +270,13 @@ def load_zero_shot(path: str | PathLike[str]) -> dict[str, Any]:
     _need(isinstance(variants, dict) and variants, path, "no 'variants' table")
     for variant, numbers in variants.items():
         _need(variant in VARIANTS and isinstance(numbers, dict), path, f"variants[{variant!r}] is not a known scoring")
-        _need(_is_num(numbers.get("macro_accuracy")), path, f"variants[{variant!r}] has no numeric 'macro_accuracy'")
+        _need(is_number(numbers.get("macro_accuracy")), path, f"variants[{variant!r}] has no numeric 'macro_accuracy'")
         for key in ("tasks", "groups"):
             table = numbers.get(key)
             _need(isinstance(table, dict) and table, path, f"variants[{variant!r}] has no '{key}' table")
             for name, entry in table.items():
                 _need(
-                    isinstance(entry, dict) and _is_num(entry.get("accuracy")),
+                    isinstance(entry, dict) and is_number(entry.get("accuracy")),
                     path,
                     f"variants[{variant!r}].{key}[{name!r}] has no numeric accuracy",
                 )
@@ -330,11 +296,11 @@ def load_glue(path: str | PathLike[str]) -> dict[str, Any]:
         )
         if entry["status"] == "ok":
             _need(
-                _is_num(entry.get("value")) and isinstance(entry.get("metric"), str),
+                is_number(entry.get("value")) and isinstance(entry.get("metric"), str),
                 path,
                 f"tasks[{name!r}] has no metric/value",
             )
-    _need(data.get("macro_average") is None or _is_num(data.get("macro_average")), path, "bad 'macro_average'")
+    _need(data.get("macro_average") is None or is_number(data.get("macro_average")), path, "bad 'macro_average'")
     _need(isinstance(data.get("tasks_included", []), list), path, "bad 'tasks_included'")
     return data
 
@@ -353,13 +319,13 @@ def load_summary(path: str | PathLike[str]) -> dict[str, Any]:
     for name, entry in students.items():
         _need(
             isinstance(entry, dict)
-            and _is_num(entry.get("parameters"))
+            and is_number(entry.get("parameters"))
             and isinstance(entry.get("architecture"), dict),
             path,
             f"students[{name!r}] has no architecture/parameters",
         )
     for key in ("steps", "tokens", "wall_time_s"):
-        _need(_is_num(data.get(key)), path, f"no numeric {key!r}")
+        _need(is_number(data.get(key)), path, f"no numeric {key!r}")
     return data
 
 
@@ -368,7 +334,7 @@ def load_search(path: str | PathLike[str]) -> dict[str, Any]:
     path, data = _load_versioned(path, "version", SEARCH_VERSIONS)
     teacher = data.get("teacher")
     _need(
-        isinstance(teacher, dict) and _is_num(teacher.get("params")) and isinstance(teacher.get("arch"), dict),
+        isinstance(teacher, dict) and is_number(teacher.get("params")) and isinstance(teacher.get("arch"), dict),
         path,
         "no teacher arch/params",
     )
@@ -379,7 +345,7 @@ def load_search(path: str | PathLike[str]) -> dict[str, Any]:
             isinstance(peer, dict)
             and peer.get("peer") == i
             and isinstance(peer.get("arch"), dict)
-            and all(_is_num(peer.get(k)) for k in ("params", "target", "rel_error")),
+            and all(is_number(peer.get(k)) for k in ("params", "target", "rel_error")),
             path,
             f"peers[{i - 1}] lacks peer/arch/params/target/rel_error",
         )
@@ -446,321 +412,3 @@ def collapse_of(frame: pd.DataFrame) -> Collapse | None:
     below = weights.index[weights[column] < COLLAPSE_WEIGHT]
     since = weights.index[weights.index > below.max()] if len(below) else weights.index
     return Collapse(peer=column.removeprefix("weight."), step=int(since.min()), weight=float(final[column]))
-
-
-# --- tidy frames --------------------------------------------------------------------------------
-
-_RUN_COLUMNS = ["path", "corpus", "method", "peers", "alpha", "seed", "run", "group", "model"]
-EVAL_COLUMNS = [
-    *_RUN_COLUMNS,
-    "family",
-    "benchmark",
-    "key",
-    "score",
-    "n",
-    "ties",
-    "metric",
-    "variant",
-    "data_version",
-    "status",
-]
-
-
-def _run_fields(rec: ResultPath) -> dict[str, Any]:
-    r = rec.run
-    return {
-        "path": str(rec.path),
-        "corpus": r.corpus,
-        "method": r.method,
-        "peers": r.peers,
-        "alpha": r.alpha,
-        "seed": r.seed,
-        "run": r.name,
-        "group": r.group,
-        "model": rec.model,
-    }
-
-
-def _zero_shot_rows(data: Mapping[str, Any], level: str, variant: str, path: Path) -> list[dict[str, Any]]:
-    if variant not in data["variants"]:
-        raise InputError(
-            f"{path}: scored without the {variant!r} variant (it holds {', '.join(data['variants'])}); "
-            "rerun its evaluate_zero_shot step, which scores official and pll-word-l2r"
-        )
-    numbers = data["variants"][variant]
-    limit = data.get("max_per_task")
-    version = f"{data['data_dir']} (results v{data['version']}" + (f", max_per_task={limit})" if limit else ")")
-    common = {"variant": variant, "data_version": version, "metric": "accuracy", "status": "ok"}
-    if level == "overall":
-        return [
-            {
-                "key": "macro",
-                "score": float(numbers["macro_accuracy"]),
-                "n": numbers.get("n_pairs"),
-                "ties": numbers.get("ties"),
-                **common,
-            }
-        ]
-    table = numbers["groups"] if level == "group" else numbers["tasks"]
-    return [
-        {"key": k, "score": float(v["accuracy"]), "n": v.get("n"), "ties": v.get("ties"), **common}
-        for k, v in table.items()
-    ]
-
-
-def glue_tasks_included(data: Mapping[str, Any]) -> list[str]:
-    """The (Super)GLUE tasks a ``glue.json`` (:func:`load_glue`) scored, i.e. those its macro average is over."""
-    return data.get("tasks_included") or sorted(k for k, v in data["tasks"].items() if v["status"] == "ok")
-
-
-def _glue_rows(data: Mapping[str, Any], level: str) -> list[dict[str, Any]]:
-    cfg = data.get("config") or {}
-    variant = (
-        "finetune ("
-        + ", ".join(
-            f"{k}={cfg[k]}" for k in ("lr", "batch_size", "max_epochs", "patience", "max_length", "seed") if k in cfg
-        )
-        + ")"
-    )
-    included = glue_tasks_included(data)
-    limits = ", ".join(f"{k}={cfg[k]}" for k in ("max_train_examples", "max_eval_examples") if cfg.get(k))
-    version = (
-        f"{PurePath(str(data.get('data_dir', '?'))).name} (results v{data['format_version']}"
-        + (f", {limits}" if limits else "")
-        + f"; tasks {','.join(included)})"
-    )
-    common = {"variant": variant, "data_version": version, "ties": None}
-    if level == "overall":
-        value = data.get("macro_average")
-        ok = value is not None and bool(included)
-        return [
-            {
-                "key": "macro",
-                "score": float(value) if ok else math.nan,
-                "n": len(included),
-                "metric": "macro",
-                "status": "ok" if ok else "missing",
-                **common,
-            }
-        ]
-    return [
-        {
-            "key": name,
-            "score": float(v["value"]) if v["status"] == "ok" else math.nan,
-            "n": v.get("n_valid"),
-            "metric": v.get("metric"),
-            "status": v["status"],
-            **common,
-        }
-        for name, v in data["tasks"].items()
-    ]
-
-
-def eval_frame(paths: Iterable[str | PathLike[str]], level: str = "overall", variant: str = STRICT) -> pd.DataFrame:
-    """A tidy frame of zero-shot/GLUE results, one row per file (``level="overall"``) or per group/task.
-
-    Zero-shot numbers are those of scoring ``variant`` (every result holds ``official`` and
-    ``pll-word-l2r``; a file without it is an InputError naming it). A path that does not exist
-    gives one row with ``status == "missing"`` and NaN score (its run, model and benchmark from the
-    path), so tables can name what is absent. Paths that exist are loaded with validation
-    (InputError naming the file). Columns: :data:`EVAL_COLUMNS`.
-    """
-    if level not in ("overall", "group", "task"):
-        raise ValueError(f"level must be overall, group or task, not {level!r}")
-    if variant not in VARIANTS:
-        raise InputError(f"unknown scoring variant {variant!r}; valid: {', '.join(VARIANTS)}")
-    rows = []
-    for path in dict.fromkeys(Path(p) for p in paths):
-        rec = parse_result_path(path)
-        if rec.kind != "eval":
-            raise InputError(f"{path}: not an evaluation result (expected <corpus>/eval/<run>/<model>/<family>.json)")
-        base = {**_run_fields(rec), "family": rec.family, "benchmark": rec.benchmark}
-        if not path.exists():
-            rows.append(
-                {
-                    **base,
-                    "key": "macro" if level == "overall" else None,
-                    "score": math.nan,
-                    "n": None,
-                    "ties": None,
-                    "metric": None,
-                    "variant": None,
-                    "data_version": None,
-                    "status": "missing",
-                }
-            )
-            continue
-        if rec.benchmark == "glue":
-            rows += [{**base, **row} for row in _glue_rows(load_glue(path), level)]
-        else:
-            rows += [{**base, **row} for row in _zero_shot_rows(load_zero_shot(path), level, variant, path)]
-    frame = pd.DataFrame(rows, columns=EVAL_COLUMNS)
-    return frame.astype({"score": float, "alpha": float, "peers": "Int64", "seed": "Int64"})
-
-
-SUMMARY_COLUMNS = [
-    *_RUN_COLUMNS,
-    "architecture",
-    "layers",
-    "heads",
-    "hidden",
-    "parameters",
-    "training_flops",
-    "final_dev_loss",
-    "peer_weight",
-    "steps",
-    "tokens",
-    "wall_time_s",
-    "device",
-    "processes",
-    "gpus",
-    "gpu_util_mean_pct",
-    "gpu_util_max_pct",
-    "gpu_mem_peak_mib",
-    "gpu_names",
-    "gpu_reason",
-    "status",
-]
-
-
-def _gpu_fields(gpu: Any) -> dict[str, Any]:
-    empty = {
-        "gpus": math.nan,
-        "gpu_util_mean_pct": math.nan,
-        "gpu_util_max_pct": math.nan,
-        "gpu_mem_peak_mib": math.nan,
-        "gpu_names": None,
-        "gpu_reason": None,
-    }
-    if not isinstance(gpu, dict):
-        return {**empty, "gpu_reason": "not recorded (summary without a 'gpu' entry)"}
-    per_gpu = [g for g in gpu.get("per_gpu") or [] if isinstance(g, dict)]
-    if not gpu.get("gpus") or not per_gpu:
-        return {**empty, "gpus": 0, "gpu_reason": gpu.get("reason") or "no GPU"}
-
-    def values(key: str) -> list[float]:
-        return [float(g[key]) for g in per_gpu if _is_num(g.get(key))]
-
-    util, peak, mem = values("util_mean_pct"), values("util_max_pct"), values("mem_peak_mib")
-    return {
-        "gpus": int(gpu["gpus"]),
-        "gpu_util_mean_pct": sum(util) / len(util) if util else math.nan,
-        "gpu_util_max_pct": max(peak) if peak else math.nan,
-        "gpu_mem_peak_mib": max(mem) if mem else math.nan,
-        "gpu_names": ", ".join(sorted({str(g.get("name")) for g in per_gpu})),
-        "gpu_reason": None,
-    }
-
-
-def summary_frame(paths: Iterable[str | PathLike[str]]) -> pd.DataFrame:
-    """A tidy frame of training summaries, one row per run and student (columns: :data:`SUMMARY_COLUMNS`).
-
-    A path that does not exist gives one row per expected model of the run with ``status == "missing"``.
-    ``gpu_util_mean_pct`` is the mean over the run's GPUs of their mean utilisation; ``gpus`` is 0 on CPU
-    (``gpu_reason`` says why) and NaN when the summary predates GPU logging.
-    """
-    rows = []
-    for path in dict.fromkeys(Path(p) for p in paths):
-        rec = parse_result_path(path)
-        if rec.kind != "train" or rec.file != "train_summary.json" or rec.model is not None:
-            raise InputError(f"{path}: not a training summary (expected <corpus>/train/<run>/train_summary.json)")
-        base = _run_fields(rec)
-        if not path.exists():
-            rows += [{**base, "model": m, "status": "missing"} for m in rec.run.models]
-            continue
-        data = load_summary(path)
-        if data["method"] != rec.run.method:
-            raise InputError(
-                f"{path}: the summary is of method {data['method']!r} but the path says {rec.run.method!r}"
-            )
-        gpu = _gpu_fields(data.get("gpu"))
-        for model, student in data["students"].items():
-            arch = student["architecture"]
-            rows.append(
-                {
-                    **base,
-                    "model": model,
-                    "architecture": f"{arch.get('layers')}L/{arch.get('heads')}H/{arch.get('hidden')}",
-                    "layers": arch.get("layers"),
-                    "heads": arch.get("heads"),
-                    "hidden": arch.get("hidden"),
-                    "parameters": student["parameters"],
-                    "training_flops": student.get("training_flops", math.nan),
-                    "final_dev_loss": student.get("final_dev_loss", math.nan),
-                    "peer_weight": student.get("peer_weight", math.nan),
-                    "steps": data["steps"],
-                    "tokens": data["tokens"],
-                    "wall_time_s": data["wall_time_s"],
-                    "device": data.get("device"),
-                    "processes": data.get("processes", 1),
-                    **gpu,
-                    "status": "ok",
-                }
-            )
-    frame = pd.DataFrame(rows, columns=SUMMARY_COLUMNS)
-    return frame.astype({"alpha": float, "peers": "Int64", "seed": "Int64"}).astype(
-        {
-            c: float
-            for c in (
-                "training_flops",
-                "final_dev_loss",
-                "peer_weight",
-                "wall_time_s",
-                "gpu_util_mean_pct",
-                "gpu_util_max_pct",
-                "gpu_mem_peak_mib",
-            )
-        }
-    )
-
-
-# --- checks and aggregation ---------------------------------------------------------------------
-
-
-def check_consistent(frame: pd.DataFrame, by: Sequence[str] = ("benchmark",)) -> None:
-    """Refuse to mix scoring variants or data versions within a table.
-
-    Within each group of ``by`` (default: per benchmark, so BLiMP filtered and EWoK fast may sit in one
-    table but BLiMP filtered and BLiMP fast may not), every present row must have the same ``variant``
-    and ``data_version``; otherwise InputError naming one file of each kind. Missing rows are ignored.
-    """
-    present = frame[frame["status"] == "ok"]
-    for _, part in present.groupby(list(by), dropna=False, sort=False):
-        for column, what in (("variant", "scoring variant"), ("data_version", "data version")):
-            first = part.iloc[0]
-            other = part[part[column] != first[column]]
-            if len(other):
-                second = other.iloc[0]
-                raise InputError(
-                    f"refusing to mix {what}s in one table: {first['path']} has {first[column]!r} but "
-                    f"{second['path']} has {second[column]!r}; rerun the evaluation of one of them with the "
-                    "same settings (config 'evaluation' / 'finetune' and evaluation_data)"
-                )
-
-
-def aggregate_seeds(frame: pd.DataFrame, by: Sequence[str], value: str = "score") -> pd.DataFrame:
-    """Mean and sample standard deviation of ``value`` over seeds, per group of ``by``.
-
-    Returns one row per group with the ``by`` columns and ``mean``, ``std`` (ddof=1; NaN with one
-    seed), ``n_seeds`` (seeds with a value), ``seeds`` (those seeds, sorted tuple) and ``missing``
-    (sorted tuple of the paths/runs absent from the group: rows whose ``value`` is NaN). A group whose
-    every row is missing has NaN mean. Groups keep their first-appearance order.
-    """
-    by = list(by)
-    out = []
-    for key, part in frame.groupby(by, dropna=False, sort=False):
-        ok = part[part[value].notna()]
-        values = ok[value].astype(float)
-        missing_rows = part[part[value].isna()]
-        missing = tuple(sorted(set(missing_rows["path"] if "path" in part else missing_rows.index.astype(str))))
-        out.append(
-            {
-                **dict(zip(by, key if isinstance(key, tuple) else (key,), strict=True)),
-                "mean": float(values.mean()) if len(values) else math.nan,
-                "std": float(values.std(ddof=1)) if len(values) > 1 else math.nan,
-                "n_seeds": int(ok["seed"].nunique()) if "seed" in ok else len(values),
-                "seeds": tuple(sorted(int(s) for s in ok["seed"].unique())) if "seed" in ok else (),
-                "missing": missing,
-            }
-        )
-    return pd.DataFrame(out, columns=[*by, "mean", "std", "n_seeds", "seeds", "missing"])

@@ -17,15 +17,8 @@ import pandas as pd
 from babyteach import layout
 from babyteach.errors import InputError
 from babyteach.evaluate.variants import STRICT
-from babyteach.report.runs import (
-    BENCHMARKS,
-    METHOD_LABELS,
-    MUTUAL_METHODS,
-    RunId,
-    check_consistent,
-    eval_frame,
-    parse_result_path,
-)
+from babyteach.report.frames import check_consistent, eval_frame
+from babyteach.report.runs import BENCHMARKS, METHOD_LABELS, MUTUAL_METHODS, RunId, parse_result_path
 from babyteach.report.table_model import MISSING, Cell, PathArg, Table
 
 log = logging.getLogger(__name__)

@@ -13,6 +13,7 @@ from typing import Any
 import pandas as pd
 
 from babyteach.errors import InputError
+from babyteach.report.frames import summary_frame
 from babyteach.report.runs import (
     METHOD_LABELS,
     load_glue,
@@ -21,7 +22,6 @@ from babyteach.report.runs import (
     parse_result_path,
     parse_search_path,
     read_result_csv,
-    summary_frame,
 )
 from babyteach.report.selection import (
     MAX_LISTED,
