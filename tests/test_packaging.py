@@ -55,7 +55,7 @@ def test_pyproject_lists_the_issue_runtime_dependencies():
 
 
 def test_datasets_is_neither_declared_nor_imported():
-    """``datasets`` was dropped (README, "(Super)GLUE as the organisers run it"): the GLUE loaders
+    """``datasets`` was dropped (docs/EVALUATION.md, "No `datasets` dependency"): the GLUE loaders
     check every line themselves, and nothing else needs it. A module that imports it again must
     declare it again."""
     assert "datasets" not in _pyproject_runtime()
