@@ -6,7 +6,7 @@ peers) and Tables 6-8 (per BLiMP phenomenon, supplement task, EWoK domain). Inpu
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -386,55 +386,30 @@ def _per_group(
     return write(table, out_tex, out_csv)
 
 
-def table6(
-    eval: Iterable[PathArg],
-    out_tex: PathArg,
-    out_csv: PathArg,
-    *,
-    seeds: Sequence[int] | None = None,
-    peers: int | None = None,
-    alpha: float | None = None,
-    student: str = "best",
-    methods: Sequence[str] = STUDENT_METHODS,
-    variant: str = STRICT,
-) -> Table:
-    """Table 6: BLiMP accuracy per phenomenon (``linguistics_term``), per method, scored with ``variant``."""
-    return _per_group(
-        "table6", "blimp", "phenomenon", eval, out_tex, out_csv, seeds, peers, alpha, student, methods, variant
-    )
+def _per_group_table(name: str, benchmark: str, level: str, what: str) -> Callable[..., Table]:
+    """The builder of one per-group table (Tables 6-8): :func:`_per_group` with its benchmark and level."""
+
+    def build(
+        eval: Iterable[PathArg],
+        out_tex: PathArg,
+        out_csv: PathArg,
+        *,
+        seeds: Sequence[int] | None = None,
+        peers: int | None = None,
+        alpha: float | None = None,
+        student: str = "best",
+        methods: Sequence[str] = STUDENT_METHODS,
+        variant: str = STRICT,
+    ) -> Table:
+        return _per_group(
+            name, benchmark, level, eval, out_tex, out_csv, seeds, peers, alpha, student, methods, variant
+        )
+
+    build.__name__ = build.__qualname__ = name
+    build.__doc__ = f"Table {name.removeprefix('table')}: {what}, per method, scored with ``variant``."
+    return build
 
 
-def table7(
-    eval: Iterable[PathArg],
-    out_tex: PathArg,
-    out_csv: PathArg,
-    *,
-    seeds: Sequence[int] | None = None,
-    peers: int | None = None,
-    alpha: float | None = None,
-    student: str = "best",
-    methods: Sequence[str] = STUDENT_METHODS,
-    variant: str = STRICT,
-) -> Table:
-    """Table 7: BLiMP supplement accuracy per task, per method, scored with ``variant``."""
-    return _per_group(
-        "table7", "supplement", "task", eval, out_tex, out_csv, seeds, peers, alpha, student, methods, variant
-    )
-
-
-def table8(
-    eval: Iterable[PathArg],
-    out_tex: PathArg,
-    out_csv: PathArg,
-    *,
-    seeds: Sequence[int] | None = None,
-    peers: int | None = None,
-    alpha: float | None = None,
-    student: str = "best",
-    methods: Sequence[str] = STUDENT_METHODS,
-    variant: str = STRICT,
-) -> Table:
-    """Table 8: EWoK accuracy per domain, per method, scored with ``variant``."""
-    return _per_group(
-        "table8", "ewok", "domain", eval, out_tex, out_csv, seeds, peers, alpha, student, methods, variant
-    )
+table6 = _per_group_table("table6", "blimp", "phenomenon", "BLiMP accuracy per phenomenon (``linguistics_term``)")
+table7 = _per_group_table("table7", "supplement", "task", "BLiMP supplement accuracy per task")
+table8 = _per_group_table("table8", "ewok", "domain", "EWoK accuracy per domain")
