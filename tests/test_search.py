@@ -330,6 +330,7 @@ def test_script_writes_json(tmp_path, monkeypatch):
         log=[str(log)],
         output=[str(out)],
         wildcards=SimpleNamespace(peers="2"),
+        rule="search_architectures",
         params=SimpleNamespace(
             teacher={"layers": 2, "heads": 2, "hidden": 16},
             space={"layers": [1, 2], "heads": [1, 2], "hidden": [8, 16]},
