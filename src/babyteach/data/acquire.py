@@ -19,12 +19,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from babyteach.data.fetch import DATASETS, fetch
+from babyteach.data.fetch import DATASETS, GLUE_DATASET, fetch
 from babyteach.errors import InputError
 from babyteach.evaluate.families import FAMILIES
-
-#: The dataset of (Super)GLUE fine-tuning files.
-GLUE_DATASET = "glue-filtered"
 
 
 def validate_dataset(name: str, folder: Path, on_decode_error: str | None = None) -> None:

@@ -212,6 +212,9 @@ SUPPLEMENT_TASKS: tuple[str, ...] = (
     "turn_taking",
 )
 
+#: The registry name of the BabyLM (Super)GLUE fine-tuning files (what `evaluation_data` lists).
+GLUE_DATASET = "glue-filtered"
+
 #: (Super)GLUE files of BabyLM's glue_filtered that the evaluation needs: the valid (evaluation)
 #: file of every task and the train files the shared mirror has. The 2024 release also has
 #: boolq/multirc/qnli/sst2 train files; any other ``*.jsonl`` found beside these is copied too.
@@ -332,7 +335,7 @@ def _registry() -> dict[str, Dataset]:
             (Source(f"{_OSF_2025_FAST}/ewok_fast.zip", extract=False, filename="ewok_fast.zip"),),
         ),
         Dataset(
-            "glue-filtered",
+            GLUE_DATASET,
             "glue_filtered",
             tuple(FileSpec(f, f) for f in GLUE_FILES),
             (Source(f"{_OSF_2024}/evaluation_data/glue_filtered"),),

@@ -25,6 +25,7 @@ from typing import Any
 
 from babyteach import layout
 from babyteach.data.corpora import CorpusId
+from babyteach.data.fetch import GLUE_DATASET
 from babyteach.evaluate.families import FAMILIES
 from babyteach.report.finished import Item
 
@@ -42,9 +43,6 @@ TABLE_BENCHMARK = {"table6": "blimp", "table7": "supplement", "table8": "ewok"}
 
 #: Every figure (file stems under ``figures/``).
 FIGURES = ("figure2", "figure3", "figure4", "figure_size", "training_loss")
-
-#: The (Super)GLUE dataset: its models' ``glue.json`` results exist when it is configured.
-GLUE = "glue-filtered"
 
 
 def figure_target(name: str) -> str:
@@ -150,7 +148,7 @@ class Plan:
 
     def has_glue(self) -> bool:
         """Whether (Super)GLUE is evaluated (``glue-filtered`` in ``evaluation_data``)."""
-        return GLUE in self.config["evaluation_data"]
+        return GLUE_DATASET in self.config["evaluation_data"]
 
     def zero_shot_outputs(self, runs: Sequence[str] | None = None) -> list[str]:
         """One zero-shot result per model of ``runs`` (default: the main runs) and minimal-pair family."""
