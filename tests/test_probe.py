@@ -140,6 +140,23 @@ def make_run(root, name, config, dev_losses, accuracy, family="blimp-fast"):
     return run, result
 
 
+#: The summary's columns, written out: the setting, the probed keys, then the results.
+SUMMARY_COLUMNS = [
+    "setting",
+    "lr",
+    "warmup_fraction",
+    "steps",
+    "tokens",
+    "final_dev_loss",
+    "unigram_entropy",
+    "unigram_dev_cross_entropy",
+    "margin_under_unigram",
+    "dataset",
+    "scoring",
+    "accuracy_pct",
+    "corpus",
+]
+
 SETTINGS = {"lr-0.0001": {"lr": 0.0001}, "lr-0.0005_warmup_fraction-0.1": {"lr": 0.0005, "warmup_fraction": 0.1}}
 
 
@@ -155,21 +172,7 @@ def two_runs(tmp_path):
 def test_summary_has_a_row_per_setting_with_its_last_dev_loss_and_the_unigram_margin(two_runs):
     runs, results = two_runs
     table = probe_summary(SETTINGS, runs, results, BASELINE, "2024-10M")
-    assert list(table.columns) == [
-        "setting",
-        "lr",
-        "warmup_fraction",
-        "steps",
-        "tokens",
-        "final_dev_loss",
-        "unigram_entropy",
-        "unigram_dev_cross_entropy",
-        "margin_under_unigram",
-        "dataset",
-        "scoring",
-        "accuracy_pct",
-        "corpus",
-    ]
+    assert list(table.columns) == SUMMARY_COLUMNS
     assert table["setting"].tolist() == list(SETTINGS)
     assert table["lr"].tolist() == [0.0001, 0.0005]
     # the first setting keeps the training section's warmup: the value the run used, not a blank
@@ -268,21 +271,7 @@ def micro_probe(tmp_path_factory, data_mirror):
 def test_probe_writes_a_summary_row_per_setting_from_its_runs(micro_probe):
     workdir, _ = micro_probe
     table = pd.read_csv(workdir / "results/probe/summary.csv")  # pandas reads floats round-trip
-    assert list(table.columns) == [
-        "setting",
-        "lr",
-        "warmup_fraction",
-        "steps",
-        "tokens",
-        "final_dev_loss",
-        "unigram_entropy",
-        "unigram_dev_cross_entropy",
-        "margin_under_unigram",
-        "dataset",
-        "scoring",
-        "accuracy_pct",
-        "corpus",
-    ]
+    assert list(table.columns) == SUMMARY_COLUMNS
     assert table["setting"].tolist() == ["lr-0.002", "lr-0.0005_warmup_fraction-0.1"]
     warmup = {**TRAINING, **MICRO.get("training", {})}["warmup_fraction"]  # the first setting keeps the section's
     assert table["lr"].tolist() == [0.002, 0.0005] and table["warmup_fraction"].tolist() == [warmup, 0.1]
