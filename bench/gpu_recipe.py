@@ -211,7 +211,7 @@ def loss_by_corruption_of(model_dir: Path, shard_dir: Path, cfg: TrainConfig, de
 
     where = torch.device("cuda" if device != "cpu" and torch.cuda.is_available() else "cpu")
     model = AutoModelForMaskedLM.from_pretrained(model_dir, dtype=torch.float32).to(where)
-    split = loss_by_corruption(model, shard_dir, cfg.block_size, cfg.dev_blocks, cfg.batch_size, cfg.mask_prob)
+    split = loss_by_corruption(model, shard_dir, cfg)
     similarity = hidden_similarity(model, shard_dir, cfg.block_size)
     return {
         "ce_mask": split.mask,

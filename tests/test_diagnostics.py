@@ -13,6 +13,7 @@ from babyteach.data.tokenizer import MASK
 from babyteach.data.unigram import smoothed_unigram
 from babyteach.diagnostics import hidden_similarity, loss_by_corruption
 from babyteach.models import build_model, masked_logits
+from babyteach.train_config import TrainConfig
 from train_helpers import BLOCK, TINY
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -22,7 +23,9 @@ def test_parts_average_to_the_masked_cross_entropy_of_the_same_masks(data):  # n
     shards, _ = data
     meta = read_meta(shards)
     model = build_model(TINY, meta["vocab_size"], BLOCK, seed=3)
-    split = loss_by_corruption(model, shards, BLOCK, dev_blocks=8, batch_size=3, mask_prob=0.5, seed=7)
+    split = loss_by_corruption(
+        model, shards, TrainConfig(block_size=BLOCK, dev_blocks=8, batch_size=3, mask_prob=0.5, seed=7)
+    )
     # the dev loss's blocks and masks by hand: the host reader at the spread sample, key (seed, DEV_STREAM, j) for
     # batch j of 3 blocks, k from the train split's predictable tokens, the head on a boolean mask
     losses, shown, targets = [], [], []
@@ -69,7 +72,7 @@ def test_a_model_that_outputs_the_unigram_gains_nothing_from_context(data):  # n
     with torch.no_grad():  # no input word embeddings and a zero tied decoder: the logits are the bias alone
         model.roberta.embeddings.word_embeddings.weight.zero_()
         model.lm_head.bias.copy_(torch.from_numpy(np.log(np.maximum(q, 1e-30))))
-    split = loss_by_corruption(model, shards, BLOCK, dev_blocks=8, batch_size=4)
+    split = loss_by_corruption(model, shards, TrainConfig(block_size=BLOCK, dev_blocks=8, batch_size=4))
     assert split.context_gain == pytest.approx(0.0, abs=1e-5)
     assert split.mask == pytest.approx(split.mask_reference, abs=1e-5)
 

@@ -111,7 +111,7 @@ def test_default_recipe_learns_on_the_demo_slice(demo_slice, tmp_path):
     try:
         summary = train("baseline", {"student": ARCH}, shards, tokenizer, tmp_path / "out", tmp_path / "ckpt", cfg)
         model = AutoModelForMaskedLM.from_pretrained(tmp_path / "out" / "student", dtype=torch.float32)
-        split = loss_by_corruption(model, shards, cfg.block_size, DEV_BLOCKS, cfg.batch_size, cfg.mask_prob)
+        split = loss_by_corruption(model, shards, cfg)
     finally:
         torch.set_num_threads(threads)
     unigram = unigram_baseline(shards, DEV_BLOCKS, cfg.block_size).dev_cross_entropy  # on the dev loss's blocks

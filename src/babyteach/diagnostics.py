@@ -10,7 +10,7 @@ mixes the two, which is why a model stalled on the context can still sit ~0.5 na
 unigram line (docs/RECIPE.md)::
 
     from babyteach.diagnostics import loss_by_corruption
-    split = loss_by_corruption(model, Path("results/2024-10M/shards"), block_size=128, dev_blocks=256)
+    split = loss_by_corruption(model, Path("results/2024-10M/shards"), TrainConfig(dev_blocks=256))
     split.mask, split.random, split.kept, split.overall     # nats
     split.context_gain        # unigram loss − model loss at the same <mask> positions
 """
@@ -30,6 +30,7 @@ from babyteach.data.shards import PackedBlocks, dev_sample, read_meta
 from babyteach.data.tokenizer import MASK
 from babyteach.data.unigram import smoothed_unigram
 from babyteach.models import masked_logits
+from babyteach.train_config import TrainConfig
 
 
 @dataclass(frozen=True)
@@ -52,21 +53,15 @@ class CorruptionLosses:
         return self.mask_reference - self.mask
 
 
-def loss_by_corruption(
-    model: RobertaForMaskedLM,
-    shard_dir: Path,
-    block_size: int = 128,
-    dev_blocks: int = 256,
-    batch_size: int = 32,
-    mask_prob: float = 0.15,
-    seed: int = 0,
-) -> CorruptionLosses:
+def loss_by_corruption(model: RobertaForMaskedLM, shard_dir: Path, cfg: TrainConfig) -> CorruptionLosses:
     """Split the dev loss of ``model`` by corruption kind, on the dev loss's own blocks and masks.
 
-    The batches are the training loop's dev-loss batches for these settings
-    (:func:`babyteach.data.batches.dev_loss_batches`: ``dev_blocks`` blocks spread over the dev
-    split, ``k`` predicted positions per block from the train split), so ``overall`` is a run's
-    final dev loss (up to the precision it ran in). A random replacement that happens to equal its
+    The batches are the training loop's dev-loss batches of a run with ``cfg``
+    (:func:`babyteach.data.batches.dev_loss_batches` with its ``block_size``, ``mask_prob``,
+    ``seed``, ``batch_size`` and ``dev_blocks``: blocks spread over the dev split, ``k`` predicted
+    positions per block from the train split), so ``overall`` is that run's final dev loss (up to
+    the precision it ran in). Taking the run's own config, not separate defaults, keeps the two
+    from drifting apart (a run with seed 1 masks its dev blocks with seed 1). A random replacement that happens to equal its
     target counts as kept. The model runs in eval mode on its own device, in fp32; its mode is
     restored.
     """
@@ -74,13 +69,13 @@ def loss_by_corruption(
     device = next(model.parameters()).device
     with np.errstate(divide="ignore"):  # special ids have probability 0 and are never targets
         reference = -torch.from_numpy(np.log(smoothed_unigram(shard_dir))).to(device)  # (vocab,): unigram loss per id
-    k = DeviceSplit(shard_dir, "train", block_size, torch.device("cpu")).predictions(mask_prob)
+    k = DeviceSplit(shard_dir, "train", cfg.block_size, torch.device("cpu")).predictions(cfg.mask_prob)
     batches = dev_loss_batches(
-        DeviceSplit(shard_dir, "dev", block_size, device),
+        DeviceSplit(shard_dir, "dev", cfg.block_size, device),
         k,
-        seed,
-        batch_size,
-        dev_blocks,
+        cfg.seed,
+        cfg.batch_size,
+        cfg.dev_blocks,
         meta["special_tokens"],
         int(meta["vocab_size"]),
     )
