@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from typing import ClassVar  # at module level: dataclasses resolves a ClassVar annotation here
 
 import pytest
 import yaml
@@ -296,6 +297,33 @@ def test_every_config_dataclass_field_defaults_to_its_schema_key():
         missing = {f"{section}.{key}" for key in SCHEMA["properties"][section]["properties"]} - checked
         assert not missing, f"schema keys no dataclass field holds: {sorted(missing)}"
     assert {"training.epochs", "training.eval_every", "model.block_size", "seeds[0]", "kd.tau"} <= checked
+
+
+def test_schema_section_makes_each_bare_field_the_key_of_its_name():
+    from dataclasses import dataclass, field, fields
+
+    from babyteach.config_schema import schema_section
+
+    @dataclass(frozen=True)
+    @schema_section("kd")
+    class Options:
+        kind: ClassVar[str] = "options"  # left alone: not a field
+        lam: float
+        tau: float = 7.0  # a default of its own is kept
+        extra: int = field(default=3)
+
+    schema = SCHEMA["properties"]["kd"]["properties"]
+    assert Options().lam == schema["lam"]["default"] and Options().tau == 7.0 and Options().extra == 3
+    by_name = {f.name: f for f in fields(Options)}
+    assert set(by_name) == {"lam", "tau", "extra"}
+    assert by_name["lam"].metadata["config_key"] == "kd.lam"
+    assert by_name["lam"].metadata["help"] == " ".join(schema["lam"]["description"].split())
+    assert "config_key" not in by_name["tau"].metadata
+    with pytest.raises(KeyError, match=r"kd\.mu"):  # a field the section lacks, named at import
+
+        @schema_section("kd")
+        class Wrong:
+            mu: float
 
 
 def test_value_lists_of_the_code_are_the_schema_s():

@@ -19,7 +19,8 @@ Two things it does that ``validate`` does not:
   typo in a top-level key).
 
 It is also the one place the package reads the schema's **defaults**: a dataclass field that holds
-a config key takes its default from the schema (:func:`config_field`), so ``TrainConfig()``,
+a config key takes its default from the schema (:func:`config_field`; :func:`schema_section` makes every
+bare field of a class one), so ``TrainConfig()``,
 ``FinetuneConfig()``, ``make_method("dwml")`` and the ``babyteach`` command's options get the values
 a workflow run gets, and no default is written twice. The schema is read from :data:`SCHEMA_PATH`.
 
@@ -32,17 +33,20 @@ from __future__ import annotations
 import copy
 import difflib
 import functools
+import inspect
 import math
 import os
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar, TypeVar, get_origin
 
 import yaml
 
 from babyteach.errors import InputError
+
+_C = TypeVar("_C")  # a config dataclass
 
 #: A number as YAML 1.1 leaves it a string: digits with an exponent (``1e-3``, ``5.0e4``), digit groups
 #: (``1_000``) allowed; no ``inf``/``nan`` (a config value is never meant to be either).
@@ -115,6 +119,32 @@ def config_field(*path: str | int, help: str | None = None) -> Any:
     if help is None:
         help = " ".join(schema_property(*(part for part in path if isinstance(part, str)))["description"].split())
     return field(default=default, metadata={"help": help, "config_key": key_path(path)})
+
+
+def schema_section(section: str) -> Callable[[type[_C]], type[_C]]:
+    """A class decorator, placed under ``@dataclass``: every field the class body annotates without a
+    value becomes ``config_field(section, <field name>)``.
+
+    A config dataclass then names its schema section once, and each key once, as its field name (a
+    field that holds another key, or has a default of its own, still writes it out). ``ClassVar``
+    annotations are left alone. A field the section lacks is a ``KeyError`` at import, naming the key.
+    """
+
+    def fill(cls: type[_C]) -> type[_C]:
+        for name, annotation in inspect.get_annotations(cls).items():
+            if name in vars(cls) or _is_class_var(annotation):
+                continue
+            setattr(cls, name, config_field(section, name))
+        return cls
+
+    return fill
+
+
+def _is_class_var(annotation: Any) -> bool:
+    """Whether a class-body annotation (a string under ``from __future__ import annotations``) is a ``ClassVar``."""
+    if isinstance(annotation, str):
+        return re.match(r"(typing\.)?ClassVar\b", annotation) is not None
+    return annotation is ClassVar or get_origin(annotation) is ClassVar
 
 
 def as_number(value: Any, integer: bool = False) -> Any:

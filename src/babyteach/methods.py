@@ -20,7 +20,7 @@ calls :meth:`Method.outer_step` before the inner losses, logging the record it r
     if method.outer_step_due(step):
         record = method.outer_step(OuterStep(ctx, dev_batch, gamma=lr, step=step, total_steps=steps))
 Formulas are those of ``docs/METHODS.md``; the hyperparameters default to the config schema's
-``kd``, ``sd`` and ``mutual`` sections (:func:`babyteach.config_schema.config_field`); the losses are
+``kd``, ``sd`` and ``mutual`` sections (:func:`babyteach.config_schema.schema_section`); the losses are
 the pure functions of :mod:`babyteach.losses`.
 """
 
@@ -44,7 +44,7 @@ from babyteach.bilevel import (
     outer_step_count,
     outer_step_eta,
 )
-from babyteach.config_schema import config_field, is_int, require
+from babyteach.config_schema import config_field, is_int, require, schema_section
 from babyteach.data.masking import MaskedBatch
 from babyteach.errors import InputError
 from babyteach.losses import SoftTargets, cross_entropy, kd_loss, mutual_loss_terms, sd_loss
@@ -176,6 +176,7 @@ class Baseline(Method):
 
 
 @dataclass(frozen=True)
+@schema_section("kd")
 class KD(Method):
     """Hinton et al. 2015: ``(1 − λ) CE(z_s, y) + λ τ² KL(sg(p_T) ‖ p_s)`` per student.
 
@@ -185,8 +186,8 @@ class KD(Method):
 
     name: ClassVar[str] = "kd"
     needs_teacher: ClassVar[bool] = True
-    lam: float = config_field("kd", "lam")
-    tau: float = config_field("kd", "tau")
+    lam: float
+    tau: float
 
     def __post_init__(self) -> None:
         self._require("lam", 0 <= self.lam <= 1, "in [0, 1]")
@@ -201,6 +202,7 @@ class KD(Method):
 
 
 @dataclass(frozen=True)
+@schema_section("sd")
 class SD(Method):
     """Self-distillation, Zhang et al. 2019: each student with its own :class:`SDExits`.
 
@@ -208,9 +210,9 @@ class SD(Method):
     """
 
     name: ClassVar[str] = "sd"
-    lam: float = config_field("sd", "lam")
-    tau: float = config_field("sd", "tau")
-    mu: float = config_field("sd", "mu")
+    lam: float
+    tau: float
+    mu: float
 
     def __post_init__(self) -> None:
         self._require("lam", 0 <= self.lam <= 1, "in [0, 1]")
@@ -229,6 +231,7 @@ class SD(Method):
 
 
 @dataclass(frozen=True)
+@schema_section("mutual")
 class DML(Method):
     """Deep mutual learning (Zhang et al. 2018): DWML's inner loss with ω fixed at 1/M.
 
@@ -237,8 +240,8 @@ class DML(Method):
     """
 
     name: ClassVar[str] = "dml"
-    alpha: float = config_field("mutual", "alpha")
-    tau: float = config_field("mutual", "tau")
+    alpha: float
+    tau: float
     #: Mutable holder (the dataclass is frozen): the peer names and ω, set by :meth:`start`.
     _state: dict[str, Any] = field(default_factory=dict, init=False, repr=False, compare=False)
 
@@ -280,6 +283,7 @@ class DML(Method):
 
 
 @dataclass(frozen=True)
+@schema_section("mutual")
 class DWML(DML):
     """Dynamically weighted mutual learning (the paper's method; ``docs/METHODS.md``, DWML).
 
@@ -297,12 +301,12 @@ class DWML(DML):
 
     name: ClassVar[str] = "dwml"
     has_outer_step: ClassVar[bool] = True
-    weight_update_every: int = config_field("mutual", "weight_update_every")
-    hypergradient: str = config_field("mutual", "hypergradient")
-    inner_product: str = config_field("mutual", "inner_product")
-    eta0: float = config_field("mutual", "eta0")
-    eta_min: float = config_field("mutual", "eta_min")
-    clip: float | None = config_field("mutual", "clip")
+    weight_update_every: int
+    hypergradient: str
+    inner_product: str
+    eta0: float
+    eta_min: float
+    clip: float | None
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -401,6 +405,7 @@ class DWML(DML):
 
 
 @dataclass(frozen=True)
+@schema_section("kd")
 class KDDWML(DWML):
     """DWML with each peer's supervised term the KD loss against the trained teacher
     (``docs/METHODS.md``, KD_DWML); the teacher's forward pass is shared by all peers and by the
@@ -408,7 +413,7 @@ class KDDWML(DWML):
 
     name: ClassVar[str] = "kd_dwml"
     needs_teacher: ClassVar[bool] = True
-    lam: float = config_field("kd", "lam")
+    lam: float
     kd_tau: float = config_field("kd", "tau")
 
     def __post_init__(self) -> None:

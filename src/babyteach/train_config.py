@@ -19,6 +19,7 @@ from babyteach.config_schema import (
     require,
     schema_default,
     schema_property,
+    schema_section,
 )
 from babyteach.errors import InputError
 
@@ -69,17 +70,19 @@ EPOCHS_UNLESS_BUDGET: Any = _EpochsUnlessBudget()
 
 
 @dataclass(frozen=True)
+@schema_section("training")
 class TrainConfig:
     """Hyperparameters of one training run; validated at construction (``InputError`` naming the key and
     its value). Numbers may be given as text (``"1e-3"``, as YAML 1.1 reads it).
 
     A field that is a config key (``training.<name>``; ``block_size``: ``model.block_size``; ``seed``:
-    the first of ``seeds``) defaults to the schema's value (:func:`babyteach.config_schema.config_field`),
+    the first of ``seeds``) defaults to the schema's value (a bare field is ``training.<name>``:
+    :func:`babyteach.config_schema.schema_section`; the others name their key with ``config_field``),
     so ``TrainConfig()`` is the workflow's default run. ``adam_beta1``, ``adam_beta2``, ``adam_eps`` and
     ``device`` are not config keys: RoBERTa's optimiser constants and where a library caller runs.
     """
 
-    token_budget: int | None = config_field("training", "token_budget")
+    token_budget: int | None
     epochs: float | None = field(
         default=EPOCHS_UNLESS_BUDGET,
         metadata={
@@ -89,24 +92,24 @@ class TrainConfig:
         },
     )
     block_size: int = config_field("model", "block_size")
-    batch_size: int = config_field("training", "batch_size")
-    grad_accum: int = config_field("training", "grad_accum")
-    lr: float = config_field("training", "lr")
-    weight_decay: float = config_field("training", "weight_decay")
+    batch_size: int
+    grad_accum: int
+    lr: float
+    weight_decay: float
     adam_beta1: float = field(default=0.9, metadata={"help": "AdamW β1"})
     adam_beta2: float = field(default=0.98, metadata={"help": "AdamW β2 (RoBERTa: 0.98)"})
     adam_eps: float = field(default=1e-6, metadata={"help": "AdamW ε (RoBERTa: 1e-6)"})
-    warmup_fraction: float = config_field("training", "warmup_fraction")
-    clip_norm: float | None = config_field("training", "clip_norm")
-    mask_prob: float = config_field("training", "mask_prob")
-    dropout: float = config_field("training", "dropout")
+    warmup_fraction: float
+    clip_norm: float | None
+    mask_prob: float
+    dropout: float
     seed: int = config_field("seeds", 0, help="seed of initialisation, data order, masking and dropout")
-    checkpoint_every: int = config_field("training", "checkpoint_every")
-    log_every: int = config_field("training", "log_every")
-    eval_every: int | None = config_field("training", "eval_every")
-    dev_blocks: int = config_field("training", "dev_blocks")
-    precision: str = config_field("training", "precision")
-    compile: bool = config_field("training", "compile")
+    checkpoint_every: int
+    log_every: int
+    eval_every: int | None
+    dev_blocks: int
+    precision: str
+    compile: bool
     device: str = field(default="auto", metadata={"help": "'auto' (CUDA if available), 'cpu' or 'cuda'"})
 
     def __post_init__(self) -> None:

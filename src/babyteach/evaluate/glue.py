@@ -103,7 +103,7 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from babyteach.config_schema import config_field, is_int, is_number, require, schema_property
+from babyteach.config_schema import is_int, is_number, require, schema_property, schema_section
 from babyteach.errors import InputError
 from babyteach.evaluate.folders import load_checked_tokenizer
 from babyteach.evaluate.glue_tasks import METRICS, TASKS, GlueTask, accuracy
@@ -126,30 +126,32 @@ DEVICES: tuple[str, ...] = tuple(schema_property("finetune", "device")["enum"])
 
 
 @dataclass(frozen=True)
+@schema_section("finetune")
 class FinetuneConfig:
     """Fine-tuning hyperparameters (config section ``finetune``); validated at construction.
 
-    Every field defaults to the schema's ``finetune`` section (:func:`babyteach.config_schema.config_field`):
+    Every field defaults to the key of its name in the schema's ``finetune`` section
+    (:func:`babyteach.config_schema.schema_section`):
     BabyLM 2024's fine-tuning pipeline, with lr, batch size, epochs, patience and seed from
     finetune_model.sh lines 4-8, max_length from its line 34, the early-stopping threshold from
     finetune_classification.py line 254, and HF Trainer's defaults where the script sets nothing (no
     warmup, no weight decay, gradient clipping at 1.0).
     """
 
-    tasks: tuple[str, ...] = config_field("finetune", "tasks")
-    lr: float = config_field("finetune", "lr")
-    batch_size: int = config_field("finetune", "batch_size")
-    max_epochs: int = config_field("finetune", "max_epochs")
-    patience: int = config_field("finetune", "patience")
-    early_stopping_threshold: float = config_field("finetune", "early_stopping_threshold")
-    max_length: int = config_field("finetune", "max_length")
-    seed: int = config_field("finetune", "seed")
-    warmup_fraction: float = config_field("finetune", "warmup_fraction")
-    weight_decay: float = config_field("finetune", "weight_decay")
-    clip_norm: float | None = config_field("finetune", "clip_norm")
-    max_train_examples: int | None = config_field("finetune", "max_train_examples")
-    max_eval_examples: int | None = config_field("finetune", "max_eval_examples")
-    device: str = config_field("finetune", "device")
+    tasks: tuple[str, ...]
+    lr: float
+    batch_size: int
+    max_epochs: int
+    patience: int
+    early_stopping_threshold: float
+    max_length: int
+    seed: int
+    warmup_fraction: float
+    weight_decay: float
+    clip_norm: float | None
+    max_train_examples: int | None
+    max_eval_examples: int | None
+    device: str
 
     def __post_init__(self) -> None:
         tasks = self.tasks
