@@ -7,7 +7,6 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Sequence
-from os import PathLike
 
 import matplotlib
 import numpy as np
@@ -346,16 +345,7 @@ def _draw_weight_accuracy(
     return missing
 
 
-def figure2a(
-    evals: Paths,
-    out_pdf: str | PathLike[str],
-    out_png: str | PathLike[str],
-    *,
-    reference: Paths = (),
-    benchmark: str = "blimp",
-    peer_aggregate: str = "both",
-    dpi: int = 200,
-) -> Figure:
+def figure2a(evals: Paths, *, reference: Paths = (), benchmark: str = "blimp", peer_aggregate: str = "both") -> Figure:
     """Figure 2 (a): ``benchmark`` accuracy vs number of peers (one method, one α).
 
     evals: ``<corpus>/eval/dwml/peers-<p>/alpha-<α>/seed-<s>/peer-<i>/<family>.json`` for every peer count,
@@ -366,19 +356,10 @@ def figure2a(
     with matplotlib.rc_context(_RC):
         fig, (ax,) = _new_figure(1)
         missing = _draw_accuracy_vs(ax, "figure2a", "peers", evals, reference, benchmark, peer_aggregate, "a")
-    return _finish(fig, missing, out_pdf, out_png, dpi)
+    return _finish(fig, missing)
 
 
-def figure2b(
-    evals: Paths,
-    out_pdf: str | PathLike[str],
-    out_png: str | PathLike[str],
-    *,
-    reference: Paths = (),
-    benchmark: str = "blimp",
-    peer_aggregate: str = "both",
-    dpi: int = 200,
-) -> Figure:
+def figure2b(evals: Paths, *, reference: Paths = (), benchmark: str = "blimp", peer_aggregate: str = "both") -> Figure:
     """Figure 2 (b): ``benchmark`` accuracy vs α (one method, one peer count: the largest).
 
     evals: ``<corpus>/eval/dwml/peers-<P>/alpha-<a>/seed-<s>/peer-<i>/<family>.json`` for every α, seed and
@@ -387,18 +368,10 @@ def figure2b(
     with matplotlib.rc_context(_RC):
         fig, (ax,) = _new_figure(1)
         missing = _draw_accuracy_vs(ax, "figure2b", "alpha", evals, reference, benchmark, peer_aggregate, "b")
-    return _finish(fig, missing, out_pdf, out_png, dpi)
+    return _finish(fig, missing)
 
 
-def figure2c(
-    summaries: Paths,
-    evals: Paths,
-    out_pdf: str | PathLike[str],
-    out_png: str | PathLike[str],
-    *,
-    benchmark: str = "blimp",
-    dpi: int = 200,
-) -> Figure:
+def figure2c(summaries: Paths, evals: Paths, *, benchmark: str = "blimp") -> Figure:
     """Figure 2 (c): each peer's final learned ω vs its ``benchmark`` accuracy, Pearson R in the title.
 
     summaries: ``<corpus>/train/dwml/peers-<P>/alpha-<α>/seed-<s>/train_summary.json`` (one configuration,
@@ -408,7 +381,7 @@ def figure2c(
     with matplotlib.rc_context(_RC):
         fig, (ax,) = _new_figure(1)
         missing = _draw_weight_accuracy(ax, "figure2c", summaries, evals, benchmark, "c")
-    return _finish(fig, missing, out_pdf, out_png, dpi)
+    return _finish(fig, missing)
 
 
 def figure2(
@@ -416,13 +389,10 @@ def figure2(
     alpha_evals: Paths,
     weight_summaries: Paths,
     weight_evals: Paths,
-    out_pdf: str | PathLike[str],
-    out_png: str | PathLike[str],
     *,
     reference: Paths = (),
     benchmark: str = "blimp",
     peer_aggregate: str = "both",
-    dpi: int = 200,
 ) -> Figure:
     """Figure 2, panels (a), (b), (c) in one row: the inputs of :func:`figure2a` (``peers_evals``),
     :func:`figure2b` (``alpha_evals``) and :func:`figure2c` (``weight_summaries``, ``weight_evals``)."""
@@ -437,7 +407,7 @@ def figure2(
         missing += _draw_weight_accuracy(
             c, "figure2 (c)", weight_summaries, weight_evals, benchmark, "c", ("weight_summaries", "weight_evals")
         )
-    return _finish(fig, missing, out_pdf, out_png, dpi)
+    return _finish(fig, missing)
 
 
 # --- model-size ablation: accuracy vs parameters -------------------------------------------------
@@ -509,15 +479,7 @@ def size_points(
     return agg.reset_index(drop=True), missing, {g: runs[g] for g in dict.fromkeys(agg["group"])}
 
 
-def figure_size(
-    summaries: Paths,
-    evals: Paths,
-    out_pdf: str | PathLike[str],
-    out_png: str | PathLike[str],
-    *,
-    benchmark: str = "blimp",
-    dpi: int = 200,
-) -> Figure:
+def figure_size(summaries: Paths, evals: Paths, *, benchmark: str = "blimp") -> Figure:
     """The model-size ablation: ``benchmark`` accuracy vs parameter count (log scale).
 
     One series per run configuration (a point per model, mean ± std over seeds as error bars, the
@@ -553,4 +515,4 @@ def figure_size(
         corpus = next(iter(runs.values())).corpus
         ax.set_title(f"Accuracy vs model size ({BENCHMARKS.get(benchmark, benchmark)}, {corpus})")
         ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.2), frameon=False)
-    return _finish(fig, missing, out_pdf, out_png, dpi)
+    return _finish(fig, missing)
