@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import matplotlib
 import numpy as np
@@ -345,30 +345,42 @@ def _draw_weight_accuracy(
     return missing
 
 
-def figure2a(evals: Paths, *, reference: Paths = (), benchmark: str = "blimp", peer_aggregate: str = "both") -> Figure:
+def _accuracy_vs_figure(name: str, by: str, panel: str, doc: str) -> Callable[..., Figure]:
+    """The builder of Figure 2 (a) or (b): one panel of accuracy against ``by`` (:func:`_draw_accuracy_vs`)."""
+
+    def build(evals: Paths, *, reference: Paths = (), benchmark: str = "blimp", peer_aggregate: str = "both") -> Figure:
+        with matplotlib.rc_context(_RC):
+            fig, (ax,) = _new_figure(1)
+            missing = _draw_accuracy_vs(ax, name, by, evals, reference, benchmark, peer_aggregate, panel)
+        return _finish(fig, missing)
+
+    build.__name__ = build.__qualname__ = name
+    build.__doc__ = doc
+    return build
+
+
+figure2a = _accuracy_vs_figure(
+    "figure2a",
+    "peers",
+    "a",
     """Figure 2 (a): ``benchmark`` accuracy vs number of peers (one method, one α).
 
     evals: ``<corpus>/eval/dwml/peers-<p>/alpha-<α>/seed-<s>/peer-<i>/<family>.json`` for every peer count,
     seed and peer; reference (optional): the baseline teacher's ``.../eval/baseline/seed-<s>/teacher/<family>.json``
     (a horizontal line). peer_aggregate: ``mean`` (mean over a run's peers), ``best`` (its best peer) or
     ``both`` (two lines).
-    """
-    with matplotlib.rc_context(_RC):
-        fig, (ax,) = _new_figure(1)
-        missing = _draw_accuracy_vs(ax, "figure2a", "peers", evals, reference, benchmark, peer_aggregate, "a")
-    return _finish(fig, missing)
-
-
-def figure2b(evals: Paths, *, reference: Paths = (), benchmark: str = "blimp", peer_aggregate: str = "both") -> Figure:
+    """,
+)
+figure2b = _accuracy_vs_figure(
+    "figure2b",
+    "alpha",
+    "b",
     """Figure 2 (b): ``benchmark`` accuracy vs α (one method, one peer count: the largest).
 
     evals: ``<corpus>/eval/dwml/peers-<P>/alpha-<a>/seed-<s>/peer-<i>/<family>.json`` for every α, seed and
     peer; reference and peer_aggregate as in :func:`figure2a`.
-    """
-    with matplotlib.rc_context(_RC):
-        fig, (ax,) = _new_figure(1)
-        missing = _draw_accuracy_vs(ax, "figure2b", "alpha", evals, reference, benchmark, peer_aggregate, "b")
-    return _finish(fig, missing)
+    """,
+)
 
 
 def figure2c(summaries: Paths, evals: Paths, *, benchmark: str = "blimp") -> Figure:
