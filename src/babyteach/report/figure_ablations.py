@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 
 import matplotlib
 import numpy as np
@@ -225,6 +225,31 @@ def pearson_r(x: Sequence[float], y: Sequence[float]) -> tuple[float | None, str
     return r, f"Pearson R = {r:.3f} ({len(x)} points)"
 
 
+def _join_scores(
+    figure: str, stud: pd.DataFrame, rows: pd.DataFrame, runs: Iterable[str], among: str, unlisted: str
+) -> tuple[pd.DataFrame, list[str]]:
+    """The students of the summaries (``stud``, :func:`summary_frame`) with their scores among the eval
+    ``rows`` (NaN where the result is missing), and ``<run>/<model> (<unlisted>)`` for each student whose
+    result is not among the rows at all. InputError naming ``figure`` for evals of a run not in ``runs``
+    (the runs of the ``among`` input).
+    """
+    strangers = sorted(set(rows["run"]) - set(runs))
+    if strangers:
+        raise InputError(
+            f"{figure}: evals of run(s) {', '.join(strangers)} have no train_summary.json among the "
+            f"{among}; pass the summaries and evals of the same runs"
+        )
+    ok = rows[rows["status"] == "ok"][["run", "model", "score"]]
+    points = stud.merge(ok, on=["run", "model"], how="left")
+    absent = points[points["score"].isna()]
+    notes = [
+        f"{r}/{m} ({unlisted})"
+        for r, m in zip(absent["run"], absent["model"], strict=True)
+        if not ((rows["run"] == r) & (rows["model"] == m)).any()
+    ]
+    return points, notes
+
+
 def weight_accuracy_points(
     figure: str,
     summaries: Paths,
@@ -260,21 +285,8 @@ def weight_accuracy_points(
     rows, missing = _benchmark_rows(
         figure, evals, benchmark, "<corpus>/eval/<run>/peer-<i>/<family>.json of the summaries' runs", names[1]
     )
-    strangers = sorted(set(rows["run"]) - set(stud["run"]))
-    if strangers:
-        raise InputError(
-            f"{figure}: evals of run(s) {', '.join(strangers)} have no train_summary.json among the "
-            "summaries; pass the summaries and evals of the same runs"
-        )
-    ok = rows[rows["status"] == "ok"][["run", "model", "score"]]
-    points = stud.merge(ok, on=["run", "model"], how="left")
-    absent = points[points["score"].isna()]
-    missing += [str(p) for p in missing_summaries]
-    missing += [
-        f"{r}/{m} (no {benchmark} result)"
-        for r, m in zip(absent["run"], absent["model"], strict=True)
-        if not ((rows["run"] == r) & (rows["model"] == m)).any()
-    ]
+    points, unlisted = _join_scores(figure, stud, rows, stud["run"], "summaries", f"no {benchmark} result")
+    missing += [str(p) for p in missing_summaries] + unlisted
     points = points[points["score"].notna()].assign(score=lambda f: f["score"] * 100)
     if points.empty:
         raise InputError(f"{figure}: no peer has both a learned weight and a {BENCHMARKS[benchmark]} result")
@@ -453,21 +465,10 @@ def size_points(
     rows, missing = _benchmark_rows(figure, evals, benchmark, _SIZE_EVALS)
     _one(figure, [*stud["corpus"], *rows["corpus"]], "corpora", "pass one corpus's runs")
     listed = {parse_result_path(p).run.name for p in spaths}
-    strangers = sorted(set(rows["run"]) - listed)
-    if strangers:
-        raise InputError(
-            f"{figure}: evals of run(s) {', '.join(strangers)} have no train_summary.json among the "
-            "summaries (the parameter counts); pass the summaries and evals of the same runs"
-        )
-    ok = rows[rows["status"] == "ok"][["run", "model", "score"]]
-    points = stud.merge(ok, on=["run", "model"], how="left")
-    missing += [str(p) for p in missing_summaries]
-    absent = points[points["score"].isna()]
-    missing += [
-        f"{r}/{m} (no {benchmark} result listed)"
-        for r, m in zip(absent["run"], absent["model"], strict=True)
-        if not ((rows["run"] == r) & (rows["model"] == m)).any()
-    ]
+    points, unlisted = _join_scores(
+        figure, stud, rows, listed, "summaries (the parameter counts)", f"no {benchmark} result listed"
+    )
+    missing += [str(p) for p in missing_summaries] + unlisted
     counts = points.groupby(["group", "model"], sort=False)["parameters"].nunique()
     for (group, model), n in counts.items():
         if n > 1:
