@@ -25,8 +25,14 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from babyteach.errors import InputError
-from babyteach.report.figure_style import _RC, _save, _style  # the paper figures' style and writer
+from babyteach.report.figure_style import _RC, PNG_DPI, _save, _style  # the paper figures' style and writer
 from babyteach.report.probe_summary import dev_curve
+
+#: The horizontal lines of a model that ignores its context: summary column, line style, legend text.
+_UNIGRAM_LINES = (
+    ("unigram_dev_cross_entropy", "--", "unigram dev cross-entropy"),
+    ("unigram_entropy", ":", "unigram entropy (train)"),
+)
 
 
 def _label(row: Mapping[str, Any]) -> str:
@@ -39,7 +45,7 @@ def probe_figure(
     curves: Mapping[str, pd.DataFrame],
     out_pdf: str | PathLike[str],
     out_png: str | PathLike[str],
-    dpi: int = 200,
+    dpi: int = PNG_DPI,
 ) -> Figure:
     """Draw dev loss against tokens per setting of ``summary`` (its rows: :mod:`babyteach.report.probe_summary`)
     with ``curves[setting]`` (:func:`dev_curve`), and the unigram lines; write PDF and PNG atomically."""
@@ -59,20 +65,10 @@ def probe_figure(
         for i, row in enumerate(summary.to_dict("records")):
             curve = curves[row["setting"]]
             ax.plot(curve["tokens"], curve["loss"], label=_label(row), markersize=4, linewidth=1.4, **_style(i))
-        ax.axhline(
-            first["unigram_dev_cross_entropy"],
-            color="0.3",
-            linestyle="--",
-            linewidth=1,
-            label=f"unigram dev cross-entropy {first['unigram_dev_cross_entropy']:.2f}",
-        )
-        ax.axhline(
-            first["unigram_entropy"],
-            color="0.3",
-            linestyle=":",
-            linewidth=1,
-            label=f"unigram entropy (train) {first['unigram_entropy']:.2f}",
-        )
+        for column, linestyle, name in _UNIGRAM_LINES:
+            ax.axhline(
+                first[column], color="0.3", linestyle=linestyle, linewidth=1, label=f"{name} {first[column]:.2f}"
+            )
         ax.set_xlabel("training tokens")
         ax.set_ylabel("dev masked-LM loss (nats)")
         ax.set_title(f"Recipe probe on {first['corpus']}: dev loss per setting")
