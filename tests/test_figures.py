@@ -17,7 +17,6 @@ import pytest
 from babyteach.errors import InputError
 from babyteach.report.figure_ablations import (
     ablation_points,
-    figure2,
     figure2a,
     figure2b,
     figure2c,
@@ -26,6 +25,7 @@ from babyteach.report.figure_ablations import (
     size_points,
     weight_accuracy_points,
 )
+from babyteach.report.figure_style import PNG_DPI
 from babyteach.report.figure_training import NO_GPU_TEXT, figure3, figure4, load_metrics, loss_curves, training_loss
 from babyteach.report.figures import FIGURES, write_figure
 from babyteach.report.runs import COLLAPSE_WEIGHT, Collapse, collapse_of
@@ -152,6 +152,11 @@ def assert_written(pdf: Path, png: Path) -> None:
     assert not [p for p in pdf.parent.iterdir() if p.name.startswith(".")]  # no atomic-write temporary left
 
 
+def png_width(path: Path) -> int:
+    """The width in pixels of a PNG file (its IHDR chunk)."""
+    return int.from_bytes(path.read_bytes()[16:20], "big")
+
+
 def line(ax, label: str):
     (found,) = [ln for ln in ax.get_lines() if ln.get_label() == label]
     return found
@@ -182,7 +187,7 @@ def test_figure3_lines_are_the_csv_columns(tmp_path):
     }
     csv = write_peer_weights(tmp_path, dwml(3, 0), steps, weights)
     pdf, png = outputs(tmp_path, "figure3")
-    fig = figure3([csv], pdf, png, dpi=DPI)
+    fig = write_figure("figure3", {"peer_weights": [csv]}, pdf, png, {"dpi": DPI})
     assert_written(pdf, png)
     (ax,) = fig.axes
     for peer, values in weights.items():
@@ -201,7 +206,7 @@ def test_figure3_averages_seeds_with_a_std_band_one_panel_per_configuration(tmp_
     c = write_peer_weights(
         tmp_path, "kd_dwml/peers-2/alpha-0.5/seed-0", [0, 2], {"peer-1": [0.5, 0.45], "peer-2": [0.5, 0.55]}
     )
-    fig = figure3([a, b, c], *outputs(tmp_path, "figure3"), dpi=DPI)
+    fig = figure3([a, b, c])
     kd_ax, ax = [ax for ax in fig.axes if ax.get_visible()]
     assert kd_ax.get_title() == "KD_DWML, p = 2, α = 0.5 (n = 1 seed)"
     assert ax.get_title() == "DWML, p = 2, α = 0.5 (n = 2 seeds)"
@@ -218,14 +223,14 @@ def test_figure3_names_a_collapse_onto_one_peer_on_its_panel(tmp_path):
     # peer-1 crosses 0.99 at step 2, dips to 0.98 at step 4, then stays ≥ 0.99: collapsed since step 6
     w1 = [0.5, 0.995, 0.98, 0.992, 0.998]
     csv = write_peer_weights(tmp_path, dwml(2, 0), [0, 2, 4, 6, 8], {"peer-1": w1, "peer-2": [1 - w for w in w1]})
-    (ax,) = figure3([csv], *outputs(tmp_path, "figure3"), dpi=DPI).axes
+    (ax,) = figure3([csv]).axes
     assert ax.get_title() == "DWML, p = 2, α = 0.5 (n = 1 seed)\ncollapsed onto peer-1 at step 6 (ω = 0.9980)"
 
 
 def test_figure3_says_nothing_of_collapse_below_the_threshold(tmp_path):
     w1 = [0.5, 0.9, 0.985]  # the final ω just under 0.99
     csv = write_peer_weights(tmp_path, dwml(2, 0), [0, 2, 4], {"peer-1": w1, "peer-2": [1 - w for w in w1]})
-    (ax,) = figure3([csv], *outputs(tmp_path, "figure3"), dpi=DPI).axes
+    (ax,) = figure3([csv]).axes
     assert ax.get_title() == "DWML, p = 2, α = 0.5 (n = 1 seed)" and "collapsed" not in texts(ax.figure)
 
 
@@ -233,7 +238,7 @@ def test_figure3_judges_collapse_per_seed_not_on_the_mean(tmp_path):
     # the seeds collapse onto different peers: the mean curves sit near ½ and would hide it
     a = write_peer_weights(tmp_path, dwml(2, 0), [0, 2], {"peer-1": [0.5, 0.999], "peer-2": [0.5, 0.001]})
     b = write_peer_weights(tmp_path, dwml(2, 1), [0, 2], {"peer-1": [0.5, 0.01], "peer-2": [0.5, 0.99]})
-    (ax,) = figure3([a, b], *outputs(tmp_path, "figure3"), dpi=DPI).axes
+    (ax,) = figure3([a, b]).axes
     np.testing.assert_allclose(line(ax, "peer-1 ± std").get_ydata(), [0.5, 0.5045])
     assert ax.get_title() == (
         "DWML, p = 2, α = 0.5 (n = 2 seeds)\n"
@@ -279,7 +284,7 @@ def test_figure2a_mean_and_best_peer_over_seeds(tmp_path):
 
     ref = [write_eval(tmp_path, "baseline/seed-0", "teacher", 0.75)]
     pdf, png = outputs(tmp_path, "figure2a")
-    fig = figure2a(evals, pdf, png, reference=ref, dpi=DPI)
+    fig = write_figure("figure2a", {"evals": evals, "reference": ref}, pdf, png, {"dpi": DPI})
     assert_written(pdf, png)
     (ax,) = fig.axes
     data_lines = {c.get_label(): c.lines[0] for c in ax.containers}
@@ -314,7 +319,7 @@ def test_a_glue_axis_says_over_how_many_tasks(tmp_path):
                 )
             )
             evals.append(path)
-    fig = figure2a(evals, *outputs(tmp_path, "figure2a"), benchmark="glue", dpi=DPI)
+    fig = figure2a(evals, benchmark="glue")
     assert fig.axes[0].get_ylabel() == "(Super)GLUE macro score (×100) over 2/11 tasks"
 
 
@@ -322,7 +327,7 @@ def test_figure2a_a_run_with_a_missing_peer_has_no_value_and_is_noted(tmp_path):
     evals = ablation_fixture(tmp_path)
     gone = tmp_path / "results" / CORPUS / "eval" / dwml(3, 1) / "peer-3" / "blimp-filtered.json"
     gone.unlink()
-    fig = figure2a(evals, *outputs(tmp_path, "figure2a"), peer_aggregate="mean", dpi=DPI)
+    fig = figure2a(evals, peer_aggregate="mean")
     (container,) = fig.axes[0].containers
     np.testing.assert_allclose(container.lines[0].get_ydata(), [65.0, 60.0])  # p = 3: seed 0 only
     assert "n = 1–2 seeds" in container.get_label()
@@ -333,14 +338,14 @@ def test_figure2b_accuracy_vs_alpha_and_mixed_peer_counts_refused(tmp_path):
     evals = []
     for alpha, values in ((0.3, [0.5, 0.6]), (0.5, [0.7, 0.8])):
         evals += [write_eval(tmp_path, dwml(2, 0, alpha), f"peer-{i}", v) for i, v in enumerate(values, 1)]
-    fig = figure2b(evals, *outputs(tmp_path, "figure2b"), peer_aggregate="best", dpi=DPI)
+    fig = figure2b(evals, peer_aggregate="best")
     (container,) = fig.axes[0].containers
     np.testing.assert_allclose(container.lines[0].get_xdata(), [0.3, 0.5])
     np.testing.assert_allclose(container.lines[0].get_ydata(), [60.0, 80.0])
     assert fig.axes[0].get_xlabel().startswith("α")
     evals.append(write_eval(tmp_path, dwml(3, 0), "peer-1", 0.5))
     with pytest.raises(InputError, match="figure2b: the inputs mix peer counts"):
-        figure2b(evals, *outputs(tmp_path, "figure2b"))
+        figure2b(evals)
 
 
 def weights_fixture(tmp_path: Path, weights: list[float], accs: list[float], seeds=(0,)) -> tuple[list, list]:
@@ -362,7 +367,7 @@ def test_figure2c_pearson_r_equals_the_hand_computed_value(tmp_path):
     assert r == pytest.approx(expected, rel=1e-12) and text == f"Pearson R = {expected:.3f} (3 points)"
     summaries, evals = weights_fixture(tmp_path, w, acc)
     pdf, png = outputs(tmp_path, "figure2c")
-    fig = figure2c(summaries, evals, pdf, png, dpi=DPI)
+    fig = write_figure("figure2c", {"summaries": summaries, "evals": evals}, pdf, png, {"dpi": DPI})
     assert_written(pdf, png)
     (ax,) = fig.axes
     assert f"Pearson R = {expected:.3f}" in ax.get_title() and "n = 1 seed" in ax.get_title()
@@ -375,7 +380,7 @@ def test_pearson_r_undefined_is_said_not_raised(tmp_path):
     assert pearson_r([0.4, 0.6], [50, 60]) == (None, "Pearson R undefined (2 points; needs ≥ 3)")
     assert pearson_r([0.2, 0.3, 0.5], [60, 60, 60])[1] == "Pearson R undefined (accuracy constant over 3 points)"
     summaries, evals = weights_fixture(tmp_path, [0.45, 0.55], [0.5, 0.6])
-    fig = figure2c(summaries, evals, *outputs(tmp_path, "figure2c"), dpi=DPI)
+    fig = figure2c(summaries, evals)
     assert "Pearson R undefined (2 points" in fig.axes[0].get_title()
 
 
@@ -393,7 +398,7 @@ def test_figure2c_refuses_runs_without_learned_weights(tmp_path):
     summary = write_summary(tmp_path, run, "dml", {"peer-1": {"final_dev_loss": 5.0}, "peer-2": {}})
     evals = [write_eval(tmp_path, run, f"peer-{i}", 0.5) for i in (1, 2)]
     with pytest.raises(InputError, match="figure2c: .*no learned peer weights"):
-        figure2c([summary], evals, *outputs(tmp_path, "figure2c"))
+        figure2c([summary], evals)
 
 
 def test_figure2_three_panels(tmp_path):
@@ -401,7 +406,8 @@ def test_figure2_three_panels(tmp_path):
     summaries, wevals = weights_fixture(tmp_path, [0.2, 0.3, 0.5], [0.5, 0.6, 0.7], seeds=(0,))
     pdf, png = outputs(tmp_path, "figure2")
     alpha_evals = [p for p in evals if "peers-3" in str(p)]
-    fig = figure2(evals, alpha_evals, summaries, wevals, pdf, png, dpi=DPI)
+    inputs = {"peers_evals": evals, "alpha_evals": alpha_evals, "weight_summaries": summaries, "weight_evals": wevals}
+    fig = write_figure("figure2", inputs, pdf, png, {"dpi": DPI})
     assert_written(pdf, png)
     assert [ax.get_title()[:3] for ax in fig.axes] == ["(a)", "(b)", "(c)"]
 
@@ -437,7 +443,7 @@ def size_fixture(tmp_path: Path) -> tuple[list[Path], list[Path]]:
 def test_figure_size_points_are_parameters_and_mean_accuracy_over_seeds(tmp_path):
     summaries, evals = size_fixture(tmp_path)
     pdf, png = outputs(tmp_path, "figure_size")
-    fig = figure_size(summaries, evals, pdf, png, dpi=DPI)
+    fig = write_figure("figure_size", {"summaries": summaries, "evals": evals}, pdf, png, {"dpi": DPI})
     assert_written(pdf, png)
     (ax,) = fig.axes
     assert ax.get_xscale() == "log" and ax.get_xlabel() == "parameters (log scale)"
@@ -468,7 +474,7 @@ def test_figure_size_missing_eval_is_noted_and_its_point_uses_the_other_seed(tmp
     summaries, evals = size_fixture(tmp_path)
     gone = tmp_path / "results" / CORPUS / "eval" / ALONE.format(s=1) / "peer-1" / "blimp-filtered.json"
     gone.unlink()
-    fig = figure_size(summaries, evals, *outputs(tmp_path, "figure_size"), dpi=DPI)
+    fig = figure_size(summaries, evals)
     alone = next(c for c in fig.axes[0].containers if c.get_label().startswith("Independent"))
     assert alone.get_label() == "Independent, p = 2 (n = 1–2 seeds, ± std)"
     np.testing.assert_allclose(alone.lines[0].get_ydata(), [60.0, 70.0])  # peer-1: seed 0 only
@@ -477,15 +483,19 @@ def test_figure_size_missing_eval_is_noted_and_its_point_uses_the_other_seed(tmp
 
 def test_figure_size_without_data_is_an_input_error(tmp_path):
     summaries, evals = size_fixture(tmp_path)
+
+    def write(summaries, evals):
+        write_figure("figure_size", {"summaries": summaries, "evals": evals}, *outputs(tmp_path, "figure_size"))
+
     ewok = [p for p in evals if p.name.startswith("ewok")]
     with pytest.raises(InputError, match="figure_size: none of the .* evaluation files is a BLiMP result"):
-        figure_size(summaries, ewok, *outputs(tmp_path, "figure_size"))
+        write(summaries, ewok)
     gone = [tmp_path / "results" / CORPUS / "train" / "baseline/peers-4/seed-0" / "train_summary.json"]
     with pytest.raises(InputError, match="figure_size: every train_summary.json listed is missing"):
-        figure_size(gone, evals, *outputs(tmp_path, "figure_size"))
+        write(gone, evals)
     teacher = [p for p in summaries if "baseline/seed-" in p.as_posix()]
     with pytest.raises(InputError, match="figure_size: evals of run.* have no train_summary.json"):
-        figure_size(teacher, evals, *outputs(tmp_path, "figure_size"))
+        write(teacher, evals)
     other = write_summary(
         tmp_path,
         ALONE.format(s=1),
@@ -493,9 +503,7 @@ def test_figure_size_without_data_is_an_input_error(tmp_path):
         {"peer-1": {"parameters": 11_000_000}, "peer-2": {"parameters": 40_000_000}},
     )
     with pytest.raises(InputError, match="figure_size: the seeds of baseline/peers-2 give peer-1 different param"):
-        figure_size(
-            [*summaries[:3], other], [p for p in evals if "dwml" not in p.as_posix()], *outputs(tmp_path, "figure_size")
-        )
+        write([*summaries[:3], other], [p for p in evals if "dwml" not in p.as_posix()])
     assert not (tmp_path / "fig").exists()
 
 
@@ -518,7 +526,7 @@ def test_figure4_cpu_runs_say_no_gpu_recorded(tmp_path):
     gpu = [write_gpu(tmp_path, run, []) for run in ("baseline/seed-0", dwml(2, 0))]  # header only, as on CPU
     summary = write_summary(tmp_path, "baseline/seed-0", "baseline", {"teacher": {}}, gpu={"gpus": 0, "reason": reason})
     pdf, png = outputs(tmp_path, "figure4")
-    fig = figure4(gpu, pdf, png, summaries=[summary], dpi=DPI)
+    fig = write_figure("figure4", {"gpu": gpu, "summaries": [summary]}, pdf, png, {"dpi": DPI})
     assert_written(pdf, png)
     panels = [ax for ax in fig.axes if ax.get_visible()]
     shown = ["\n".join(t.get_text() for t in ax.texts).replace("\n", " ") for ax in panels]
@@ -533,7 +541,7 @@ def test_figure4_mean_over_gpus_and_over_seeds_on_a_common_grid(tmp_path):
     two_gpus = write_gpu(tmp_path, "sd/peers-2/seed-0", rows)
     a = write_gpu(tmp_path, "kd/peers-2/seed-0", [(0.0, 0, 40.0), (1.0, 0, 60.0), (2.0, 0, 80.0)])
     b = write_gpu(tmp_path, "kd/peers-2/seed-1", [(0.0, 0, 60.0), (1.0, 0, 80.0)])
-    fig = figure4([two_gpus, a.parent, b], *outputs(tmp_path, "figure4"), dpi=DPI)  # a run folder stands for its file
+    fig = figure4([two_gpus, a.parent, b])  # a run folder stands for its file
     sd_ax, kd_ax = [ax for ax in fig.axes if ax.get_visible()]
     drawn = line(sd_ax, "mean over 2 GPUs (n = 1 seed)")
     np.testing.assert_allclose(drawn.get_xdata(), [0, 1, 2])
@@ -553,7 +561,7 @@ def test_training_loss_lines_and_final_dev_markers_without_dev_lines(tmp_path):
     )
     base = write_metrics(tmp_path, "baseline/seed-0", {2: {"teacher": 5.5}, 4: {"teacher": 5.0}})
     pdf, png = outputs(tmp_path, "training_loss")
-    fig = training_loss([metrics, base], pdf, png, summaries=[summary], dpi=DPI)
+    fig = write_figure("training_loss", {"metrics": [metrics, base], "summaries": [summary]}, pdf, png, {"dpi": DPI})
     assert_written(pdf, png)
     teacher_ax, kd_ax, kd_dev_ax = [ax for ax in fig.axes if ax.get_visible()]  # KD's dev loss: a right axis
     assert teacher_ax.get_title() == "RoBERTa-base (n = 1 seed)" and kd_ax.get_title() == "KD, p = 2 (n = 1 seed)"
@@ -607,7 +615,7 @@ def test_training_loss_draws_dev_curves_from_metrics_over_seeds(tmp_path):
     np.testing.assert_allclose(by_method["baseline"]["dev_curves"]["teacher"]["mean"], [5.4, 5.1])
 
     pdf, png = outputs(tmp_path, "training_loss")
-    fig = training_loss(metrics + [base], pdf, png, summaries=summaries, dpi=DPI)
+    fig = write_figure("training_loss", {"metrics": [*metrics, base], "summaries": summaries}, pdf, png, {"dpi": DPI})
     assert_written(pdf, png)
     teacher_ax, kd_ax, kd_dev_ax = [ax for ax in fig.axes if ax.get_visible()]
     (c1, c2) = kd_dev_ax.containers  # one dev curve per student; the summaries' final losses are not drawn again
@@ -654,15 +662,15 @@ def test_no_input_files_is_an_input_error_naming_the_figure(tmp_path, name):
 def test_inputs_without_data_are_input_errors_naming_the_figure(tmp_path):
     empty_weights = write_peer_weights(tmp_path, dwml(2, 0), [], {"peer-1": [], "peer-2": []})
     with pytest.raises(InputError, match="figure3: none of the 1 peer_weights.csv files listed has rows"):
-        figure3([empty_weights], *outputs(tmp_path, "figure3"))
+        figure3([empty_weights])
     ewok = [write_eval(tmp_path, dwml(2, 0), "peer-1", 0.5, family="ewok-filtered")]
     with pytest.raises(InputError, match="figure2a: none of the 1 evaluation files is a BLiMP result"):
-        figure2a(ewok, *outputs(tmp_path, "figure2a"))
+        figure2a(ewok)
     gone = [tmp_path / "results" / CORPUS / "train" / "kd/peers-2/seed-0" / "gpu.csv"]
     with pytest.raises(InputError, match="figure4: every gpu.csv listed is missing"):
-        figure4(gone, *outputs(tmp_path, "figure4"))
+        figure4(gone)
     with pytest.raises(InputError, match="training_loss: none of the 1 metrics.jsonl"):
-        training_loss([gone[0].with_name("metrics.jsonl")], *outputs(tmp_path, "training_loss"))
+        training_loss([gone[0].with_name("metrics.jsonl")])
 
 
 def test_write_figure_dispatches_and_checks_names(tmp_path):
@@ -671,6 +679,17 @@ def test_write_figure_dispatches_and_checks_names(tmp_path):
     fig = write_figure("figure3", {"peer_weights": str(csv)}, pdf, png, {"dpi": DPI})  # one path, not a list
     assert_written(pdf, png)
     np.testing.assert_allclose(line(fig.axes[0], "peer-1").get_ydata(), [0.5, 0.6])
+    assert png_width(png) == round(fig.get_figwidth() * DPI)
+    fig = write_figure("figure3", {"peer_weights": [csv]}, pdf, png)  # every figure's PNG resolution by default
+    assert png_width(png) == round(fig.get_figwidth() * PNG_DPI)
+    # the inputs a figure may go without are those its function gives a default
+    assert {name: spec.optional for name, spec in FIGURES.items() if spec.optional} == {
+        "figure2": ("reference",),
+        "figure2a": ("reference",),
+        "figure2b": ("reference",),
+        "figure4": ("summaries",),
+        "training_loss": ("summaries",),
+    }
     with pytest.raises(InputError, match="unknown figure 'figure9'"):
         write_figure("figure9", {}, pdf, png)
     with pytest.raises(InputError, match="figure3: unknown input"):

@@ -6,8 +6,7 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Sequence
-from os import PathLike
+from collections.abc import Callable, Iterable, Sequence
 
 import matplotlib
 import numpy as np
@@ -226,6 +225,31 @@ def pearson_r(x: Sequence[float], y: Sequence[float]) -> tuple[float | None, str
     return r, f"Pearson R = {r:.3f} ({len(x)} points)"
 
 
+def _join_scores(
+    figure: str, stud: pd.DataFrame, rows: pd.DataFrame, runs: Iterable[str], among: str, unlisted: str
+) -> tuple[pd.DataFrame, list[str]]:
+    """The students of the summaries (``stud``, :func:`summary_frame`) with their scores among the eval
+    ``rows`` (NaN where the result is missing), and ``<run>/<model> (<unlisted>)`` for each student whose
+    result is not among the rows at all. InputError naming ``figure`` for evals of a run not in ``runs``
+    (the runs of the ``among`` input).
+    """
+    strangers = sorted(set(rows["run"]) - set(runs))
+    if strangers:
+        raise InputError(
+            f"{figure}: evals of run(s) {', '.join(strangers)} have no train_summary.json among the "
+            f"{among}; pass the summaries and evals of the same runs"
+        )
+    ok = rows[rows["status"] == "ok"][["run", "model", "score"]]
+    points = stud.merge(ok, on=["run", "model"], how="left")
+    absent = points[points["score"].isna()]
+    notes = [
+        f"{r}/{m} ({unlisted})"
+        for r, m in zip(absent["run"], absent["model"], strict=True)
+        if not ((rows["run"] == r) & (rows["model"] == m)).any()
+    ]
+    return points, notes
+
+
 def weight_accuracy_points(
     figure: str,
     summaries: Paths,
@@ -261,21 +285,8 @@ def weight_accuracy_points(
     rows, missing = _benchmark_rows(
         figure, evals, benchmark, "<corpus>/eval/<run>/peer-<i>/<family>.json of the summaries' runs", names[1]
     )
-    strangers = sorted(set(rows["run"]) - set(stud["run"]))
-    if strangers:
-        raise InputError(
-            f"{figure}: evals of run(s) {', '.join(strangers)} have no train_summary.json among the "
-            "summaries; pass the summaries and evals of the same runs"
-        )
-    ok = rows[rows["status"] == "ok"][["run", "model", "score"]]
-    points = stud.merge(ok, on=["run", "model"], how="left")
-    absent = points[points["score"].isna()]
-    missing += [str(p) for p in missing_summaries]
-    missing += [
-        f"{r}/{m} (no {benchmark} result)"
-        for r, m in zip(absent["run"], absent["model"], strict=True)
-        if not ((rows["run"] == r) & (rows["model"] == m)).any()
-    ]
+    points, unlisted = _join_scores(figure, stud, rows, stud["run"], "summaries", f"no {benchmark} result")
+    missing += [str(p) for p in missing_summaries] + unlisted
     points = points[points["score"].notna()].assign(score=lambda f: f["score"] * 100)
     if points.empty:
         raise InputError(f"{figure}: no peer has both a learned weight and a {BENCHMARKS[benchmark]} result")
@@ -346,59 +357,45 @@ def _draw_weight_accuracy(
     return missing
 
 
-def figure2a(
-    evals: Paths,
-    out_pdf: str | PathLike[str],
-    out_png: str | PathLike[str],
-    *,
-    reference: Paths = (),
-    benchmark: str = "blimp",
-    peer_aggregate: str = "both",
-    dpi: int = 200,
-) -> Figure:
+def _accuracy_vs_figure(name: str, by: str, panel: str, doc: str) -> Callable[..., Figure]:
+    """The builder of Figure 2 (a) or (b): one panel of accuracy against ``by`` (:func:`_draw_accuracy_vs`)."""
+
+    def build(evals: Paths, *, reference: Paths = (), benchmark: str = "blimp", peer_aggregate: str = "both") -> Figure:
+        with matplotlib.rc_context(_RC):
+            fig, (ax,) = _new_figure(1)
+            missing = _draw_accuracy_vs(ax, name, by, evals, reference, benchmark, peer_aggregate, panel)
+        return _finish(fig, missing)
+
+    build.__name__ = build.__qualname__ = name
+    build.__doc__ = doc
+    return build
+
+
+figure2a = _accuracy_vs_figure(
+    "figure2a",
+    "peers",
+    "a",
     """Figure 2 (a): ``benchmark`` accuracy vs number of peers (one method, one α).
 
     evals: ``<corpus>/eval/dwml/peers-<p>/alpha-<α>/seed-<s>/peer-<i>/<family>.json`` for every peer count,
     seed and peer; reference (optional): the baseline teacher's ``.../eval/baseline/seed-<s>/teacher/<family>.json``
     (a horizontal line). peer_aggregate: ``mean`` (mean over a run's peers), ``best`` (its best peer) or
     ``both`` (two lines).
-    """
-    with matplotlib.rc_context(_RC):
-        fig, (ax,) = _new_figure(1)
-        missing = _draw_accuracy_vs(ax, "figure2a", "peers", evals, reference, benchmark, peer_aggregate, "a")
-    return _finish(fig, missing, out_pdf, out_png, dpi)
-
-
-def figure2b(
-    evals: Paths,
-    out_pdf: str | PathLike[str],
-    out_png: str | PathLike[str],
-    *,
-    reference: Paths = (),
-    benchmark: str = "blimp",
-    peer_aggregate: str = "both",
-    dpi: int = 200,
-) -> Figure:
+    """,
+)
+figure2b = _accuracy_vs_figure(
+    "figure2b",
+    "alpha",
+    "b",
     """Figure 2 (b): ``benchmark`` accuracy vs α (one method, one peer count: the largest).
 
     evals: ``<corpus>/eval/dwml/peers-<P>/alpha-<a>/seed-<s>/peer-<i>/<family>.json`` for every α, seed and
     peer; reference and peer_aggregate as in :func:`figure2a`.
-    """
-    with matplotlib.rc_context(_RC):
-        fig, (ax,) = _new_figure(1)
-        missing = _draw_accuracy_vs(ax, "figure2b", "alpha", evals, reference, benchmark, peer_aggregate, "b")
-    return _finish(fig, missing, out_pdf, out_png, dpi)
+    """,
+)
 
 
-def figure2c(
-    summaries: Paths,
-    evals: Paths,
-    out_pdf: str | PathLike[str],
-    out_png: str | PathLike[str],
-    *,
-    benchmark: str = "blimp",
-    dpi: int = 200,
-) -> Figure:
+def figure2c(summaries: Paths, evals: Paths, *, benchmark: str = "blimp") -> Figure:
     """Figure 2 (c): each peer's final learned ω vs its ``benchmark`` accuracy, Pearson R in the title.
 
     summaries: ``<corpus>/train/dwml/peers-<P>/alpha-<α>/seed-<s>/train_summary.json`` (one configuration,
@@ -408,7 +405,7 @@ def figure2c(
     with matplotlib.rc_context(_RC):
         fig, (ax,) = _new_figure(1)
         missing = _draw_weight_accuracy(ax, "figure2c", summaries, evals, benchmark, "c")
-    return _finish(fig, missing, out_pdf, out_png, dpi)
+    return _finish(fig, missing)
 
 
 def figure2(
@@ -416,13 +413,10 @@ def figure2(
     alpha_evals: Paths,
     weight_summaries: Paths,
     weight_evals: Paths,
-    out_pdf: str | PathLike[str],
-    out_png: str | PathLike[str],
     *,
     reference: Paths = (),
     benchmark: str = "blimp",
     peer_aggregate: str = "both",
-    dpi: int = 200,
 ) -> Figure:
     """Figure 2, panels (a), (b), (c) in one row: the inputs of :func:`figure2a` (``peers_evals``),
     :func:`figure2b` (``alpha_evals``) and :func:`figure2c` (``weight_summaries``, ``weight_evals``)."""
@@ -437,7 +431,7 @@ def figure2(
         missing += _draw_weight_accuracy(
             c, "figure2 (c)", weight_summaries, weight_evals, benchmark, "c", ("weight_summaries", "weight_evals")
         )
-    return _finish(fig, missing, out_pdf, out_png, dpi)
+    return _finish(fig, missing)
 
 
 # --- model-size ablation: accuracy vs parameters -------------------------------------------------
@@ -471,21 +465,10 @@ def size_points(
     rows, missing = _benchmark_rows(figure, evals, benchmark, _SIZE_EVALS)
     _one(figure, [*stud["corpus"], *rows["corpus"]], "corpora", "pass one corpus's runs")
     listed = {parse_result_path(p).run.name for p in spaths}
-    strangers = sorted(set(rows["run"]) - listed)
-    if strangers:
-        raise InputError(
-            f"{figure}: evals of run(s) {', '.join(strangers)} have no train_summary.json among the "
-            "summaries (the parameter counts); pass the summaries and evals of the same runs"
-        )
-    ok = rows[rows["status"] == "ok"][["run", "model", "score"]]
-    points = stud.merge(ok, on=["run", "model"], how="left")
-    missing += [str(p) for p in missing_summaries]
-    absent = points[points["score"].isna()]
-    missing += [
-        f"{r}/{m} (no {benchmark} result listed)"
-        for r, m in zip(absent["run"], absent["model"], strict=True)
-        if not ((rows["run"] == r) & (rows["model"] == m)).any()
-    ]
+    points, unlisted = _join_scores(
+        figure, stud, rows, listed, "summaries (the parameter counts)", f"no {benchmark} result listed"
+    )
+    missing += [str(p) for p in missing_summaries] + unlisted
     counts = points.groupby(["group", "model"], sort=False)["parameters"].nunique()
     for (group, model), n in counts.items():
         if n > 1:
@@ -509,15 +492,7 @@ def size_points(
     return agg.reset_index(drop=True), missing, {g: runs[g] for g in dict.fromkeys(agg["group"])}
 
 
-def figure_size(
-    summaries: Paths,
-    evals: Paths,
-    out_pdf: str | PathLike[str],
-    out_png: str | PathLike[str],
-    *,
-    benchmark: str = "blimp",
-    dpi: int = 200,
-) -> Figure:
+def figure_size(summaries: Paths, evals: Paths, *, benchmark: str = "blimp") -> Figure:
     """The model-size ablation: ``benchmark`` accuracy vs parameter count (log scale).
 
     One series per run configuration (a point per model, mean ± std over seeds as error bars, the
@@ -553,4 +528,4 @@ def figure_size(
         corpus = next(iter(runs.values())).corpus
         ax.set_title(f"Accuracy vs model size ({BENCHMARKS.get(benchmark, benchmark)}, {corpus})")
         ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.2), frameon=False)
-    return _finish(fig, missing, out_pdf, out_png, dpi)
+    return _finish(fig, missing)

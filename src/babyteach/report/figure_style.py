@@ -1,6 +1,6 @@
 """How the figures look and are written: grayscale-safe series styles, the matplotlib rc, panel grids,
 labels (seeds, run configurations, benchmark axes), mean ± std lines, the note naming missing inputs,
-and the deterministic, atomic PDF/PNG writer.
+and the deterministic, atomic PDF/PNG writer with its default resolution.
 """
 
 from __future__ import annotations
@@ -135,6 +135,16 @@ def _note_missing(fig: Figure, missing: Sequence[str | Path]) -> None:
     fig.supxlabel(f"Not plotted ({len(missing)} missing input(s)): {shown}", fontsize=6, color="0.3")
 
 
+def _finish(fig: Figure, missing: Sequence[str | Path]) -> Figure:
+    """The drawn figure, with the footnote naming the inputs it was missing (if any)."""
+    _note_missing(fig, missing)
+    return fig
+
+
+#: The PNGs' resolution (dots per inch) unless the caller asks for another.
+PNG_DPI = 200
+
+
 def _save(fig: Figure, out_pdf: str | PathLike[str], out_png: str | PathLike[str], dpi: int) -> None:
     """Write the PDF and PNG atomically (temporary sibling, then rename); deterministic metadata."""
     with matplotlib.rc_context(_RC):
@@ -142,11 +152,3 @@ def _save(fig: Figure, out_pdf: str | PathLike[str], out_png: str | PathLike[str
             fig.savefig(tmp, format="pdf", metadata={"CreationDate": None, "Creator": "babyteach"})
         with atomic_path(out_png) as tmp:
             fig.savefig(tmp, format="png", dpi=dpi, metadata={"Software": "babyteach"})
-
-
-def _finish(
-    fig: Figure, missing: Sequence[str | Path], out_pdf: str | PathLike[str], out_png: str | PathLike[str], dpi: int
-) -> Figure:
-    _note_missing(fig, missing)
-    _save(fig, out_pdf, out_png, dpi)
-    return fig

@@ -154,9 +154,7 @@ def collapse_text(collapses: Mapping[int, Collapse | None]) -> str:
     return "\n".join(lines)
 
 
-def figure3(
-    peer_weights: Paths, out_pdf: str | PathLike[str], out_png: str | PathLike[str], *, dpi: int = 200
-) -> Figure:
+def figure3(peer_weights: Paths) -> Figure:
     """Figure 3: the learned peer weights ω over optimiser steps, one panel per run configuration.
 
     peer_weights: ``<corpus>/train/{dwml,kd_dwml}/peers-<p>/alpha-<a>/seed-<s>/peer_weights.csv`` (row 0 holds
@@ -188,7 +186,7 @@ def figure3(
             ax.set_ylabel("peer weight ω")
             ax.legend(loc="best")
         fig.suptitle("Figure 3: peer weights ω during training")
-    return _finish(fig, missing, out_pdf, out_png, dpi)
+    return _finish(fig, missing)
 
 
 # --- figure 4: GPU utilisation -------------------------------------------------------------------
@@ -281,15 +279,7 @@ def _wrap(text: str, width: int = 48) -> str:
     return "\n".join(textwrap.fill(part, width) for part in text.split("\n"))
 
 
-def figure4(
-    gpu: Paths,
-    out_pdf: str | PathLike[str],
-    out_png: str | PathLike[str],
-    *,
-    summaries: Paths = (),
-    metric: str = "util_pct",
-    dpi: int = 200,
-) -> Figure:
+def figure4(gpu: Paths, *, summaries: Paths = (), metric: str = "util_pct") -> Figure:
     """Figure 4: GPU utilisation (or ``metric``: ``mem_used_mib``, ``power_w``) over time, one panel per method.
 
     gpu: ``<corpus>/train/<run>/gpu.csv`` of every run to show; summaries (optional): the same runs'
@@ -348,7 +338,7 @@ def figure4(
             ax.set_ylabel(GPU_METRICS[metric])
             ax.legend(loc="best")
         fig.suptitle(f"Figure 4: {GPU_METRICS[metric].split(' (')[0]} during training")
-    return _finish(fig, missing, out_pdf, out_png, dpi)
+    return _finish(fig, missing)
 
 
 # --- training-loss curves ------------------------------------------------------------------------
@@ -497,16 +487,7 @@ def loss_curves(
     return dict(sorted(out.items(), key=lambda kv: _group_order(kv[0]))), [str(m) for m in missing]
 
 
-def training_loss(
-    metrics: Paths,
-    out_pdf: str | PathLike[str],
-    out_png: str | PathLike[str],
-    *,
-    summaries: Paths = (),
-    x: str = "step",
-    smooth: int = 1,
-    dpi: int = 200,
-) -> Figure:
+def training_loss(metrics: Paths, *, summaries: Paths = (), x: str = "step", smooth: int = 1) -> Figure:
     """Training and dev loss curves per method: one panel per run configuration, two series per student.
 
     metrics: ``<corpus>/train/<run>/metrics.jsonl``: each student's training objective at every logged
@@ -614,4 +595,4 @@ def training_loss(
             "Training and dev loss per method (lines: each method's own training objective; "
             "open markers: dev masked-LM loss)"
         )
-    return _finish(fig, missing, out_pdf, out_png, dpi)
+    return _finish(fig, missing)

@@ -1,8 +1,11 @@
 """The paper's figures, drawn with matplotlib from the workflow's per-run result files.
 
 Every figure function takes the **explicit lists of result paths** a Snakemake rule passes
-(nothing here globs the results folder), writes one PDF and one PNG atomically, and returns the
-:class:`matplotlib.figure.Figure` so that tests can read back what was drawn. A thin script::
+(nothing here globs the results folder) and its options, and returns the drawn
+:class:`matplotlib.figure.Figure` (so that tests can read back what was drawn); :func:`write_figure`,
+the one entry a rule script calls, checks the inputs and options of a figure of :data:`FIGURES`,
+draws it and writes one PDF and one PNG atomically, the PNG at option ``dpi`` (default
+:data:`~babyteach.report.figure_style.PNG_DPI`, for every figure). A thin script::
 
     from babyteach.report.figures import write_figure
     write_figure("figure3", dict(snakemake.input.items()), snakemake.output.pdf, snakemake.output.png,
@@ -84,6 +87,7 @@ from babyteach.report.figure_ablations import (
     figure2c,
     figure_size,
 )
+from babyteach.report.figure_style import PNG_DPI, _save
 from babyteach.report.figure_training import figure3, figure4, training_loss
 
 __all__ = ["FIGURES", "FigureSpec", "write_figure"]
@@ -98,18 +102,23 @@ _SUMMARIES_W = "<corpus>/train/dwml/peers-<P>/alpha-<α>/seed-<s>/train_summary.
 _EVAL_W = "<corpus>/eval/dwml/peers-<P>/alpha-<α>/seed-<s>/peer-<i>/<family>.json of those runs"
 _BENCH = "benchmark: blimp (default), supplement, ewok or glue; other files are ignored"
 _AGG = "peer_aggregate: mean | best | both (default) — a run's peers as their mean score and/or the best one"
-_DPI = "dpi: PNG resolution (default 200)"
 
 
 @dataclass(frozen=True)
 class FigureSpec:
-    """One figure: its function, its inputs (name → path pattern), which may be omitted, its options."""
+    """One figure: its function, its inputs (name → path pattern), its options (besides ``dpi``, which
+    every figure takes) and what it draws."""
 
     function: Callable[..., Figure]
     inputs: Mapping[str, str]
-    optional: tuple[str, ...]
     options: tuple[str, ...]
     description: str
+
+    @property
+    def optional(self) -> tuple[str, ...]:
+        """The inputs that may be omitted: those the function gives a default."""
+        parameters = inspect.signature(self.function).parameters
+        return tuple(k for k in self.inputs if parameters[k].default is not inspect.Parameter.empty)
 
 
 #: Every figure by name: what it draws, its inputs (keyword → path pattern) and options.
@@ -123,36 +132,31 @@ FIGURES: dict[str, FigureSpec] = {
             "weight_evals": _EVAL_W,
             "reference": _REFERENCE,
         },
-        ("reference",),
-        (_BENCH, _AGG, _DPI),
+        (_BENCH, _AGG),
         "Figure 2 (a) accuracy vs number of peers, (b) vs α, (c) learned ω vs accuracy with Pearson R",
     ),
     "figure2a": FigureSpec(
         figure2a,
         {"evals": _EVAL_PEERS, "reference": _REFERENCE},
-        ("reference",),
-        (_BENCH, _AGG, _DPI),
+        (_BENCH, _AGG),
         "Figure 2 (a): accuracy vs number of peers",
     ),
     "figure2b": FigureSpec(
         figure2b,
         {"evals": _EVAL_ALPHA, "reference": _REFERENCE},
-        ("reference",),
-        (_BENCH, _AGG, _DPI),
+        (_BENCH, _AGG),
         "Figure 2 (b): accuracy vs α at the largest peer count",
     ),
     "figure2c": FigureSpec(
         figure2c,
         {"summaries": _SUMMARIES_W, "evals": _EVAL_W},
-        (),
-        (_BENCH, _DPI),
+        (_BENCH,),
         "Figure 2 (c): each peer's final learned ω vs its accuracy, Pearson R",
     ),
     "figure3": FigureSpec(
         figure3,
         {"peer_weights": "<corpus>/train/{dwml,kd_dwml}/peers-<p>/alpha-<a>/seed-<s>/peer_weights.csv"},
         (),
-        (_DPI,),
         "Figure 3: ω trajectories during DWML/KD_DWML training, one panel per configuration",
     ),
     "figure4": FigureSpec(
@@ -161,15 +165,13 @@ FIGURES: dict[str, FigureSpec] = {
             "gpu": "<corpus>/train/<run>/gpu.csv of every run shown",
             "summaries": "optional: the same runs' train_summary.json (why no GPU was recorded)",
         },
-        ("summaries",),
-        ("metric: util_pct (default), mem_used_mib or power_w", _DPI),
+        ("metric: util_pct (default), mem_used_mib or power_w",),
         "Figure 4: GPU utilisation over time per method; 'no GPU recorded' panels for CPU runs",
     ),
     "figure_size": FigureSpec(
         figure_size,
         {"summaries": _SIZE_SUMMARIES, "evals": _SIZE_EVALS},
-        (),
-        (_BENCH, _DPI),
+        (_BENCH,),
         "Model-size ablation: accuracy vs parameters (log scale) for the teacher, students trained alone "
         "(baseline objective) and DWML peers",
     ),
@@ -180,8 +182,7 @@ FIGURES: dict[str, FigureSpec] = {
             "summaries": "optional: the same runs' train_summary.json (final dev loss of runs "
             "logged without dev points)",
         },
-        ("summaries",),
-        ("x: step (default) or tokens", "smooth: moving-average window in logged points (1)", _DPI),
+        ("x: step (default) or tokens", "smooth: moving-average window in logged points (1)"),
         "Training and dev loss curves per method (metrics.jsonl; dev masked-LM loss every training.eval_every "
         "steps, or the final dev loss of the summaries)",
     ),
@@ -195,12 +196,14 @@ def write_figure(
     out_png: str | PathLike[str],
     options: Mapping[str, Any] | None = None,
 ) -> Figure:
-    """Draw figure ``name`` of :data:`FIGURES` from ``inputs`` (input name → path or list of paths) into
-    ``out_pdf`` and ``out_png`` (both written atomically); ``options`` are the figure's keyword options.
+    """Draw figure ``name`` of :data:`FIGURES` from ``inputs`` (input name → path or list of paths) and
+    write it to ``out_pdf`` and ``out_png`` (both atomically); ``options`` are the figure's keyword
+    options and ``dpi``, the PNG's resolution (default :data:`~babyteach.report.figure_style.PNG_DPI`).
 
-    From a Snakemake script: ``write_figure(snakemake.params.figure, dict(snakemake.input.items()),
-    snakemake.output.pdf, snakemake.output.png, snakemake.params.get("options", {}))``.
-    InputError for an unknown figure, a missing or unknown input name, an unknown option, or no data.
+    From a Snakemake script: ``write_figure(snakemake.wildcards.figure, dict(snakemake.input.items()),
+    snakemake.output.pdf, snakemake.output.png, snakemake.params.options)``.
+    InputError for an unknown figure, a missing or unknown input name, an unknown option, or no data
+    (then nothing is written).
     """
     if name not in FIGURES:
         raise InputError(f"unknown figure {name!r}; one of {', '.join(FIGURES)}")
@@ -215,12 +218,18 @@ def write_figure(
         )
     options = dict(options or {})
     allowed = [
-        p.name
-        for p in inspect.signature(spec.function).parameters.values()
-        if p.kind is inspect.Parameter.KEYWORD_ONLY and p.name not in spec.inputs
+        *(
+            p.name
+            for p in inspect.signature(spec.function).parameters.values()
+            if p.kind is inspect.Parameter.KEYWORD_ONLY and p.name not in spec.inputs
+        ),
+        "dpi",
     ]
     bad = sorted(set(options) - set(allowed))
     if bad:
         raise InputError(f"{name}: unknown option(s) {', '.join(bad)}; options: {', '.join(allowed)}")
+    dpi = options.pop("dpi", PNG_DPI)
     paths = {k: [v] if isinstance(v, str | PathLike) else list(v) for k, v in inputs.items()}
-    return spec.function(**paths, out_pdf=out_pdf, out_png=out_png, **options)
+    fig = spec.function(**paths, **options)
+    _save(fig, out_pdf, out_png, dpi)
+    return fig

@@ -25,11 +25,10 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from babyteach.errors import InputError
-from babyteach.report.figure_style import _RC, _save, _style  # the paper figures' style and writer
+from babyteach.report.figure_style import _RC, PNG_DPI, _save, _style  # the paper figures' style and writer
 from babyteach.report.probe_summary import dev_curve
 
-#: The two unigram reference lines (summary column, line style, legend name): the dev loss a model that
-#: ignores its context reaches, and the entropy of the training tokens.
+#: The horizontal lines of a model that ignores its context: summary column, line style, legend text.
 _UNIGRAM_LINES = (
     ("unigram_dev_cross_entropy", "--", "unigram dev cross-entropy"),
     ("unigram_entropy", ":", "unigram entropy (train)"),
@@ -46,7 +45,7 @@ def probe_figure(
     curves: Mapping[str, pd.DataFrame],
     out_pdf: str | PathLike[str],
     out_png: str | PathLike[str],
-    dpi: int = 200,
+    dpi: int = PNG_DPI,
 ) -> Figure:
     """Draw dev loss against tokens per setting of ``summary`` (its rows: :mod:`babyteach.report.probe_summary`)
     with ``curves[setting]`` (:func:`dev_curve`), and the unigram lines; write PDF and PNG atomically."""
