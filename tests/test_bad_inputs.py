@@ -28,7 +28,7 @@ from transformers import AutoTokenizer
 from babyteach.cli import main
 from babyteach.data.clean import clean_corpus
 from babyteach.data.corpora import BABYLM_DOMAINS, SPLITS
-from babyteach.data.fetch import BLIMP_UIDS, SUPPLEMENT_TASKS
+from babyteach.data.registry import BLIMP_UIDS, SUPPLEMENT_TASKS
 from babyteach.data.shards import PackedBlocks, write_shards
 from babyteach.data.tokenizer import train_tokenizer
 from babyteach.errors import InputError

@@ -20,14 +20,13 @@ import pytest
 
 from babyteach.data.acquire import fetch_dataset
 from babyteach.data.corpora import BABYLM_DOMAINS, SPLITS
-from babyteach.data.fetch import (
+from babyteach.data.fetch import Osf, fetch
+from babyteach.data.registry import (
     DATASETS,
     MIRROR_ENV,
     Dataset,
     FileSpec,
-    Osf,
     Source,
-    fetch,
     mirror_from,
     open_ewok_zip,
 )
@@ -554,9 +553,9 @@ def test_a_corpus_with_invalid_utf8_is_fetched_when_the_config_replaces_it(data_
 def test_an_ewok_zip_that_does_not_open_with_the_password_stops_the_fetch(
     data_mirror: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import babyteach.data.fetch as fetch_module
+    import babyteach.data.registry as registry_module
 
-    monkeypatch.setattr(fetch_module, "EWOK_ZIP_PASSWORD", "not-the-password")
+    monkeypatch.setattr(registry_module, "EWOK_ZIP_PASSWORD", "not-the-password")
     with pytest.raises(InputError, match=r"ewok_fast.zip: cannot decrypt .*\n.*wrote nothing") as error:
         fetch_dataset("ewok-fast", tmp_path / "ewok", data_mirror)
     assert str(data_mirror / "ewok" / "ewok_fast.zip") in str(error.value)

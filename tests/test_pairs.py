@@ -16,9 +16,9 @@ import torch
 from torch.utils._python_dispatch import TorchDispatchMode
 from transformers import AutoTokenizer
 
-from babyteach.data import fetch as fetch_module
+from babyteach.data import registry as registry_module
 from babyteach.data.acquire import fetch_dataset
-from babyteach.data.fetch import BLIMP_UIDS, SUPPLEMENT_TASKS
+from babyteach.data.registry import BLIMP_UIDS, SUPPLEMENT_TASKS
 from babyteach.data.tokenizer import train_tokenizer
 from babyteach.errors import InputError
 from babyteach.evaluate.families import EWOK_DOMAINS
@@ -521,7 +521,7 @@ def test_wrong_ewok_password_is_an_input_error_and_writes_nothing(
     data_mirror: Path, tmp_path: Path, model_dir: Path, monkeypatch
 ):
     fetch_dataset("ewok-fast", tmp_path / "ewok-fast", mirror=data_mirror)
-    monkeypatch.setattr(fetch_module, "EWOK_ZIP_PASSWORD", "not-the-password")
+    monkeypatch.setattr(registry_module, "EWOK_ZIP_PASSWORD", "not-the-password")
     out = tmp_path / "ewok.json"
     with pytest.raises(InputError, match=r"ewok_fast\.zip: cannot decrypt .*re-fetch dataset 'ewok-fast'"):
         evaluate_pairs(model_dir, "ewok-fast", tmp_path / "ewok-fast", out, max_per_task=1)

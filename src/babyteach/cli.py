@@ -140,7 +140,7 @@ def main(argv: list[str] | None = None) -> int:
     with job_logging(None, f"babyteach {args.command}", {InputError: 2, OSError: 2}) as outcome:
         if args.command == "fetch":
             from babyteach.data.acquire import fetch_dataset
-            from babyteach.data.fetch import mirror_from
+            from babyteach.data.registry import mirror_from
 
             fetch_dataset(
                 args.dataset, args.dest, mirror_from(args.mirror), retries=args.retries, timeout_s=args.timeout_s

@@ -19,7 +19,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from babyteach.data.fetch import DATASETS, GLUE_DATASET, fetch
+from babyteach.data.fetch import fetch
+from babyteach.data.registry import DATASETS, GLUE_DATASET
 from babyteach.errors import InputError
 from babyteach.evaluate.families import FAMILIES
 

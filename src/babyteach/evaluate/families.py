@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from babyteach.data.fetch import BLIMP_UIDS, SUPPLEMENT_TASKS
+from babyteach.data.registry import BLIMP_UIDS, SUPPLEMENT_TASKS
 
 #: The eleven EWoK domains (file stems in ewok_filtered / ewok_fast).
 EWOK_DOMAINS: tuple[str, ...] = (

@@ -49,7 +49,7 @@ from pathlib import Path, PurePosixPath
 import numpy as np
 import torch
 
-from babyteach.data.fetch import open_ewok_zip
+from babyteach.data.registry import open_ewok_zip
 from babyteach.errors import InputError
 from babyteach.evaluate.families import FAMILIES, Family
 from babyteach.evaluate.folders import load_checked_tokenizer, load_pretrained
