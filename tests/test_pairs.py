@@ -22,18 +22,16 @@ from babyteach.data.registry import BLIMP_UIDS, SUPPLEMENT_TASKS
 from babyteach.data.tokenizer import train_tokenizer
 from babyteach.errors import InputError
 from babyteach.evaluate.families import EWOK_DOMAINS
-from babyteach.evaluate.pairs import (
-    RESULTS_VERSION,
-    aggregate,
+from babyteach.evaluate.pairs import aggregate, load_pairs
+from babyteach.evaluate.scoring import (
     copy_lengths,
-    evaluate_pairs,
     load_model_and_tokenizer,
-    load_pairs,
     plan_batches,
     precision,
     score_sentences,
     score_variants,
 )
+from babyteach.evaluate.zero_shot import RESULTS_VERSION, evaluate_pairs
 from babyteach.models import Architecture, build_model
 
 TRAIN_TEXT = [
@@ -456,7 +454,7 @@ def test_result_json_fields(model_dir: Path, tmp_path: Path, caplog):
         {"sentence_good": "the cat saw a dog.", "sentence_bad": "the cat saw a dog.", "linguistics_term": "term_0"}
     )
     data = write_blimp_like(tmp_path / "data", {"passive_1": [same]})
-    with caplog.at_level(logging.WARNING, logger="babyteach.evaluate.pairs"):
+    with caplog.at_level(logging.WARNING, logger="babyteach.evaluate.zero_shot"):
         # 512: the key's old default, when it counted masked copies; now tokens, with a warning
         result = evaluate_pairs(model_dir, "blimp-fast", data, tmp_path / "r.json", max_per_task=1, batch_tokens=512)
     assert "counts tokens, not masked copies" in caplog.text

@@ -165,7 +165,7 @@ def main(argv: list[str] | None = None) -> int:
 
             write_shards(args.clean_dir, args.tokenizer_dir, args.out_dir, batch_lines=args.batch_lines)
         elif args.command == "evaluate-pairs":
-            from babyteach.evaluate.pairs import evaluate_pairs
+            from babyteach.evaluate.zero_shot import evaluate_pairs
 
             result = evaluate_pairs(
                 args.model_dir,

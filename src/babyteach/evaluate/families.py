@@ -1,6 +1,6 @@
 """The minimal-pair benchmark families (BLiMP, BLiMP supplement, EWoK), described as data.
 
-Kept apart from :mod:`babyteach.evaluate.pairs` (which imports torch) so that the workflow
+Kept apart from :mod:`babyteach.evaluate.scoring` (which imports torch) so that the workflow
 can name the families in its wildcard constraints without paying for that import.
 """
 
