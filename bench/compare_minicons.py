@@ -2,7 +2,7 @@
 
 Two checks, on the same saved model:
 
-- **Strict variants** (``docs/METHODS.md``, "Evaluation: zero-shot minimal pairs"): ``babyteach.evaluate.pairs.score_sentences``
+- **Strict variants** (``docs/METHODS.md``, "Evaluation: zero-shot minimal pairs"): ``babyteach.evaluate.scoring.score_sentences``
   gives the summed pseudo-log-likelihood minicons' ``sequence_score`` gives, for plain PLL (minicons
   ``PLL_metric="original"``) and PLL-word-l2r (``"within_word_l2r"``, Kauf & Ivanova 2023), on
   blimp-fast pairs spread over all UIDs (both sentences) plus a few sentences with punctuation,
@@ -55,7 +55,8 @@ import transformers
 from transformers.utils import logging as hf_logging
 
 from babyteach.data.acquire import fetch_dataset
-from babyteach.evaluate.pairs import Pair, load_model_and_tokenizer, load_pairs, score_sentences
+from babyteach.evaluate.pairs import Pair, load_pairs
+from babyteach.evaluate.scoring import load_model_and_tokenizer, score_sentences
 from babyteach.evaluate.variants import OFFICIAL, VARIANT_SPECS, VARIANTS
 from babyteach.models import Architecture
 

@@ -54,7 +54,9 @@ from babyteach.data.acquire import fetch_dataset
 from babyteach.data.clean import clean_corpus
 from babyteach.data.shards import write_shards
 from babyteach.data.tokenizer import train_tokenizer
-from babyteach.evaluate.pairs import DEFAULT_BATCH_TOKENS, evaluate_pairs, load_pairs, plan_batches
+from babyteach.evaluate.pairs import load_pairs
+from babyteach.evaluate.scoring import DEFAULT_BATCH_TOKENS, plan_batches
+from babyteach.evaluate.zero_shot import evaluate_pairs
 from babyteach.models import Architecture, flops_per_token
 from babyteach.train import TrainConfig, train
 

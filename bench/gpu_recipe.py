@@ -269,7 +269,7 @@ def run_recipes(
     ``recipe_summary.csv``, ``recipe_curves.png`` and ``runs/<setting>.metrics.jsonl``.
     """
     from babyteach.data.shards import PackedBlocks
-    from babyteach.evaluate.pairs import evaluate_pairs
+    from babyteach.evaluate.zero_shot import evaluate_pairs
 
     say = say or functools.partial(print, flush=True)  # flushed: the curves show while a device script runs
     started = time.monotonic()

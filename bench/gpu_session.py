@@ -41,7 +41,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import gpu_check  # noqa: E402
 import gpu_recipe  # noqa: E402
 from babyteach.data.shards import PackedBlocks  # noqa: E402
-from babyteach.evaluate.pairs import evaluate_pairs  # noqa: E402
+from babyteach.evaluate.zero_shot import evaluate_pairs  # noqa: E402
 from babyteach.models import Architecture  # noqa: E402
 from babyteach.train import TrainConfig, plan_steps, train  # noqa: E402
 

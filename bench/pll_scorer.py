@@ -1,6 +1,6 @@
 """Benchmark: BLiMP pairs/s of our batched PLL scorer vs a straightforward per-sentence PLL.
 
-Ours is ``babyteach.evaluate.pairs.score_sentences`` as ``evaluate_pairs`` calls it (every
+Ours is ``babyteach.evaluate.scoring.score_sentences`` as ``evaluate_pairs`` calls it (every
 good and bad sentence at once: masked copies of many sentences batched, encoder only, the LM
 head on the masked positions only). The reference is the textbook implementation: for each
 sentence, its masked copies (one per scored token, the same token selection and word-l2r
@@ -49,14 +49,12 @@ from transformers import AutoTokenizer
 from transformers.utils import logging as hf_logging
 
 from babyteach.data.tokenizer import train_tokenizer
-from babyteach.evaluate.pairs import (
+from babyteach.evaluate.pairs import Pair, aggregate, load_pairs
+from babyteach.evaluate.scoring import (
     DEFAULT_BATCH_TOKENS,
     DEFAULT_VARIANT,
-    Pair,
-    aggregate,
     copy_lengths,
     load_model_and_tokenizer,
-    load_pairs,
     plan_batches,
     score_sentences,
     score_variants,

@@ -44,7 +44,7 @@ def planning_mirror(tmp_path_factory, data_mirror) -> Path:
     whether the files exist, so configurations that need those corpora (config.yaml's Table 1)
     can be planned; running a job on this mirror would fail at the empty files.
     """
-    from babyteach.data.fetch import DATASETS, missing_in_mirror
+    from babyteach.data.registry import DATASETS, missing_in_mirror
 
     mirror = tmp_path_factory.mktemp("planning-mirror")
     for entry in data_mirror.iterdir():

@@ -28,13 +28,14 @@ from transformers import AutoTokenizer
 from babyteach.cli import main
 from babyteach.data.clean import clean_corpus
 from babyteach.data.corpora import BABYLM_DOMAINS, SPLITS
-from babyteach.data.fetch import BLIMP_UIDS, SUPPLEMENT_TASKS
+from babyteach.data.registry import BLIMP_UIDS, SUPPLEMENT_TASKS
 from babyteach.data.shards import PackedBlocks, write_shards
 from babyteach.data.tokenizer import train_tokenizer
 from babyteach.errors import InputError
 from babyteach.evaluate.glue import FinetuneConfig, finetune_model, load_examples
 from babyteach.evaluate.glue_tasks import TASKS
-from babyteach.evaluate.pairs import evaluate_pairs, load_pairs
+from babyteach.evaluate.pairs import load_pairs
+from babyteach.evaluate.zero_shot import evaluate_pairs
 from babyteach.models import Architecture, build_model
 from babyteach.report.runs import load_eval, load_search, load_summary, read_result_csv
 from babyteach.search import SEARCH_VERSION, students_from_search

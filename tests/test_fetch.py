@@ -8,6 +8,8 @@ import io
 import json
 import runpy
 import socket
+import subprocess
+import sys
 import tarfile
 import threading
 import zipfile
@@ -20,14 +22,13 @@ import pytest
 
 from babyteach.data.acquire import fetch_dataset
 from babyteach.data.corpora import BABYLM_DOMAINS, SPLITS
-from babyteach.data.fetch import (
+from babyteach.data.fetch import Osf, fetch
+from babyteach.data.registry import (
     DATASETS,
     MIRROR_ENV,
     Dataset,
     FileSpec,
-    Osf,
     Source,
-    fetch,
     mirror_from,
     open_ewok_zip,
 )
@@ -554,9 +555,9 @@ def test_a_corpus_with_invalid_utf8_is_fetched_when_the_config_replaces_it(data_
 def test_an_ewok_zip_that_does_not_open_with_the_password_stops_the_fetch(
     data_mirror: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import babyteach.data.fetch as fetch_module
+    import babyteach.data.registry as registry_module
 
-    monkeypatch.setattr(fetch_module, "EWOK_ZIP_PASSWORD", "not-the-password")
+    monkeypatch.setattr(registry_module, "EWOK_ZIP_PASSWORD", "not-the-password")
     with pytest.raises(InputError, match=r"ewok_fast.zip: cannot decrypt .*\n.*wrote nothing") as error:
         fetch_dataset("ewok-fast", tmp_path / "ewok", data_mirror)
     assert str(data_mirror / "ewok" / "ewok_fast.zip") in str(error.value)
@@ -584,6 +585,19 @@ def test_a_damaged_download_names_the_download_and_says_to_download_again(
     assert "'sentence_bad'" in message and f"wrote nothing to {dest}" in message
     assert "rerun the same command to download it again" in message
     assert_not_written(dest)
+
+
+def test_a_fetch_that_reads_minimal_pairs_does_not_import_torch(data_mirror: Path, tmp_path: Path) -> None:
+    """The pair reader (babyteach.evaluate.pairs) is torch-free, so a fetch job validating a minimal-pair
+    set does not pay for importing torch (seconds per job); the scoring engine is a module of its own."""
+    code = (
+        "import sys; from pathlib import Path; from babyteach.data.acquire import fetch_dataset; "
+        f"fetch_dataset('ewok-fast', Path({str(tmp_path / 'ewok')!r}), Path({str(data_mirror)!r})); "
+        "print('torch' in sys.modules)"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert result.stdout.strip() == "False"
+    assert (tmp_path / "ewok" / "MANIFEST.json").is_file()
 
 
 @pytest.mark.parametrize("name", sorted(DATASETS))

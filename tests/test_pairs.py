@@ -16,24 +16,22 @@ import torch
 from torch.utils._python_dispatch import TorchDispatchMode
 from transformers import AutoTokenizer
 
-from babyteach.data import fetch as fetch_module
+from babyteach.data import registry as registry_module
 from babyteach.data.acquire import fetch_dataset
-from babyteach.data.fetch import BLIMP_UIDS, SUPPLEMENT_TASKS
+from babyteach.data.registry import BLIMP_UIDS, SUPPLEMENT_TASKS
 from babyteach.data.tokenizer import train_tokenizer
 from babyteach.errors import InputError
 from babyteach.evaluate.families import EWOK_DOMAINS
-from babyteach.evaluate.pairs import (
-    RESULTS_VERSION,
-    aggregate,
+from babyteach.evaluate.pairs import aggregate, load_pairs
+from babyteach.evaluate.scoring import (
     copy_lengths,
-    evaluate_pairs,
     load_model_and_tokenizer,
-    load_pairs,
     plan_batches,
     precision,
     score_sentences,
     score_variants,
 )
+from babyteach.evaluate.zero_shot import RESULTS_VERSION, evaluate_pairs
 from babyteach.models import Architecture, build_model
 
 TRAIN_TEXT = [
@@ -456,7 +454,7 @@ def test_result_json_fields(model_dir: Path, tmp_path: Path, caplog):
         {"sentence_good": "the cat saw a dog.", "sentence_bad": "the cat saw a dog.", "linguistics_term": "term_0"}
     )
     data = write_blimp_like(tmp_path / "data", {"passive_1": [same]})
-    with caplog.at_level(logging.WARNING, logger="babyteach.evaluate.pairs"):
+    with caplog.at_level(logging.WARNING, logger="babyteach.evaluate.zero_shot"):
         # 512: the key's old default, when it counted masked copies; now tokens, with a warning
         result = evaluate_pairs(model_dir, "blimp-fast", data, tmp_path / "r.json", max_per_task=1, batch_tokens=512)
     assert "counts tokens, not masked copies" in caplog.text
@@ -521,7 +519,7 @@ def test_wrong_ewok_password_is_an_input_error_and_writes_nothing(
     data_mirror: Path, tmp_path: Path, model_dir: Path, monkeypatch
 ):
     fetch_dataset("ewok-fast", tmp_path / "ewok-fast", mirror=data_mirror)
-    monkeypatch.setattr(fetch_module, "EWOK_ZIP_PASSWORD", "not-the-password")
+    monkeypatch.setattr(registry_module, "EWOK_ZIP_PASSWORD", "not-the-password")
     out = tmp_path / "ewok.json"
     with pytest.raises(InputError, match=r"ewok_fast\.zip: cannot decrypt .*re-fetch dataset 'ewok-fast'"):
         evaluate_pairs(model_dir, "ewok-fast", tmp_path / "ewok-fast", out, max_per_task=1)

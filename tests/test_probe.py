@@ -12,7 +12,7 @@ import yaml
 
 from babyteach.data.unigram import UnigramBaseline, unigram_baseline
 from babyteach.errors import InputError
-from babyteach.evaluate.pairs import RESULTS_VERSION
+from babyteach.evaluate.zero_shot import RESULTS_VERSION
 from babyteach.probe import probe_runs, setting_name
 from babyteach.report.probe_figure import probe_figure
 from babyteach.report.probe_summary import probe_summary

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from babyteach.data.fetch import DATASETS, MIRROR_ENV, unavailable_reason
+from babyteach.data.registry import DATASETS, MIRROR_ENV, unavailable_reason
 from babyteach.errors import InputError
 from babyteach.layout import checkpoint_dir, results_root
 from babyteach.report.finished import Item, finished, missing_note

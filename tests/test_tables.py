@@ -53,7 +53,7 @@ def write_zero_shot(
     groups: dict[str, float] | None = None,
     data_dir: str | None = None,
 ) -> Path:
-    """A result of babyteach.evaluate.pairs.evaluate_pairs whose pll-word-l2r macro accuracy is ``accuracy``
+    """A result of babyteach.evaluate.zero_shot.evaluate_pairs whose pll-word-l2r macro accuracy is ``accuracy``
     and official one ``accuracy + OFFICIAL_OFFSET`` (every task and group shifted alike)."""
     groups = groups or {"g1": accuracy}
 

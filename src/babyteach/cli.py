@@ -140,7 +140,7 @@ def main(argv: list[str] | None = None) -> int:
     with job_logging(None, f"babyteach {args.command}", {InputError: 2, OSError: 2}) as outcome:
         if args.command == "fetch":
             from babyteach.data.acquire import fetch_dataset
-            from babyteach.data.fetch import mirror_from
+            from babyteach.data.registry import mirror_from
 
             fetch_dataset(
                 args.dataset, args.dest, mirror_from(args.mirror), retries=args.retries, timeout_s=args.timeout_s
@@ -165,7 +165,7 @@ def main(argv: list[str] | None = None) -> int:
 
             write_shards(args.clean_dir, args.tokenizer_dir, args.out_dir, batch_lines=args.batch_lines)
         elif args.command == "evaluate-pairs":
-            from babyteach.evaluate.pairs import evaluate_pairs
+            from babyteach.evaluate.zero_shot import evaluate_pairs
 
             result = evaluate_pairs(
                 args.model_dir,

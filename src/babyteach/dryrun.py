@@ -273,12 +273,13 @@ def pair_work(
     """The masked copies the scorer runs for ``family`` in ``data_dir`` with this tokenizer under ``variants``
     (default: both scorings, as every evaluation runs them).
 
-    The scorer's own tokenization (:func:`babyteach.evaluate.pairs.copy_lengths`, on the distinct
+    The scorer's own tokenization (:func:`babyteach.evaluate.scoring.copy_lengths`, on the distinct
     (context, sentence) inputs, as ``score_variants`` dedups them): one copy per scored token and
     variant, each as long as its sentence as that variant reads it (context and specials included).
     """
     from babyteach.data.tokenizer import BOS, EOS, PAD
-    from babyteach.evaluate.pairs import copy_lengths, load_pairs
+    from babyteach.evaluate.pairs import load_pairs
+    from babyteach.evaluate.scoring import copy_lengths
 
     if not Path(data_dir).is_dir():
         raise NotPrepared(f"{data_dir} not found: fetch dataset {family!r} in the working directory")

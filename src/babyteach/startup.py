@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from babyteach.data.corpora import TRACKS, CorpusId
-from babyteach.data.fetch import DATASETS, MIRROR_ENV, unavailable_reason
+from babyteach.data.registry import DATASETS, MIRROR_ENV, unavailable_reason
 from babyteach.errors import InputError
 from babyteach.evaluate.families import FAMILIES
 

@@ -26,7 +26,7 @@ check_config(config, SCHEMA)
 validate(config, SCHEMA)
 
 from babyteach.data.corpora import TRACK_WORDS, TRACKS, CorpusId  # noqa: E402
-from babyteach.data.fetch import DATASETS, mirror_from  # noqa: E402
+from babyteach.data.registry import DATASETS, mirror_from  # noqa: E402
 from babyteach.errors import InputError  # noqa: E402
 from babyteach.evaluate.families import FAMILIES  # noqa: E402
 from babyteach.evaluate.glue import FinetuneConfig  # noqa: E402

@@ -2,7 +2,7 @@
 
 
 rule fetch_data:
-    """Fetch one dataset of the registry (src/babyteach/data/fetch.py), verified by sha256 and read as the workflow reads it."""
+    """Fetch one dataset of the registry (src/babyteach/data/registry.py), verified by sha256 and read as the workflow reads it."""
     input:
         fetchable,
     output:

@@ -6,7 +6,7 @@ from pathlib import Path
 from babyteach.logs import rule_logging
 
 with rule_logging(snakemake):  # noqa: F821 (injected by Snakemake)
-    from babyteach.evaluate.pairs import evaluate_pairs
+    from babyteach.evaluate.zero_shot import evaluate_pairs
 
     evaluate_pairs(
         Path(snakemake.input.run) / snakemake.wildcards.model,  # noqa: F821

@@ -7,7 +7,8 @@ that is not UTF-8) stops the fetch naming the file and line, instead of the eval
 Each kind of dataset is read with the parser of the code that reads it later (one place per fact):
 
 * minimal-pair families (BLiMP, supplement, EWoK): :func:`babyteach.evaluate.pairs.load_pairs`,
-  every line of every task, EWoK zips opened with their password and read in memory only;
+  every line of every task, EWoK zips opened with their password and read in memory only (the
+  pair reader is torch-free: a fetch job does not load the scoring engine);
 * ``glue-filtered``: :func:`babyteach.evaluate.glue.load_examples` on every ``<task>.<split>.jsonl``
   of a known task (fields and label range included);
 * BabyLM corpora: :func:`babyteach.data.clean.read_text` on every ``<domain>.<split>`` file (UTF-8
@@ -19,7 +20,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from babyteach.data.fetch import DATASETS, GLUE_DATASET, fetch
+from babyteach.data.fetch import fetch
+from babyteach.data.registry import DATASETS, GLUE_DATASET
 from babyteach.errors import InputError
 from babyteach.evaluate.families import FAMILIES
 
@@ -32,7 +34,7 @@ def validate_dataset(name: str, folder: Path, on_decode_error: str | None = None
     """
     folder = Path(folder)
     if name in FAMILIES:
-        from babyteach.evaluate.pairs import load_pairs  # torch: imported only where a fetch validates
+        from babyteach.evaluate.pairs import load_pairs
 
         load_pairs(name, folder)
     elif name == GLUE_DATASET:

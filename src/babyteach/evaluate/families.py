@@ -1,6 +1,6 @@
 """The minimal-pair benchmark families (BLiMP, BLiMP supplement, EWoK), described as data.
 
-Kept apart from :mod:`babyteach.evaluate.pairs` (which imports torch) so that the workflow
+Kept apart from :mod:`babyteach.evaluate.scoring` (which imports torch) so that the workflow
 can name the families in its wildcard constraints without paying for that import.
 """
 
@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from babyteach.data.fetch import BLIMP_UIDS, SUPPLEMENT_TASKS
+from babyteach.data.registry import BLIMP_UIDS, SUPPLEMENT_TASKS
 
 #: The eleven EWoK domains (file stems in ewok_filtered / ewok_fast).
 EWOK_DOMAINS: tuple[str, ...] = (

@@ -3,7 +3,7 @@
 A variant says how a minimal pair is scored: which text the model reads, which of its tokens
 are masked and scored, how the per-token log-probabilities are reduced to one score, and
 whether a tie counts as correct. Every result of
-:func:`babyteach.evaluate.pairs.evaluate_pairs` carries :data:`RESULT_VARIANTS`:
+:func:`babyteach.evaluate.zero_shot.evaluate_pairs` carries :data:`RESULT_VARIANTS`:
 
 ``pll-word-l2r`` (:data:`STRICT`, this project's metric)
     ``[prefix + " "] + sentence`` between ``<s>``/``</s>``; every token of the sentence is
@@ -49,13 +49,19 @@ whether a tie counts as correct. Every result of
 ``pll``
     As ``pll-word-l2r`` but masking one token at a time (Salazar et al. 2020); not in the results
     by default (``babyteach evaluate-pairs --variants pll``).
+
+A list of variant names is checked in one place, :func:`select_variants`, which both the scoring
+engine (:mod:`babyteach.evaluate.scoring`) and the aggregation (:mod:`babyteach.evaluate.pairs`) call.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 import numpy as np
+
+from babyteach.errors import InputError
 
 
 @dataclass(frozen=True)
@@ -111,3 +117,16 @@ def describe(name: str) -> str:
     """How a caption names variant ``name`` (the name itself if unknown)."""
     spec = VARIANT_SPECS.get(name)
     return spec.description if spec else name
+
+
+def select_variants(variants: Iterable[str]) -> list[Variant]:
+    """The :class:`Variant` of each name, in order; InputError for an unknown, repeated or empty list."""
+    variants = list(variants)
+    unknown = [v for v in variants if v not in VARIANT_SPECS]
+    if unknown or not variants or len(set(variants)) != len(variants):
+        raise InputError(
+            f"unknown scoring variant {unknown[0]!r}; valid: {', '.join(VARIANTS)}"
+            if unknown
+            else f"scoring variants must be distinct and at least one, got {variants}"
+        )
+    return [VARIANT_SPECS[v] for v in variants]

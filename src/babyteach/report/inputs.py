@@ -25,7 +25,7 @@ from typing import Any
 
 from babyteach import layout
 from babyteach.data.corpora import CorpusId
-from babyteach.data.fetch import GLUE_DATASET
+from babyteach.data.registry import GLUE_DATASET
 from babyteach.evaluate.families import FAMILIES
 from babyteach.report.finished import Item
 

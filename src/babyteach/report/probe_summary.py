@@ -1,7 +1,7 @@
 """The recipe probe's summary table: one row per setting, against the corpus's unigram baseline.
 
 Built from the probe's run folders (``metrics.jsonl``, ``train_summary.json``), its zero-shot
-results (:func:`babyteach.evaluate.pairs.evaluate_pairs`) and the token shards; the rule
+results (:func:`babyteach.evaluate.zero_shot.evaluate_pairs`) and the token shards; the rule
 ``probe_summary`` writes it to ``results/probe/summary.csv``::
 
     from babyteach.report.probe_summary import write_probe_summary

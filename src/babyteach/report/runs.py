@@ -250,7 +250,7 @@ def _load_versioned(path: str | PathLike[str], key: str, versions: tuple[int, ..
 
 
 def load_zero_shot(path: str | PathLike[str]) -> dict[str, Any]:
-    """A zero-shot result (:func:`babyteach.evaluate.pairs.evaluate_pairs`), validated."""
+    """A zero-shot result (:func:`babyteach.evaluate.zero_shot.evaluate_pairs`), validated."""
     path = Path(path)
     data = load_json(path)
     _need(
