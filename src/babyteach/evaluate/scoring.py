@@ -43,6 +43,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from babyteach.config_schema import schema_default
 from babyteach.errors import InputError
 from babyteach.evaluate.folders import load_checked_tokenizer, load_pretrained
 from babyteach.evaluate.variants import RESULT_VARIANTS, STRICT, Variant, select_variants
@@ -52,9 +53,10 @@ log = logging.getLogger(__name__)
 #: The variant :func:`score_sentences` computes unless told otherwise.
 DEFAULT_VARIANT = STRICT
 
-#: Tokens per encoder forward pass (masked copies × their length): ~5,000 BLiMP copies, enough
-#: to keep a data-centre GPU busy; scoring needs no activations kept, so memory stays small.
-DEFAULT_BATCH_TOKENS = 65536
+#: Tokens per encoder forward pass (masked copies × their length): the schema's
+#: ``evaluation.batch_size`` (65,536: ~5,000 BLiMP copies, enough to keep a data-centre GPU busy;
+#: scoring needs no activations kept, so memory stays small).
+DEFAULT_BATCH_TOKENS: int = schema_default("evaluation", "batch_size")
 
 #: Most copies whose ``(copies, vocab)`` logits exist at once: bounds the LM head's memory
 #: (2,048 × 50,265 fp32 logits = 0.4 GB) whatever the token budget and sentence length.
