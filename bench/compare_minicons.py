@@ -54,7 +54,7 @@ import torch
 import transformers
 from transformers.utils import logging as hf_logging
 
-from babyteach.data.acquire import fetch_dataset
+from babyteach.acquire import fetch_dataset
 from babyteach.evaluate.pairs import Pair, load_pairs
 from babyteach.evaluate.scoring import load_model_and_tokenizer, score_sentences
 from babyteach.evaluate.variants import OFFICIAL, VARIANT_SPECS, VARIANTS

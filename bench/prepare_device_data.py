@@ -36,7 +36,7 @@ from pathlib import Path
 
 import yaml
 
-from babyteach.data.acquire import fetch_dataset
+from babyteach.acquire import fetch_dataset
 from babyteach.data.clean import clean_corpus
 from babyteach.data.shards import write_shards
 from babyteach.data.tokenizer import train_tokenizer

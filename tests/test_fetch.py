@@ -20,7 +20,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from babyteach.data.acquire import fetch_dataset
+from babyteach.acquire import fetch_dataset
 from babyteach.data.corpora import BABYLM_DOMAINS, SPLITS
 from babyteach.data.fetch import Osf, fetch
 from babyteach.data.registry import (
@@ -569,7 +569,7 @@ def test_a_damaged_download_names_the_download_and_says_to_download_again(
 ) -> None:
     from dataclasses import replace
 
-    from babyteach.data.acquire import validate_dataset
+    from babyteach.acquire import validate_dataset
 
     tasks = ("hypernym", "qa_congruence_easy", "qa_congruence_tricky", "subject_aux_inversion", "turn_taking")
     good = json.dumps({"sentence_good": "A good one.", "sentence_bad": "A bad one."}).encode()
@@ -591,7 +591,7 @@ def test_a_fetch_that_reads_minimal_pairs_does_not_import_torch(data_mirror: Pat
     """The pair reader (babyteach.evaluate.pairs) is torch-free, so a fetch job validating a minimal-pair
     set does not pay for importing torch (seconds per job); the scoring engine is a module of its own."""
     code = (
-        "import sys; from pathlib import Path; from babyteach.data.acquire import fetch_dataset; "
+        "import sys; from pathlib import Path; from babyteach.acquire import fetch_dataset; "
         f"fetch_dataset('ewok-fast', Path({str(tmp_path / 'ewok')!r}), Path({str(data_mirror)!r})); "
         "print('torch' in sys.modules)"
     )
@@ -604,7 +604,7 @@ def test_a_fetch_that_reads_minimal_pairs_does_not_import_torch(data_mirror: Pat
 def test_every_registry_dataset_is_read_by_its_loader_when_fetched(name: str, tmp_path: Path) -> None:
     """A dataset without a reader would be copied unread: every registry name has one (an empty
     folder is reported as a missing file by that reader, not as an unknown dataset)."""
-    from babyteach.data.acquire import validate_dataset
+    from babyteach.acquire import validate_dataset
 
     with pytest.raises(InputError):
         validate_dataset(name, tmp_path)

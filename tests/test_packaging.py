@@ -175,3 +175,20 @@ def test_import_layers_in_the_architecture_doc_are_the_code_s():
             f"docs/ARCHITECTURE.md puts {module} in layer {layers[module]}; its imports {sorted(used)} put it "
             f"in layer {expected}"
         )
+
+
+def test_the_stage_packages_do_not_import_each_other_in_a_circle():
+    # data/, evaluate/ and report/ seen whole (as a reader of the layout sees them): the graph of which
+    # package imports which has no cycle, so each stage can be read knowing only the ones below it
+    root = REPO / "src" / "babyteach"
+    packages = {path.parent.name for path in root.glob("*/__init__.py")}
+    uses: dict[str, set[str]] = {package: set() for package in packages}
+    for package in packages:
+        for path in (root / package).rglob("*.py"):
+            uses[package] |= {m.split(".")[0] for m in _package_imports(path)} & (packages - {package})
+    assert {"data", "evaluate", "report"} <= packages
+
+    def reaches(start: str, target: str, seen: frozenset[str] = frozenset()) -> bool:
+        return any(n == target or (n not in seen and reaches(n, target, seen | {n})) for n in uses[start])
+
+    assert [p for p in sorted(packages) if reaches(p, p)] == [], f"stage packages in a circle: {uses}"

@@ -16,8 +16,8 @@ import torch
 from torch.utils._python_dispatch import TorchDispatchMode
 from transformers import AutoTokenizer
 
+from babyteach.acquire import fetch_dataset
 from babyteach.data import registry as registry_module
-from babyteach.data.acquire import fetch_dataset
 from babyteach.data.registry import BLIMP_UIDS, SUPPLEMENT_TASKS
 from babyteach.data.tokenizer import train_tokenizer
 from babyteach.errors import InputError

@@ -32,7 +32,7 @@ import torch
 import yaml
 from transformers import AutoModelForMaskedLM
 
-from babyteach.data.acquire import fetch_dataset
+from babyteach.acquire import fetch_dataset
 from babyteach.data.clean import clean_corpus
 from babyteach.data.shards import write_shards
 from babyteach.data.tokenizer import train_tokenizer

@@ -139,7 +139,7 @@ def main(argv: list[str] | None = None) -> int:
     # bad input, or a path that cannot be read or written: the message without traceback, status 2
     with job_logging(None, f"babyteach {args.command}", {InputError: 2, OSError: 2}) as outcome:
         if args.command == "fetch":
-            from babyteach.data.acquire import fetch_dataset
+            from babyteach.acquire import fetch_dataset
             from babyteach.data.registry import mirror_from
 
             fetch_dataset(

@@ -5,7 +5,7 @@ A rule script is one block::
     from babyteach.logs import rule_logging
 
     with rule_logging(snakemake):  # noqa: F821 (injected by Snakemake)
-        from babyteach.data.acquire import fetch_dataset
+        from babyteach.acquire import fetch_dataset
 
         fetch_dataset(...)
 

@@ -5,7 +5,7 @@ from pathlib import Path
 from babyteach.logs import rule_logging
 
 with rule_logging(snakemake):  # noqa: F821 (injected by Snakemake)
-    from babyteach.data.acquire import fetch_dataset
+    from babyteach.acquire import fetch_dataset
 
     fetch_dataset(
         snakemake.wildcards.dataset,  # noqa: F821

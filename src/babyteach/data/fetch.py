@@ -2,14 +2,14 @@
 
 What each dataset is (its official sources, expected files and mirror folder) is data in
 :mod:`babyteach.data.registry`; this module moves and checks the bytes. :func:`fetch` (through
-:func:`babyteach.data.acquire.fetch_dataset`) turns a :class:`~babyteach.data.registry.Dataset`
+:func:`babyteach.acquire.fetch_dataset`) turns a :class:`~babyteach.data.registry.Dataset`
 into a folder with a fixed, flat layout (a BabyLM corpus becomes ``<domain>.<split>`` files
 whatever the release's archive layout), verifies every byte against the known sha256 sums (the
 registry's and the mirror's ``SHA256SUMS``), and writes ``MANIFEST.json`` (name, source, per-file
 size and sha256). Downloads are retried with backoff; ``osf://`` sources are resolved through the
 OSF API. The folder appears atomically: a failed fetch leaves nothing that looks complete.
 
-    from babyteach.data.acquire import fetch_dataset   # fetch, then read every file (validate)
+    from babyteach.acquire import fetch_dataset   # fetch, then read every file (validate)
     from babyteach.data.registry import mirror_from
     fetch_dataset("blimp-fast", Path("results/raw/blimp-fast"), mirror_from("../shared/data"))
 """
@@ -61,7 +61,7 @@ def fetch(
     osf: Osf | None = None,
     check: Callable[[Path], None] | None = None,
 ) -> None:
-    """Fetch ``dataset`` (any :class:`Dataset`, registered or not) into ``dest``; see :func:`babyteach.data.acquire.fetch_dataset`.
+    """Fetch ``dataset`` (any :class:`Dataset`, registered or not) into ``dest``; see :func:`babyteach.acquire.fetch_dataset`.
 
     ``backoff_s`` is the first wait between attempts (doubled each retry); ``osf`` the OSF
     endpoints used to resolve ``osf://`` URLs. ``check`` reads the staged folder before it is

@@ -12,7 +12,7 @@ into accuracies, a tie counted as its scoring variant says (:mod:`babyteach.eval
     pairs = load_pairs("blimp-fast", Path("results/raw/blimp-fast"))
 
 Torch-free: a fetch reads every pair with :func:`load_pairs` before the dataset's folder appears
-(:mod:`babyteach.data.acquire`) without loading the scoring engine
+(:mod:`babyteach.acquire`) without loading the scoring engine
 (:mod:`babyteach.evaluate.scoring`); :mod:`babyteach.evaluate.zero_shot` puts the two together.
 """
 

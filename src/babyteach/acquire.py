@@ -45,7 +45,7 @@ def validate_dataset(name: str, folder: Path, on_decode_error: str | None = None
         for spec in DATASETS[name].files:
             read_text(folder / spec.path, on_decode_error or "strict")
     else:
-        raise ValueError(f"dataset {name!r} has no validator; add one to babyteach.data.acquire")
+        raise ValueError(f"dataset {name!r} has no validator; add one to babyteach.acquire")
 
 
 def _validate_glue(folder: Path) -> None:
