@@ -1,8 +1,9 @@
 r"""The paper's tables, as LaTeX (``Styler.to_latex``, booktabs rules) and CSV, from result files only.
 
-Each table has one function ``tableN(<inputs>, out_tex, out_csv, **options)``; :data:`TABLES`
-lists them with the inputs each needs, and :func:`write_table` is the one entry a rule script
-calls::
+Each table has one function ``tableN(<inputs>, **options)`` that builds it and returns the
+:class:`~babyteach.report.table_model.Table`; :data:`TABLES` lists them with the inputs each needs,
+and :func:`write_table` is the one entry a rule script calls: it checks the inputs and options,
+builds the table and writes its ``.tex`` and ``.csv``::
 
     from babyteach.report.tables import write_table
     write_table("table2", {"eval": snakemake.input.eval, "search": snakemake.input.search},
@@ -80,7 +81,7 @@ from babyteach.errors import InputError
 from babyteach.report.result_tables import table1, table2, table6, table7, table8
 from babyteach.report.selection import STUDENT_METHODS, TEACHER_METHODS, _paths
 from babyteach.report.setup_tables import table3, table4, table5, table9
-from babyteach.report.table_model import PathArg, Table
+from babyteach.report.table_model import PathArg, Table, write
 
 # Re-exported: the student and teacher method lists the tables default to live in babyteach.report.selection.
 __all__ = ["STUDENT_METHODS", "TABLES", "TEACHER_METHODS", "TableInfo", "write_table"]
@@ -91,7 +92,8 @@ __all__ = ["STUDENT_METHODS", "TABLES", "TEACHER_METHODS", "TableInfo", "write_t
 
 @dataclass(frozen=True)
 class TableInfo:
-    """A table's function and the named inputs it takes (``input`` names of its Snakemake rule)."""
+    """A table's function, which builds and returns the table, the named inputs it takes (``input``
+    names of its Snakemake rule) and its options."""
 
     function: Callable[..., Table]
     inputs: Mapping[str, str]  # input name -> what it holds
@@ -151,10 +153,12 @@ TABLES: dict[str, TableInfo] = {
 def write_table(
     name: str, inputs: Mapping[str, Any], out_tex: PathArg, out_csv: PathArg, options: Mapping[str, Any] | None = None
 ) -> Table:
-    """Write table ``name`` (a key of :data:`TABLES`) from named ``inputs`` with ``options``.
+    """Build table ``name`` (a key of :data:`TABLES`) from named ``inputs`` with ``options`` and write
+    it to ``out_tex`` and ``out_csv`` (both atomically); returns the table.
 
     ``inputs`` maps the input names of :data:`TABLES` to a path or a list of paths (a Snakemake
-    ``Namedlist`` works); unknown names or options are an InputError naming the valid ones.
+    ``Namedlist`` works); unknown names or options are an InputError naming the valid ones, and so is
+    a table that cannot be built from its inputs (then nothing is written).
     """
     if name not in TABLES:
         raise InputError(f"unknown table {name!r}; valid: {', '.join(TABLES)}")
@@ -181,4 +185,4 @@ def write_table(
             args[key] = paths[0]
         else:
             args[key] = _paths(value)
-    return info.function(**args, out_tex=out_tex, out_csv=out_csv, **options)
+    return write(info.function(**args, **options), out_tex, out_csv)
