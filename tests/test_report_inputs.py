@@ -131,3 +131,10 @@ def test_figure_inputs():
         "figure_training_loss",
     ]
     assert figure_target("figure3") == "figure3"
+
+
+def test_every_planned_table_takes_the_options_the_workflow_passes():
+    from babyteach.report.tables import TABLES
+
+    for table in PLAN.tables():
+        assert set(PLAN.table_options(table)) <= set(TABLES[table].options), table

@@ -779,6 +779,12 @@ def test_write_table_checks_names(tmp_path):
         write_table("table10", {}, tmp_path / "t.tex", tmp_path / "t.csv")
     with pytest.raises(InputError, match="unknown options"):
         write_table("table5", {"corpus": []}, tmp_path / "t.tex", tmp_path / "t.csv", {"seeds": [0]})
+    # the valid options named are the builder's keyword-only parameters, its inputs left out
+    with pytest.raises(InputError, match=r"unknown options peer; valid: seeds, peers, alpha, methods$"):
+        write_table("table9", {"summaries": []}, tmp_path / "t.tex", tmp_path / "t.csv", {"peer": 2})
+    with pytest.raises(InputError, match=r"unknown options tracks; valid: none$"):
+        write_table("table3", {"search": []}, tmp_path / "t.tex", tmp_path / "t.csv", {"tracks": ["10M"]})
+    assert not (tmp_path / "t.tex").exists() and not (tmp_path / "t.csv").exists()
 
 
 def test_check_consistent_ignores_other_benchmarks(tmp_path):

@@ -5,7 +5,8 @@
 Tables: :mod:`~babyteach.report.tables` (``write_table``, ``TABLES``: the entry a rule calls) dispatches to
 the builders in :mod:`~babyteach.report.result_tables` (Tables 1, 2, 6-8) and
 :mod:`~babyteach.report.setup_tables` (Tables 3-5, 9), which choose their runs with
-:mod:`~babyteach.report.selection` and render with :mod:`~babyteach.report.table_model`.
+:mod:`~babyteach.report.selection` and build a :mod:`~babyteach.report.table_model` table; ``write_table``
+renders and writes it.
 
 Figures: :mod:`~babyteach.report.figures` (``write_figure``, ``FIGURES``) dispatches to
 :mod:`~babyteach.report.figure_ablations` (Figure 2, model size) and :mod:`~babyteach.report.figure_training`

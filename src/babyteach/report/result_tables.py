@@ -35,7 +35,7 @@ from babyteach.report.selection import (
     _seeds_caption,
     _select_runs,
 )
-from babyteach.report.table_model import Cell, Col, PathArg, Row, Table, write
+from babyteach.report.table_model import Cell, Col, PathArg, Row, Table
 
 #: The cited baselines of Table 1 (not produced here), with their source.
 PUBLISHED = Path(__file__).with_name("published.yaml")
@@ -89,8 +89,6 @@ def _glue_coverage(frame: pd.DataFrame) -> list[str] | None:
 
 def table1(
     eval: Iterable[PathArg],
-    out_tex: PathArg,
-    out_csv: PathArg,
     *,
     published: PathArg = PUBLISHED,
     tracks: Sequence[str] = ("10M", "100M"),
@@ -230,7 +228,7 @@ def table1(
         + _seeds_caption(c for r in rows if r.compare for c in r.cells.values())
     )
     table.notes = [*table.notes, *_missing_note(table)]
-    return write(table, out_tex, out_csv)
+    return table
 
 
 # --- Table 2: methods x peers -------------------------------------------------------------------
@@ -239,8 +237,6 @@ def table1(
 def table2(
     eval: Iterable[PathArg],
     search: PathArg,
-    out_tex: PathArg,
-    out_csv: PathArg,
     *,
     seeds: Sequence[int] | None = None,
     alpha: float | None = None,
@@ -305,7 +301,7 @@ def table2(
         ),
         *_missing_note(table),
     ]
-    return write(table, out_tex, out_csv)
+    return table
 
 
 # --- Tables 6/7/8: per phenomenon, per task, per domain -----------------------------------------
@@ -316,8 +312,6 @@ def _per_group(
     benchmark: str,
     what: str,
     eval: Iterable[PathArg],
-    out_tex: PathArg,
-    out_csv: PathArg,
     seeds: Sequence[int] | None,
     peers: int | None,
     alpha: float | None,
@@ -383,7 +377,7 @@ def _per_group(
         *notes,
         *_missing_note(table),
     ]
-    return write(table, out_tex, out_csv)
+    return table
 
 
 def _per_group_table(name: str, benchmark: str, level: str, what: str) -> Callable[..., Table]:
@@ -391,8 +385,6 @@ def _per_group_table(name: str, benchmark: str, level: str, what: str) -> Callab
 
     def build(
         eval: Iterable[PathArg],
-        out_tex: PathArg,
-        out_csv: PathArg,
         *,
         seeds: Sequence[int] | None = None,
         peers: int | None = None,
@@ -401,9 +393,7 @@ def _per_group_table(name: str, benchmark: str, level: str, what: str) -> Callab
         methods: Sequence[str] = STUDENT_METHODS,
         variant: str = STRICT,
     ) -> Table:
-        return _per_group(
-            name, benchmark, level, eval, out_tex, out_csv, seeds, peers, alpha, student, methods, variant
-        )
+        return _per_group(name, benchmark, level, eval, seeds, peers, alpha, student, methods, variant)
 
     build.__name__ = build.__qualname__ = name
     build.__doc__ = f"Table {name.removeprefix('table')}: {what}, per method, scored with ``variant``."

@@ -35,7 +35,7 @@ from babyteach.report.selection import (
     _seeds_caption,
     _select_runs,
 )
-from babyteach.report.table_model import MISSING, Cell, Col, PathArg, Row, Table, write
+from babyteach.report.table_model import MISSING, Cell, Col, PathArg, Row, Table
 
 # --- Table 3: pretraining hyperparameters and searched architectures ----------------------------
 
@@ -86,8 +86,6 @@ def _same_config(items: Sequence[tuple[Path, Mapping[str, Any]]], ignore: Iterab
 
 def table3(
     search: PathArg | Iterable[PathArg],
-    out_tex: PathArg,
-    out_csv: PathArg,
     *,
     summaries: Iterable[PathArg] | None = None,
 ) -> Table:
@@ -186,7 +184,7 @@ def table3(
         )
     else:
         table.notes.append("Pretraining hyperparameters: no training summaries were given.")
-    return write(table, out_tex, out_csv)
+    return table
 
 
 # --- Table 4: fine-tuning hyperparameters -------------------------------------------------------
@@ -208,7 +206,7 @@ FINETUNE_KEYS = {
 _METRIC_NAMES = {"mcc": "MCC", "f1": "F1", "accuracy": "accuracy"}
 
 
-def table4(glue: Iterable[PathArg], out_tex: PathArg, out_csv: PathArg) -> Table:
+def table4(glue: Iterable[PathArg]) -> Table:
     """Table 4: the (Super)GLUE fine-tuning hyperparameters and the metric per task, from ``glue.json`` files."""
     files = _paths(glue)
     if not files:
@@ -241,7 +239,7 @@ def table4(glue: Iterable[PathArg], out_tex: PathArg, out_csv: PathArg) -> Table
     )
     if absent - set(tasks):
         table.notes.append("Tasks without data files (not evaluated): " + ", ".join(sorted(absent - set(tasks))) + ".")
-    return write(table, out_tex, out_csv)
+    return table
 
 
 # --- Table 5: corpus contents -------------------------------------------------------------------
@@ -249,7 +247,7 @@ def table4(glue: Iterable[PathArg], out_tex: PathArg, out_csv: PathArg) -> Table
 _SPLITS = ("train", "dev", "test")
 
 
-def table5(corpus: PathArg | Iterable[PathArg], out_tex: PathArg, out_csv: PathArg) -> Table:
+def table5(corpus: PathArg | Iterable[PathArg]) -> Table:
     """Table 5: words per domain and split of each ``results/<c>/stats/corpus.csv``."""
     rows = []
     files = _paths(corpus)
@@ -272,7 +270,7 @@ def table5(corpus: PathArg | Iterable[PathArg], out_tex: PathArg, out_csv: PathA
             cells["total"] = Cell(float(values.sum()), n=1)
             rows.append(Row((name, domain), cells, name))
     columns = [Col(s, f"{s.capitalize()} words", "int", None) for s in _SPLITS] + [Col("total", "Total", "int", None)]
-    table = Table(
+    return Table(
         "table5",
         "Corpus contents: words (whitespace-separated) per domain and split after cleaning.",
         ("Corpus", "Domain"),
@@ -280,7 +278,6 @@ def table5(corpus: PathArg | Iterable[PathArg], out_tex: PathArg, out_csv: PathA
         rows,
         bold=None,
     )
-    return write(table, out_tex, out_csv)
 
 
 # --- Table 9: compute ---------------------------------------------------------------------------
@@ -288,8 +285,6 @@ def table5(corpus: PathArg | Iterable[PathArg], out_tex: PathArg, out_csv: PathA
 
 def table9(
     summaries: Iterable[PathArg],
-    out_tex: PathArg,
-    out_csv: PathArg,
     *,
     seeds: Sequence[int] | None = None,
     peers: int | None = None,
@@ -425,4 +420,4 @@ def table9(
             + " (summaries written before it was added; retrain to fill)."
         )
     table.notes += _missing_note(table)
-    return write(table, out_tex, out_csv)
+    return table

@@ -1,8 +1,10 @@
 r"""The paper's tables, as LaTeX (``Styler.to_latex``, booktabs rules) and CSV, from result files only.
 
-Each table has one function ``tableN(<inputs>, out_tex, out_csv, **options)``; :data:`TABLES`
-lists them with the inputs each needs, and :func:`write_table` is the one entry a rule script
-calls::
+Each table has one function ``tableN(<inputs>, **options)`` that builds it and returns the
+:class:`~babyteach.report.table_model.Table`; :data:`TABLES` lists them with the inputs each needs
+(its options are the function's other keyword-only parameters), and :func:`write_table` is the one
+entry a rule script calls: it checks the inputs and options, builds the table and writes its
+``.tex`` and ``.csv``::
 
     from babyteach.report.tables import write_table
     write_table("table2", {"eval": snakemake.input.eval, "search": snakemake.input.search},
@@ -72,6 +74,7 @@ peer with the highest mean over the table's benchmarks, named in the notes; or `
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -80,7 +83,7 @@ from babyteach.errors import InputError
 from babyteach.report.result_tables import table1, table2, table6, table7, table8
 from babyteach.report.selection import STUDENT_METHODS, TEACHER_METHODS, _paths
 from babyteach.report.setup_tables import table3, table4, table5, table9
-from babyteach.report.table_model import PathArg, Table
+from babyteach.report.table_model import PathArg, Table, write
 
 # Re-exported: the student and teacher method lists the tables default to live in babyteach.report.selection.
 __all__ = ["STUDENT_METHODS", "TABLES", "TEACHER_METHODS", "TableInfo", "write_table"]
@@ -91,11 +94,19 @@ __all__ = ["STUDENT_METHODS", "TABLES", "TEACHER_METHODS", "TableInfo", "write_t
 
 @dataclass(frozen=True)
 class TableInfo:
-    """A table's function and the named inputs it takes (``input`` names of its Snakemake rule)."""
+    """A table's function, which builds and returns the table, and the named inputs it takes (``input``
+    names of its Snakemake rule); its options are read from the function's signature."""
 
     function: Callable[..., Table]
     inputs: Mapping[str, str]  # input name -> what it holds
-    options: tuple[str, ...] = ()
+
+    @property
+    def options(self) -> tuple[str, ...]:
+        """The options the table takes: the function's keyword-only parameters that are not inputs."""
+        parameters = inspect.signature(self.function).parameters.values()
+        return tuple(
+            p.name for p in parameters if p.kind is inspect.Parameter.KEYWORD_ONLY and p.name not in self.inputs
+        )
 
 
 _EVAL_STUDENTS = (
@@ -103,9 +114,8 @@ _EVAL_STUDENTS = (
     "count: eval/{sd,kd}/peers-<p>/seed-<s>/peer-<i>/<family>.json, "
     "eval/{dml,kd_dwml,dwml}/peers-<p>/alpha-<a>/seed-<s>/peer-<i>/<family>.json"
 )
-_GROUP_OPTIONS = ("seeds", "peers", "alpha", "student", "methods", "variant")
 
-#: Every table: name -> function, named inputs (with what they hold), options.
+#: Every table: name -> function, named inputs (with what they hold).
 TABLES: dict[str, TableInfo] = {
     "table1": TableInfo(
         table1,
@@ -114,7 +124,6 @@ TABLES: dict[str, TableInfo] = {
             "files of every peer of results/<c>/eval/dwml/peers-<p>/alpha-<a>/seed-<s>, for each track run",
             "published": "(optional) YAML of the cited baselines; default babyteach/report/published.yaml",
         },
-        ("tracks", "benchmarks", "seeds", "peers", "alpha", "student"),
     ),
     "table2": TableInfo(
         table2,
@@ -122,7 +131,6 @@ TABLES: dict[str, TableInfo] = {
             "eval": f"zero-shot results (BLiMP, supplement, EWoK families): {_EVAL_STUDENTS}",
             "search": "results/search/peers-<p>.json",
         },
-        ("seeds", "alpha", "benchmarks", "methods", "variant"),
     ),
     "table3": TableInfo(
         table3,
@@ -134,16 +142,15 @@ TABLES: dict[str, TableInfo] = {
     ),
     "table4": TableInfo(table4, {"glue": "results/<c>/eval/<run>/<model>/glue.json (one or more)"}),
     "table5": TableInfo(table5, {"corpus": "results/<c>/stats/corpus.csv (one per corpus)"}),
-    "table6": TableInfo(table6, {"eval": f"BLiMP family results: {_EVAL_STUDENTS}"}, _GROUP_OPTIONS),
-    "table7": TableInfo(table7, {"eval": f"BLiMP supplement family results: {_EVAL_STUDENTS}"}, _GROUP_OPTIONS),
-    "table8": TableInfo(table8, {"eval": f"EWoK family results: {_EVAL_STUDENTS}"}, _GROUP_OPTIONS),
+    "table6": TableInfo(table6, {"eval": f"BLiMP family results: {_EVAL_STUDENTS}"}),
+    "table7": TableInfo(table7, {"eval": f"BLiMP supplement family results: {_EVAL_STUDENTS}"}),
+    "table8": TableInfo(table8, {"eval": f"EWoK family results: {_EVAL_STUDENTS}"}),
     "table9": TableInfo(
         table9,
         {
             "summaries": "results/<c>/train/baseline/seed-<s>/train_summary.json and the train_summary.json of "
             "every student run at one peer count, every seed"
         },
-        ("seeds", "peers", "alpha", "methods"),
     ),
 }
 
@@ -151,10 +158,12 @@ TABLES: dict[str, TableInfo] = {
 def write_table(
     name: str, inputs: Mapping[str, Any], out_tex: PathArg, out_csv: PathArg, options: Mapping[str, Any] | None = None
 ) -> Table:
-    """Write table ``name`` (a key of :data:`TABLES`) from named ``inputs`` with ``options``.
+    """Build table ``name`` (a key of :data:`TABLES`) from named ``inputs`` with ``options`` and write
+    it to ``out_tex`` and ``out_csv`` (both atomically); returns the table.
 
     ``inputs`` maps the input names of :data:`TABLES` to a path or a list of paths (a Snakemake
-    ``Namedlist`` works); unknown names or options are an InputError naming the valid ones.
+    ``Namedlist`` works); unknown names or options are an InputError naming the valid ones, and so is
+    a table that cannot be built from its inputs (then nothing is written).
     """
     if name not in TABLES:
         raise InputError(f"unknown table {name!r}; valid: {', '.join(TABLES)}")
@@ -181,4 +190,4 @@ def write_table(
             args[key] = paths[0]
         else:
             args[key] = _paths(value)
-    return info.function(**args, out_tex=out_tex, out_csv=out_csv, **options)
+    return write(info.function(**args, **options), out_tex, out_csv)
