@@ -310,7 +310,7 @@ def table2(
 def _per_group(
     name: str,
     benchmark: str,
-    what: str,
+    row_label: str,
     eval: Iterable[PathArg],
     seeds: Sequence[int] | None,
     peers: int | None,
@@ -359,14 +359,14 @@ def _per_group(
     fam = overall["family"].dropna().iloc[0]
     table = Table(
         name,
-        f"{BENCHMARKS[benchmark]} ({fam}) accuracy (%) per {what}, per method ({corpus}, {p} peers"
+        f"{BENCHMARKS[benchmark]} ({fam}) accuracy (%) per {row_label}, per method ({corpus}, {p} peers"
         + (f", alpha = {alpha:g}" if alpha else "")
         + f"; scoring {describe(variant)}"
         + "); students: "
         + ("the best peer per method" if student == "best" else student)
         + ". "
         + _seeds_caption(c for r in rows for c in r.cells.values()),
-        (what.capitalize(),),
+        (row_label.capitalize(),),
         columns,
         rows,
         bold="row",
@@ -380,8 +380,10 @@ def _per_group(
     return table
 
 
-def _per_group_table(name: str, benchmark: str, level: str, what: str) -> Callable[..., Table]:
-    """The builder of one per-group table (Tables 6-8): :func:`_per_group` with its benchmark and level."""
+def _per_group_table(name: str, benchmark: str, row_label: str, what: str) -> Callable[..., Table]:
+    """The builder of one per-group table (Tables 6-8): :func:`_per_group` with its benchmark and the
+    label of its rows (``phenomenon``: the caption's "per phenomenon" and the first column's header);
+    ``what`` is the builder's docstring."""
 
     def build(
         eval: Iterable[PathArg],
@@ -393,7 +395,7 @@ def _per_group_table(name: str, benchmark: str, level: str, what: str) -> Callab
         methods: Sequence[str] = STUDENT_METHODS,
         variant: str = STRICT,
     ) -> Table:
-        return _per_group(name, benchmark, level, eval, seeds, peers, alpha, student, methods, variant)
+        return _per_group(name, benchmark, row_label, eval, seeds, peers, alpha, student, methods, variant)
 
     build.__name__ = build.__qualname__ = name
     build.__doc__ = f"Table {name.removeprefix('table')}: {what}, per method, scored with ``variant``."
