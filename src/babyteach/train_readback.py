@@ -38,8 +38,8 @@ class Tally:
 
     The loop adds every micro-batch's losses here and reads them back only at log, evaluation
     and checkpoint steps (:meth:`read`): between those the step never waits for the device. A
-    non-finite loss is remembered with its step and raised at the next read, before any
-    checkpoint is written, so the last checkpoint stays good.
+    non-finite loss is remembered with its step and reported at the next read, which the loop
+    raises before any checkpoint is written, so the last checkpoint stays good.
     """
 
     def __init__(self, names: list[str], device: torch.device) -> None:
