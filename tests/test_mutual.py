@@ -13,7 +13,8 @@ from babyteach.errors import InputError
 from babyteach.losses import kd_loss, mutual_loss_terms
 from babyteach.methods import MLMBatch, OuterStep, StepContext, make_method
 from babyteach.models import build_model, masked_logits
-from babyteach.train import PEER_WEIGHTS_FILE, NonFiniteLossError
+from babyteach.train import NonFiniteLossError
+from babyteach.train_outputs import PEER_WEIGHTS_FILE
 from train_helpers import BLOCK, SMALL, TINY, checkpoint_of, config, parameters_of, read_metrics, run
 
 PEERS = {"peer-1": SMALL, "peer-2": TINY}

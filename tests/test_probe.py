@@ -16,7 +16,7 @@ from babyteach.evaluate.zero_shot import RESULTS_VERSION
 from babyteach.probe import probe_runs, setting_name
 from babyteach.report.probe_figure import probe_figure
 from babyteach.report.probe_summary import probe_summary
-from babyteach.train import SUMMARY_VERSION
+from babyteach.train_outputs import SUMMARY_VERSION
 from conftest import REPO
 from test_workflow import MICRO
 from workflow_helpers import run_snakemake

@@ -31,7 +31,8 @@ from babyteach.errors import WriteError
 from babyteach.gpu import GpuSampler
 from babyteach.io import atomic_path, os_error_of, write_text_atomic
 from babyteach.report.tables import write_table
-from babyteach.train import CHECKPOINT_FILE, TrainConfig, train
+from babyteach.train import TrainConfig, train
+from babyteach.train_checkpoint import CHECKPOINT_FILE
 from babyteach.train_job import main as train_job
 from train_helpers import TINY, checkpoint_of, config, parameters_of
 

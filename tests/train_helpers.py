@@ -11,7 +11,8 @@ from transformers import AutoModelForMaskedLM
 from babyteach.data.shards import write_shards
 from babyteach.data.tokenizer import train_tokenizer
 from babyteach.models import Architecture
-from babyteach.train import CHECKPOINT_FILE, TrainConfig, train
+from babyteach.train import TrainConfig, train
+from babyteach.train_checkpoint import CHECKPOINT_FILE
 
 TINY = Architecture(layers=2, heads=2, hidden=16)
 SMALL = Architecture(layers=1, heads=2, hidden=32)

@@ -19,15 +19,14 @@ Students trained together share every batch (KD: one teacher forward per micro-b
 all of them); each has its own AdamW optimiser and warmup + cosine schedule. Run it again
 with the same arguments after a kill and it resumes from the last checkpoint in
 ``ckpt_dir`` and ends with the same weights as an uninterrupted run. Each run's checkpoint
-lives in ``ckpt_dir/run-<hash of method, students and config>``
-(:func:`run_checkpoint_dir`), so changed settings start a new run instead of resuming an
-unrelated one.
+lives in ``ckpt_dir/run-<hash of method, students and config>``, so changed settings start a
+new run instead of resuming an unrelated one (:mod:`babyteach.train_checkpoint`).
 
 Data-parallel: call the same function in every process of ``torchrun`` (``RANK`` /
 ``WORLD_SIZE`` / ``LOCAL_RANK`` are read from the environment; NCCL on CUDA, one GPU per
 process, gloo on CPU). :func:`train` joins a process group the script already started and
-leaves it open; otherwise it starts one and closes it at the end, so a script that trains
-several runs in one process should start the group itself::
+leaves it open; otherwise it starts one and closes it at the end (:mod:`babyteach.distributed`),
+so a script that trains several runs in one process should start the group itself::
 
     torchrun --standalone --nproc_per_node 4 my_training_script.py   # which calls train(...)
 
@@ -42,19 +41,9 @@ Only rank 0 logs, checkpoints and writes ``out_dir``; the checkpoint keeps every
 random state, so a resume with the same number of processes is exact. DWML's outer step
 averages the processes' hypergradients, so ω stays identical on every rank.
 
-Outputs, written as one directory at the end (``out_dir`` appears complete or not at all)::
-
-    out_dir/<student>/           save_pretrained model + tokenizer files + README.md model card
-    out_dir/metrics.jsonl        one line per logged step: step, tokens, lr, tokens/s, loss and
-                                 gradient norm (before clipping) per student; with
-                                 ``cfg.eval_every``, also one line per evaluation:
-                                 ``{"step", "tokens", "dev_loss": {student: nats}}``
-    out_dir/peer_weights.csv     methods with an outer step (DWML, KD_DWML): ω after every outer
-                                 step with its hypergradient, η, γ and outer loss (Figure 3)
-    out_dir/gpu.csv              utilisation and memory of the visible GPUs every second (rank 0's
-                                 sampler, :mod:`babyteach.gpu`; header only on CPU machines)
-    out_dir/train_summary.json   steps, tokens, wall time, GPU summary, and per student the final dev
-                                 loss, analytic training FLOPs (and ω); the config
+The outputs (the models with their model cards, ``metrics.jsonl``, ``peer_weights.csv``,
+``gpu.csv``, ``train_summary.json``) are written as one directory at the end, so ``out_dir``
+appears complete or not at all (:mod:`babyteach.train_outputs` lists what each holds).
 
 The dev loss (:class:`_DevSet`) is each student's masked CE on ``cfg.dev_blocks`` dev blocks spread
 over the split (:func:`babyteach.data.shards.dev_sample`), with the same masks at every evaluation and in every run of the same seed, so its points
@@ -69,9 +58,9 @@ Evaluating neither changes the weights nor draws from the training random state:
 The step never waits for the device between log lines: the token streams live on the device,
 blocks are gathered and masked there with static shapes (:mod:`babyteach.data.masking`), and
 losses, non-finite checks, gradient norms and outer-step records are read back only at
-``log_every``, ``eval_every`` and ``checkpoint_every`` steps (:class:`_Tally`); a non-finite loss
-stops the run at the next of those, naming the step where it first appeared, before any
-checkpoint is written (``tests/test_step_sync.py`` checks every method on the CPU).
+``log_every``, ``eval_every`` and ``checkpoint_every`` steps (:mod:`babyteach.train_readback`);
+a non-finite loss stops the run at the next of those, naming the step where it first appeared,
+before any checkpoint is written (``tests/test_step_sync.py`` checks every method on the CPU).
 
 Numerics: fp32 on CPU; on CUDA bf16 autocast (``precision="auto"``) and TF32 matmuls (``"bf16"``:
 autocast on a CPU too, to study the bf16 path without a GPU); one fused
@@ -83,32 +72,27 @@ deterministic hardware.
 from __future__ import annotations
 
 import contextlib
-import hashlib
-import json
 import logging
 import math
-import os
-import shutil
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-import pandas as pd
 import torch
 import torch.distributed as dist
 from torch import nn
-from torch._utils import _flatten_dense_tensors, _unflatten_dense_tensors
 from transformers import AutoModelForMaskedLM, RobertaForMaskedLM, get_scheduler
 
 from babyteach.data.batches import DeviceSplit, MicroBatches, dev_loss_batches
 from babyteach.data.masking import OUTER_STREAM, TRAIN_STREAM
 from babyteach.data.shards import PackedBlocks, read_meta
 from babyteach.data.tokenizer import load_tokenizer
+from babyteach.distributed import Processes, start_processes
 from babyteach.errors import InputError
 from babyteach.gpu import GpuSampler
-from babyteach.io import WEIGHT_FILES, atomic_path, load_pretrained, write_json_atomic
+from babyteach.io import WEIGHT_FILES, load_pretrained
 from babyteach.losses import cross_entropy
 from babyteach.methods import Method, MLMBatch, OuterStep, StepContext, make_method
 from babyteach.models import (
@@ -119,19 +103,22 @@ from babyteach.models import (
     flops_per_token,
     masked_logits,
 )
-from babyteach.train_config import CADENCE_KEYS, TrainConfig
+from babyteach.train_checkpoint import (
+    CHECKPOINT_FILE,
+    TrainingState,
+    checkpoint_state,
+    load_checkpoint,
+    restore,
+    rng_state,
+    run_checkpoint_dir,
+    run_fingerprint,
+    save_checkpoint,
+)
+from babyteach.train_config import TrainConfig
+from babyteach.train_outputs import GPU_FILE, SUMMARY_VERSION, write_outputs
+from babyteach.train_readback import Tally, settle_outer_records
 
 log = logging.getLogger(__name__)
-
-CHECKPOINT_FILE = "checkpoint.pt"
-PEER_WEIGHTS_FILE = "peer_weights.csv"
-GPU_FILE = "gpu.csv"
-CHECKPOINT_VERSION = 3  # 3: one optimiser and schedule for all students
-#: Version of the ``train_summary.json`` and ``metrics.jsonl`` formats (3: ``dev_loss`` lines in metrics.jsonl).
-SUMMARY_VERSION = 3
-#: Config fields that may change between a run and its resumption. The run stays valid, but only
-#: an unchanged device and compile setting give bit-identical weights (kernels differ in rounding).
-RESUMABLE_CHANGES = frozenset({*CADENCE_KEYS, "compile", "device"})
 
 
 class NonFiniteLossError(RuntimeError):
@@ -187,73 +174,6 @@ def plan_steps(cfg: TrainConfig, n_blocks: int) -> Plan:
 # Set-up
 
 
-def _device(cfg: TrainConfig) -> torch.device:
-    if cfg.device == "cuda" and not torch.cuda.is_available():
-        raise InputError("train.device: 'cuda' requested but no CUDA device is available")
-    if cfg.device == "cpu" or (cfg.device == "auto" and not torch.cuda.is_available()):
-        return torch.device("cpu")
-    return torch.device("cuda")
-
-
-@dataclass(frozen=True)
-class _Processes:
-    """This process's place among the data-parallel processes (a lone process: rank 0 of 1)."""
-
-    rank: int = 0
-    world_size: int = 1
-
-    @property
-    def is_main(self) -> bool:
-        """Whether this process logs, checkpoints and writes the outputs."""
-        return self.rank == 0
-
-    def sum(self, tensor: torch.Tensor) -> torch.Tensor:
-        """``tensor`` summed over the processes, in place."""
-        if self.world_size > 1:
-            dist.all_reduce(tensor)
-        return tensor
-
-    def average_gradients(self, parameters: list[nn.Parameter]) -> None:
-        """Mean of the gradients over the processes: one all-reduce of one flat buffer."""
-        if self.world_size == 1:
-            return
-        grads = [p.grad if p.grad is not None else torch.zeros_like(p) for p in parameters]
-        flat = _flatten_dense_tensors(grads)
-        dist.all_reduce(flat)
-        flat /= self.world_size
-        for p, g in zip(parameters, _unflatten_dense_tensors(flat, grads), strict=True):
-            p.grad = g
-
-    def gather(self, value: Any) -> list[Any]:
-        """``value`` of every process, in rank order."""
-        if self.world_size == 1:
-            return [value]
-        values: list[Any] = [None] * self.world_size
-        dist.all_gather_object(values, value)
-        return values
-
-
-def _start_processes(cfg: TrainConfig) -> tuple[_Processes, torch.device, bool]:
-    """Join the torchrun process group (when ``WORLD_SIZE > 1``): the processes, this process's
-    device (``cuda:LOCAL_RANK`` on GPUs) and whether the group was created here."""
-    world_size = int(os.environ.get("WORLD_SIZE", "1"))
-    device = _device(cfg)
-    if world_size == 1:
-        return _Processes(), device, False
-    if cfg.batch_size % world_size:
-        raise InputError(
-            f"training.batch_size: {cfg.batch_size} blocks cannot be split evenly over {world_size} processes; "
-            f"use a multiple of {world_size}"
-        )
-    if device.type == "cuda":
-        device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
-        torch.cuda.set_device(device)
-    created = not dist.is_initialized()
-    if created:
-        dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
-    return _Processes(dist.get_rank(), dist.get_world_size()), device, created
-
-
 def _check_outer_batches(shard_dir: Path, cfg: TrainConfig) -> None:
     """Outer steps draw whole batches of held-out dev blocks: the dev split must hold one."""
     dev = PackedBlocks(shard_dir, "dev", cfg.block_size)
@@ -262,17 +182,6 @@ def _check_outer_batches(shard_dir: Path, cfg: TrainConfig) -> None:
             f"{shard_dir}: the dev split has {len(dev)} blocks of {cfg.block_size} tokens, fewer than one outer "
             f"batch (training.batch_size = {cfg.batch_size}); lower training.batch_size or use a larger dev split"
         )
-
-
-def _outer_record_problem(record: Mapping[str, float], ckpt_dir: Path) -> tuple[int, str] | None:
-    """``(step, message)`` if an outer-step record holds a non-finite value, else None."""
-    bad = sorted(key for key, value in record.items() if not math.isfinite(value))
-    if not bad:
-        return None
-    return int(record["step"]), (
-        f"step {record['step']}: the outer (peer-weight) step gave non-finite {bad}; training stopped. The last "
-        f"good checkpoint is in {ckpt_dir}; lower mutual.eta0 or set mutual.clip"
-    )
 
 
 def load_teacher(teacher_dir: Path, vocab_size: int, block_size: int, device: torch.device) -> RobertaForMaskedLM:
@@ -331,140 +240,25 @@ class _Peer:
         return list({id(p): p for m in self.modules() for p in m.parameters()}.values())
 
 
-def _run_fingerprint(
-    method: Method, students: Mapping[str, Architecture], cfg: TrainConfig, plan: Plan, teacher_dir: Path | None
-) -> dict[str, Any]:
-    """What a checkpoint must match to be resumed."""
-    config = {k: v for k, v in asdict(cfg).items() if k not in RESUMABLE_CHANGES}
-    return {
-        "method": method.name,
-        "method_options": method.options(),
-        "students": {name: arch.to_dict() for name, arch in students.items()},
-        "config": config,
-        "steps": plan.steps,
-        "teacher_dir": str(teacher_dir) if teacher_dir is not None else None,
-    }
-
-
-# --------------------------------------------------------------------------------------------
-# Checkpoints
-
-
-def _save_checkpoint(ckpt_dir: Path, state: dict[str, Any]) -> None:
-    """Write the checkpoint atomically; a full disk or unwritable folder raises a WriteError naming it
-    (``torch.save`` into a Python file, so that the file system's error reaches the message)."""
-    path = Path(ckpt_dir) / CHECKPOINT_FILE
-    kept = (
-        "the previous checkpoint is unchanged and the run resumes from it"
-        if path.is_file()
-        else "the run had no checkpoint yet and starts again from step 0"
-    )
-    with atomic_path(path, kept=kept) as tmp, open(tmp, "wb") as f:
-        torch.save(state, f)
-
-
-def _load_checkpoint(ckpt_dir: Path) -> dict[str, Any] | None:
-    path = Path(ckpt_dir) / CHECKPOINT_FILE
-    if not path.is_file():
-        return None
-    try:
-        return torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as error:  # torch raises several types for a truncated or foreign file
-        raise InputError(
-            f"{path}: cannot read the checkpoint ({type(error).__name__}: {error}); it is damaged. Delete it to "
-            "start this run afresh (training restarts from step 0)"
-        ) from error
-
-
-def run_checkpoint_dir(ckpt_dir: Path, fingerprint: Mapping[str, Any]) -> Path:
-    """The checkpoint folder of one run inside ``ckpt_dir``: ``run-<hash of its fingerprint>``.
-
-    A run with other settings (e.g. after a config change that makes Snakemake rerun the job)
-    gets its own folder and starts afresh, while a rerun with the original settings resumes.
-    """
-    digest = hashlib.sha256(json.dumps(fingerprint, sort_keys=True, default=str).encode()).hexdigest()
-    return Path(ckpt_dir) / f"run-{digest[:16]}"
-
-
-def _checkpoint_state(
-    step: int,
-    fingerprint: dict[str, Any],
-    peers: Mapping[str, _Peer],
-    optimizer: torch.optim.Optimizer,
-    scheduler: Any,
-    method: Method,
-    metrics: list[dict[str, Any]],
-    outer_log: list[dict[str, float]],
-    rng: list[dict[str, Any]],
-    wall_time: float,
-) -> dict[str, Any]:
-    return {
-        "version": CHECKPOINT_VERSION,
-        "step": step,
-        "fingerprint": fingerprint,
-        "peers": {
-            name: {
-                "model": peer.model.state_dict(),
-                "extra": peer.extra.state_dict() if peer.extra is not None else None,
-            }
-            for name, peer in peers.items()
-        },
-        "optimizer": optimizer.state_dict(),
-        "scheduler": scheduler.state_dict(),
-        "method_state": method.state_dict(),
-        "rng": rng,  # one state per process, in rank order
-        "metrics": metrics,
-        "outer_log": outer_log,
-        "wall_time_s": wall_time,
-    }
-
-
-def _rng_state() -> dict[str, Any]:
-    """This process's random state (dropout draws); the data order and masks are seeded per batch."""
-    return {
-        "torch": torch.get_rng_state(),
-        "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None,
-    }
-
-
-def _averager(procs: _Processes) -> Callable[[torch.Tensor], torch.Tensor]:
-    """Mean over the processes of a tensor that each computed on its own rows."""
-    return lambda tensor: procs.sum(tensor.clone()) / procs.world_size
-
-
-def _restore(
-    state: dict[str, Any],
-    peers: Mapping[str, _Peer],
-    optimizer: torch.optim.Optimizer,
-    scheduler: Any,
-    method: Method,
-    procs: _Processes,
-) -> None:
-    for name, peer in peers.items():
-        saved = state["peers"][name]
-        peer.model.load_state_dict(saved["model"])
-        if peer.extra is not None:
-            peer.extra.load_state_dict(saved["extra"])
-    optimizer.load_state_dict(state["optimizer"])
-    scheduler.load_state_dict(state["scheduler"])
-    method.load_state_dict(state["method_state"])
-    if len(state["rng"]) != procs.world_size:
-        # a different number of processes: the run continues validly, but not draw for draw
-        log.warning(
-            "checkpoint written by %d process(es), resumed by %d: dropout draws are reseeded",
-            len(state["rng"]),
-            procs.world_size,
-        )
-        torch.manual_seed(state["step"] * 1000 + procs.rank)
-        return
-    rng = state["rng"][procs.rank]
-    torch.set_rng_state(rng["torch"])
-    if rng["cuda"] is not None and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(rng["cuda"])
-
-
 # --------------------------------------------------------------------------------------------
 # The loop
+
+
+@dataclass(frozen=True)
+class _Run:
+    """What a run trains, what it reads and where it writes: :func:`train`'s arguments once checked,
+    with the shards' metadata and the run's length; :func:`_train` reads them from here."""
+
+    method: Method
+    students: Mapping[str, Architecture]
+    cfg: TrainConfig
+    plan: Plan
+    meta: Mapping[str, Any]  # the shards' meta.json: vocabulary size, special tokens
+    shard_dir: Path
+    tokenizer_dir: Path
+    teacher_dir: Path | None
+    out_dir: Path
+    ckpt_dir: Path  # holds one checkpoint folder per run (run_checkpoint_dir)
 
 
 #: Called after every step with (step, students, losses); tests use it to interrupt or poison a run. The
@@ -509,46 +303,20 @@ def train(
     plan = plan_steps(cfg, len(PackedBlocks(shard_dir, "train", cfg.block_size)))
     if the_method.has_outer_step:
         _check_outer_batches(shard_dir, cfg)
-    procs, device, created_group = _start_processes(cfg)
+    run = _Run(the_method, students, cfg, plan, meta, shard_dir, tokenizer_dir, teacher_dir, out_dir, ckpt_dir)
+    procs, device, created_group = start_processes(cfg)
     try:
-        return _train(
-            the_method,
-            students,
-            shard_dir,
-            tokenizer_dir,
-            out_dir,
-            ckpt_dir,
-            cfg,
-            teacher_dir,
-            on_step,
-            meta,
-            plan,
-            procs,
-            device,
-        )
+        return _train(run, procs, device, on_step)
     finally:
         if created_group:
             dist.destroy_process_group()
 
 
-def _train(
-    the_method: Method,
-    students: Mapping[str, Architecture],
-    shard_dir: Path,
-    tokenizer_dir: Path,
-    out_dir: Path,
-    ckpt_dir: Path,
-    cfg: TrainConfig,
-    teacher_dir: Path | None,
-    on_step: StepHook | None,
-    meta: Mapping[str, Any],
-    plan: Plan,
-    procs: _Processes,
-    device: torch.device,
-) -> dict[str, Any]:
+def _train(run: _Run, procs: Processes, device: torch.device, on_step: StepHook | None) -> dict[str, Any]:
     """The body of :func:`train` once inputs are checked and the processes have started."""
     if not procs.is_main:
         log.setLevel(logging.WARNING)  # one process reports progress
+    the_method, students, cfg, plan, meta = run.method, run.students, run.cfg, run.plan, run.meta
     vocab_size, block_size, method = int(meta["vocab_size"]), cfg.block_size, the_method.name
     bf16 = cfg.precision == "bf16" or (device.type == "cuda" and cfg.precision == "auto")
     if device.type == "cuda":
@@ -566,22 +334,18 @@ def _train(
     warmup = round(cfg.warmup_fraction * plan.steps)
     optimizer = _optimizer([p for peer in peers.values() for p in peer.parameters()], cfg)
     scheduler = get_scheduler("cosine", optimizer, num_warmup_steps=warmup, num_training_steps=plan.steps)
-    teacher = load_teacher(teacher_dir, vocab_size, block_size, device) if the_method.needs_teacher else None
+    teacher = load_teacher(run.teacher_dir, vocab_size, block_size, device) if the_method.needs_teacher else None
     the_method.start(list(models), device)
+    training_state = TrainingState(models, extras, optimizer, scheduler, the_method)  # what a checkpoint holds
 
-    fingerprint = _run_fingerprint(the_method, students, cfg, plan, teacher_dir)
-    ckpt_dir = run_checkpoint_dir(ckpt_dir, fingerprint)
+    fingerprint = run_fingerprint(the_method, students, cfg, plan.steps, run.teacher_dir)
+    ckpt_dir = run_checkpoint_dir(run.ckpt_dir, fingerprint)
     config_hash = ckpt_dir.name.removeprefix("run-")  # method, students and settings, hashed
     step, metrics, wall_before = 0, [], 0.0
     outer_log = [the_method.initial_record()] if the_method.has_outer_step else []
-    state = _load_checkpoint(ckpt_dir)
+    state = load_checkpoint(ckpt_dir, fingerprint)
     if state is not None:
-        if state.get("version") != CHECKPOINT_VERSION or state["fingerprint"] != fingerprint:
-            raise InputError(
-                f"{ckpt_dir / CHECKPOINT_FILE}: the checkpoint was written by another version of babyteach or "
-                "belongs to another run; delete it to start this run afresh"
-            )
-        _restore(state, peers, optimizer, scheduler, the_method, procs)
+        restore(state, training_state, procs)
         step, metrics, wall_before = state["step"], state["metrics"], state["wall_time_s"]
         outer_log = state["outer_log"]
         log.info("resumed from %s at step %d of %d", ckpt_dir / CHECKPOINT_FILE, step, plan.steps)
@@ -605,7 +369,7 @@ def _train(
         )
     # The data: both splits resident on the device, each micro-batch gathered and masked there; k
     # predicted positions per block (mask_prob of the train split's predictable tokens) in every stream
-    train_split, dev_split = (DeviceSplit(shard_dir, split, block_size, device) for split in ("train", "dev"))
+    train_split, dev_split = (DeviceSplit(run.shard_dir, split, block_size, device) for split in ("train", "dev"))
     k = train_split.predictions(cfg.mask_prob)
     batches = _micro_batches(train_split, TRAIN_STREAM, k, cfg, meta, procs, count=plan.steps * cfg.grad_accum)
     outer_steps = sum(the_method.outer_step_due(s) for s in range(1, plan.steps + 1))  # one dev batch each
@@ -630,7 +394,7 @@ def _train(
     for module in extras.values():
         module.train()
     step_loss = _step_loss_fn(the_method, models, extras, teacher, batches[0], device) if cfg.compile else None
-    tally = _Tally(list(peers), device)
+    tally = Tally(list(peers), device)
     pending_outer: list[dict[str, Any]] = []  # outer-step records not yet read back from the device
     # rank 0 samples every GPU of its node; the CSV covers this process's part of the run
     sampler = GpuSampler(ckpt_dir / GPU_FILE) if procs.is_main else contextlib.nullcontext()
@@ -653,7 +417,7 @@ def _train(
                     with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []), autocast:
                         pending_outer.append(
                             the_method.outer_step(
-                                OuterStep(ctx, outer_batches[update], lr, step, plan.steps, average=_averager(procs))
+                                OuterStep(ctx, outer_batches[update], lr, step, plan.steps, average=procs.mean)
                             )
                         )
                 with autocast:
@@ -675,7 +439,7 @@ def _train(
             if logs or evaluates or checkpoints:
                 # the only host synchronisation of the step: losses, first non-finite step, gradient norms
                 values, grad_norms, loss_problem = tally.read(torch.stack(norms), ckpt_dir)
-                settled, outer_problem = _settle_outer_records(pending_outer, ckpt_dir)
+                settled, outer_problem = settle_outer_records(pending_outer, ckpt_dir)
                 # the earliest problem; at one step the outer step ran before the inner losses
                 problems = sorted((p[0], order, p[1]) for order, p in enumerate((outer_problem, loss_problem)) if p)
                 if problems:
@@ -713,13 +477,10 @@ def _train(
                 last_log = (last_log[0], last_log[1] + time.monotonic() - eval_started)  # tokens/s: training only
             if checkpoints:
                 wall = wall_before + time.monotonic() - started
-                rng = procs.gather(_rng_state())  # every process takes part; rank 0 writes
+                rng = procs.gather(rng_state())  # every process takes part; rank 0 writes
                 if procs.is_main:
-                    _save_checkpoint(
-                        ckpt_dir,
-                        _checkpoint_state(
-                            step, fingerprint, peers, optimizer, scheduler, the_method, metrics, outer_log, rng, wall
-                        ),
+                    save_checkpoint(
+                        ckpt_dir, checkpoint_state(step, fingerprint, training_state, metrics, outer_log, rng, wall)
                     )
             if on_step is not None:
                 on_step(step, models, tally.step_losses())
@@ -760,11 +521,13 @@ def _train(
         "processes": procs.world_size,
         "config_hash": config_hash,
         "gpu": sampler.summary() if procs.is_main else None,
-        "teacher_dir": str(teacher_dir) if teacher_dir is not None else None,
+        "teacher_dir": str(run.teacher_dir) if run.teacher_dir is not None else None,
         "config": asdict(cfg),
     }
     if procs.is_main:
-        _write_outputs(out_dir, models, students, tokenizer_dir, metrics, outer_log, ckpt_dir / GPU_FILE, summary)
+        write_outputs(
+            run.out_dir, models, students, run.tokenizer_dir, metrics, outer_log, ckpt_dir / GPU_FILE, summary
+        )
     if procs.world_size > 1:
         dist.barrier()  # out_dir is complete before any process returns
     return summary
@@ -793,7 +556,7 @@ def _step_loss_fn(
 
 
 def _micro_batches(
-    split: DeviceSplit, stream: int, k: int, cfg: TrainConfig, meta: Mapping[str, Any], procs: _Processes, count: int
+    split: DeviceSplit, stream: int, k: int, cfg: TrainConfig, meta: Mapping[str, Any], procs: Processes, count: int
 ) -> MicroBatches:
     """This process's masked micro-batches of ``split`` for one masking stream (``count`` of them used)."""
     return MicroBatches(
@@ -848,149 +611,7 @@ class _DevSet:
         return dict(zip(models, (totals / count).tolist(), strict=True))
 
 
-class _Tally:
-    """Each student's loss of the current step and the first non-finite one, kept on the device.
-
-    The loop adds every micro-batch's losses here and reads them back only at log, evaluation
-    and checkpoint steps (:meth:`read`): between those the step never waits for the device. A
-    non-finite loss is remembered with its step and raised at the next read, before any
-    checkpoint is written, so the last checkpoint stays good.
-    """
-
-    def __init__(self, names: list[str], device: torch.device) -> None:
-        self.names, self.device = names, device
-        self.losses = torch.zeros(len(names), dtype=torch.float32, device=device)
-        self.first_bad_step = torch.zeros(len(names), dtype=torch.int64, device=device)  # 0: none yet
-        self.first_bad_value = torch.zeros(len(names), dtype=torch.float32, device=device)
-
-    def begin_step(self) -> None:
-        self.losses = torch.zeros(len(self.names), dtype=torch.float32, device=self.device)  # a fresh tensor: the
-        # previous step's stays valid for the on_step hook
-
-    def add(self, losses: torch.Tensor) -> None:
-        """Add a micro-batch's share ``(students,)`` of the step's mean losses."""
-        self.losses += losses
-
-    def end_step(self, step: int, procs: _Processes) -> None:
-        """Average the losses over the processes and remember a first non-finite one (no sync)."""
-        if procs.world_size > 1:
-            procs.sum(self.losses)  # an asynchronous collective on GPUs, not a host sync
-            self.losses /= procs.world_size
-        new = ~torch.isfinite(self.losses) & (self.first_bad_step == 0)
-        self.first_bad_step = torch.where(new, step, self.first_bad_step)
-        self.first_bad_value = torch.where(new, self.losses, self.first_bad_value)
-
-    def step_losses(self) -> dict[str, torch.Tensor]:
-        """This step's loss per student, 0-d tensors on the device."""
-        return dict(zip(self.names, self.losses.unbind(), strict=True))
-
-    def read(
-        self, grad_norms: torch.Tensor, ckpt_dir: Path
-    ) -> tuple[dict[str, float], dict[str, float], tuple[int, str] | None]:
-        """This step's losses and ``grad_norms`` ``(students,)`` as numbers (one host read), and
-        ``(step, message)`` of the first non-finite loss since the run started, if any."""
-        packed = torch.cat(
-            [self.losses.double(), grad_norms.double(), self.first_bad_step.double(), self.first_bad_value.double()]
-        ).tolist()
-        m = len(self.names)
-        losses, norms, bad_steps, bad_values = (packed[i * m : (i + 1) * m] for i in range(4))
-        problem = None
-        if any(bad_steps):
-            step, i = min((int(s), i) for i, s in enumerate(bad_steps) if s)
-            problem = (
-                step,
-                (
-                    f"step {step}: the loss of student {self.names[i]!r} is {bad_values[i]}; training stopped (no "
-                    f"checkpoint was written since). The last good checkpoint is in {ckpt_dir} (resume re-runs from it); "
-                    "lower training.lr or check the data"
-                ),
-            )
-        return dict(zip(self.names, losses, strict=True)), dict(zip(self.names, norms, strict=True)), problem
-
-
-def _settle_outer_records(
-    records: list[Mapping[str, Any]], ckpt_dir: Path
-) -> tuple[list[dict[str, float]], tuple[int, str] | None]:
-    """Outer-step records with their device values (0-d tensors) read back as numbers, in one host
-    read for all of them, and ``(step, message)`` of the first one holding a non-finite value."""
-    places = [(i, key) for i, record in enumerate(records) for key, value in record.items() if torch.is_tensor(value)]
-    numbers = (
-        torch.stack([records[i][key].detach().double().reshape(()) for i, key in places]).tolist() if places else []
-    )
-    settled = [dict(record) for record in records]
-    for (i, key), number in zip(places, numbers, strict=True):
-        settled[i][key] = number
-    problems = [problem for row in settled if (problem := _outer_record_problem(row, ckpt_dir))]
-    return settled, (problems[0] if problems else None)
-
-
 def _log_dev_loss(metrics: list[dict[str, Any]], step: int, plan: Plan, dev_loss: Mapping[str, float]) -> None:
     """Append a dev-loss line (``step, tokens, dev_loss``) to the metrics and report it."""
     metrics.append({"step": step, "tokens": step * plan.tokens_per_step, "dev_loss": dict(dev_loss)})
     log.info("step %d/%d dev loss %s", step, plan.steps, " ".join(f"{n}={v:.4f}" for n, v in dev_loss.items()))
-
-
-def _model_card(name: str, arch: Architecture, summary: Mapping[str, Any]) -> str:
-    student = summary["students"][name]
-    options = ", ".join(f"{k}={v}" for k, v in summary["method_options"].items()) or "none"
-    return "\n".join(
-        [
-            f"# {name}",
-            "",
-            "A RoBERTa-style masked language model trained by the babyteach workflow",
-            '(reproducing "When Babies Teach Babies", BabyLM 2024).',
-            "",
-            "| | |",
-            "|---|---|",
-            f"| method | {summary['method']} (options: {options}) |",
-            f"| architecture | {arch.describe()}: {arch.layers} layers, {arch.heads} heads, hidden {arch.hidden} |",
-            f"| parameters | {student['parameters']:,} |",
-            f"| block size | {summary['block_size']} tokens |",
-            f"| tokens seen | {summary['tokens']:,} |",
-            f"| optimiser steps | {summary['steps']:,} |",
-            f"| training FLOPs (analytic) | {student['training_flops']:.3e} |",
-            f"| wall time | {summary['wall_time_s']:.0f} s on {summary['device']} × {summary['processes']} |",
-            f"| seed | {summary['config']['seed']} |",
-            f"| config hash | `{summary['config_hash']}` (method, students and training settings; the checkpoint "
-            f"folder `run-{summary['config_hash']}`) |",
-            f"| final dev loss | {student['final_dev_loss']:.4f} nats (masked CE on "
-            f"{summary['dev_blocks']} dev blocks spread over the dev split) |",
-            *([f"| final peer weight ω | {student['peer_weight']:.4f} |"] if "peer_weight" in student else []),
-            "",
-            "Load it with `AutoModelForMaskedLM.from_pretrained(folder)` and `AutoTokenizer.from_pretrained(folder)`.",
-            "",
-        ]
-    )
-
-
-def _write_outputs(
-    out_dir: Path,
-    models: Mapping[str, RobertaForMaskedLM],
-    students: Mapping[str, Architecture],
-    tokenizer_dir: Path,
-    metrics: list[dict[str, Any]],
-    outer_log: list[dict[str, float]],
-    gpu_csv: Path,
-    summary: dict[str, Any],
-) -> None:
-    """Write the whole ``out_dir`` at once (atomic rename of a finished temporary folder); a full disk
-    or unwritable folder raises a WriteError naming the file (the final checkpoint is kept, so the
-    same command writes the outputs again without training)."""
-    with atomic_path(
-        out_dir, kept="the final checkpoint is kept: the same command writes the outputs from it without training again"
-    ) as tmp:
-        tmp.mkdir()
-        for name, model in models.items():
-            folder = tmp / name
-            model.save_pretrained(folder)
-            for path in sorted(Path(tokenizer_dir).iterdir()):
-                if path.is_file():
-                    shutil.copy2(path, folder / path.name)
-            (folder / "README.md").write_text(_model_card(name, students[name], summary), encoding="utf-8")
-        lines = "".join(json.dumps(record, sort_keys=True) + "\n" for record in metrics)
-        (tmp / "metrics.jsonl").write_text(lines, encoding="utf-8")
-        if outer_log:
-            pd.DataFrame(outer_log).to_csv(tmp / PEER_WEIGHTS_FILE, index=False)
-        shutil.copy2(gpu_csv, tmp / GPU_FILE)
-        write_json_atomic(tmp / "train_summary.json", summary)
-    log.info("wrote %s", out_dir)

@@ -311,7 +311,7 @@ def load_eval(path: str | PathLike[str]) -> dict[str, Any]:
 
 
 def load_summary(path: str | PathLike[str]) -> dict[str, Any]:
-    """A ``train_summary.json`` (:mod:`babyteach.train`), validated."""
+    """A ``train_summary.json`` (:mod:`babyteach.train_outputs`), validated."""
     path, data = _load_versioned(path, "format_version", SUMMARY_VERSIONS)
     _need(isinstance(data.get("method"), str), path, "no 'method'")
     students = data.get("students")
