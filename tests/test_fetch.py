@@ -78,7 +78,6 @@ def test_registry_names_are_the_workflow_wildcards() -> None:
     for release in ("2023", "2024"):
         files = {f.path for f in DATASETS[f"babylm-{release}-100M"].files}
         assert files == {f"{d}.{s}" for d in BABYLM_DOMAINS[release] for s in SPLITS}
-    assert DATASETS["ewok-fast"].zip_password == DATASETS["ewok-filtered"].zip_password == "BabyLM2025"
 
 
 def test_unknown_dataset_lists_valid_names(tmp_path: Path) -> None:

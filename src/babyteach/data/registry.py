@@ -82,7 +82,6 @@ class Dataset:
     extra: str | None = field(
         default=None, metadata={"help": "glob of optional files copied too when present beside the required ones"}
     )
-    zip_password: str | None = field(default=None, metadata={"help": "password of the dataset's zips"})
     note: str = field(default="", metadata={"help": "caveats shown in errors and logs"})
 
     def __post_init__(self) -> None:
@@ -241,7 +240,6 @@ def _ewok(name: str, filename: str, sources: tuple[Source, ...], note: str = "")
         (FileSpec(filename, filename),),
         sources,
         "https://huggingface.co/datasets/ewok-core/ewok-core-1.0",
-        zip_password=EWOK_ZIP_PASSWORD,
         note=note,
     )
 
