@@ -61,9 +61,9 @@ def loss_by_corruption(model: RobertaForMaskedLM, shard_dir: Path, cfg: TrainCon
     ``seed``, ``batch_size`` and ``dev_blocks``: blocks spread over the dev split, ``k`` predicted
     positions per block from the train split), so ``overall`` is that run's final dev loss (up to
     the precision it ran in). Taking the run's own config, not separate defaults, keeps the two
-    from drifting apart (a run with seed 1 masks its dev blocks with seed 1). A random replacement that happens to equal its
-    target counts as kept. The model runs in eval mode on its own device, in fp32; its mode is
-    restored.
+    from drifting apart (a run with seed 1 masks its dev blocks with seed 1). A random replacement
+    that happens to equal its target counts as kept. The model runs in eval mode on its own device,
+    in fp32; its mode is restored.
     """
     meta = read_meta(shard_dir)
     device = next(model.parameters()).device
