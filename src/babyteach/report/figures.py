@@ -89,6 +89,7 @@ from babyteach.report.figure_ablations import (
 )
 from babyteach.report.figure_style import PNG_DPI, _save
 from babyteach.report.figure_training import figure3, figure4, training_loss
+from babyteach.report.inputs import builder_options
 
 __all__ = ["FIGURES", "FigureSpec", "write_figure"]
 
@@ -217,14 +218,7 @@ def write_figure(
             f"{name}: input(s) {', '.join(absent)} not given; " + "; ".join(f"{k}: {spec.inputs[k]}" for k in absent)
         )
     options = dict(options or {})
-    allowed = [
-        *(
-            p.name
-            for p in inspect.signature(spec.function).parameters.values()
-            if p.kind is inspect.Parameter.KEYWORD_ONLY and p.name not in spec.inputs
-        ),
-        "dpi",
-    ]
+    allowed = [*builder_options(spec.function, spec.inputs), "dpi"]
     bad = sorted(set(options) - set(allowed))
     if bad:
         raise InputError(f"{name}: unknown option(s) {', '.join(bad)}; options: {', '.join(allowed)}")

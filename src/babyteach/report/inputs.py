@@ -19,7 +19,8 @@ comparison and its tables without an edit here. Torch-free: the workflow builds 
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+import inspect
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -48,6 +49,19 @@ FIGURES = ("figure2", "figure3", "figure4", "figure_size", "training_loss")
 def figure_target(name: str) -> str:
     """The target rule of figure ``name`` (training_loss → figure_training_loss)."""
     return name if name.startswith("figure") else f"figure_{name}"
+
+
+def builder_options(builder: Callable[..., Any], inputs: Iterable[str]) -> tuple[str, ...]:
+    """The options a table or figure builder takes: its keyword-only parameters that are not among its
+    ``inputs`` (the input names of its rule), in the order it declares them. Read from the signature, so
+    that the options :meth:`Plan.table_options` and :meth:`Plan.figure_options` pass, the ones
+    ``write_table`` and ``write_figure`` accept, and the builder's own never differ."""
+    inputs = set(inputs)
+    return tuple(
+        p.name
+        for p in inspect.signature(builder).parameters.values()
+        if p.kind is inspect.Parameter.KEYWORD_ONLY and p.name not in inputs
+    )
 
 
 @dataclass(frozen=True)

@@ -74,12 +74,12 @@ peer with the highest mean over the table's benchmarks, named in the notes; or `
 
 from __future__ import annotations
 
-import inspect
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from babyteach.errors import InputError
+from babyteach.report.inputs import builder_options
 from babyteach.report.result_tables import table1, table2, table6, table7, table8
 from babyteach.report.selection import STUDENT_METHODS, TEACHER_METHODS, _paths
 from babyteach.report.setup_tables import table3, table4, table5, table9
@@ -103,10 +103,7 @@ class TableInfo:
     @property
     def options(self) -> tuple[str, ...]:
         """The options the table takes: the function's keyword-only parameters that are not inputs."""
-        parameters = inspect.signature(self.function).parameters.values()
-        return tuple(
-            p.name for p in parameters if p.kind is inspect.Parameter.KEYWORD_ONLY and p.name not in self.inputs
-        )
+        return builder_options(self.function, self.inputs)
 
 
 _EVAL_STUDENTS = (
